@@ -1,0 +1,224 @@
+"""Validate FHIR R4 JSON against the official definitions.
+
+Checks what FHIR R4 ``validation.html`` lists for a base-spec validator, from the vendored
+StructureDefinitions: known elements only, cardinality (min and JSON array vs. single),
+types and the primitive regexes, no empty objects/arrays/strings, well-formed narrative
+XHTML, reference format, and **required value-set bindings** (which the fhir.resources
+models do not check). Each fault is an :class:`Issue` whose ``expression`` is the FHIRPath
+of the element, e.g. ``Observation.component[1].code``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lxml import etree
+
+from mappings.core.definitions import Definitions, ElementDef, Node
+from mappings.core.errors import Issue
+from mappings.core.uris import XHTML_NS
+
+__all__ = ["REFERENCE_FORMAT", "Validator"]
+
+REFERENCE_FORMAT = re.compile(
+    r"^(#.*|urn:(uuid|oid):\S+|[A-Za-z][A-Za-z0-9]+/[A-Za-z0-9\-.]{1,64}"
+    r"(/_history/[A-Za-z0-9\-.]{1,64})?|[a-z][a-z0-9+.\-]*:\S+)$"
+)
+_INT32 = (-(2**31), 2**31 - 1)
+_XHTML_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+)
+
+
+class Validator:
+    """A base-spec validator bound to one set of definitions."""
+
+    def __init__(self, definitions: Definitions) -> None:
+        self.definitions = definitions
+
+    def validate(self, resource: Any, *, served_only: bool = True) -> list[Issue]:
+        """All faults of ``resource``; an empty list means valid."""
+        issues: list[Issue] = []
+        self._resource(resource, "", issues, served_only=served_only)
+        return issues
+
+    # -- resources and objects ------------------------------------------------------
+
+    def _resource(self, value: Any, prefix: str, issues: list[Issue], *, served_only: bool) -> None:
+        if not isinstance(value, dict):
+            issues.append(_error("invalid", "A resource must be a JSON object", prefix or "$"))
+            return
+        resource_type = value.get("resourceType")
+        node = self.definitions.resources.get(resource_type) if isinstance(resource_type, str) else None
+        if node is None or (served_only and resource_type not in self.definitions.served
+                            and prefix == ""):
+            where = f"{prefix}.resourceType" if prefix else "resourceType"
+            issues.append(_error("not-supported", "Unknown or unsupported resourceType", where))
+            return
+        path = f"{prefix}.{resource_type}" if prefix else str(resource_type)
+        if prefix:
+            path = prefix
+        self._object(value, node, path, issues, root=True)
+
+    def _object(self, value: dict[str, Any], node: Node, path: str, issues: list[Issue],
+                *, root: bool = False) -> None:
+        if not value:
+            issues.append(_error("invalid", "An object must not be empty", path))
+            return
+        for key, item in value.items():
+            if root and key == "resourceType":
+                continue
+            self._member(value, key, item, node, path, issues)
+        for element in node.elements:
+            if element.min > 0 and not _present(value, element):
+                issues.append(_error("required", f"Missing required element '{element.name}'",
+                                     f"{path}.{element.name}"))
+
+    def _member(self, owner: dict[str, Any], key: str, item: Any, node: Node, path: str,
+                issues: list[Issue]) -> None:
+        extension_of = key[1:] if key.startswith("_") else None
+        found = node.keys.get(extension_of or key)
+        if found is None:
+            issues.append(_error("structure", f"Unknown element '{key}'", f"{path}.{key}"))
+            return
+        element, type_name = found
+        where = f"{path}.{extension_of or key}"
+        if element.many != isinstance(item, list):
+            message = "must be an array" if element.many else "must not be an array"
+            issues.append(_error("structure", f"Element '{key}' {message}", where))
+            return
+        items = item if isinstance(item, list) else [item]
+        if not items:
+            issues.append(_error("invalid", "An array must not be empty", where))
+            return
+        if extension_of is not None:
+            self._primitive_extensions(items, element, type_name, where, issues)
+            return
+        paired = owner.get("_" + key)
+        for index, entry in enumerate(items):
+            at = f"{where}[{index}]" if element.many else where
+            if entry is None:
+                if not (isinstance(paired, list) and index < len(paired) and paired[index]):
+                    issues.append(_error("invalid", "null only where an extension stands", at))
+                continue
+            self._value(entry, element, type_name, at, issues)
+
+    def _primitive_extensions(self, items: list[Any], element: ElementDef, type_name: str,
+                              where: str, issues: list[Issue]) -> None:
+        if not self.definitions.is_primitive(type_name):
+            issues.append(_error("structure", "Only primitives take a '_' element", where))
+            return
+        element_node = self.definitions.types["Element"]
+        for entry in items:
+            if entry is None:
+                continue
+            if not isinstance(entry, dict):
+                issues.append(_error("structure", "A '_' element must be an object", where))
+                continue
+            self._object(entry, element_node, where, issues)
+
+    # -- values -------------------------------------------------------------------------
+
+    def _value(self, value: Any, element: ElementDef, type_name: str, path: str,
+               issues: list[Issue]) -> None:
+        if type_name == "xhtml":
+            self._xhtml(value, path, issues)
+        elif type_name in self.definitions.primitives:
+            self._primitive(value, element, type_name, path, issues)
+        elif type_name == "Resource":
+            self._resource(value, path, issues, served_only=False)
+        elif not isinstance(value, dict):
+            issues.append(_error("structure", f"Expected a {type_name} object", path))
+        elif element.node is not None:
+            self._object(value, element.node, path, issues)
+        else:
+            node = self.definitions.types.get(type_name)
+            if node is None:
+                issues.append(_error("structure", f"Unknown type {type_name}", path))
+                return
+            self._object(value, node, path, issues)
+            self._complex_rules(value, element, type_name, path, issues)
+
+    def _primitive(self, value: Any, element: ElementDef, type_name: str, path: str,
+                   issues: list[Issue]) -> None:
+        kind = self.definitions.json_kind(type_name)
+        ok = {
+            "boolean": isinstance(value, bool),
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "string": isinstance(value, str),
+        }[kind]
+        if not ok:
+            issues.append(_error("structure", f"Expected a JSON {kind} ({type_name})", path))
+            return
+        if kind == "integer" and not _INT32[0] <= value <= _INT32[1]:
+            issues.append(_error("value", "Integer out of range", path))
+        elif type_name == "positiveInt" and value < 1:
+            issues.append(_error("value", "positiveInt must be 1 or more", path))
+        elif type_name == "unsignedInt" and value < 0:
+            issues.append(_error("value", "unsignedInt must be 0 or more", path))
+        elif kind == "string":
+            if not value.strip():
+                issues.append(_error("value", "A string must not be empty or blank", path))
+            elif not self.definitions.primitives[type_name].fullmatch(value):
+                issues.append(_error("value", f"Not a valid {type_name}", path))
+            elif element.binding is not None and type_name == "code":
+                self._code_binding(value, element, path, issues)
+
+    def _code_binding(self, code: str, element: ElementDef, path: str,
+                      issues: list[Issue]) -> None:
+        valueset = self.definitions.valuesets.get(element.binding or "")
+        if valueset is None:
+            return
+        if not any(code in codes for codes in valueset.values()):
+            issues.append(_error("code-invalid",
+                                 f"Code is not in the required value set {element.binding}", path))
+
+    def _complex_rules(self, value: dict[str, Any], element: ElementDef, type_name: str,
+                       path: str, issues: list[Issue]) -> None:
+        if type_name == "Reference":
+            reference = value.get("reference")
+            if isinstance(reference, str) and not REFERENCE_FORMAT.match(reference):
+                issues.append(_error("value", "Malformed reference", f"{path}.reference"))
+        if element.binding is None:
+            return
+        valueset = self.definitions.valuesets.get(element.binding)
+        if valueset is None:
+            return
+        codings = [value] if type_name == "Coding" else value.get("coding", [])
+        for index, coding in enumerate(codings if isinstance(codings, list) else []):
+            if not isinstance(coding, dict):
+                continue
+            codes = valueset.get(coding.get("system", ""))
+            if codes is not None and coding.get("code") not in codes:
+                at = path if type_name == "Coding" else f"{path}.coding[{index}]"
+                issues.append(_error("code-invalid",
+                                     f"Code is not in the required value set {element.binding}",
+                                     f"{at}.code"))
+
+    def _xhtml(self, value: Any, path: str, issues: list[Issue]) -> None:
+        if not isinstance(value, str):
+            issues.append(_error("structure", "Narrative must be an XHTML string", path))
+            return
+        try:
+            root = etree.fromstring(value.encode("utf-8"), _XHTML_PARSER)
+        except etree.XMLSyntaxError:
+            issues.append(_error("value", "Narrative is not well-formed XHTML", path))
+            return
+        if root.tag != f"{{{XHTML_NS}}}div":
+            issues.append(_error("value", "Narrative must be an XHTML <div>", path))
+        elif any(el.tag in (f"{{{XHTML_NS}}}script", f"{{{XHTML_NS}}}form")
+                 for el in root.iter()):
+            issues.append(_error("value", "Narrative must not hold scripts or forms", path))
+
+
+def _present(value: dict[str, Any], element: ElementDef) -> bool:
+    if not element.choice:
+        return element.name in value or f"_{element.name}" in value
+    prefix = element.name
+    return any(k.startswith(prefix) and k[len(prefix):len(prefix) + 1].isupper() for k in value)
+
+
+def _error(code: str, message: str, expression: str) -> Issue:
+    return Issue("error", code, message, (expression,))
