@@ -71,6 +71,8 @@ def type_code(element_type: Json) -> str:
 
 def element_entry(element: Json) -> Json:
     entry: Json = {"min": element.get("min", 0), "max": element.get("max", "*")}
+    if element.get("isSummary"):
+        entry["summary"] = True
     if "contentReference" in element:
         entry["ref"] = element["contentReference"].lstrip("#")
         return entry

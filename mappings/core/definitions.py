@@ -38,6 +38,7 @@ class ElementDef:
     choice: bool
     targets: tuple[str, ...] = ()
     binding: str | None = None
+    summary: bool = False
     node: Node | None = None  # children, for BackboneElements and contentReferences
 
 
@@ -97,6 +98,7 @@ def _build(path: str, raw: dict[str, Any], refs: list[tuple[ElementDef, str]]) -
             choice=bool(entry.get("choice")),
             targets=tuple(entry.get("targets", ())),
             binding=entry.get("binding"),
+            summary=bool(entry.get("summary")),
         )
         if "children" in entry:
             element.node = _build(element.path, entry, refs)

@@ -1,0 +1,135 @@
+"""The HTTP edge (Starlette): parse, call the interaction, render. Nothing else lives here.
+
+Every failure leaves as an OperationOutcome: a :class:`~mappings.core.errors.FhirError`
+with its own status, anything unexpected as a 500 carrying only a correlation id (the
+log line has the id and the exception's type and frames, never its message, which may
+hold SQL or health data).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import uuid
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.http.formats import JSON, XML, choose_format, parse_body, render_body
+from gateway.interactions.dispatch import dispatch
+from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
+from gateway.settings import Settings
+from mappings.core.errors import FhirError, Invalid, PayloadTooLarge, ServerError
+from mappings.core.xml import XmlCodec
+
+__all__ = ["build_http_app"]
+
+log = logging.getLogger("eigendossier.http")
+_CONTENT_TYPES = {JSON: "application/fhir+json; charset=utf-8",
+                  XML: "application/fhir+xml; charset=utf-8"}
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+class FhirEndpoint:
+    """One ASGI handler for every FHIR path under the base."""
+
+    def __init__(self, services: Services, settings: Settings) -> None:
+        self.services = services
+        self.settings = settings
+        self.codec = XmlCodec(services.definitions)
+
+    async def handle(self, request: Request) -> Response:
+        media = JSON
+        pretty = request.query_params.get("_pretty") == "true"
+        try:
+            media = choose_format(request.headers.get("accept"),
+                                  request.query_params.get("_format"))
+            fhir_request = await self._fhir_request(request)
+            context = Context(self.services)
+            response = await run_in_threadpool(dispatch, context, fhir_request)
+        except FhirError as error:
+            response = FhirResponse(error.status, error.outcome(), dict(error.headers))
+        except ClientDisconnect:
+            return Response(status_code=400)
+        except Exception as error:  # noqa: BLE001 (the edge turns everything into an outcome)
+            response = self._server_error(error)
+        return self._render(request, response, media, pretty)
+
+    async def _fhir_request(self, request: Request) -> FhirRequest:
+        data = await self._read_body(request)
+        body, form = await run_in_threadpool(
+            parse_body, request.headers.get("content-type"), data, self.codec, request.method)
+        query = [(k, v) for k, v in request.query_params.multi_items()
+                 if k not in ("_format", "_pretty")]
+        path = request.path_params.get("path", "")
+        return FhirRequest(
+            method=request.method,
+            path=path,
+            query=query + form,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+        )
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise Invalid("Content-Length is not a number")
+            if int(declared) > limit:
+                raise PayloadTooLarge(f"The body exceeds the limit of {limit} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"The body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _server_error(self, error: Exception) -> FhirResponse:
+        correlation = str(uuid.uuid4())
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        log.error("unexpected %s [correlation %s]\n%s", type(error).__name__, correlation, frames)
+        failure = ServerError(f"Internal error; correlation id {correlation}")
+        return FhirResponse(500, failure.outcome(), {"X-Correlation-Id": correlation})
+
+    def _render(self, request: Request, response: FhirResponse, media: str,
+                pretty: bool) -> Response:
+        headers = dict(response.headers)
+        if response.body is None or request.method == "HEAD":
+            return Response(status_code=response.status, headers=headers,
+                            media_type=_CONTENT_TYPES[media] if response.body else None)
+        try:
+            content = render_body(response.body, media, self.codec, pretty=pretty)
+        except FhirError as error:
+            content = render_body(error.outcome(), media, self.codec, pretty=pretty)
+            return Response(content, status_code=error.status, media_type=_CONTENT_TYPES[media])
+        return Response(content, status_code=response.status, headers=headers,
+                        media_type=_CONTENT_TYPES[media])
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    body: dict[str, Any] = orjson.loads(orjson.dumps({
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "not-found",
+                   "diagnostics": "Nothing here; the FHIR API is under the base URL"}],
+    }))
+    return JSONResponse(body, status_code=404, media_type="application/fhir+json")
+
+
+def build_http_app(services: Services, settings: Settings) -> Starlette:
+    """The Starlette app serving the FHIR API under ``settings.mount_path``."""
+    endpoint = FhirEndpoint(services, settings)
+    mount = settings.mount_path
+    routes = [
+        Route(f"{mount}/{{path:path}}", endpoint.handle, methods=_METHODS),
+        Route(f"{mount}" or "/", endpoint.handle, methods=_METHODS),
+    ]
+    app = Starlette(routes=routes, exception_handlers={404: _not_found})
+    app.state.services = services
+    return app

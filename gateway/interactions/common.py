@@ -1,0 +1,95 @@
+"""Shared pieces of the interactions: checks on type, id and body; response headers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+
+from gateway.interactions.model import Context, FhirRequest, FhirResponse
+from gateway.store.repository import Stored
+from mappings.core.errors import Invalid, Issue, NotFound, operation_outcome
+
+__all__ = [
+    "ID_PATTERN",
+    "check_id",
+    "check_type",
+    "parse_etag",
+    "stored_response",
+    "validated",
+    "version_headers",
+]
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_ETAG = re.compile(r'^(W/)?"(\d+)"$')
+
+
+def check_type(context: Context, resource_type: str) -> None:
+    if resource_type not in context.services.definitions.served:
+        raise NotFound(f"Resource type '{resource_type[:64]}' is not served here", "resourceType")
+
+
+def check_id(resource_id: str) -> None:
+    if not ID_PATTERN.fullmatch(resource_id):
+        raise Invalid("Not a valid resource id", "id")
+
+
+def validated(context: Context, body: Any, resource_type: str,
+              resource_id: str | None = None) -> dict[str, Any]:
+    """The request body as a resource of ``resource_type``, or a 400 naming every fault."""
+    if not isinstance(body, dict):
+        raise Invalid("The request body must be a FHIR resource")
+    if body.get("resourceType") != resource_type:
+        raise Invalid(f"The body's resourceType must be {resource_type}", "resourceType")
+    if resource_id is not None and body.get("id") != resource_id:
+        raise Invalid("The body's id must equal the id in the URL", f"{resource_type}.id")
+    issues = context.services.validator.validate(body)
+    if issues:
+        raise Invalid(issues[0].diagnostics, issues=issues)
+    return body
+
+
+def parse_etag(value: str | None, name: str = "If-Match") -> int | None:
+    if value is None:
+        return None
+    match = _ETAG.match(value.strip())
+    if match is None:
+        raise Invalid(f'{name} must be an ETag such as W/"3"', name)
+    return int(match.group(2))
+
+
+def http_date(micros: int) -> str:
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
+    return format_datetime(moment, usegmt=True)
+
+
+def version_headers(resource_type: str, resource_id: str, version_id: int,
+                    last_updated: int) -> dict[str, str]:
+    return {"ETag": f'W/"{version_id}"', "Last-Modified": http_date(last_updated)}
+
+
+def stored_response(context: Context, request: FhirRequest, stored: Stored, status: int,
+                    *, outcome: str | None = None) -> FhirResponse:
+    """The response to a write, as Prefer asks: representation (default), minimal, outcome."""
+    headers = version_headers(stored.res_type, stored.res_id, stored.version_id,
+                              stored.last_updated)
+    base = context.services.base_url
+    headers["Location"] = (
+        f"{base}/{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"
+    )
+    preference = request.prefer.get("return", "representation")
+    body: dict[str, Any] | bytes | None = stored.content
+    if preference == "minimal":
+        body = None
+    elif preference == "OperationOutcome":
+        body = operation_outcome([Issue("information", "informational",
+                                        outcome or "The interaction succeeded")])
+    return FhirResponse(status, body, headers)
+
+
+def loads(content: bytes) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads(content)
+    return data

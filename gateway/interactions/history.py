@@ -1,0 +1,112 @@
+"""history-instance, history-type and history-system (FHIR R4 http.html#history).
+
+Newest first, with ``_since``, ``_count`` and ``_offset`` paging (``_at`` is refused
+with a clear OperationOutcome). A delete is an entry with a request and
+response but no resource. The access filter applies through the current row of each
+resource, so a resource the caller cannot see shows none of its history.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from sqlalchemy import and_, select
+
+from gateway.interactions.common import check_id, check_type
+from gateway.interactions.model import Context, FhirRequest, FhirResponse
+from gateway.search.dates import parse_date_range
+from gateway.search.params import DEFAULT_COUNT, MAX_COUNT
+from gateway.store.repository import Session, instant_of
+from gateway.store.schema import resource_versions, resources
+from mappings.core.clock import format_instant
+from mappings.core.errors import Invalid, NotFound, NotSupported
+
+__all__ = ["history"]
+
+
+def _paging(request: FhirRequest) -> tuple[int, int, int | None]:
+    count, offset, since = DEFAULT_COUNT, 0, None
+    for name, value in request.query:
+        try:
+            if name == "_count":
+                count = max(1, min(MAX_COUNT, int(value)))
+            elif name == "_offset":
+                offset = max(0, int(value))
+            elif name == "_since":
+                since = parse_date_range(value)[0]
+            elif name == "_at":
+                raise NotSupported("_at is not supported on history", "_at")
+        except ValueError:
+            raise Invalid(f"Invalid value for {name}", name) from None
+    return count, offset, since
+
+
+def history(context: Context, request: FhirRequest, session: Session,
+            resource_type: str | None = None, resource_id: str | None = None) -> FhirResponse:
+    if resource_type is not None:
+        check_type(context, resource_type)
+    if resource_id is not None:
+        check_id(resource_id)
+        if session.current(str(resource_type), resource_id, context.access) is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+    count, offset, since = _paging(request)
+    v = resource_versions
+    query = select(v.c.res_type, v.c.res_id, v.c.version_id, v.c.last_updated, v.c.deleted,
+                   v.c.method, v.c.content).join(
+        resources, and_(resources.c.res_type == v.c.res_type, resources.c.res_id == v.c.res_id))
+    if resource_type is not None:
+        query = query.where(v.c.res_type == resource_type)
+    if resource_id is not None:
+        query = query.where(v.c.res_id == resource_id)
+    if since is not None:
+        query = query.where(v.c.last_updated >= since)
+    if not context.access.is_unrestricted:
+        query = query.where(context.access.predicate())
+    query = query.order_by(v.c.last_updated.desc(), v.c.version_id.desc())
+    rows = list(session.connection.execute(query.limit(count + 1).offset(offset)))
+    path = "/".join(p for p in (resource_type, resource_id, "_history") if p)
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": context.services.ids.new(),
+        "meta": {"lastUpdated": format_instant(context.services.clock.now())},
+        "type": "history",
+        "link": _links(context, request, path, count, offset, len(rows) > count),
+    }
+    entries = [_entry(context, row) for row in rows[:count]]
+    if entries:
+        bundle["entry"] = entries
+    return FhirResponse(200, bundle)
+
+
+def _links(context: Context, request: FhirRequest, path: str, count: int, offset: int,
+           more: bool) -> list[dict[str, str]]:
+    kept = [(n, v) for n, v in request.query if n in ("_since",)] + [("_count", str(count))]
+
+    def url(at: int) -> str:
+        items = [*kept, ("_offset", str(at))] if at else kept
+        return f"{context.services.base_url}/{path}?{urlencode(items)}"
+
+    links = [{"relation": "self", "url": url(offset)}]
+    if offset:
+        links.append({"relation": "previous", "url": url(max(0, offset - count))})
+    if more:
+        links.append({"relation": "next", "url": url(offset + count)})
+    return links
+
+
+def _entry(context: Context, row: Any) -> dict[str, Any]:
+    res_type, res_id, version_id, last_updated, deleted, method, content = row
+    full_url = f"{context.services.base_url}/{res_type}/{res_id}"
+    entry: dict[str, Any] = {"fullUrl": full_url}
+    if not deleted and content is not None:
+        entry["resource"] = orjson.Fragment(content)
+    request_url = f"{res_type}/{res_id}" if method != "POST" else res_type
+    entry["request"] = {"method": method, "url": request_url}
+    entry["response"] = {
+        "status": "201 Created" if version_id == 1 else ("204 No Content" if deleted else "200 OK"),
+        "etag": f'W/"{version_id}"',
+        "lastModified": instant_of(last_updated),
+    }
+    return entry

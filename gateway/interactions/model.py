@@ -1,0 +1,85 @@
+"""The framework-free request and response of a FHIR interaction, and its context.
+
+Routes parse HTTP into a :class:`FhirRequest`, call :func:`gateway.interactions.dispatch`,
+and render the :class:`FhirResponse`. Batch and transaction entries are FhirRequests too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.search.compile import Compiler
+from gateway.search.registry import Registry
+from gateway.store.access import AccessFilter
+from gateway.store.repository import Store
+from mappings.core.clock import Clock
+from mappings.core.definitions import Definitions
+from mappings.core.validate import Validator
+
+__all__ = ["Context", "FhirRequest", "FhirResponse", "IdFactory", "Services"]
+
+
+class IdFactory:
+    """Server-assigned logical ids (UUID v4, as FHIR ids allow: 36 of 64 characters)."""
+
+    def new(self) -> str:
+        import uuid  # noqa: PLC0415
+
+        return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What every interaction may use; built once in ``create_app`` and passed in."""
+
+    store: Store
+    definitions: Definitions
+    validator: Validator
+    registry: Registry
+    compiler: Compiler
+    base_url: str
+    clock: Clock
+    ids: IdFactory
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """One request's context: the services and what the caller may see."""
+
+    services: Services
+    access: AccessFilter = field(default_factory=AccessFilter.unrestricted)
+
+
+@dataclass(slots=True)
+class FhirRequest:
+    """A FHIR interaction request, relative to the base URL (``Patient/1/_history``)."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None  # the parsed JSON resource, or None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    @property
+    def prefer(self) -> dict[str, str]:
+        """The Prefer header as a dict: ``return``, ``handling``."""
+        out: dict[str, str] = {}
+        for part in (self.header("prefer") or "").split(";"):
+            for item in part.split(","):
+                key, _, value = item.strip().partition("=")
+                if key:
+                    out[key.lower()] = value.strip().strip('"')
+        return out
+
+
+@dataclass(slots=True)
+class FhirResponse:
+    """Status, headers and a body: a resource dict, stored JSON bytes, or nothing."""
+
+    status: int
+    body: dict[str, Any] | bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)

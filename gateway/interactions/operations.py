@@ -1,0 +1,140 @@
+"""capabilities, ``$validate`` and the batch/transaction entry point.
+
+The CapabilityStatement is generated from the routing table and the search registry: it
+lists exactly the interactions routed and the parameters indexed, nothing more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.interactions.bundle import process_bundle
+from gateway.interactions.common import check_type
+from gateway.interactions.model import Context, FhirRequest, FhirResponse
+from gateway.store.repository import Session
+from mappings.core.clock import format_instant
+from mappings.core.errors import Invalid, Issue, operation_outcome
+from mappings.core.uris import FHIR_VERSION
+
+__all__ = ["bundle", "capabilities", "validate"]
+
+SOFTWARE = {"name": "Eigen Dossier", "version": "0.1.0"}
+_CORE_SD = "http://hl7.org/fhir/StructureDefinition/"
+_VALIDATE_OP = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
+_SYSTEM = {"transaction", "search-system", "history-system"}
+
+
+def bundle(context: Context, request: FhirRequest, session: Session | None) -> FhirResponse:
+    return process_bundle(context, request, session)
+
+
+def _resource_entry(context: Context, resource_type: str, names: list[str]) -> dict[str, Any]:
+    registry = context.services.registry
+    params = sorted(registry.by_type.get(resource_type, {}).values(), key=lambda p: p.code)
+    references = [p.code for p in params if p.type == "reference"]
+    return {
+        "type": resource_type,
+        "profile": f"{_CORE_SD}{resource_type}",
+        "interaction": [{"code": n} for n in names],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": True,
+        "conditionalDelete": "single",
+        "referencePolicy": ["literal", "local"],
+        "searchInclude": [f"{resource_type}:{c}" for c in references],
+        "searchRevInclude": sorted(
+            f"{t}:{p.code}" for t, ps in registry.by_type.items() for p in ps.values()
+            if p.type == "reference" and (not p.targets or resource_type in p.targets)
+        ),
+        "searchParam": [
+            {"name": p.code, "definition": p.url, "type": p.type} for p in params
+        ],
+        "operation": [{"name": "validate", "definition": _VALIDATE_OP}],
+    }
+
+
+def capabilities(context: Context, request: FhirRequest, session: Session) -> FhirResponse:
+    from gateway.interactions.dispatch import ROUTES  # noqa: PLC0415 (the table imports us)
+
+    type_level = [r.name for r in ROUTES if "(?P<type>" in r.pattern.pattern
+                  and not r.name.startswith("$")]
+    names = list(dict.fromkeys(type_level))
+    system = [n for n in dict.fromkeys(r.name for r in ROUTES) if n in _SYSTEM] + ["batch"]
+    statement = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": format_instant(context.services.clock.now()),
+        "publisher": "Eigen Dossier",
+        "kind": "instance",
+        "software": SOFTWARE,
+        "implementation": {"description": "Eigen Dossier gateway",
+                           "url": context.services.base_url},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": (
+                "Search: token, string, date, reference (with chaining and _has), quantity, "
+                "number and uri parameters of the R4 definitions; composite and special "
+                "parameters, _text, _content, _list and _query are not supported. "
+                "Patch: JSON Patch only."
+            ),
+            "resource": [_resource_entry(context, t, names)
+                         for t in sorted(context.services.definitions.served)],
+            "interaction": [{"code": n} for n in system],
+            "operation": [{"name": "validate", "definition": _VALIDATE_OP}],
+        }],
+    }
+    return FhirResponse(200, statement)
+
+
+def _validate_input(request: FhirRequest) -> tuple[Any, str | None, str | None]:
+    body = request.body
+    mode = profile = None
+    if isinstance(body, dict) and body.get("resourceType") == "Parameters":
+        resource = None
+        for parameter in body.get("parameter", []):
+            name = parameter.get("name") if isinstance(parameter, dict) else None
+            if name == "resource":
+                resource = parameter.get("resource")
+            elif name == "mode":
+                mode = parameter.get("valueCode")
+            elif name == "profile":
+                profile = parameter.get("valueUri") or parameter.get("valueCanonical")
+        body = resource
+    for name, value in request.query:
+        mode = value if name == "mode" else mode
+        profile = value if name == "profile" else profile
+    return body, mode, profile
+
+
+def validate(context: Context, request: FhirRequest, session: Session, resource_type: str,
+             resource_id: str | None = None) -> FhirResponse:
+    """``$validate``: an OperationOutcome listing every fault (200 when validation ran)."""
+    check_type(context, resource_type)
+    resource, mode, profile = _validate_input(request)
+    if mode not in (None, "create", "update", "delete"):
+        raise Invalid("mode must be create, update or delete", "mode")
+    issues: list[Issue] = []
+    if mode != "delete":
+        if not isinstance(resource, dict):
+            raise Invalid("$validate needs a resource")
+        if resource.get("resourceType") != resource_type:
+            issues.append(Issue("error", "invalid", f"resourceType must be {resource_type}",
+                                ("resourceType",)))
+        else:
+            issues += context.services.validator.validate(resource)
+        if mode == "update" and resource.get("id") != resource_id:
+            issues.append(Issue("error", "invalid", "The id must equal the id in the URL",
+                                (f"{resource_type}.id",)))
+    if profile and profile != f"{_CORE_SD}{resource_type}":
+        issues.append(Issue("error", "not-supported",
+                            f"Profile {profile[:200]} is not known to this server"))
+    if mode == "delete" and resource_id is not None and session.current(
+            resource_type, resource_id, context.access) is None:
+        issues.append(Issue("error", "not-found", f"{resource_type}/{resource_id} is not known"))
+    return FhirResponse(200, operation_outcome(issues))

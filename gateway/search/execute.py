@@ -1,0 +1,168 @@
+"""Run a parsed search as one SQL query (plus one count, plus includes), paged.
+
+The access filter is part of every query here: of the count (so totals reveal nothing),
+of the page, of ``_include`` targets and of ``_revinclude`` sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, func, select
+
+from gateway.search.compile import Compiler
+from gateway.search.params import Include, SearchRequest
+from gateway.store.access import AccessFilter
+from gateway.store.schema import INDEX_TABLES, resources, search_reference
+from mappings.core.errors import Invalid
+
+__all__ = ["Match", "Page", "run_search"]
+
+MAX_INCLUDED = 1000
+MAX_ITERATIONS = 4
+_SORT_COLUMN = {
+    "token": "code", "string": "value_norm", "reference": "target_id",
+    "quantity": "value", "number": "value", "uri": "value",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    pk: int
+    res_type: str
+    res_id: str
+    content: bytes
+
+
+@dataclass(slots=True)
+class Page:
+    total: int | None
+    matches: list[Match] = field(default_factory=list)
+    included: list[Match] = field(default_factory=list)
+    has_next: bool = False
+
+
+def run_search(connection: Connection, compiler: Compiler, request: SearchRequest,
+               access: AccessFilter) -> Page:
+    where = compiler.base_query(request.resource_type, access)
+    for item in request.filters:
+        where.append(compiler.predicate(request.resource_type, item, access))
+    total = None
+    if request.total != "none" or request.summary == "count":
+        total = connection.execute(select(func.count()).select_from(resources).where(*where))
+        total = int(total.scalar_one())
+    if request.summary == "count" or request.count == 0:
+        return Page(total)
+    query = (
+        select(resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content)
+        .where(*where)
+        .order_by(*_order(compiler, request), resources.c.pk)
+        .limit(request.count + 1)
+        .offset(request.offset)
+    )
+    rows = [Match(*row) for row in connection.execute(query)]
+    page = Page(total, rows[: request.count], has_next=len(rows) > request.count)
+    if request.includes or request.revincludes:
+        page.included = _included(connection, compiler, request, page.matches, access)
+    return page
+
+
+def _order(compiler: Compiler, request: SearchRequest) -> list[Any]:
+    order: list[Any] = []
+    for code, descending in request.sort:
+        if code == "_id":
+            column: Any = resources.c.res_id
+        elif code == "_lastUpdated":
+            column = resources.c.last_updated
+        else:
+            if request.resource_type is None:
+                raise Invalid("_sort needs a resource type", "_sort")
+            param = compiler.registry.get(request.resource_type, code)
+            if param is None:
+                raise Invalid(f"Cannot sort by unknown parameter '{code}'", "_sort")
+            index = INDEX_TABLES[param.type]
+            name = ("high" if descending else "low") if param.type == "date" else _SORT_COLUMN[
+                param.type]
+            aggregate = func.max if descending else func.min
+            column = (
+                select(aggregate(index.c[name]))
+                .where(index.c.res_pk == resources.c.pk, index.c.param == code)
+                .scalar_subquery()
+            )
+        order.append(column.desc().nulls_last() if descending else column.asc().nulls_last())
+    return order
+
+
+def _fetch(connection: Connection, compiler: Compiler, access: AccessFilter,
+           clause: ColumnElement[bool], limit: int) -> list[Match]:
+    query = (
+        select(resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content)
+        .where(*compiler.base_query(None, access), clause)
+        .order_by(resources.c.pk)
+        .limit(limit)
+    )
+    return [Match(*row) for row in connection.execute(query)]
+
+
+def _included(connection: Connection, compiler: Compiler, request: SearchRequest,
+              matches: list[Match], access: AccessFilter) -> list[Match]:
+    seen = {(m.res_type, m.res_id) for m in matches}
+    frontier, included = list(matches), []
+    for iteration in range(MAX_ITERATIONS):
+        found: list[Match] = []
+        for include in request.includes:
+            if iteration == 0 or include.iterate:
+                found += _forward(connection, compiler, include, frontier, access)
+        for include in request.revincludes:
+            if iteration == 0 or include.iterate:
+                found += _reverse(connection, compiler, include, frontier, access)
+        frontier = []
+        for match in found:
+            if (match.res_type, match.res_id) not in seen and len(included) < MAX_INCLUDED:
+                seen.add((match.res_type, match.res_id))
+                included.append(match)
+                frontier.append(match)
+        if not frontier:
+            break
+    return included
+
+
+def _forward(connection: Connection, compiler: Compiler, include: Include,
+             frontier: list[Match], access: AccessFilter) -> list[Match]:
+    pks = [m.pk for m in frontier if m.res_type == include.source]
+    if not pks:
+        return []
+    refs = select(search_reference.c.target_type, search_reference.c.target_id).where(
+        search_reference.c.res_pk.in_(pks),
+        search_reference.c.param == include.param,
+        search_reference.c.target_id.is_not(None),
+    )
+    if include.target:
+        refs = refs.where(search_reference.c.target_type == include.target)
+    by_type: dict[str, set[str]] = {}
+    for target_type, target_id in connection.execute(refs):
+        by_type.setdefault(target_type, set()).add(target_id)
+    found: list[Match] = []
+    for target_type, ids in by_type.items():
+        clause = (resources.c.res_type == target_type) & resources.c.res_id.in_(sorted(ids))
+        found += _fetch(connection, compiler, access, clause, MAX_INCLUDED)
+    return found
+
+
+def _reverse(connection: Connection, compiler: Compiler, include: Include,
+             frontier: list[Match], access: AccessFilter) -> list[Match]:
+    found: list[Match] = []
+    for target_type in sorted({m.res_type for m in frontier}):
+        if include.target and include.target != target_type:
+            continue
+        ids = sorted(m.res_id for m in frontier if m.res_type == target_type)
+        sources = select(search_reference.c.res_pk).where(
+            search_reference.c.res_type == include.source,
+            search_reference.c.param == include.param,
+            search_reference.c.target_type == target_type,
+            search_reference.c.target_id.in_(ids),
+        )
+        clause = (resources.c.res_type == include.source) & resources.c.pk.in_(sources)
+        found += _fetch(connection, compiler, access, clause, MAX_INCLUDED)
+    return found

@@ -1,0 +1,182 @@
+"""Turn a resource into search index rows (FHIR R4 search.html, per parameter type).
+
+Rows are plain dicts per index table, ready for one executemany insert each. Strings are
+stored twice: exact, and normalised (case-folded, accents removed) for the default
+prefix match. Dates are stored as ranges (see :mod:`gateway.search.dates`).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from typing import Any
+
+from gateway.search.dates import MAX, MIN, parse_date_range
+from gateway.search.paths import Typed
+from gateway.search.registry import Registry, SearchParam
+
+__all__ = ["IndexRows", "Extractor", "normalise", "split_reference"]
+
+IndexRows = dict[str, list[dict[str, Any]]]
+_KEY = 255
+_STRING_PARTS = {
+    "HumanName": ("family", "given", "prefix", "suffix", "text"),
+    "Address": ("line", "city", "district", "state", "postalCode", "country", "text"),
+}
+_SIMPLE_TOKENS = {"code", "string", "id", "uri", "canonical", "boolean", "url", "oid", "uuid"}
+
+
+def normalise(text: str) -> str:
+    """Case- and accent-insensitive form of a string, for string search."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))[:_KEY]
+
+
+def split_reference(reference: str, base_url: str) -> tuple[str | None, str | None, str | None]:
+    """(type, id, url) of a reference: a local one has type and id; another server's has url."""
+    local = reference
+    if base_url and reference.startswith(base_url.rstrip("/") + "/"):
+        local = reference[len(base_url.rstrip("/")) + 1:]
+    if "://" in local or local.startswith(("urn:", "#")):
+        parts = local.split("/")
+        if "_history" in parts:
+            parts = parts[: parts.index("_history")]
+        target_type = parts[-2] if len(parts) >= 2 and parts[-2][:1].isupper() else None
+        return target_type, None, local[:512]
+    parts = local.split("/")
+    if len(parts) >= 2:
+        return parts[0], parts[1], None
+    return None, None, local[:512]
+
+
+class Extractor:
+    """Extract the index rows and patient compartment of resources of the served types."""
+
+    def __init__(self, registry: Registry, base_url: str) -> None:
+        self.registry = registry
+        self.base_url = base_url
+
+    def rows(self, pk: int, resource: dict[str, Any]) -> tuple[IndexRows, set[str]]:
+        """Index rows by parameter type, and the ids of the patients whose compartment holds it."""
+        resource_type = resource["resourceType"]
+        out: IndexRows = {}
+        for param in self.registry.indexed(resource_type):
+            values = param.evaluate(resource)
+            if not values:
+                continue
+            table = out.setdefault(param.type, [])
+            for row in self._rows_for(param, values):
+                row["res_pk"] = pk
+                row["res_type"] = resource_type
+                row.setdefault("param", param.code)
+                table.append(row)
+        return out, self._patients(resource_type, resource, out)
+
+    def _patients(self, resource_type: str, resource: dict[str, Any], rows: IndexRows) -> set[str]:
+        if resource_type == "Patient":
+            return {str(resource["id"])}
+        params = set(self.registry.compartment.get(resource_type, ()))
+        return {
+            r["target_id"]
+            for r in rows.get("reference", [])
+            if r["param"] in params and r["target_type"] == "Patient" and r["target_id"]
+        }
+
+    def _rows_for(self, param: SearchParam, values: list[Typed]) -> Iterator[dict[str, Any]]:
+        handler = getattr(self, f"_{param.type}")
+        for typed in values:
+            yield from handler(param, typed)
+
+    # -- per parameter type -----------------------------------------------------------
+
+    def _token(self, param: SearchParam, typed: Typed) -> Iterator[dict[str, Any]]:
+        value, kind = typed.value, typed.type
+        if kind in _SIMPLE_TOKENS or not isinstance(value, dict):
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            yield {"system": None, "code": text[:_KEY], "text": None}
+        elif kind == "CodeableConcept":
+            label = value.get("text")
+            for coding in value.get("coding", []):
+                yield _coding_row(coding, label)
+            if label and not value.get("coding"):
+                yield {"system": None, "code": None, "text": normalise(label)}
+        elif kind == "Coding":
+            yield _coding_row(value, None)
+        elif kind == "Identifier":
+            identifier = str(value.get("value", ""))[:_KEY] or None
+            yield {"system": value.get("system"), "code": identifier,
+                   "text": normalise(value["type"]["text"]) if "text" in value.get("type", {})
+                   else None}
+            for coding in value.get("type", {}).get("coding", []):
+                yield {"param": f"{param.code}:of-type", "system": coding.get("system"),
+                       "code": f"{coding.get('code')}|{identifier}"[:_KEY], "text": None}
+        elif kind == "ContactPoint" and "value" in value:
+            yield {"system": None, "code": str(value["value"])[:_KEY], "text": None}
+
+    def _string(self, param: SearchParam, typed: Typed) -> Iterator[dict[str, Any]]:
+        value = typed.value
+        texts: list[str] = []
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, dict):
+            for part in _STRING_PARTS.get(typed.type, ()):
+                item = value.get(part)
+                texts.extend(item if isinstance(item, list) else [item] if item else [])
+        for text in texts:
+            if isinstance(text, str) and text:
+                yield {"value_norm": normalise(text), "value_exact": text[:_KEY]}
+
+    def _date(self, param: SearchParam, typed: Typed) -> Iterator[dict[str, Any]]:
+        value = typed.value
+        try:
+            if isinstance(value, str):
+                low, high = parse_date_range(value)
+                yield {"low": low, "high": high}
+            elif typed.type == "Period" and isinstance(value, dict):
+                low = parse_date_range(value["start"])[0] if "start" in value else MIN
+                high = parse_date_range(value["end"])[1] if "end" in value else MAX
+                yield {"low": low, "high": high}
+            elif typed.type == "Timing" and isinstance(value, dict):
+                ranges = [parse_date_range(e) for e in value.get("event", [])]
+                bounds = value.get("repeat", {}).get("boundsPeriod")
+                if bounds:
+                    ranges.append((
+                        parse_date_range(bounds["start"])[0] if "start" in bounds else MIN,
+                        parse_date_range(bounds["end"])[1] if "end" in bounds else MAX,
+                    ))
+                if ranges:
+                    yield {"low": min(r[0] for r in ranges), "high": max(r[1] for r in ranges)}
+        except ValueError:
+            return
+
+    def _reference(self, param: SearchParam, typed: Typed) -> Iterator[dict[str, Any]]:
+        value = typed.value
+        reference = value.get("reference") if isinstance(value, dict) else value
+        if not isinstance(reference, str) or reference.startswith("#"):
+            return
+        target_type, target_id, url = split_reference(reference, self.base_url)
+        yield {"target_type": target_type, "target_id": target_id, "url": url}
+
+    def _quantity(self, param: SearchParam, typed: Typed) -> Iterator[dict[str, Any]]:
+        value = typed.value
+        if isinstance(value, dict) and isinstance(value.get("value"), int | float):
+            code = value.get("code") or value.get("unit") or value.get("currency")
+            yield {"value": float(value["value"]), "system": value.get("system"), "code": code}
+
+    def _number(self, param: SearchParam, typed: Typed) -> Iterator[dict[str, Any]]:
+        if isinstance(typed.value, int | float) and not isinstance(typed.value, bool):
+            yield {"value": float(typed.value)}
+
+    def _uri(self, param: SearchParam, typed: Typed) -> Iterator[dict[str, Any]]:
+        if isinstance(typed.value, str):
+            yield {"value": typed.value[:512]}
+
+
+def _coding_row(coding: dict[str, Any], label: str | None) -> dict[str, Any]:
+    text = label or coding.get("display")
+    code = coding.get("code")
+    return {
+        "system": coding.get("system"),
+        "code": str(code)[:_KEY] if code is not None else None,
+        "text": normalise(text) if text else None,
+    }

@@ -1,0 +1,161 @@
+"""Parse a search request's parameters (FHIR R4 search.html).
+
+Splits the query into filters (``name[:modifier][.chain]=value[,value]``, repeated names
+AND-ed, commas OR-ed, with ``\\`` escapes) and result parameters (``_count``, ``_sort``,
+``_include``...). Unknown parameters become warnings, or a 400 under
+``Prefer: handling=strict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.search.registry import Registry
+from mappings.core.errors import Invalid, Issue, NotSupported
+
+__all__ = [
+    "Filter",
+    "Include",
+    "SearchRequest",
+    "parse_search",
+    "split_escaped",
+]
+
+DEFAULT_COUNT = 20
+MAX_COUNT = 1000
+RESULT_PARAMS = {
+    "_count", "_offset", "_sort", "_include", "_revinclude", "_summary", "_elements",
+    "_total", "_format", "_pretty", "_contained", "_containedType",
+}
+SUMMARY_MODES = {"true", "false", "count", "data", "text"}
+TOTAL_MODES = {"none", "estimate", "accurate"}
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """One ``name[:modifier]=v1,v2`` (values OR-ed); ``chain`` holds the rest after a dot."""
+
+    name: str
+    modifier: str | None
+    values: tuple[str, ...]
+    chain: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Include:
+    """``_include`` / ``_revinclude``: source type, parameter, optional target type."""
+
+    source: str
+    param: str
+    target: str | None
+    iterate: bool
+
+
+@dataclass(slots=True)
+class SearchRequest:
+    resource_type: str | None
+    filters: list[Filter] = field(default_factory=list)
+    count: int = DEFAULT_COUNT
+    offset: int = 0
+    sort: list[tuple[str, bool]] = field(default_factory=list)  # (param, descending)
+    includes: list[Include] = field(default_factory=list)
+    revincludes: list[Include] = field(default_factory=list)
+    summary: str | None = None
+    elements: tuple[str, ...] | None = None
+    total: str = "accurate"
+    warnings: list[Issue] = field(default_factory=list)
+    echo: list[tuple[str, str]] = field(default_factory=list)  # the parameters as applied
+
+
+def split_escaped(text: str, separator: str) -> list[str]:
+    """Split on ``separator`` except where escaped with a backslash; unescape the parts."""
+    parts, current, escaped = [], [], False
+    for char in text:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == separator:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _integer(name: str, value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise Invalid(f"{name} must be a whole number", name) from None
+    return max(low, min(high, number))
+
+
+def _parse_include(value: str, iterate: bool) -> Include:
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise Invalid("_include and _revinclude take Type:parameter[:TargetType]", "_include")
+    return Include(parts[0], parts[1], parts[2] if len(parts) == 3 else None, iterate)
+
+
+def _result_param(request: SearchRequest, name: str, modifier: str | None, value: str) -> None:
+    if name == "_count":
+        request.count = _integer("_count", value, 0, MAX_COUNT)
+    elif name == "_offset":
+        request.offset = _integer("_offset", value, 0, 10**9)
+    elif name == "_sort":
+        for item in value.split(","):
+            if item:
+                request.sort.append((item.lstrip("-"), item.startswith("-")))
+    elif name in ("_include", "_revinclude"):
+        include = _parse_include(value, modifier == "iterate")
+        (request.includes if name == "_include" else request.revincludes).append(include)
+    elif name == "_summary":
+        if value not in SUMMARY_MODES:
+            raise Invalid("_summary must be true, false, count, data or text", "_summary")
+        request.summary = None if value == "false" else value
+    elif name == "_elements":
+        request.elements = tuple(e.strip() for e in value.split(",") if e.strip())
+    elif name == "_total":
+        if value not in TOTAL_MODES:
+            raise Invalid("_total must be none, estimate or accurate", "_total")
+        request.total = "none" if value == "none" else "accurate"
+    elif name in ("_contained", "_containedType") and value not in ("false", "container"):
+        raise NotSupported(f"{name}={value} is not supported", name)
+
+
+def parse_search(resource_type: str | None, items: list[tuple[str, str]], registry: Registry,
+                 *, strict: bool = False) -> SearchRequest:
+    """Parse query items into a :class:`SearchRequest` for ``resource_type`` (None: all types)."""
+    request = SearchRequest(resource_type)
+    for raw_name, value in items:
+        head, _, chain = raw_name.partition(".")
+        name, _, modifier = head.partition(":")
+        if name in RESULT_PARAMS:
+            _result_param(request, name, modifier or None, value)
+            if name not in ("_format", "_pretty", "_offset"):
+                request.echo.append((raw_name, value))
+            continue
+        if not _known(resource_type, name, registry):
+            message = f"Unknown search parameter '{name}' was ignored"
+            if strict:
+                raise Invalid(f"Unknown search parameter '{name}'", raw_name)
+            request.warnings.append(Issue("warning", "not-supported", message, (raw_name,)))
+            continue
+        values = tuple(v for v in split_escaped(value, ","))
+        if name.startswith("_has"):
+            request.filters.append(Filter(raw_name, None, values))
+        else:
+            request.filters.append(Filter(name, modifier or None, values, chain or None))
+        request.echo.append((raw_name, value))
+    return request
+
+
+def _known(resource_type: str | None, name: str, registry: Registry) -> bool:
+    if name in ("_id", "_lastUpdated", "_has"):
+        return True
+    if resource_type is None:
+        return False
+    return registry.get(resource_type, name) is not None

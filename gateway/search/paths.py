@@ -1,0 +1,223 @@
+"""Evaluate SearchParameter expressions into typed values.
+
+The official R4 expressions are FHIRPath. Most are plain paths (``Observation.subject``),
+sometimes with a type cast (``(Observation.value as Quantity)``), a reference-type filter
+(``.where(resolve() is Patient)``, which fhirpathpy cannot evaluate: it has no resolve()),
+or a field filter (``.where(system='email')``). Those compile here into steps over the
+JSON, driven by the element definitions, so every value comes out with its FHIR type and
+indexing costs microseconds. Anything else falls back to fhirpathpy, with the value's type
+inferred from its shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mappings.core.definitions import Definitions, Node
+
+__all__ = ["Typed", "compile_expression"]
+
+
+@dataclass(frozen=True, slots=True)
+class Typed:
+    """A value found by an expression, with its FHIR type name."""
+
+    value: Any
+    type: str
+
+
+Evaluator = Callable[[dict[str, Any]], list[Typed]]
+_Step = tuple[str, str | tuple[str, str] | None]
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<as>as)\s+(?P<astype>[A-Za-z]+)"
+    r"|\.where\(resolve\(\)\s+is\s+(?P<resolve>[A-Za-z]+)\)"
+    r"|\.where\((?P<field>[A-Za-z]+)\s*=\s*'(?P<literal>[^']*)'\)"
+    r"|\.(?:as|ofType)\((?P<cast>[A-Za-z]+)\)"
+    r"|\.extension\('(?P<ext>[^']+)'\)"
+    r"|\.(?P<name>[A-Za-z]+))"
+)
+
+
+def _parse_branch(branch: str, resource_type: str) -> list[_Step] | None:
+    text = branch.strip()
+    steps: list[_Step] = []
+    if text.startswith("("):
+        close = _matching_paren(text)
+        inner = _parse_branch(text[1:close], resource_type) if close > 0 else None
+        if inner is None:
+            return None
+        steps, text = inner, text[close + 1:]
+    elif text.startswith(resource_type):
+        text = text[len(resource_type):]
+    else:
+        return None
+    position = 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None:
+            return None
+        position = match.end()
+        if match["as"]:
+            steps.append(("cast", match["astype"]))
+        elif match["resolve"]:
+            steps.append(("resolve", match["resolve"]))
+        elif match["field"]:
+            steps.append(("where", (match["field"], match["literal"])))
+        elif match["cast"]:
+            steps.append(("cast", match["cast"]))
+        elif match["ext"]:
+            steps.append(("extension", match["ext"]))
+        else:
+            steps.append(("name", match["name"]))
+    return steps
+
+
+def _matching_paren(text: str) -> int:
+    depth = 0
+    for index, char in enumerate(text):
+        depth += (char == "(") - (char == ")")
+        if depth == 0:
+            return index
+    return -1
+
+
+def _split(expression: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in expression:
+        depth += (char == "(") - (char == ")")
+        if char == "|" and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [p.strip() for p in [*parts, current] if p.strip()]
+
+
+class _PathEvaluator:
+    def __init__(self, definitions: Definitions, resource_type: str,
+                 branches: list[list[_Step]]) -> None:
+        self.definitions = definitions
+        self.resource_type = resource_type
+        self.branches = branches
+
+    def __call__(self, resource: dict[str, Any]) -> list[Typed]:
+        out: list[Typed] = []
+        for steps in self.branches:
+            items = [Typed(resource, self.resource_type)]
+            for kind, argument in steps:
+                items = self._step(items, kind, argument)
+                if not items:
+                    break
+            out.extend(items)
+        return out
+
+    def _step(self, items: list[Typed], kind: str, argument: Any) -> list[Typed]:
+        if kind == "cast":
+            return [i for i in items if i.type.lower() == str(argument).lower()
+                    or (argument == "Quantity" and i.type in ("Age", "Duration", "Count",
+                                                               "Distance", "SimpleQuantity"))]
+        if kind == "resolve":
+            return [i for i in items if _reference_type(i.value) in (argument, None)]
+        if kind == "where":
+            field, literal = argument
+            return [i for i in items if isinstance(i.value, dict) and i.value.get(field) == literal]
+        if kind == "extension":
+            return [Typed(e, "Extension") for i in items if isinstance(i.value, dict)
+                    for e in i.value.get("extension", []) if e.get("url") == argument]
+        return self._child(items, argument)
+
+    def _child(self, items: list[Typed], name: str) -> list[Typed]:
+        out: list[Typed] = []
+        for item in items:
+            if not isinstance(item.value, dict):
+                continue
+            node = self._lookup_node(item)
+            if node is None:
+                continue
+            for key, (element, type_name) in node.keys.items():
+                if element.name != name or key not in item.value:
+                    continue
+                raw = item.value[key]
+                for value in raw if isinstance(raw, list) else [raw]:
+                    if value is None:
+                        continue
+                    if element.node is not None:
+                        out.append(_Nested(value, "BackboneElement", element.node))
+                    else:
+                        out.append(Typed(value, type_name))
+        return out
+
+    def _lookup_node(self, item: Typed) -> Node | None:
+        if isinstance(item, _Nested):
+            return item.node
+        if item.type == self.resource_type:
+            return self.definitions.resources[self.resource_type]
+        return self.definitions.types.get(item.type)
+
+
+@dataclass(frozen=True, slots=True)
+class _Nested(Typed):
+    """A BackboneElement value: its node comes from the resource's own definition."""
+
+    node: Node
+
+
+def _reference_type(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    reference = value.get("reference")
+    if isinstance(reference, str) and "/" in reference and not reference.startswith("#"):
+        parts = reference.split("/")
+        if "_history" in parts:
+            parts = parts[: parts.index("_history")]
+        return parts[-2] if len(parts) >= 2 else None
+    declared = value.get("type")
+    return declared if isinstance(declared, str) else None
+
+
+def _infer_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "decimal"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        if "coding" in value or "text" in value and len(value) == 1:
+            return "CodeableConcept"
+        if "reference" in value or "identifier" in value and "display" in value:
+            return "Reference"
+        if "start" in value or "end" in value:
+            return "Period"
+        if "value" in value and ("unit" in value or "code" in value):
+            return "Quantity"
+        if "code" in value:
+            return "Coding"
+        if "value" in value:
+            return "Identifier"
+    return "unknown"
+
+
+def _fhirpath_evaluator(expression: str, resource_type: str) -> Evaluator:
+    import fhirpathpy  # noqa: PLC0415  (only for the rare expression we cannot compile)
+
+    compiled = fhirpathpy.compile(expression)
+
+    def evaluate(resource: dict[str, Any]) -> list[Typed]:
+        values = compiled(resource)
+        return [Typed(v, _infer_type(v)) for v in values if v is not None]
+
+    return evaluate
+
+
+def compile_expression(definitions: Definitions, resource_type: str,
+                       expression: str) -> Evaluator:
+    """A function that evaluates ``expression`` on a resource of ``resource_type``."""
+    branches = [_parse_branch(b, resource_type) for b in _split(expression)]
+    if all(b is not None for b in branches):
+        return _PathEvaluator(definitions, resource_type, [b for b in branches if b is not None])
+    return _fhirpath_evaluator(expression, resource_type)

@@ -1,0 +1,76 @@
+"""The search parameters each served type supports, compiled from the official definitions.
+
+One :class:`SearchParam` per (type, code), carrying its compiled evaluator. The registry is
+also what the CapabilityStatement lists, so it can never claim a parameter that is not
+indexed. Composite and special parameters are not indexed (the CapabilityStatement leaves
+them out); ``_id`` and ``_lastUpdated`` are answered from the resources table itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.search.paths import Evaluator, compile_expression
+from mappings.core.definitions import Definitions
+
+__all__ = ["INDEXED_TYPES", "Registry", "SearchParam"]
+
+INDEXED_TYPES = frozenset({"token", "string", "date", "reference", "quantity", "number", "uri"})
+_FROM_TABLE = {"_id", "_lastUpdated"}
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParam:
+    """One SearchParameter of one resource type (FHIR R4 searchparameter.html)."""
+
+    resource_type: str
+    code: str
+    type: str
+    expression: str
+    url: str
+    evaluate: Evaluator = field(compare=False, repr=False)
+    targets: tuple[str, ...] = ()
+
+    @property
+    def from_table(self) -> bool:
+        """True for parameters answered from the resources table, not an index table."""
+        return self.code in _FROM_TABLE
+
+
+class Registry:
+    """Search parameters by resource type and code, plus the patient compartment."""
+
+    def __init__(self, definitions: Definitions) -> None:
+        self.definitions = definitions
+        self.by_type: dict[str, dict[str, SearchParam]] = {}
+        for resource_type in definitions.served:
+            params: dict[str, SearchParam] = {}
+            for raw in definitions.search_parameters.get(resource_type, []):
+                param = self._compile(resource_type, raw)
+                if param is not None:
+                    params[param.code] = param
+            self.by_type[resource_type] = params
+        self.compartment: dict[str, tuple[str, ...]] = {
+            t: tuple(codes) for t, codes in definitions.compartment.items()
+        }
+
+    def _compile(self, resource_type: str, raw: dict[str, Any]) -> SearchParam | None:
+        if raw["type"] not in INDEXED_TYPES:
+            return None
+        return SearchParam(
+            resource_type=resource_type,
+            code=raw["code"],
+            type=raw["type"],
+            expression=raw["expression"],
+            url=raw["url"],
+            evaluate=compile_expression(self.definitions, resource_type, raw["expression"]),
+            targets=tuple(raw.get("target", ())),
+        )
+
+    def get(self, resource_type: str, code: str) -> SearchParam | None:
+        return self.by_type.get(resource_type, {}).get(code)
+
+    def indexed(self, resource_type: str) -> list[SearchParam]:
+        """The parameters whose values go into the index tables on write."""
+        return [p for p in self.by_type.get(resource_type, {}).values() if not p.from_table]

@@ -1,0 +1,43 @@
+"""Gateway settings: one frozen object, built by the CLI from options and environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+__all__ = ["DEFAULT_DATABASE_URL", "Settings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///./eigendossier.db"
+ENV_PREFIX = "EIGENDOSSIER_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable; see the README's configuration table."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str = ""
+    log_level: str = "info"
+    open_mode: bool = False
+    max_body_bytes: int = 16 * 1024 * 1024
+    pool_size: int = 8
+
+    @property
+    def public_base_url(self) -> str:
+        """The FHIR base URL used in links: ``--base-url`` or http://host:port/fhir."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return f"http://{self.host}:{self.port}/fhir"
+
+    @property
+    def mount_path(self) -> str:
+        """The path the FHIR API is served under (the base URL's path, e.g. ``/fhir``)."""
+        return urlsplit(self.public_base_url).path.rstrip("/")
+
+    @staticmethod
+    def env(name: str, default: str | None = None) -> str | None:
+        """``EIGENDOSSIER_<NAME>`` from the environment."""
+        return os.environ.get(ENV_PREFIX + name.upper(), default)

@@ -1,0 +1,223 @@
+"""Versioned storage of resources, with their search index, in one database transaction.
+
+:class:`Store` hands out :class:`Session` objects, one per interaction: a read session or a
+write session (serialised on SQLite by ``BEGIN IMMEDIATE``). A write that loses a race
+(another process updated the same resource first, or created the same id) raises
+:class:`RetryWrite` inside the session; :meth:`Store.write` rolls back and runs the whole
+unit again, so no write is ever lost and no partial write is ever kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from gateway.search.dates import to_micros
+from gateway.search.extract import Extractor
+from gateway.store.access import AccessFilter
+from gateway.store.engine import WRITE
+from gateway.store.schema import INDEX_TABLES, patient_compartment, resource_versions, resources
+from mappings.core.clock import Clock, format_instant
+from mappings.core.errors import Conflict, PreconditionFailed, ServerError
+
+__all__ = ["Current", "RetryWrite", "Session", "Store", "Stored"]
+
+T = TypeVar("T")
+_MAX_ATTEMPTS = 8
+
+
+class RetryWrite(Exception):  # noqa: N818 (a signal, not an error)
+    """Another writer got there first; the unit of work runs again from the start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """The current row of a resource (possibly a delete marker)."""
+
+    pk: int
+    res_type: str
+    res_id: str
+    version_id: int
+    last_updated: int
+    deleted: bool
+    content: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What a write produced: the new version and its exact stored bytes."""
+
+    res_type: str
+    res_id: str
+    version_id: int
+    last_updated: int
+    content: bytes | None
+    created: bool
+
+
+class Store:
+    """The database behind the dossier; one per app, passed in from ``create_app``."""
+
+    def __init__(self, engine: Engine, extractor: Extractor, clock: Clock) -> None:
+        self.engine = engine
+        self.extractor = extractor
+        self.clock = clock
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.engine.connect() as connection, connection.begin():
+            yield Session(self, connection)
+
+    def write(self, unit: Callable[[Session], T]) -> T:
+        """Run ``unit`` in one write transaction; run it again when it lost a race."""
+        for _attempt in range(_MAX_ATTEMPTS):
+            try:
+                with self.engine.connect() as connection:
+                    connection = connection.execution_options(**{WRITE: True})
+                    with connection.begin():
+                        return unit(Session(self, connection))
+            except (RetryWrite, IntegrityError):
+                continue
+            except OperationalError as error:
+                if "deadlock" in str(error.orig).lower() or "serializ" in str(error.orig).lower():
+                    continue
+                raise
+        raise Conflict("The resource is being changed by others; try again")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def instant_of(micros: int) -> str:
+    """The R4 instant text for a stored time."""
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
+    return format_instant(moment)
+
+
+class Session:
+    """One database transaction of the store."""
+
+    def __init__(self, store: Store, connection: Connection) -> None:
+        self.store = store
+        self.connection = connection
+
+    # -- reading ---------------------------------------------------------------------
+
+    def current(self, res_type: str, res_id: str,
+                access: AccessFilter | None = None) -> Current | None:
+        query = select(resources).where(resources.c.res_type == res_type,
+                                        resources.c.res_id == res_id)
+        if access is not None and not access.is_unrestricted:
+            query = query.where(access.predicate())
+        row = self.connection.execute(query).first()
+        return None if row is None else Current(*row)
+
+    def version(self, res_type: str, res_id: str, version_id: int) -> tuple[bool, bytes | None] | None:
+        row = self.connection.execute(
+            select(resource_versions.c.deleted, resource_versions.c.content).where(
+                resource_versions.c.res_type == res_type,
+                resource_versions.c.res_id == res_id,
+                resource_versions.c.version_id == version_id,
+            )
+        ).first()
+        return None if row is None else (bool(row[0]), row[1])
+
+    # -- writing ---------------------------------------------------------------------
+
+    def put(self, resource: dict[str, Any], *, method: str,
+            if_match: int | None = None, base_version: int | None = None,
+            must_create: bool = False) -> Stored:
+        """Store ``resource`` (with its id) as a new version; set meta.versionId/lastUpdated.
+
+        ``if_match`` is the client's precondition (a mismatch is a 412); ``base_version`` is
+        the version this write was computed from (a mismatch means another writer won the
+        race, and the unit of work runs again).
+        """
+        res_type, res_id = resource["resourceType"], resource["id"]
+        current = self.current(res_type, res_id)
+        if must_create and current is not None:
+            raise RetryWrite  # the server-assigned id collided; the unit picks a new one
+        if if_match is not None and (current is None or current.version_id != if_match):
+            raise PreconditionFailed("If-Match does not match the current version",
+                                     f"{res_type}.meta.versionId")
+        if base_version is not None and (current is None or current.version_id != base_version):
+            raise RetryWrite
+        version_id = 1 if current is None else current.version_id + 1
+        now = to_micros(self.store.clock.now())
+        if current is not None and now <= current.last_updated:
+            now = current.last_updated + 1
+        meta = dict(resource.get("meta") or {})
+        meta["versionId"] = str(version_id)
+        meta["lastUpdated"] = instant_of(now)
+        resource["meta"] = meta
+        content = orjson.dumps(resource)
+        if current is None:
+            pk = self.connection.execute(
+                insert(resources).values(res_type=res_type, res_id=res_id, version_id=1,
+                                         last_updated=now, deleted=False, content=content)
+                .returning(resources.c.pk)
+            ).scalar_one()
+        else:
+            self._advance(current, version_id, now, deleted=False, content=content)
+            pk = current.pk
+        self._version_row(res_type, res_id, version_id, now, False, method, content)
+        self._reindex(pk, resource)
+        created = current is None or current.deleted
+        return Stored(res_type, res_id, version_id, now, content, created)
+
+    def delete(self, res_type: str, res_id: str) -> Stored | None:
+        """Mark the resource deleted as a new version; None when there was nothing to delete."""
+        current = self.current(res_type, res_id)
+        if current is None or current.deleted:
+            return None
+        version_id = current.version_id + 1
+        now = max(to_micros(self.store.clock.now()), current.last_updated + 1)
+        self._advance(current, version_id, now, deleted=True, content=None)
+        self._version_row(res_type, res_id, version_id, now, True, "DELETE", None)
+        self._unindex(current.pk)
+        return Stored(res_type, res_id, version_id, now, None, False)
+
+    def _advance(self, current: Current, version_id: int, now: int, *, deleted: bool,
+                 content: bytes | None) -> None:
+        result = self.connection.execute(
+            update(resources)
+            .where(resources.c.pk == current.pk, resources.c.version_id == current.version_id)
+            .values(version_id=version_id, last_updated=now, deleted=deleted, content=content)
+        )
+        if result.rowcount != 1:
+            raise RetryWrite
+
+    def _version_row(self, res_type: str, res_id: str, version_id: int, now: int,
+                     deleted: bool, method: str, content: bytes | None) -> None:
+        self.connection.execute(
+            insert(resource_versions).values(
+                res_type=res_type, res_id=res_id, version_id=version_id, last_updated=now,
+                deleted=deleted, method=method, content=content,
+            )
+        )
+
+    def _unindex(self, pk: int) -> None:
+        for table in (*INDEX_TABLES.values(), patient_compartment):
+            self.connection.execute(delete(table).where(table.c.res_pk == pk))
+
+    def _reindex(self, pk: int, resource: dict[str, Any]) -> None:
+        self._unindex(pk)
+        try:
+            rows, patients = self.store.extractor.rows(pk, resource)
+        except Exception as error:  # an evaluator fault must not store an unindexed resource
+            raise ServerError("Indexing the resource failed") from error
+        for kind, table_rows in rows.items():
+            if table_rows:
+                self.connection.execute(insert(INDEX_TABLES[kind]), table_rows)
+        if patients:
+            self.connection.execute(
+                insert(patient_compartment),
+                [{"res_pk": pk, "patient_id": p} for p in sorted(patients)],
+            )

@@ -1,0 +1,154 @@
+"""The tables of the dossier store (SQLAlchemy Core).
+
+``resources`` holds the current version of every resource (its stored JSON bytes, served
+as they are); ``resource_versions`` every version ever written (history, vread; a delete is
+a version). The ``search_*`` tables are the search index, one row per indexed value, keyed
+by the resource's surrogate ``pk``; ``patient_compartment`` says which patients a resource
+belongs to (the FHIR patient compartment), which is what access filters join on.
+Times are stored as microseconds since the Unix epoch (UTC) so both databases compare them
+as integers.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "INDEX_TABLES",
+    "metadata",
+    "patient_compartment",
+    "resource_versions",
+    "resources",
+    "search_date",
+    "search_number",
+    "search_quantity",
+    "search_reference",
+    "search_string",
+    "search_token",
+    "search_uri",
+]
+
+metadata = MetaData()
+
+# Byte-wise ordering on PostgreSQL too, so that prefix ranges on normalised strings hold.
+_Key = String(255).with_variant(String(255, collation="C"), "postgresql")
+_Pk = BigInteger().with_variant(Integer(), "sqlite")
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("pk", _Pk, primary_key=True, autoincrement=True),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("content", LargeBinary, nullable=True),
+    UniqueConstraint("res_type", "res_id", name="uq_resources_type_id"),
+    Index("ix_resources_type_updated", "res_type", "last_updated"),
+)
+
+resource_versions = Table(
+    "resource_versions",
+    metadata,
+    Column("res_type", String(64), primary_key=True),
+    Column("res_id", String(64), primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("content", LargeBinary, nullable=True),
+    Index("ix_versions_updated", "last_updated"),
+    Index("ix_versions_type_updated", "res_type", "last_updated"),
+)
+
+
+def _index_table(name: str, *columns: Column[object], value_index: tuple[str, ...]) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("res_pk", _Pk, nullable=False),
+        Column("res_type", String(64), nullable=False),
+        Column("param", String(100), nullable=False),
+        *columns,
+        Index(f"ix_{name}_value", "res_type", "param", *value_index, "res_pk"),
+        Index(f"ix_{name}_pk", "res_pk"),
+    )
+
+
+search_token = _index_table(
+    "search_token",
+    Column("system", _Key, nullable=True),
+    Column("code", _Key, nullable=True),
+    Column("text", _Key, nullable=True),
+    value_index=("code", "system"),
+)
+search_string = _index_table(
+    "search_string",
+    Column("value_norm", _Key, nullable=False),
+    Column("value_exact", String(255), nullable=False),
+    value_index=("value_norm",),
+)
+search_date = _index_table(
+    "search_date",
+    Column("low", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+    value_index=("low", "high"),
+)
+search_reference = _index_table(
+    "search_reference",
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    Column("url", String(512), nullable=True),
+    value_index=("target_id", "target_type"),
+)
+search_quantity = _index_table(
+    "search_quantity",
+    Column("value", Float, nullable=False),
+    Column("system", _Key, nullable=True),
+    Column("code", _Key, nullable=True),
+    value_index=("value",),
+)
+search_number = _index_table(
+    "search_number",
+    Column("value", Float, nullable=False),
+    value_index=("value",),
+)
+search_uri = _index_table(
+    "search_uri",
+    Column("value", String(512), nullable=False),
+    value_index=("value",),
+)
+Index("ix_search_reference_target", search_reference.c.target_type, search_reference.c.target_id,
+      search_reference.c.param, search_reference.c.res_type)
+
+patient_compartment = Table(
+    "patient_compartment",
+    metadata,
+    Column("res_pk", _Pk, nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Index("ix_compartment_patient", "patient_id", "res_pk"),
+    Index("ix_compartment_pk", "res_pk"),
+)
+
+INDEX_TABLES = {
+    "token": search_token,
+    "string": search_string,
+    "date": search_date,
+    "reference": search_reference,
+    "quantity": search_quantity,
+    "number": search_number,
+    "uri": search_uri,
+}
