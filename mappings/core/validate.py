@@ -83,7 +83,7 @@ class Validator:
             issues.append(_error("structure", f"Unknown element '{key}'", f"{path}.{key}"))
             return
         element, type_name = found
-        where = f"{path}.{extension_of or key}"
+        where = f"{path}.{element.name}"
         if element.many != isinstance(item, list):
             message = "must be an array" if element.many else "must not be an array"
             issues.append(_error("structure", f"Element '{key}' {message}", where))

@@ -1,0 +1,141 @@
+"""Shared fixtures: a real database (SQLite file or PostgreSQL) and a real HTTP server.
+
+The backend is chosen with ``--database sqlite|postgresql`` (or EIGENDOSSIER_TEST_DATABASE).
+On PostgreSQL the session creates a database of its own on 127.0.0.1:5432 (user postgres)
+and drops it at the end; when the server is unreachable those tests are skipped with the
+reason. Between tests every table is emptied, so each test starts from an empty dossier.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from lxml import etree
+from sqlalchemy import Engine, text
+
+from gateway.app import build_services
+from gateway.http.app import build_http_app
+from gateway.interactions.model import Services
+from gateway.settings import Settings
+from gateway.store.engine import make_engine
+from gateway.store.schema import metadata
+
+EXAMPLES = pathlib.Path(__file__).parent / "data" / "r4-examples"
+PG_ADMIN = os.environ.get("EIGENDOSSIER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--database", default=os.environ.get("EIGENDOSSIER_TEST_DATABASE", "sqlite"),
+                     choices=["sqlite", "postgresql"], help="the store backend to test against")
+
+
+def example(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
+    return data
+
+
+def canonical(value: Any) -> Any:
+    """A resource with its narrative as canonical XML (JSON and XML serialise it differently)."""
+    if isinstance(value, dict):
+        return {k: (etree.tostring(etree.fromstring(v.encode()), method="c14n") if k == "div"
+                    else canonical(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[str]:
+    backend = request.config.getoption("--database")
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        return
+    admin = make_engine(PG_ADMIN)
+    try:
+        with admin.connect():
+            pass
+    except Exception as error:  # noqa: BLE001
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {type(error).__name__}")
+    name = f"eigendossier_test_{uuid.uuid4().hex[:12]}"
+    autocommit = admin.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with autocommit.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _server_state(database_url: str) -> Iterator[dict[str, Any]]:
+    port = _free_port()
+    settings = Settings(database_url=database_url, port=port, open_mode=True,
+                        max_body_bytes=2 * 1024 * 1024)
+    services = build_services(settings, migrate=True)
+    app = build_http_app(services, settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                          lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    yield {"services": services, "base": settings.public_base_url}
+    server.should_exit = True
+    thread.join(timeout=10)
+    services.store.dispose()
+
+
+def _empty(engine: Engine) -> None:
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in metadata.sorted_tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+        else:
+            for table in metadata.sorted_tables:
+                connection.execute(table.delete())
+
+
+@pytest.fixture()
+def services(_server_state: dict[str, Any]) -> Services:
+    """The running server's services, over an emptied database."""
+    found: Services = _server_state["services"]
+    _empty(found.store.engine)
+    return found
+
+
+@pytest.fixture()
+def base(_server_state: dict[str, Any], services: Services) -> str:
+    """The FHIR base URL of the running server (database emptied)."""
+    return str(_server_state["base"])
+
+
+@pytest.fixture()
+def client(base: str) -> Iterator[httpx.Client]:
+    """A real HTTP client against the running server."""
+    with httpx.Client(base_url=base + "/", headers={"Accept": "application/fhir+json"},
+                      timeout=30) as http:
+        yield http

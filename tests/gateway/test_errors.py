@@ -1,0 +1,124 @@
+"""Every error is an OperationOutcome with the right status, and loses nothing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from gateway.settings import Settings
+from tests.conftest import example
+
+JSON = {"Content-Type": "application/fhir+json"}
+
+
+def assert_outcome(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/fhir+json")
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome" and body["issue"]
+    return body
+
+
+def test_malformed_json(client: httpx.Client) -> None:
+    assert_outcome(client.post("Patient", content=b'{"resourceType": "Pat', headers=JSON), 400)
+
+
+def test_wrong_resource_type_for_the_url(client: httpx.Client) -> None:
+    body = assert_outcome(client.post("Patient", json=example("Observation-example"),
+                                      headers=JSON), 400)
+    assert body["issue"][0]["expression"] == ["resourceType"]
+
+
+def test_id_mismatch_on_update(client: httpx.Client) -> None:
+    patient = {"resourceType": "Patient", "id": "a"}
+    assert_outcome(client.put("Patient/b", json=patient, headers=JSON), 400)
+
+
+def test_invalid_resource_names_every_fault(client: httpx.Client) -> None:
+    observation = example("Observation-example")
+    observation["status"] = "bogus"
+    observation["unknown"] = 1
+    body = assert_outcome(client.post("Observation", json=observation, headers=JSON), 400)
+    expressions = {e for issue in body["issue"] for e in issue.get("expression", [])}
+    assert {"Observation.status", "Observation.unknown"} <= expressions
+    assert client.get("Observation").json()["total"] == 0
+
+
+def test_unknown_type_and_unknown_resource(client: httpx.Client) -> None:
+    assert_outcome(client.get("Spaceship/1"), 404)
+    assert_outcome(client.get("Patient/does-not-exist"), 404)
+    assert_outcome(client.get("Patient/bad id!"), 400)
+
+
+def test_unsupported_interaction_is_405_with_allow(client: httpx.Client) -> None:
+    response = client.post("Patient/abc", json={}, headers=JSON)
+    assert_outcome(response, 405)
+    assert "GET" in response.headers["Allow"]
+    assert_outcome(client.delete("metadata"), 405)
+
+
+def test_oversized_body_is_413(client: httpx.Client) -> None:
+    big = {"resourceType": "Patient", "name": [{"text": "x" * (3 * 1024 * 1024)}]}
+    assert_outcome(client.post("Patient", json=big, headers=JSON), 413)
+    assert client.get("Patient").json()["total"] == 0
+
+
+def test_wrong_json_types(client: httpx.Client) -> None:
+    assert_outcome(client.post("Patient", content=b"[1, 2, 3]", headers=JSON), 400)
+    assert_outcome(client.post("Patient", content=b'"text"', headers=JSON), 400)
+
+
+def test_bad_search_values_are_400(client: httpx.Client) -> None:
+    assert_outcome(client.get("Observation", params={"date": "yesterday"}), 400)
+    assert_outcome(client.get("Observation", params={"value-quantity": "lots"}), 400)
+    assert_outcome(client.get("Observation", params={"_count": "many"}), 400)
+    assert_outcome(client.get("Patient", params={"shoe": "44"},
+                              headers={"Prefer": "handling=strict"}), 400)
+
+
+def test_outside_the_base_is_404_outcome(client: httpx.Client, base: str) -> None:
+    response = httpx.get(base.rsplit("/fhir", 1)[0] + "/elsewhere")
+    assert response.status_code == 404
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_an_internal_failure_is_500_with_a_correlation_id_and_no_internals(
+        tmp_path: object, caplog: pytest.LogCaptureFixture) -> None:
+    """A broken database (an index table dropped) must not leak SQL or data to the client."""
+    import threading
+    import time
+
+    import uvicorn
+    from sqlalchemy import text
+
+    from gateway.app import build_services
+    from gateway.http.app import build_http_app
+    from tests.conftest import _free_port
+
+    port = _free_port()
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/broken.db", port=port, open_mode=True)
+    services = build_services(settings)
+    with services.store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE search_string"))
+    server = uvicorn.Server(uvicorn.Config(build_http_app(services, settings), host="127.0.0.1",
+                                          port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        secret = "Geheimenaam"
+        patient = {"resourceType": "Patient", "name": [{"family": secret}]}
+        response = httpx.post(f"{settings.public_base_url}/Patient", json=patient, headers=JSON)
+        body = assert_outcome(response, 500)
+        correlation = response.headers["X-Correlation-Id"]
+        assert correlation in body["issue"][0]["diagnostics"]
+        assert secret not in response.text and "search_string" not in response.text
+        assert "INSERT" not in response.text and "SELECT" not in response.text
+        assert secret not in caplog.text and "INSERT" not in caplog.text
+        assert correlation in caplog.text
+        assert httpx.get(f"{settings.public_base_url}/Patient").status_code in (200, 500)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        services.store.dispose()
