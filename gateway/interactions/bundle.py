@@ -233,8 +233,8 @@ def _resolve(context: Context, reference: str, identities: dict[str, str], sessi
     if reference.startswith("urn:uuid:") or reference.startswith("urn:oid:"):
         raise Unprocessable(f"Reference {reference[:80]} does not resolve inside the transaction",
                             where)
-    if "?" in reference and "://" not in reference:
-        resource_type, _, criteria = reference.partition("?")
+    resource_type, question, criteria = reference.partition("?")
+    if question and resource_type in context.services.definitions.served:
         found = crud.find_matches(context, session, resource_type, parse_qsl(criteria, True))
         if len(found) != 1:
             raise PreconditionFailed(

@@ -1,0 +1,128 @@
+"""batch and transaction: all-or-nothing, urn:uuid and conditional references, ordering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+JSON = {"Content-Type": "application/fhir+json"}
+
+
+def transaction(*entries: dict[str, Any], kind: str = "transaction") -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": kind, "entry": list(entries)}
+
+
+def post_entry(full_url: str, resource: dict[str, Any], **request: Any) -> dict[str, Any]:
+    return {"fullUrl": full_url, "resource": resource,
+            "request": {"method": "POST", "url": resource["resourceType"], **request}}
+
+
+PATIENT_URN = "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"
+
+
+def test_transaction_resolves_urn_uuid_references(client: httpx.Client) -> None:
+    bundle = transaction(
+        post_entry("urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059", {
+            "resourceType": "Observation", "status": "final", "code": {"text": "ZRM"},
+            "subject": {"reference": PATIENT_URN}}),
+        post_entry(PATIENT_URN, {"resourceType": "Patient", "active": True}),
+    )
+    response = client.post("", json=bundle, headers=JSON)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["type"] == "transaction-response"
+    statuses = [e["response"]["status"] for e in result["entry"]]
+    assert statuses == ["201 Created", "201 Created"]
+    patient_location = result["entry"][1]["response"]["location"]
+    patient_id = patient_location.split("/Patient/")[1].split("/")[0]
+    observation = result["entry"][0]["resource"]
+    assert observation["subject"]["reference"] == f"Patient/{patient_id}"
+    found = client.get("Observation", params={"subject": f"Patient/{patient_id}"}).json()
+    assert found["total"] == 1
+
+
+def test_transaction_is_all_or_nothing(client: httpx.Client) -> None:
+    bundle = transaction(
+        post_entry(PATIENT_URN, {"resourceType": "Patient", "active": True}),
+        post_entry("urn:uuid:0000", {"resourceType": "Observation", "status": "bogus",
+                                     "code": {"text": "x"}}),
+    )
+    response = client.post("", json=bundle, headers=JSON)
+    assert response.status_code == 400
+    assert "Entry 1" in response.json()["issue"][0]["diagnostics"]
+    assert client.get("Patient").json()["total"] == 0
+
+
+def test_unresolvable_urn_reference_fails_the_transaction(client: httpx.Client) -> None:
+    bundle = transaction(post_entry("urn:uuid:1", {
+        "resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "subject": {"reference": "urn:uuid:not-in-bundle"}}))
+    assert client.post("", json=bundle, headers=JSON).status_code == 422
+    assert client.get("Observation").json()["total"] == 0
+
+
+def test_conditional_references_and_conditional_create(client: httpx.Client) -> None:
+    identifier = {"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "999911120"}
+    client.put("Patient/p1", json={"resourceType": "Patient", "id": "p1",
+                                   "identifier": [identifier]}, headers=JSON)
+    bundle = transaction(
+        post_entry("urn:uuid:a", {"resourceType": "Patient", "identifier": [identifier]},
+                   ifNoneExist=f"identifier={identifier['system']}|{identifier['value']}"),
+        post_entry("urn:uuid:b", {
+            "resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "subject": {"reference": f"Patient?identifier={identifier['system']}|999911120"}}),
+    )
+    response = client.post("", json=bundle, headers=JSON)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["entry"][0]["response"]["status"] == "200 OK"
+    assert result["entry"][1]["resource"]["subject"]["reference"] == "Patient/p1"
+    ambiguous = transaction(post_entry("urn:uuid:c", {
+        "resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "subject": {"reference": "Patient?identifier=nomatch"}}))
+    assert client.post("", json=ambiguous, headers=JSON).status_code == 412
+
+
+def test_transaction_put_delete_and_get(client: httpx.Client) -> None:
+    client.put("Patient/old", json={"resourceType": "Patient", "id": "old"}, headers=JSON)
+    bundle = transaction(
+        {"request": {"method": "GET", "url": "Patient/new"}},
+        {"resource": {"resourceType": "Patient", "id": "new", "active": True},
+         "request": {"method": "PUT", "url": "Patient/new"}},
+        {"request": {"method": "DELETE", "url": "Patient/old"}},
+    )
+    result = client.post("", json=bundle, headers=JSON).json()
+    statuses = [e["response"]["status"] for e in result["entry"]]
+    assert statuses == ["200 OK", "201 Created", "200 OK"]  # GET runs after the PUT
+    assert client.get("Patient/old").status_code == 410
+
+
+def test_the_same_resource_twice_is_refused(client: httpx.Client) -> None:
+    bundle = transaction(*[
+        {"resource": {"resourceType": "Patient", "id": "twice"},
+         "request": {"method": "PUT", "url": "Patient/twice"}} for _ in range(2)])
+    assert client.post("", json=bundle, headers=JSON).status_code == 400
+
+
+def test_batch_entries_succeed_or_fail_on_their_own(client: httpx.Client) -> None:
+    bundle = transaction(
+        post_entry("urn:uuid:x", {"resourceType": "Patient", "active": True}),
+        post_entry("urn:uuid:y", {"resourceType": "Patient", "gender": "robot"}),
+        {"request": {"method": "GET", "url": "Patient/nope"}},
+        kind="batch",
+    )
+    result = client.post("", json=bundle, headers=JSON).json()
+    assert result["type"] == "batch-response"
+    statuses = [e["response"]["status"] for e in result["entry"]]
+    assert statuses == ["201 Created", "400", "404"]
+    assert result["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
+    assert client.get("Patient").json()["total"] == 1
+
+
+def test_bad_bundles(client: httpx.Client) -> None:
+    assert client.post("", json={"resourceType": "Bundle", "type": "collection"},
+                       headers=JSON).status_code == 400
+    assert client.post("", json={"resourceType": "Patient"}, headers=JSON).status_code == 400
+    no_request = transaction({"resource": {"resourceType": "Patient"}})
+    assert client.post("", json=no_request, headers=JSON).status_code == 400
