@@ -36,6 +36,7 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<as>as)\s+(?P<astype>[A-Za-z]+)"
     r"|\.where\(resolve\(\)\s+is\s+(?P<resolve>[A-Za-z]+)\)"
     r"|\.where\((?P<field>[A-Za-z]+)\s*=\s*'(?P<literal>[^']*)'\)"
+    r"|\.where\(hasExtension\('(?P<hasext>[^']+)'\)\)"
     r"|\.(?:as|ofType)\((?P<cast>[A-Za-z]+)\)"
     r"|\.extension\('(?P<ext>[^']+)'\)"
     r"|\.(?P<name>[A-Za-z]+))"
@@ -67,6 +68,8 @@ def _parse_branch(branch: str, resource_type: str) -> list[_Step] | None:
             steps.append(("resolve", match["resolve"]))
         elif match["field"]:
             steps.append(("where", (match["field"], match["literal"])))
+        elif match["hasext"]:
+            steps.append(("has-extension", match["hasext"]))
         elif match["cast"]:
             steps.append(("cast", match["cast"]))
         elif match["ext"]:
@@ -125,6 +128,9 @@ class _PathEvaluator:
         if kind == "where":
             field, literal = argument
             return [i for i in items if isinstance(i.value, dict) and i.value.get(field) == literal]
+        if kind == "has-extension":
+            return [i for i in items if isinstance(i.value, dict)
+                    and any(e.get("url") == argument for e in i.value.get("extension", []))]
         if kind == "extension":
             return [Typed(e, "Extension") for i in items if isinstance(i.value, dict)
                     for e in i.value.get("extension", []) if e.get("url") == argument]

@@ -10,6 +10,8 @@ unit again, so no write is ever lost and no partial write is ever kept.
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from mappings.core.errors import Conflict, PreconditionFailed, ServerError
 __all__ = ["Current", "RetryWrite", "Session", "Store", "Stored"]
 
 T = TypeVar("T")
-_MAX_ATTEMPTS = 8
+_MAX_ATTEMPTS = 20
 
 
 class RetryWrite(Exception):  # noqa: N818 (a signal, not an error)
@@ -77,13 +79,14 @@ class Store:
 
     def write(self, unit: Callable[[Session], T]) -> T:
         """Run ``unit`` in one write transaction; run it again when it lost a race."""
-        for _attempt in range(_MAX_ATTEMPTS):
+        for attempt in range(_MAX_ATTEMPTS):
             try:
                 with self.engine.connect() as connection:
                     connection = connection.execution_options(**{WRITE: True})
                     with connection.begin():
                         return unit(Session(self, connection))
             except (RetryWrite, IntegrityError):
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 (jitter)
                 continue
             except OperationalError as error:
                 if "deadlock" in str(error.orig).lower() or "serializ" in str(error.orig).lower():
@@ -110,12 +113,16 @@ class Session:
 
     # -- reading ---------------------------------------------------------------------
 
-    def current(self, res_type: str, res_id: str,
-                access: AccessFilter | None = None) -> Current | None:
+    def current(self, res_type: str, res_id: str, access: AccessFilter | None = None,
+                *, for_update: bool = False) -> Current | None:
+        """The current row; ``for_update`` locks it until the transaction ends (PostgreSQL;
+        SQLite's write transactions are serialised already)."""
         query = select(resources).where(resources.c.res_type == res_type,
                                         resources.c.res_id == res_id)
         if access is not None and not access.is_unrestricted:
             query = query.where(access.predicate())
+        if for_update:
+            query = query.with_for_update()
         row = self.connection.execute(query).first()
         return None if row is None else Current(*row)
 
@@ -141,7 +148,7 @@ class Session:
         race, and the unit of work runs again).
         """
         res_type, res_id = resource["resourceType"], resource["id"]
-        current = self.current(res_type, res_id)
+        current = self.current(res_type, res_id, for_update=True)
         if must_create and current is not None:
             raise RetryWrite  # the server-assigned id collided; the unit picks a new one
         if if_match is not None and (current is None or current.version_id != if_match):
@@ -174,7 +181,7 @@ class Session:
 
     def delete(self, res_type: str, res_id: str) -> Stored | None:
         """Mark the resource deleted as a new version; None when there was nothing to delete."""
-        current = self.current(res_type, res_id)
+        current = self.current(res_type, res_id, for_update=True)
         if current is None or current.deleted:
             return None
         version_id = current.version_id + 1

@@ -1,0 +1,51 @@
+"""Every official R4 example of the served types: stored, read back equal, and through XML."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import EXAMPLES, canonical, example
+
+NAMES = sorted(p.stem for p in EXAMPLES.glob("*.json") if p.stem != "Questionnaire-qs1")
+JSON = {"Content-Type": "application/fhir+json"}
+
+
+def without_meta(resource: dict) -> dict:
+    return {k: v for k, v in resource.items() if k != "meta"}
+
+
+def test_every_example_loads_reads_back_equal_and_round_trips_xml(client: httpx.Client) -> None:
+    for name in NAMES:
+        resource = example(name)
+        url = f"{resource['resourceType']}/{resource['id']}"
+        stored = client.put(url, json=resource, headers=JSON)
+        assert stored.status_code == 201, (name, stored.text)
+        read = client.get(url).json()
+        assert without_meta(read) == without_meta(resource), name
+        for key, value in resource.get("meta", {}).items():
+            if key not in ("versionId", "lastUpdated"):
+                assert read["meta"][key] == value, name
+        xml = client.get(url, headers={"Accept": "application/fhir+xml"})
+        assert xml.status_code == 200, name
+        again = client.put(url, content=xml.content,
+                           headers={"Content-Type": "application/fhir+xml"})
+        assert again.status_code == 200, (name, again.text)
+        assert canonical(without_meta(again.json())) == canonical(without_meta(resource)), name
+
+
+def test_the_invalid_official_example_is_rejected(client: httpx.Client) -> None:
+    resource = example("Questionnaire-qs1")
+    response = client.put(f"Questionnaire/{resource['id']}", json=resource, headers=JSON)
+    assert response.status_code == 400
+    assert any("linkId" in " ".join(i.get("expression", [])) for i in response.json()["issue"])
+
+
+@pytest.mark.parametrize("resource_type", ["Patient", "Observation", "CarePlan", "Consent"])
+def test_examples_are_searchable_by_their_type(client: httpx.Client, resource_type: str) -> None:
+    names = [n for n in NAMES if n.startswith(f"{resource_type}-")]
+    for name in names:
+        resource = example(name)
+        client.put(f"{resource_type}/{resource['id']}", json=resource, headers=JSON)
+    bundle = client.get(resource_type, params={"_count": 1000, "_total": "accurate"}).json()
+    assert bundle["total"] == len(names)
