@@ -25,13 +25,18 @@ __all__ = ["SchemaBehind", "build_services", "create_app"]
 from starlette.applications import Starlette
 
 
-class SchemaBehind(RuntimeError):  # noqa: N818
+class SchemaBehind(RuntimeError):
     """The database schema is older than this version of the gateway."""
 
 
-def build_services(settings: Settings, *, clock: Clock | None = None,
-                   ids: IdFactory | None = None, engine: Engine | None = None,
-                   migrate: bool | None = None) -> Services:
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    ids: IdFactory | None = None,
+    engine: Engine | None = None,
+    migrate: bool | None = None,
+) -> Services:
     """The services of one gateway process.
 
     ``migrate``: apply migrations first (default: only on the embedded SQLite database;
@@ -61,8 +66,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None,
     )
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None, ids: IdFactory | None = None,
-               migrate: bool | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    ids: IdFactory | None = None,
+    migrate: bool | None = None,
+) -> Starlette:
     """The ASGI app for ``settings``."""
-    return build_http_app(build_services(settings, clock=clock, ids=ids, migrate=migrate),
-                          settings)
+    return build_http_app(build_services(settings, clock=clock, ids=ids, migrate=migrate), settings)

@@ -23,9 +23,14 @@ app = typer.Typer(help="Eigen Dossier: the client's own FHIR R4 dossier.", no_ar
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-DatabaseUrl = Annotated[str, typer.Option(
-    "--database-url", envvar="EIGENDOSSIER_DATABASE_URL",
-    help="SQLAlchemy URL: sqlite:///path.db (default) or postgresql+psycopg://user@host/db")]
+DatabaseUrl = Annotated[
+    str,
+    typer.Option(
+        "--database-url",
+        envvar="EIGENDOSSIER_DATABASE_URL",
+        help="SQLAlchemy URL: sqlite:///path.db (default) or postgresql+psycopg://user@host/db",
+    ),
+]
 log = logging.getLogger("eigendossier")
 
 
@@ -36,8 +41,10 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         try:
-            return all(ipaddress.ip_address(info[4][0]).is_loopback
-                       for info in socket.getaddrinfo(host, None))
+            return all(
+                ipaddress.ip_address(info[4][0]).is_loopback
+                for info in socket.getaddrinfo(host, None)
+            )
         except OSError:
             return False
 
@@ -47,14 +54,21 @@ def serve(
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     host: Annotated[str, typer.Option(envvar="EIGENDOSSIER_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="EIGENDOSSIER_PORT")] = 8080,
-    base_url: Annotated[str, typer.Option(
-        "--base-url", envvar="EIGENDOSSIER_BASE_URL",
-        help="Public FHIR base URL used in links (default http://HOST:PORT/fhir)")] = "",
+    base_url: Annotated[
+        str,
+        typer.Option(
+            "--base-url",
+            envvar="EIGENDOSSIER_BASE_URL",
+            help="Public FHIR base URL used in links (default http://HOST:PORT/fhir)",
+        ),
+    ] = "",
     log_level: Annotated[str, typer.Option(envvar="EIGENDOSSIER_LOG_LEVEL")] = "info",
-    open_mode: Annotated[bool, typer.Option(
-        "--open", help="Development mode without authentication; loopback only")] = False,
+    open_mode: Annotated[
+        bool, typer.Option("--open", help="Development mode without authentication; loopback only")
+    ] = False,
     max_body_bytes: Annotated[int, typer.Option(envvar="EIGENDOSSIER_MAX_BODY_BYTES")] = (
-        16 * 1024 * 1024),
+        16 * 1024 * 1024
+    ),
     workers: Annotated[int, typer.Option(help="Processes (PostgreSQL only)")] = 1,
 ) -> None:
     """Run the gateway; prints the FHIR base URL."""
@@ -62,18 +76,33 @@ def serve(
 
     from gateway.app import SchemaBehind, create_app  # noqa: PLC0415
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = Settings(database_url=database_url, host=host, port=port, base_url=base_url,
-                        log_level=log_level, open_mode=open_mode, max_body_bytes=max_body_bytes)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    settings = Settings(
+        database_url=database_url,
+        host=host,
+        port=port,
+        base_url=base_url,
+        log_level=log_level,
+        open_mode=open_mode,
+        max_body_bytes=max_body_bytes,
+    )
     if not open_mode:
-        typer.echo("Refusing to start: no authorization server is configured. "
-                   "Use --open for the loopback-only development mode.", err=True)
+        typer.echo(
+            "Refusing to start: no authorization server is configured. "
+            "Use --open for the loopback-only development mode.",
+            err=True,
+        )
         raise typer.Exit(2)
     if not _is_loopback(host):
         typer.echo(f"Refusing to start: --open binds only to loopback, not {host}.", err=True)
         raise typer.Exit(2)
-    log.warning("OPEN MODE: no authentication, every request sees every dossier. "
-                "Development only; bound to %s.", host)
+    log.warning(
+        "OPEN MODE: no authentication, every request sees every dossier. "
+        "Development only; bound to %s.",
+        host,
+    )
     try:
         application = create_app(settings)
     except SchemaBehind as error:
@@ -81,13 +110,18 @@ def serve(
         raise typer.Exit(2) from None
     typer.echo(f"Eigen Dossier FHIR base: {settings.public_base_url}")
     sys.stdout.flush()
-    uvicorn.run(application, host=host, port=port, log_level=log_level.lower(),
-                access_log=False, workers=None if workers == 1 else workers)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        access_log=False,
+        workers=None if workers == 1 else workers,
+    )
 
 
 @db_app.command("upgrade")
-def db_upgrade(database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
-               revision: str = "head") -> None:
+def db_upgrade(database_url: DatabaseUrl = DEFAULT_DATABASE_URL, revision: str = "head") -> None:
     """Apply the schema migrations up to REVISION (default: the newest)."""
     from gateway.store.engine import make_engine  # noqa: PLC0415
     from gateway.store.migrate import upgrade  # noqa: PLC0415

@@ -79,11 +79,7 @@ def element_entry(element: Json) -> Json:
     types = [type_code(t) for t in element.get("type", [])]
     entry["types"] = types
     targets = sorted(
-        {
-            p.rsplit("/", 1)[-1]
-            for t in element.get("type", [])
-            for p in t.get("targetProfile", [])
-        }
+        {p.rsplit("/", 1)[-1] for t in element.get("type", []) for p in t.get("targetProfile", [])}
     )
     if targets:
         entry["targets"] = targets
@@ -104,9 +100,7 @@ def structure_tree(definition: Json) -> Json:
         if name.endswith("[x]"):
             name = name[:-3]
             entry["choice"] = True
-        if entry.get("types") in (["BackboneElement"], ["Element"]) and parent != root_path:
-            entry["children"] = {}
-        elif entry.get("types") in (["BackboneElement"], ["Element"]):
+        if entry.get("types") in (["BackboneElement"], ["Element"]):
             entry["children"] = {}
         nodes[parent]["children"][name] = entry
         nodes[path] = entry
@@ -157,7 +151,12 @@ def build_structure(package: pathlib.Path, served: list[str]) -> Json:
     missing = sorted(set(served) - set(resources))
     if missing:
         raise SystemExit(f"no StructureDefinition for: {missing}")
-    return {"fhirVersion": "4.0.1", "primitives": primitives, "types": types, "resources": resources}
+    return {
+        "fhirVersion": "4.0.1",
+        "primitives": primitives,
+        "types": types,
+        "resources": resources,
+    }
 
 
 def required_bindings(structure: Json) -> set[str]:
@@ -324,7 +323,9 @@ def main() -> None:
     write(DATA / "r4-valuesets.json", build_valuesets(package, required_bindings(structure)))
     write(DATA / "r4-search-parameters.json", build_search_parameters(package, served))
     compartment = read(package, "CompartmentDefinition-patient.json")
-    members = {r["code"]: r.get("param", []) for r in compartment["resource"] if r["code"] in served}
+    members = {
+        r["code"]: r.get("param", []) for r in compartment["resource"] if r["code"] in served
+    }
     write(DATA / "r4-patient-compartment.json", {"url": compartment["url"], "resources": members})
     print(f"examples: {vendor_examples(package, served)}")
 

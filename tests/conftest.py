@@ -32,12 +32,18 @@ from gateway.store.engine import make_engine
 from gateway.store.schema import metadata
 
 EXAMPLES = pathlib.Path(__file__).parent / "data" / "r4-examples"
-PG_ADMIN = os.environ.get("EIGENDOSSIER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN = os.environ.get(
+    "EIGENDOSSIER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--database", default=os.environ.get("EIGENDOSSIER_TEST_DATABASE", "sqlite"),
-                     choices=["sqlite", "postgresql"], help="the store backend to test against")
+    parser.addoption(
+        "--database",
+        default=os.environ.get("EIGENDOSSIER_TEST_DATABASE", "sqlite"),
+        choices=["sqlite", "postgresql"],
+        help="the store backend to test against",
+    )
 
 
 def example(name: str) -> dict[str, Any]:
@@ -48,8 +54,14 @@ def example(name: str) -> dict[str, Any]:
 def canonical(value: Any) -> Any:
     """A resource with its narrative as canonical XML (JSON and XML serialise it differently)."""
     if isinstance(value, dict):
-        return {k: (etree.tostring(etree.fromstring(v.encode()), method="c14n") if k == "div"
-                    else canonical(v)) for k, v in value.items()}
+        return {
+            k: (
+                etree.tostring(etree.fromstring(v.encode()), method="c14n")
+                if k == "div"
+                else canonical(v)
+            )
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [canonical(v) for v in value]
     return value
@@ -62,8 +74,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     backend = request.config.getoption("--database")
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
@@ -72,7 +85,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     try:
         with admin.connect():
             pass
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         admin.dispose()
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {type(error).__name__}")
     name = f"eigendossier_test_{uuid.uuid4().hex[:12]}"
@@ -90,12 +103,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 @pytest.fixture(scope="session")
 def _server_state(database_url: str) -> Iterator[dict[str, Any]]:
     port = _free_port()
-    settings = Settings(database_url=database_url, port=port, open_mode=True,
-                        max_body_bytes=2 * 1024 * 1024)
+    settings = Settings(
+        database_url=database_url, port=port, open_mode=True, max_body_bytes=2 * 1024 * 1024
+    )
     services = build_services(settings, migrate=True)
     app = build_http_app(services, settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                          lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -136,6 +151,7 @@ def base(_server_state: dict[str, Any], services: Services) -> str:
 @pytest.fixture()
 def client(base: str) -> Iterator[httpx.Client]:
     """A real HTTP client against the running server."""
-    with httpx.Client(base_url=base + "/", headers={"Accept": "application/fhir+json"},
-                      timeout=30) as http:
+    with httpx.Client(
+        base_url=base + "/", headers={"Accept": "application/fhir+json"}, timeout=30
+    ) as http:
         yield http

@@ -30,8 +30,10 @@ from mappings.core.xml import XmlCodec
 __all__ = ["build_http_app"]
 
 log = logging.getLogger("eigendossier.http")
-_CONTENT_TYPES = {JSON: "application/fhir+json; charset=utf-8",
-                  XML: "application/fhir+xml; charset=utf-8"}
+_CONTENT_TYPES = {
+    JSON: "application/fhir+json; charset=utf-8",
+    XML: "application/fhir+xml; charset=utf-8",
+}
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
@@ -47,8 +49,9 @@ class FhirEndpoint:
         media = JSON
         pretty = request.query_params.get("_pretty") == "true"
         try:
-            media = choose_format(request.headers.get("accept"),
-                                  request.query_params.get("_format"))
+            media = choose_format(
+                request.headers.get("accept"), request.query_params.get("_format")
+            )
             fhir_request = await self._fhir_request(request)
             context = Context(self.services)
             response = await run_in_threadpool(dispatch, context, fhir_request)
@@ -56,16 +59,18 @@ class FhirEndpoint:
             response = FhirResponse(error.status, error.outcome(), dict(error.headers))
         except ClientDisconnect:
             return Response(status_code=400)
-        except Exception as error:  # noqa: BLE001 (the edge turns everything into an outcome)
+        except Exception as error:
             response = self._server_error(error)
         return self._render(request, response, media, pretty)
 
     async def _fhir_request(self, request: Request) -> FhirRequest:
         data = await self._read_body(request)
         body, form = await run_in_threadpool(
-            parse_body, request.headers.get("content-type"), data, self.codec, request.method)
-        query = [(k, v) for k, v in request.query_params.multi_items()
-                 if k not in ("_format", "_pretty")]
+            parse_body, request.headers.get("content-type"), data, self.codec, request.method
+        )
+        query = [
+            (k, v) for k, v in request.query_params.multi_items() if k not in ("_format", "_pretty")
+        ]
         path = request.path_params.get("path", "")
         return FhirRequest(
             method=request.method,
@@ -98,27 +103,41 @@ class FhirEndpoint:
         failure = ServerError(f"Internal error; correlation id {correlation}")
         return FhirResponse(500, failure.outcome(), {"X-Correlation-Id": correlation})
 
-    def _render(self, request: Request, response: FhirResponse, media: str,
-                pretty: bool) -> Response:
+    def _render(
+        self, request: Request, response: FhirResponse, media: str, pretty: bool
+    ) -> Response:
         headers = dict(response.headers)
         if response.body is None or request.method == "HEAD":
-            return Response(status_code=response.status, headers=headers,
-                            media_type=_CONTENT_TYPES[media] if response.body else None)
+            return Response(
+                status_code=response.status,
+                headers=headers,
+                media_type=_CONTENT_TYPES[media] if response.body else None,
+            )
         try:
             content = render_body(response.body, media, self.codec, pretty=pretty)
         except FhirError as error:
             content = render_body(error.outcome(), media, self.codec, pretty=pretty)
             return Response(content, status_code=error.status, media_type=_CONTENT_TYPES[media])
-        return Response(content, status_code=response.status, headers=headers,
-                        media_type=_CONTENT_TYPES[media])
+        return Response(
+            content, status_code=response.status, headers=headers, media_type=_CONTENT_TYPES[media]
+        )
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    body: dict[str, Any] = orjson.loads(orjson.dumps({
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": "not-found",
-                   "diagnostics": "Nothing here; the FHIR API is under the base URL"}],
-    }))
+    body: dict[str, Any] = orjson.loads(
+        orjson.dumps(
+            {
+                "resourceType": "OperationOutcome",
+                "issue": [
+                    {
+                        "severity": "error",
+                        "code": "not-found",
+                        "diagnostics": "Nothing here; the FHIR API is under the base URL",
+                    }
+                ],
+            }
+        )
+    )
     return JSONResponse(body, status_code=404, media_type="application/fhir+json")
 
 

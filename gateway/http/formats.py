@@ -20,9 +20,15 @@ __all__ = ["JSON", "XML", "choose_format", "parse_body", "render_body"]
 JSON = "application/fhir+json"
 XML = "application/fhir+xml"
 _FORMAT_PARAM = {
-    "json": JSON, "application/json": JSON, "application/fhir+json": JSON,
-    "application/json+fhir": JSON, "xml": XML, "text/xml": XML, "application/xml": XML,
-    "application/fhir+xml": XML, "application/xml+fhir": XML,
+    "json": JSON,
+    "application/json": JSON,
+    "application/fhir+json": JSON,
+    "application/json+fhir": JSON,
+    "xml": XML,
+    "text/xml": XML,
+    "application/xml": XML,
+    "application/fhir+xml": XML,
+    "application/xml+fhir": XML,
 }
 _ACCEPT = {**_FORMAT_PARAM, "*/*": JSON, "application/*": JSON}
 _JSON_BODIES = {"application/fhir+json", "application/json", "application/json+fhir"}
@@ -44,12 +50,14 @@ def choose_format(accept: str | None, format_param: str | None) -> str:
         media = item.split(";")[0].strip().lower()
         if media in _ACCEPT:
             return _ACCEPT[media]
-    raise NotAcceptable("Accept names no format this server produces "
-                        "(application/fhir+json, application/fhir+xml)")
+    raise NotAcceptable(
+        "Accept names no format this server produces (application/fhir+json, application/fhir+xml)"
+    )
 
 
-def parse_body(content_type: str | None, data: bytes, codec: XmlCodec,
-               method: str) -> tuple[Any, list[tuple[str, str]]]:
+def parse_body(
+    content_type: str | None, data: bytes, codec: XmlCodec, method: str
+) -> tuple[Any, list[tuple[str, str]]]:
     """(parsed resource or patch, form fields) of a request body."""
     if not data:
         return None, []
@@ -73,8 +81,9 @@ def parse_body(content_type: str | None, data: bytes, codec: XmlCodec,
     )
 
 
-def render_body(body: dict[str, Any] | bytes, media: str, codec: XmlCodec,
-                *, pretty: bool) -> bytes:
+def render_body(
+    body: dict[str, Any] | bytes, media: str, codec: XmlCodec, *, pretty: bool
+) -> bytes:
     """Bytes of ``body`` in ``media``; stored JSON bytes go out untouched when they can."""
     if media == JSON and isinstance(body, bytes) and not pretty:
         return body

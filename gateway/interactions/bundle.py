@@ -51,12 +51,25 @@ def _parse_entry(index: int, raw: Any) -> _Entry:
     if method not in _ORDER or not isinstance(url, str) or not url:
         raise Invalid("The entry's request needs a method and a url", f"{where}.request")
     parts = urlsplit(url)
-    headers = {name.lower(): request[key] for key, name in (
-        ("ifMatch", "If-Match"), ("ifNoneExist", "If-None-Exist"),
-        ("ifNoneMatch", "If-None-Match"), ("ifModifiedSince", "If-Modified-Since"))
-        if isinstance(request.get(key), str)}
-    return _Entry(index, method, parts.path.strip("/"), parse_qsl(parts.query, True),
-                  raw.get("fullUrl"), raw.get("resource"), headers)
+    headers = {
+        name.lower(): request[key]
+        for key, name in (
+            ("ifMatch", "If-Match"),
+            ("ifNoneExist", "If-None-Exist"),
+            ("ifNoneMatch", "If-None-Match"),
+            ("ifModifiedSince", "If-Modified-Since"),
+        )
+        if isinstance(request.get(key), str)
+    }
+    return _Entry(
+        index,
+        method,
+        parts.path.strip("/"),
+        parse_qsl(parts.query, True),
+        raw.get("fullUrl"),
+        raw.get("resource"),
+        headers,
+    )
 
 
 def _sub_request(entry: _Entry, prefer: str | None) -> FhirRequest:
@@ -67,8 +80,9 @@ def _sub_request(entry: _Entry, prefer: str | None) -> FhirRequest:
 
 
 def _entry_response(response: FhirResponse) -> dict[str, Any]:
-    out: dict[str, Any] = {"status": f"{response.status} {_REASONS.get(response.status, '')}"
-                           .strip()}
+    out: dict[str, Any] = {
+        "status": f"{response.status} {_REASONS.get(response.status, '')}".strip()
+    }
     if "Location" in response.headers:
         out["location"] = response.headers["Location"]
     if "ETag" in response.headers:
@@ -113,10 +127,13 @@ def process_bundle(context: Context, request: FhirRequest, session: Session | No
     elif session is not None:
         results = _transaction(context, entries, prefer, session)
     else:
-        results = context.services.store.write(
-            lambda s: _transaction(context, entries, prefer, s))
-    bundle = {"resourceType": "Bundle", "id": context.services.ids.new(),
-              "type": f"{kind}-response", "entry": results}
+        results = context.services.store.write(lambda s: _transaction(context, entries, prefer, s))
+    bundle = {
+        "resourceType": "Bundle",
+        "id": context.services.ids.new(),
+        "type": f"{kind}-response",
+        "entry": results,
+    }
     return FhirResponse(200, bundle)
 
 
@@ -131,8 +148,9 @@ def _batch_entry(context: Context, entry: _Entry, prefer: str | None) -> dict[st
         return _error_entry(error)
 
 
-def _transaction(context: Context, entries: list[_Entry], prefer: str | None,
-                 session: Session) -> list[dict[str, Any]]:
+def _transaction(
+    context: Context, entries: list[_Entry], prefer: str | None, session: Session
+) -> list[dict[str, Any]]:
     from gateway.interactions.dispatch import dispatch  # noqa: PLC0415 (routing table cycle)
 
     identities = _assign_ids(context, entries, session)
@@ -146,17 +164,23 @@ def _transaction(context: Context, entries: list[_Entry], prefer: str | None,
         sub = _sub_request(entry, prefer)
         try:
             if entry.method == "POST" and entry.target_id is not None:
-                response = crud.store_new(context, sub, session,
-                                          crud.validated_for(context, sub, entry.path),
-                                          entry.target_id)
+                response = crud.store_new(
+                    context,
+                    sub,
+                    session,
+                    crud.validated_for(context, sub, entry.path),
+                    entry.target_id,
+                )
             elif entry.method == "PUT" and entry.target_id is not None:
                 sub.path, sub.query = f"{entry.path}/{entry.target_id}", []
                 response = dispatch(context, sub, session)
             else:
                 response = dispatch(context, sub, session)
         except FhirError as error:
-            error.issues = [Issue(i.severity, i.code, f"Entry {entry.index}: {i.diagnostics}",
-                                  i.expression) for i in error.issues]
+            error.issues = [
+                Issue(i.severity, i.code, f"Entry {entry.index}: {i.diagnostics}", i.expression)
+                for i in error.issues
+            ]
             raise
         results[entry.index] = _result_entry(response)
     return [results[i] for i in range(len(entries))]
@@ -169,8 +193,9 @@ def _assign_ids(context: Context, entries: list[_Entry], session: Session) -> di
     for entry in entries:
         resource_type = entry.path.split("/")[0]
         if entry.method == "POST" and entry.path and "/" not in entry.path:
-            existing = _conditional_match(context, session, resource_type,
-                                          entry.headers.get("if-none-exist"))
+            existing = _conditional_match(
+                context, session, resource_type, entry.headers.get("if-none-exist")
+            )
             if existing is None:
                 entry.target_id = context.services.ids.new()
                 identity = f"{resource_type}/{entry.target_id}"
@@ -181,9 +206,15 @@ def _assign_ids(context: Context, entries: list[_Entry], session: Session) -> di
             found = crud.find_matches(context, session, resource_type, entry.query)
             if len(found) > 1:
                 raise PreconditionFailed("Conditional update matches more than one resource")
-            entry.target_id = found[0] if found else (
-                entry.resource.get("id") if isinstance(entry.resource, dict)
-                and "id" in entry.resource else context.services.ids.new())
+            entry.target_id = (
+                found[0]
+                if found
+                else (
+                    entry.resource.get("id")
+                    if isinstance(entry.resource, dict) and "id" in entry.resource
+                    else context.services.ids.new()
+                )
+            )
             if isinstance(entry.resource, dict):
                 entry.resource = {**entry.resource, "id": entry.target_id}
             identity = f"{resource_type}/{entry.target_id}"
@@ -191,27 +222,31 @@ def _assign_ids(context: Context, entries: list[_Entry], session: Session) -> di
             identity = entry.path
         if entry.method in ("PUT", "DELETE", "PATCH"):
             if identity in seen:
-                raise Invalid(f"{identity} appears twice in the transaction",
-                              f"Bundle.entry[{entry.index}]")
+                raise Invalid(
+                    f"{identity} appears twice in the transaction", f"Bundle.entry[{entry.index}]"
+                )
             seen.add(identity)
         if entry.full_url:
             identities[entry.full_url] = identity
     return identities
 
 
-def _conditional_match(context: Context, session: Session, resource_type: str,
-                       condition: str | None) -> str | None:
+def _conditional_match(
+    context: Context, session: Session, resource_type: str, condition: str | None
+) -> str | None:
     if not condition:
         return None
-    found = crud.find_matches(context, session, resource_type,
-                              parse_qsl(condition.lstrip("?"), True))
+    found = crud.find_matches(
+        context, session, resource_type, parse_qsl(condition.lstrip("?"), True)
+    )
     if len(found) > 1:
         raise PreconditionFailed("If-None-Exist matches more than one resource")
     return found[0] if found else None
 
 
-def _rewrite(context: Context, value: Any, identities: dict[str, str], session: Session,
-             index: int) -> Any:
+def _rewrite(
+    context: Context, value: Any, identities: dict[str, str], session: Session, index: int
+) -> Any:
     if isinstance(value, list):
         return [_rewrite(context, v, identities, session, index) for v in value]
     if not isinstance(value, dict):
@@ -225,19 +260,22 @@ def _rewrite(context: Context, value: Any, identities: dict[str, str], session: 
     return out
 
 
-def _resolve(context: Context, reference: str, identities: dict[str, str], session: Session,
-             index: int) -> str:
+def _resolve(
+    context: Context, reference: str, identities: dict[str, str], session: Session, index: int
+) -> str:
     if reference in identities:
         return identities[reference]
     where = f"Bundle.entry[{index}]"
     if reference.startswith("urn:uuid:") or reference.startswith("urn:oid:"):
-        raise Unprocessable(f"Reference {reference[:80]} does not resolve inside the transaction",
-                            where)
+        raise Unprocessable(
+            f"Reference {reference[:80]} does not resolve inside the transaction", where
+        )
     resource_type, question, criteria = reference.partition("?")
     if question and resource_type in context.services.definitions.served:
         found = crud.find_matches(context, session, resource_type, parse_qsl(criteria, True))
         if len(found) != 1:
             raise PreconditionFailed(
-                f"Conditional reference to {resource_type} matches {len(found)} resources", where)
+                f"Conditional reference to {resource_type} matches {len(found)} resources", where
+            )
         return f"{resource_type}/{found[0]}"
     return reference

@@ -37,8 +37,9 @@ def check_id(resource_id: str) -> None:
         raise Invalid("Not a valid resource id", "id")
 
 
-def validated(context: Context, body: Any, resource_type: str,
-              resource_id: str | None = None) -> dict[str, Any]:
+def validated(
+    context: Context, body: Any, resource_type: str, resource_id: str | None = None
+) -> dict[str, Any]:
     """The request body as a resource of ``resource_type``, or a 400 naming every fault."""
     if not isinstance(body, dict):
         raise Invalid("The request body must be a FHIR resource")
@@ -66,27 +67,34 @@ def http_date(micros: int) -> str:
     return format_datetime(moment, usegmt=True)
 
 
-def version_headers(resource_type: str, resource_id: str, version_id: int,
-                    last_updated: int) -> dict[str, str]:
+def version_headers(
+    resource_type: str, resource_id: str, version_id: int, last_updated: int
+) -> dict[str, str]:
     return {"ETag": f'W/"{version_id}"', "Last-Modified": http_date(last_updated)}
 
 
-def stored_response(context: Context, request: FhirRequest, stored: Stored, status: int,
-                    *, outcome: str | None = None) -> FhirResponse:
+def stored_response(
+    context: Context,
+    request: FhirRequest,
+    stored: Stored,
+    status: int,
+    *,
+    outcome: str | None = None,
+) -> FhirResponse:
     """The response to a write, as Prefer asks: representation (default), minimal, outcome."""
-    headers = version_headers(stored.res_type, stored.res_id, stored.version_id,
-                              stored.last_updated)
-    base = context.services.base_url
-    headers["Location"] = (
-        f"{base}/{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"
+    headers = version_headers(
+        stored.res_type, stored.res_id, stored.version_id, stored.last_updated
     )
+    base = context.services.base_url
+    headers["Location"] = f"{base}/{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"
     preference = request.prefer.get("return", "representation")
     body: dict[str, Any] | bytes | None = stored.content
     if preference == "minimal":
         body = None
     elif preference == "OperationOutcome":
-        body = operation_outcome([Issue("information", "informational",
-                                        outcome or "The interaction succeeded")])
+        body = operation_outcome(
+            [Issue("information", "informational", outcome or "The interaction succeeded")]
+        )
     return FhirResponse(status, body, headers)
 
 

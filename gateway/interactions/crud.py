@@ -53,15 +53,15 @@ def _summary_params(request: FhirRequest) -> tuple[str | None, tuple[str, ...] |
     return summary, elements
 
 
-def read(context: Context, request: FhirRequest, session: Session,
-         resource_type: str, resource_id: str) -> FhirResponse:
+def read(
+    context: Context, request: FhirRequest, session: Session, resource_type: str, resource_id: str
+) -> FhirResponse:
     check_type(context, resource_type)
     check_id(resource_id)
     current = session.current(resource_type, resource_id, context.access)
     if current is None:
         raise NotFound(f"{resource_type}/{resource_id} is not known")
-    headers = version_headers(resource_type, resource_id, current.version_id,
-                              current.last_updated)
+    headers = version_headers(resource_type, resource_id, current.version_id, current.last_updated)
     if current.deleted or current.content is None:
         raise Gone(f"{resource_type}/{resource_id} was deleted", headers=headers)
     if parse_etag(request.header("if-none-match"), "If-None-Match") == current.version_id:
@@ -73,8 +73,14 @@ def read(context: Context, request: FhirRequest, session: Session,
     return FhirResponse(200, current.content, headers)
 
 
-def vread(context: Context, request: FhirRequest, session: Session, resource_type: str,
-          resource_id: str, version: str) -> FhirResponse:
+def vread(
+    context: Context,
+    request: FhirRequest,
+    session: Session,
+    resource_type: str,
+    resource_id: str,
+    version: str,
+) -> FhirResponse:
     check_type(context, resource_type)
     check_id(resource_id)
     if not version.isdigit():
@@ -90,8 +96,9 @@ def vread(context: Context, request: FhirRequest, session: Session, resource_typ
     return FhirResponse(200, content, {"ETag": f'W/"{version}"'})
 
 
-def find_matches(context: Context, session: Session, resource_type: str,
-              query: list[tuple[str, str]]) -> list[str]:
+def find_matches(
+    context: Context, session: Session, resource_type: str, query: list[tuple[str, str]]
+) -> list[str]:
     """Ids matching a conditional interaction's criteria (at most two: enough to decide)."""
     search = parse_search(resource_type, query, context.services.registry, strict=True)
     if not search.filters:
@@ -113,8 +120,9 @@ def validated_for(context: Context, request: FhirRequest, resource_type: str) ->
     return validated(context, request.body, resource_type)
 
 
-def create(context: Context, request: FhirRequest, session: Session,
-           resource_type: str) -> FhirResponse:
+def create(
+    context: Context, request: FhirRequest, session: Session, resource_type: str
+) -> FhirResponse:
     check_type(context, resource_type)
     resource = validated(context, request.body, resource_type)
     condition = request.header("if-none-exist")
@@ -125,16 +133,24 @@ def create(context: Context, request: FhirRequest, session: Session,
         if found:
             current = session.current(resource_type, found[0])
             assert current is not None and current.content is not None
-            headers = version_headers(resource_type, found[0], current.version_id,
-                                      current.last_updated)
-            headers["Location"] = (f"{context.services.base_url}/{resource_type}/{found[0]}"
-                                   f"/_history/{current.version_id}")
+            headers = version_headers(
+                resource_type, found[0], current.version_id, current.last_updated
+            )
+            headers["Location"] = (
+                f"{context.services.base_url}/{resource_type}/{found[0]}"
+                f"/_history/{current.version_id}"
+            )
             return FhirResponse(200, current.content, headers)
     return store_new(context, request, session, resource)
 
 
-def store_new(context: Context, request: FhirRequest, session: Session,
-              resource: dict[str, Any], resource_id: str | None = None) -> FhirResponse:
+def store_new(
+    context: Context,
+    request: FhirRequest,
+    session: Session,
+    resource: dict[str, Any],
+    resource_id: str | None = None,
+) -> FhirResponse:
     """Store ``resource`` under a new server id (or ``resource_id``, chosen beforehand)."""
     resource = dict(resource)
     resource["id"] = resource_id or context.services.ids.new()
@@ -142,16 +158,22 @@ def store_new(context: Context, request: FhirRequest, session: Session,
     return stored_response(context, request, stored, 201, outcome="Created")
 
 
-def update(context: Context, request: FhirRequest, session: Session,
-           resource_type: str, resource_id: str) -> FhirResponse:
+def update(
+    context: Context, request: FhirRequest, session: Session, resource_type: str, resource_id: str
+) -> FhirResponse:
     check_type(context, resource_type)
     check_id(resource_id)
     resource = validated(context, request.body, resource_type, resource_id)
     if_match = parse_etag(request.header("if-match"))
     _writable(context, session, resource_type, resource_id)
     stored = session.put(dict(resource), method="PUT", if_match=if_match)
-    return stored_response(context, request, stored, 201 if stored.created else 200,
-                           outcome="Created" if stored.created else "Updated")
+    return stored_response(
+        context,
+        request,
+        stored,
+        201 if stored.created else 200,
+        outcome="Created" if stored.created else "Updated",
+    )
 
 
 def _writable(context: Context, session: Session, resource_type: str, resource_id: str) -> None:
@@ -163,8 +185,9 @@ def _writable(context: Context, session: Session, resource_type: str, resource_i
         raise NotFound(f"{resource_type}/{resource_id} is not known")
 
 
-def conditional_update(context: Context, request: FhirRequest, session: Session,
-                       resource_type: str) -> FhirResponse:
+def conditional_update(
+    context: Context, request: FhirRequest, session: Session, resource_type: str
+) -> FhirResponse:
     check_type(context, resource_type)
     body = request.body
     found = find_matches(context, session, resource_type, request.query)
@@ -187,8 +210,9 @@ def conditional_update(context: Context, request: FhirRequest, session: Session,
     return update(context, request, session, resource_type, found[0])
 
 
-def delete(context: Context, request: FhirRequest, session: Session,
-           resource_type: str, resource_id: str) -> FhirResponse:
+def delete(
+    context: Context, request: FhirRequest, session: Session, resource_type: str, resource_id: str
+) -> FhirResponse:
     check_type(context, resource_type)
     check_id(resource_id)
     current = session.current(resource_type, resource_id, context.access)
@@ -199,13 +223,15 @@ def delete(context: Context, request: FhirRequest, session: Session,
         raise PreconditionFailed("If-Match does not match the current version")
     stored = session.delete(resource_type, resource_id)
     headers = {} if stored is None else {"ETag": f'W/"{stored.version_id}"'}
-    outcome = operation_outcome([Issue("information", "informational",
-                                       f"{resource_type}/{resource_id} is deleted")])
+    outcome = operation_outcome(
+        [Issue("information", "informational", f"{resource_type}/{resource_id} is deleted")]
+    )
     return FhirResponse(200, outcome, headers)
 
 
-def conditional_delete(context: Context, request: FhirRequest, session: Session,
-                       resource_type: str) -> FhirResponse:
+def conditional_delete(
+    context: Context, request: FhirRequest, session: Session, resource_type: str
+) -> FhirResponse:
     check_type(context, resource_type)
     found = find_matches(context, session, resource_type, request.query)
     if len(found) > 1:
@@ -215,8 +241,9 @@ def conditional_delete(context: Context, request: FhirRequest, session: Session,
     return delete(context, request, session, resource_type, found[0])
 
 
-def patch(context: Context, request: FhirRequest, session: Session,
-          resource_type: str, resource_id: str) -> FhirResponse:
+def patch(
+    context: Context, request: FhirRequest, session: Session, resource_type: str, resource_id: str
+) -> FhirResponse:
     check_type(context, resource_type)
     check_id(resource_id)
     current = session.current(resource_type, resource_id, context.access)
@@ -233,8 +260,9 @@ def patch(context: Context, request: FhirRequest, session: Session,
     return stored_response(context, request, stored, 200, outcome="Patched")
 
 
-def conditional_patch(context: Context, request: FhirRequest, session: Session,
-                      resource_type: str) -> FhirResponse:
+def conditional_patch(
+    context: Context, request: FhirRequest, session: Session, resource_type: str
+) -> FhirResponse:
     check_type(context, resource_type)
     found = find_matches(context, session, resource_type, request.query)
     if len(found) != 1:

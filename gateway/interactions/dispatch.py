@@ -35,8 +35,9 @@ class Route:
     name: str  # the FHIR interaction code (CapabilityStatement) or operation
 
 
-def _route(method: str, pattern: str, interaction: Interaction, name: str,
-           *, writes: bool = False) -> Route:
+def _route(
+    method: str, pattern: str, interaction: Interaction, name: str, *, writes: bool = False
+) -> Route:
     return Route(method, re.compile(f"^{pattern}$"), interaction, writes, name)
 
 
@@ -76,8 +77,9 @@ def match_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
             return route, {k: v for k, v in found.groupdict().items() if v is not None}
         allowed.append(route.method)
     if allowed:
-        raise MethodNotAllowed(f"{method} is not allowed here",
-                               headers={"Allow": ", ".join(sorted(set(allowed)))})
+        raise MethodNotAllowed(
+            f"{method} is not allowed here", headers={"Allow": ", ".join(sorted(set(allowed)))}
+        )
     raise NotFound("No such endpoint on this FHIR server")
 
 
@@ -89,7 +91,9 @@ def _arguments(route: Route, groups: dict[str, str]) -> list[Any]:
     return args
 
 
-def dispatch(context: Context, request: FhirRequest, session: Session | None = None) -> FhirResponse:
+def dispatch(
+    context: Context, request: FhirRequest, session: Session | None = None
+) -> FhirResponse:
     """Run ``request`` through its interaction, in ``session`` or a session of its own."""
     route, groups = match_route(request.method, request.path)
     args = _arguments(route, groups)

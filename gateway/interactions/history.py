@@ -12,14 +12,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from sqlalchemy import and_, select
 
 from gateway.interactions.common import check_id, check_type
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.search.dates import parse_date_range
 from gateway.search.params import DEFAULT_COUNT, MAX_COUNT
 from gateway.store.repository import Session, instant_of
-from gateway.store.schema import resource_versions, resources
 from mappings.core.clock import format_instant
 from mappings.core.errors import Invalid, NotFound, NotSupported
 
@@ -43,8 +41,13 @@ def _paging(request: FhirRequest) -> tuple[int, int, int | None]:
     return count, offset, since
 
 
-def history(context: Context, request: FhirRequest, session: Session,
-            resource_type: str | None = None, resource_id: str | None = None) -> FhirResponse:
+def history(
+    context: Context,
+    request: FhirRequest,
+    session: Session,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+) -> FhirResponse:
     if resource_type is not None:
         check_type(context, resource_type)
     if resource_id is not None:
@@ -52,20 +55,14 @@ def history(context: Context, request: FhirRequest, session: Session,
         if session.current(str(resource_type), resource_id, context.access) is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
     count, offset, since = _paging(request)
-    v = resource_versions
-    query = select(v.c.res_type, v.c.res_id, v.c.version_id, v.c.last_updated, v.c.deleted,
-                   v.c.method, v.c.content).join(
-        resources, and_(resources.c.res_type == v.c.res_type, resources.c.res_id == v.c.res_id))
-    if resource_type is not None:
-        query = query.where(v.c.res_type == resource_type)
-    if resource_id is not None:
-        query = query.where(v.c.res_id == resource_id)
-    if since is not None:
-        query = query.where(v.c.last_updated >= since)
-    if not context.access.is_unrestricted:
-        query = query.where(context.access.predicate())
-    query = query.order_by(v.c.last_updated.desc(), v.c.version_id.desc())
-    rows = list(session.connection.execute(query.limit(count + 1).offset(offset)))
+    rows = session.history(
+        resource_type,
+        resource_id,
+        since=since,
+        limit=count + 1,
+        offset=offset,
+        access=context.access,
+    )
     path = "/".join(p for p in (resource_type, resource_id, "_history") if p)
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
@@ -80,8 +77,9 @@ def history(context: Context, request: FhirRequest, session: Session,
     return FhirResponse(200, bundle)
 
 
-def _links(context: Context, request: FhirRequest, path: str, count: int, offset: int,
-           more: bool) -> list[dict[str, str]]:
+def _links(
+    context: Context, request: FhirRequest, path: str, count: int, offset: int, more: bool
+) -> list[dict[str, str]]:
     kept = [(n, v) for n, v in request.query if n in ("_since",)] + [("_count", str(count))]
 
     def url(at: int) -> str:

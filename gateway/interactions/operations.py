@@ -46,12 +46,12 @@ def _resource_entry(context: Context, resource_type: str, names: list[str]) -> d
         "referencePolicy": ["literal", "local"],
         "searchInclude": [f"{resource_type}:{c}" for c in references],
         "searchRevInclude": sorted(
-            f"{t}:{p.code}" for t, ps in registry.by_type.items() for p in ps.values()
+            f"{t}:{p.code}"
+            for t, ps in registry.by_type.items()
+            for p in ps.values()
             if p.type == "reference" and (not p.targets or resource_type in p.targets)
         ),
-        "searchParam": [
-            {"name": p.code, "definition": p.url, "type": p.type} for p in params
-        ],
+        "searchParam": [{"name": p.code, "definition": p.url, "type": p.type} for p in params],
         "operation": [{"name": "validate", "definition": _VALIDATE_OP}],
     }
 
@@ -59,8 +59,9 @@ def _resource_entry(context: Context, resource_type: str, names: list[str]) -> d
 def capabilities(context: Context, request: FhirRequest, session: Session) -> FhirResponse:
     from gateway.interactions.dispatch import ROUTES  # noqa: PLC0415 (the table imports us)
 
-    type_level = [r.name for r in ROUTES if "(?P<type>" in r.pattern.pattern
-                  and not r.name.startswith("$")]
+    type_level = [
+        r.name for r in ROUTES if "(?P<type>" in r.pattern.pattern and not r.name.startswith("$")
+    ]
     names = list(dict.fromkeys(type_level))
     system = [n for n in dict.fromkeys(r.name for r in ROUTES) if n in _SYSTEM] + ["batch"]
     statement = {
@@ -70,24 +71,30 @@ def capabilities(context: Context, request: FhirRequest, session: Session) -> Fh
         "publisher": "Eigen Dossier",
         "kind": "instance",
         "software": SOFTWARE,
-        "implementation": {"description": "Eigen Dossier gateway",
-                           "url": context.services.base_url},
+        "implementation": {
+            "description": "Eigen Dossier gateway",
+            "url": context.services.base_url,
+        },
         "fhirVersion": FHIR_VERSION,
         "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
         "patchFormat": ["application/json-patch+json"],
-        "rest": [{
-            "mode": "server",
-            "documentation": (
-                "Search: token, string, date, reference (with chaining and _has), quantity, "
-                "number and uri parameters of the R4 definitions; composite and special "
-                "parameters, _text, _content, _list and _query are not supported. "
-                "Patch: JSON Patch only."
-            ),
-            "resource": [_resource_entry(context, t, names)
-                         for t in sorted(context.services.definitions.served)],
-            "interaction": [{"code": n} for n in system],
-            "operation": [{"name": "validate", "definition": _VALIDATE_OP}],
-        }],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Search: token, string, date, reference (with chaining and _has), quantity, "
+                    "number and uri parameters of the R4 definitions; composite and special "
+                    "parameters, _text, _content, _list and _query are not supported. "
+                    "Patch: JSON Patch only."
+                ),
+                "resource": [
+                    _resource_entry(context, t, names)
+                    for t in sorted(context.services.definitions.served)
+                ],
+                "interaction": [{"code": n} for n in system],
+                "operation": [{"name": "validate", "definition": _VALIDATE_OP}],
+            }
+        ],
     }
     return FhirResponse(200, statement)
 
@@ -112,8 +119,13 @@ def _validate_input(request: FhirRequest) -> tuple[Any, str | None, str | None]:
     return body, mode, profile
 
 
-def validate(context: Context, request: FhirRequest, session: Session, resource_type: str,
-             resource_id: str | None = None) -> FhirResponse:
+def validate(
+    context: Context,
+    request: FhirRequest,
+    session: Session,
+    resource_type: str,
+    resource_id: str | None = None,
+) -> FhirResponse:
     """``$validate``: an OperationOutcome listing every fault (200 when validation ran)."""
     check_type(context, resource_type)
     resource, mode, profile = _validate_input(request)
@@ -124,17 +136,30 @@ def validate(context: Context, request: FhirRequest, session: Session, resource_
         if not isinstance(resource, dict):
             raise Invalid("$validate needs a resource")
         if resource.get("resourceType") != resource_type:
-            issues.append(Issue("error", "invalid", f"resourceType must be {resource_type}",
-                                ("resourceType",)))
+            issues.append(
+                Issue(
+                    "error", "invalid", f"resourceType must be {resource_type}", ("resourceType",)
+                )
+            )
         else:
             issues += context.services.validator.validate(resource)
         if mode == "update" and resource.get("id") != resource_id:
-            issues.append(Issue("error", "invalid", "The id must equal the id in the URL",
-                                (f"{resource_type}.id",)))
+            issues.append(
+                Issue(
+                    "error",
+                    "invalid",
+                    "The id must equal the id in the URL",
+                    (f"{resource_type}.id",),
+                )
+            )
     if profile and profile != f"{_CORE_SD}{resource_type}":
-        issues.append(Issue("error", "not-supported",
-                            f"Profile {profile[:200]} is not known to this server"))
-    if mode == "delete" and resource_id is not None and session.current(
-            resource_type, resource_id, context.access) is None:
+        issues.append(
+            Issue("error", "not-supported", f"Profile {profile[:200]} is not known to this server")
+        )
+    if (
+        mode == "delete"
+        and resource_id is not None
+        and session.current(resource_type, resource_id, context.access) is None
+    ):
         issues.append(Issue("error", "not-found", f"{resource_type}/{resource_id} is not known"))
     return FhirResponse(200, operation_outcome(issues))

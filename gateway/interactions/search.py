@@ -25,8 +25,9 @@ from mappings.core.errors import operation_outcome
 __all__ = ["search_system", "search_type", "searchset"]
 
 
-def search_type(context: Context, request: FhirRequest, session: Session,
-                resource_type: str) -> FhirResponse:
+def search_type(
+    context: Context, request: FhirRequest, session: Session, resource_type: str
+) -> FhirResponse:
     check_type(context, resource_type)
     return _search(context, request, session, resource_type)
 
@@ -35,8 +36,9 @@ def search_system(context: Context, request: FhirRequest, session: Session) -> F
     return _search(context, request, session, None)
 
 
-def _search(context: Context, request: FhirRequest, session: Session,
-            resource_type: str | None) -> FhirResponse:
+def _search(
+    context: Context, request: FhirRequest, session: Session, resource_type: str | None
+) -> FhirResponse:
     strict = request.prefer.get("handling") == "strict"
     search = parse_search(resource_type, request.query, context.services.registry, strict=strict)
     page = run_search(session.connection, context.services.compiler, search, context.access)
@@ -46,8 +48,9 @@ def _search(context: Context, request: FhirRequest, session: Session,
 def _entry(context: Context, search: SearchRequest, match: Match, mode: str) -> dict[str, Any]:
     resource: Any = orjson.Fragment(match.content)
     if search.summary in ("true", "text", "data") or search.elements:
-        resource = subset(loads(match.content), context.services.definitions, search.summary,
-                          search.elements)
+        resource = subset(
+            loads(match.content), context.services.definitions, search.summary, search.elements
+        )
     return {
         "fullUrl": f"{context.services.base_url}/{match.res_type}/{match.res_id}",
         "resource": resource,
@@ -84,8 +87,9 @@ def searchset(context: Context, search: SearchRequest, page: Page) -> dict[str, 
     entries = [_entry(context, search, m, "match") for m in page.matches]
     entries += [_entry(context, search, m, "include") for m in page.included]
     if search.warnings:
-        entries.append({"resource": operation_outcome(search.warnings),
-                        "search": {"mode": "outcome"}})
+        entries.append(
+            {"resource": operation_outcome(search.warnings), "search": {"mode": "outcome"}}
+        )
     if entries:
         bundle["entry"] = entries
     return bundle

@@ -30,8 +30,12 @@ def _summary_names(node: Node) -> set[str]:
     return {e.name for e in node.elements if e.summary or e.min > 0}
 
 
-def subset(resource: dict[str, Any], definitions: Definitions, summary: str | None,
-           elements: tuple[str, ...] | None) -> dict[str, Any]:
+def subset(
+    resource: dict[str, Any],
+    definitions: Definitions,
+    summary: str | None,
+    elements: tuple[str, ...] | None,
+) -> dict[str, Any]:
     """The subset of ``resource`` that ``_summary``/``_elements`` ask for (the same when none)."""
     node = definitions.resources.get(resource.get("resourceType", ""))
     if node is None or (summary in (None, "false") and not elements):

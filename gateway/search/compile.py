@@ -13,7 +13,18 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, literal, not_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    Table,
+    and_,
+    false,
+    literal,
+    not_,
+    or_,
+    select,
+)
 
 from gateway.search.dates import parse_date_range, to_micros
 from gateway.search.extract import normalise, split_reference
@@ -49,8 +60,9 @@ class Compiler:
         self.base_url = base_url.rstrip("/")
         self.clock = clock
 
-    def base_query(self, resource_type: str | None, access: AccessFilter,
-                   table: Any = resources) -> list[ColumnElement[bool]]:
+    def base_query(
+        self, resource_type: str | None, access: AccessFilter, table: FromClause = resources
+    ) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = [table.c.deleted.is_(False)]
         if resource_type is not None:
             clauses.insert(0, table.c.res_type == resource_type)
@@ -58,15 +70,24 @@ class Compiler:
             clauses.append(access.predicate(table))
         return clauses
 
-    def predicate(self, resource_type: str | None, item: Filter, access: AccessFilter,
-                  table: Any = resources) -> ColumnElement[bool]:
+    def predicate(
+        self,
+        resource_type: str | None,
+        item: Filter,
+        access: AccessFilter,
+        table: FromClause = resources,
+    ) -> ColumnElement[bool]:
         if item.name.startswith("_has"):
             return self._has(resource_type, item, access, table)
         if item.name == "_id":
             return self._id(item, table)
         if item.name == "_lastUpdated":
-            return or_(*(self._date_clause(v, table.c.last_updated, table.c.last_updated + 1)
-                         for v in item.values))
+            return or_(
+                *(
+                    self._date_clause(v, table.c.last_updated, table.c.last_updated + 1)
+                    for v in item.values
+                )
+            )
         assert resource_type is not None
         param = self.registry.get(resource_type, item.name)
         if param is None:
@@ -85,31 +106,37 @@ class Compiler:
         return table.c.pk.in_(self._rows(index, code, resource_type, or_(*value_clauses)))
 
     @staticmethod
-    def _rows(index: Any, code: str, resource_type: str,
-              clause: ColumnElement[bool]) -> Select[Any]:
-        return select(index.c.res_pk).where(index.c.res_type == resource_type,
-                                            index.c.param == code, clause)
+    def _rows(
+        index: Table, code: str, resource_type: str, clause: ColumnElement[bool]
+    ) -> Select[Any]:
+        return select(index.c.res_pk).where(
+            index.c.res_type == resource_type, index.c.param == code, clause
+        )
 
     # -- parameters answered from the resources table ---------------------------------
 
-    def _id(self, item: Filter, table: Any) -> ColumnElement[bool]:
+    def _id(self, item: Filter, table: FromClause) -> ColumnElement[bool]:
         if item.modifier not in (None, "not"):
             raise NotSupported(f"_id:{item.modifier} is not supported", "_id")
         clause = table.c.res_id.in_(list(item.values))
         return not_(clause) if item.modifier == "not" else clause
 
-    def _missing(self, param: SearchParam, item: Filter, table: Any) -> ColumnElement[bool]:
+    def _missing(self, param: SearchParam, item: Filter, table: FromClause) -> ColumnElement[bool]:
         if item.values not in (("true",), ("false",)):
             raise Invalid(":missing takes true or false", item.name)
         index = INDEX_TABLES[param.type]
-        present = table.c.pk.in_(select(index.c.res_pk).where(
-            index.c.res_type == param.resource_type, index.c.param == param.code))
+        present = table.c.pk.in_(
+            select(index.c.res_pk).where(
+                index.c.res_type == param.resource_type, index.c.param == param.code
+            )
+        )
         return not_(present) if item.values == ("true",) else present
 
     # -- token --------------------------------------------------------------------------
 
-    def _token(self, param: SearchParam, index: Any, value: str,
-               modifier: str | None) -> ColumnElement[bool]:
+    def _token(
+        self, param: SearchParam, index: Table, value: str, modifier: str | None
+    ) -> ColumnElement[bool]:
         if modifier == "text":
             return index.c.text.like(f"%{_like_escape(normalise(value))}%", escape="\\")
         if modifier == "of-type":
@@ -133,8 +160,9 @@ class Compiler:
 
     # -- string and uri ------------------------------------------------------------------
 
-    def _string(self, param: SearchParam, index: Any, value: str,
-                modifier: str | None) -> ColumnElement[bool]:
+    def _string(
+        self, param: SearchParam, index: Table, value: str, modifier: str | None
+    ) -> ColumnElement[bool]:
         if modifier == "exact":
             return index.c.value_exact == value
         norm = normalise(value)
@@ -144,8 +172,9 @@ class Compiler:
             raise NotSupported(f"Modifier :{modifier} is not supported on string", param.code)
         return and_(index.c.value_norm >= norm, index.c.value_norm < norm + _TOP)
 
-    def _uri(self, param: SearchParam, index: Any, value: str,
-             modifier: str | None) -> ColumnElement[bool]:
+    def _uri(
+        self, param: SearchParam, index: Table, value: str, modifier: str | None
+    ) -> ColumnElement[bool]:
         if modifier == "below":
             return index.c.value.like(f"{_like_escape(value)}%", escape="\\")
         if modifier == "above":
@@ -156,8 +185,9 @@ class Compiler:
 
     # -- reference ----------------------------------------------------------------------
 
-    def _reference(self, param: SearchParam, index: Any, value: str,
-                   modifier: str | None) -> ColumnElement[bool]:
+    def _reference(
+        self, param: SearchParam, index: Table, value: str, modifier: str | None
+    ) -> ColumnElement[bool]:
         if modifier is not None and not modifier[:1].isupper():
             raise NotSupported(f"Modifier :{modifier} is not supported on reference", param.code)
         if "/" not in value:
@@ -171,8 +201,9 @@ class Compiler:
             return false()
         return clause
 
-    def _chain(self, param: SearchParam, item: Filter, access: AccessFilter,
-               table: Any) -> ColumnElement[bool]:
+    def _chain(
+        self, param: SearchParam, item: Filter, access: AccessFilter, table: FromClause
+    ) -> ColumnElement[bool]:
         if param.type != "reference":
             raise Invalid("Only reference parameters can be chained", item.name)
         targets = [item.modifier] if item.modifier else list(param.targets)
@@ -189,17 +220,23 @@ class Compiler:
                 *self.base_query(target, access, inner),
                 self.predicate(target, inner_filter, access, inner),
             )
-            alternatives.append(and_(search_reference.c.target_type == target,
-                                     search_reference.c.target_id.in_(ids)))
+            alternatives.append(
+                and_(
+                    search_reference.c.target_type == target, search_reference.c.target_id.in_(ids)
+                )
+            )
         if not alternatives:
             raise Invalid(f"'{inner_name}' is not a parameter of the chained type", item.name)
         rows = select(search_reference.c.res_pk).where(
             search_reference.c.res_type == param.resource_type,
-            search_reference.c.param == param.code, or_(*alternatives))
+            search_reference.c.param == param.code,
+            or_(*alternatives),
+        )
         return table.c.pk.in_(rows)
 
-    def _has(self, resource_type: str | None, item: Filter, access: AccessFilter,
-             table: Any) -> ColumnElement[bool]:
+    def _has(
+        self, resource_type: str | None, item: Filter, access: AccessFilter, table: FromClause
+    ) -> ColumnElement[bool]:
         parts = item.name.split(":", 3)
         if len(parts) != 4 or resource_type is None:
             raise Invalid("_has takes _has:Type:reference:parameter=value", item.name)
@@ -209,23 +246,35 @@ class Compiler:
             raise Invalid(f"'{link}' is not a reference parameter of {source}", item.name)
         name, _, modifier = rest.partition(":")
         inner = resources.alias()
-        inner_filter = Filter(rest, None, item.values) if rest.startswith("_has") else Filter(
-            name.partition(".")[0], modifier or None, item.values, name.partition(".")[2] or None)
+        inner_filter = (
+            Filter(rest, None, item.values)
+            if rest.startswith("_has")
+            else Filter(
+                name.partition(".")[0],
+                modifier or None,
+                item.values,
+                name.partition(".")[2] or None,
+            )
+        )
         ref = search_reference.alias()
         ids = (
             select(ref.c.target_id)
             .join(inner, inner.c.pk == ref.c.res_pk)
-            .where(ref.c.res_type == source, ref.c.param == link,
-                   ref.c.target_type == resource_type,
-                   *self.base_query(source, access, inner),
-                   self.predicate(source, inner_filter, access, inner))
+            .where(
+                ref.c.res_type == source,
+                ref.c.param == link,
+                ref.c.target_type == resource_type,
+                *self.base_query(source, access, inner),
+                self.predicate(source, inner_filter, access, inner),
+            )
         )
         return table.c.res_id.in_(ids)
 
     # -- date ---------------------------------------------------------------------------
 
-    def _date(self, param: SearchParam, index: Any, value: str,
-              modifier: str | None) -> ColumnElement[bool]:
+    def _date(
+        self, param: SearchParam, index: Table, value: str, modifier: str | None
+    ) -> ColumnElement[bool]:
         if modifier is not None:
             raise NotSupported(f"Modifier :{modifier} is not supported on date", param.code)
         return self._date_clause(value, index.c.low, index.c.high)
@@ -254,15 +303,17 @@ class Compiler:
 
     # -- number and quantity ----------------------------------------------------------------
 
-    def _number(self, param: SearchParam, index: Any, value: str,
-                modifier: str | None) -> ColumnElement[bool]:
+    def _number(
+        self, param: SearchParam, index: Table, value: str, modifier: str | None
+    ) -> ColumnElement[bool]:
         if modifier is not None:
             raise NotSupported(f"Modifier :{modifier} is not supported on number", param.code)
         prefix, text = _prefixed(value)
         return self._numeric(prefix, text, index.c.value, param.code)
 
-    def _quantity(self, param: SearchParam, index: Any, value: str,
-                  modifier: str | None) -> ColumnElement[bool]:
+    def _quantity(
+        self, param: SearchParam, index: Table, value: str, modifier: str | None
+    ) -> ColumnElement[bool]:
         if modifier is not None:
             raise NotSupported(f"Modifier :{modifier} is not supported on quantity", param.code)
         parts = split_escaped(value, "|")
@@ -302,4 +353,3 @@ class Compiler:
             "ap": and_(column >= exact - margin, column <= exact + margin),
         }
         return clauses[prefix]
-

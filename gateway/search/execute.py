@@ -22,8 +22,12 @@ __all__ = ["Match", "Page", "run_search"]
 MAX_INCLUDED = 1000
 MAX_ITERATIONS = 4
 _SORT_COLUMN = {
-    "token": "code", "string": "value_norm", "reference": "target_id",
-    "quantity": "value", "number": "value", "uri": "value",
+    "token": "code",
+    "string": "value_norm",
+    "reference": "target_id",
+    "quantity": "value",
+    "number": "value",
+    "uri": "value",
 }
 
 
@@ -43,15 +47,16 @@ class Page:
     has_next: bool = False
 
 
-def run_search(connection: Connection, compiler: Compiler, request: SearchRequest,
-               access: AccessFilter) -> Page:
+def run_search(
+    connection: Connection, compiler: Compiler, request: SearchRequest, access: AccessFilter
+) -> Page:
     where = compiler.base_query(request.resource_type, access)
     for item in request.filters:
         where.append(compiler.predicate(request.resource_type, item, access))
-    total = None
+    total: int | None = None
     if request.total != "none" or request.summary == "count":
-        total = connection.execute(select(func.count()).select_from(resources).where(*where))
-        total = int(total.scalar_one())
+        counted = connection.execute(select(func.count()).select_from(resources).where(*where))
+        total = int(counted.scalar_one())
     if request.summary == "count" or request.count == 0:
         return Page(total)
     query = (
@@ -82,8 +87,11 @@ def _order(compiler: Compiler, request: SearchRequest) -> list[Any]:
             if param is None:
                 raise Invalid(f"Cannot sort by unknown parameter '{code}'", "_sort")
             index = INDEX_TABLES[param.type]
-            name = ("high" if descending else "low") if param.type == "date" else _SORT_COLUMN[
-                param.type]
+            name = (
+                ("high" if descending else "low")
+                if param.type == "date"
+                else _SORT_COLUMN[param.type]
+            )
             aggregate = func.max if descending else func.min
             column = (
                 select(aggregate(index.c[name]))
@@ -94,8 +102,13 @@ def _order(compiler: Compiler, request: SearchRequest) -> list[Any]:
     return order
 
 
-def _fetch(connection: Connection, compiler: Compiler, access: AccessFilter,
-           clause: ColumnElement[bool], limit: int) -> list[Match]:
+def _fetch(
+    connection: Connection,
+    compiler: Compiler,
+    access: AccessFilter,
+    clause: ColumnElement[bool],
+    limit: int,
+) -> list[Match]:
     query = (
         select(resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content)
         .where(*compiler.base_query(None, access), clause)
@@ -105,10 +118,15 @@ def _fetch(connection: Connection, compiler: Compiler, access: AccessFilter,
     return [Match(*row) for row in connection.execute(query)]
 
 
-def _included(connection: Connection, compiler: Compiler, request: SearchRequest,
-              matches: list[Match], access: AccessFilter) -> list[Match]:
+def _included(
+    connection: Connection,
+    compiler: Compiler,
+    request: SearchRequest,
+    matches: list[Match],
+    access: AccessFilter,
+) -> list[Match]:
     seen = {(m.res_type, m.res_id) for m in matches}
-    frontier, included = list(matches), []
+    frontier, included = list(matches), list[Match]()
     for iteration in range(MAX_ITERATIONS):
         found: list[Match] = []
         for include in request.includes:
@@ -128,8 +146,13 @@ def _included(connection: Connection, compiler: Compiler, request: SearchRequest
     return included
 
 
-def _forward(connection: Connection, compiler: Compiler, include: Include,
-             frontier: list[Match], access: AccessFilter) -> list[Match]:
+def _forward(
+    connection: Connection,
+    compiler: Compiler,
+    include: Include,
+    frontier: list[Match],
+    access: AccessFilter,
+) -> list[Match]:
     pks = [m.pk for m in frontier if m.res_type == include.source]
     if not pks:
         return []
@@ -150,8 +173,13 @@ def _forward(connection: Connection, compiler: Compiler, include: Include,
     return found
 
 
-def _reverse(connection: Connection, compiler: Compiler, include: Include,
-             frontier: list[Match], access: AccessFilter) -> list[Match]:
+def _reverse(
+    connection: Connection,
+    compiler: Compiler,
+    include: Include,
+    frontier: list[Match],
+    access: AccessFilter,
+) -> list[Match]:
     found: list[Match] = []
     for target_type in sorted({m.res_type for m in frontier}):
         if include.target and include.target != target_type:

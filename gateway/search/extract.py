@@ -36,7 +36,7 @@ def split_reference(reference: str, base_url: str) -> tuple[str | None, str | No
     """(type, id, url) of a reference: a local one has type and id; another server's has url."""
     local = reference
     if base_url and reference.startswith(base_url.rstrip("/") + "/"):
-        local = reference[len(base_url.rstrip("/")) + 1:]
+        local = reference[len(base_url.rstrip("/")) + 1 :]
     if "://" in local or local.startswith(("urn:", "#")):
         parts = local.split("/")
         if "_history" in parts:
@@ -104,12 +104,20 @@ class Extractor:
             yield _coding_row(value, None)
         elif kind == "Identifier":
             identifier = str(value.get("value", ""))[:_KEY] or None
-            yield {"system": value.get("system"), "code": identifier,
-                   "text": normalise(value["type"]["text"]) if "text" in value.get("type", {})
-                   else None}
+            yield {
+                "system": value.get("system"),
+                "code": identifier,
+                "text": normalise(value["type"]["text"])
+                if "text" in value.get("type", {})
+                else None,
+            }
             for coding in value.get("type", {}).get("coding", []):
-                yield {"param": f"{param.code}:of-type", "system": coding.get("system"),
-                       "code": f"{coding.get('code')}|{identifier}"[:_KEY], "text": None}
+                yield {
+                    "param": f"{param.code}:of-type",
+                    "system": coding.get("system"),
+                    "code": f"{coding.get('code')}|{identifier}"[:_KEY],
+                    "text": None,
+                }
         elif kind == "ContactPoint" and "value" in value:
             yield {"system": None, "code": str(value["value"])[:_KEY], "text": None}
 
@@ -140,10 +148,12 @@ class Extractor:
                 ranges = [parse_date_range(e) for e in value.get("event", [])]
                 bounds = value.get("repeat", {}).get("boundsPeriod")
                 if bounds:
-                    ranges.append((
-                        parse_date_range(bounds["start"])[0] if "start" in bounds else MIN,
-                        parse_date_range(bounds["end"])[1] if "end" in bounds else MAX,
-                    ))
+                    ranges.append(
+                        (
+                            parse_date_range(bounds["start"])[0] if "start" in bounds else MIN,
+                            parse_date_range(bounds["end"])[1] if "end" in bounds else MAX,
+                        )
+                    )
                 if ranges:
                     yield {"low": min(r[0] for r in ranges), "high": max(r[1] for r in ranges)}
         except ValueError:

@@ -24,8 +24,18 @@ __all__ = [
 DEFAULT_COUNT = 20
 MAX_COUNT = 1000
 RESULT_PARAMS = {
-    "_count", "_offset", "_sort", "_include", "_revinclude", "_summary", "_elements",
-    "_total", "_format", "_pretty", "_contained", "_containedType",
+    "_count",
+    "_offset",
+    "_sort",
+    "_include",
+    "_revinclude",
+    "_summary",
+    "_elements",
+    "_total",
+    "_format",
+    "_pretty",
+    "_contained",
+    "_containedType",
 }
 SUMMARY_MODES = {"true", "false", "count", "data", "text"}
 TOTAL_MODES = {"none", "estimate", "accurate"}
@@ -126,8 +136,13 @@ def _result_param(request: SearchRequest, name: str, modifier: str | None, value
         raise NotSupported(f"{name}={value} is not supported", name)
 
 
-def parse_search(resource_type: str | None, items: list[tuple[str, str]], registry: Registry,
-                 *, strict: bool = False) -> SearchRequest:
+def parse_search(
+    resource_type: str | None,
+    items: list[tuple[str, str]],
+    registry: Registry,
+    *,
+    strict: bool = False,
+) -> SearchRequest:
     """Parse query items into a :class:`SearchRequest` for ``resource_type`` (None: all types)."""
     request = SearchRequest(resource_type)
     for raw_name, value in items:

@@ -51,9 +51,9 @@ def _parse_branch(branch: str, resource_type: str) -> list[_Step] | None:
         inner = _parse_branch(text[1:close], resource_type) if close > 0 else None
         if inner is None:
             return None
-        steps, text = inner, text[close + 1:]
+        steps, text = inner, text[close + 1 :]
     elif text.startswith(resource_type):
-        text = text[len(resource_type):]
+        text = text[len(resource_type) :]
     else:
         return None
     position = 0
@@ -101,8 +101,9 @@ def _split(expression: str) -> list[str]:
 
 
 class _PathEvaluator:
-    def __init__(self, definitions: Definitions, resource_type: str,
-                 branches: list[list[_Step]]) -> None:
+    def __init__(
+        self, definitions: Definitions, resource_type: str, branches: list[list[_Step]]
+    ) -> None:
         self.definitions = definitions
         self.resource_type = resource_type
         self.branches = branches
@@ -120,20 +121,35 @@ class _PathEvaluator:
 
     def _step(self, items: list[Typed], kind: str, argument: Any) -> list[Typed]:
         if kind == "cast":
-            return [i for i in items if i.type.lower() == str(argument).lower()
-                    or (argument == "Quantity" and i.type in ("Age", "Duration", "Count",
-                                                               "Distance", "SimpleQuantity"))]
+            return [
+                i
+                for i in items
+                if i.type.lower() == str(argument).lower()
+                or (
+                    argument == "Quantity"
+                    and i.type in ("Age", "Duration", "Count", "Distance", "SimpleQuantity")
+                )
+            ]
         if kind == "resolve":
             return [i for i in items if _reference_type(i.value) in (argument, None)]
         if kind == "where":
             field, literal = argument
             return [i for i in items if isinstance(i.value, dict) and i.value.get(field) == literal]
         if kind == "has-extension":
-            return [i for i in items if isinstance(i.value, dict)
-                    and any(e.get("url") == argument for e in i.value.get("extension", []))]
+            return [
+                i
+                for i in items
+                if isinstance(i.value, dict)
+                and any(e.get("url") == argument for e in i.value.get("extension", []))
+            ]
         if kind == "extension":
-            return [Typed(e, "Extension") for i in items if isinstance(i.value, dict)
-                    for e in i.value.get("extension", []) if e.get("url") == argument]
+            return [
+                Typed(e, "Extension")
+                for i in items
+                if isinstance(i.value, dict)
+                for e in i.value.get("extension", [])
+                if e.get("url") == argument
+            ]
         return self._child(items, argument)
 
     def _child(self, items: list[Typed], name: str) -> list[Typed]:
@@ -193,9 +209,9 @@ def _infer_type(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     if isinstance(value, dict):
-        if "coding" in value or "text" in value and len(value) == 1:
+        if "coding" in value or ("text" in value and len(value) == 1):
             return "CodeableConcept"
-        if "reference" in value or "identifier" in value and "display" in value:
+        if "reference" in value or ("identifier" in value and "display" in value):
             return "Reference"
         if "start" in value or "end" in value:
             return "Period"
@@ -210,18 +226,18 @@ def _infer_type(value: Any) -> str:
 
 def _fhirpath_evaluator(expression: str, resource_type: str) -> Evaluator:
     import fhirpathpy  # noqa: PLC0415  (only for the rare expression we cannot compile)
+    from fhirpathpy.models import models  # noqa: PLC0415
 
-    compiled = fhirpathpy.compile(expression)
+    compiled = fhirpathpy.compile(expression, models["r4"])
 
     def evaluate(resource: dict[str, Any]) -> list[Typed]:
-        values = compiled(resource)
+        values = compiled(resource, {})
         return [Typed(v, _infer_type(v)) for v in values if v is not None]
 
     return evaluate
 
 
-def compile_expression(definitions: Definitions, resource_type: str,
-                       expression: str) -> Evaluator:
+def compile_expression(definitions: Definitions, resource_type: str, expression: str) -> Evaluator:
     """A function that evaluates ``expression`` on a resource of ``resource_type``."""
     branches = [_parse_branch(b, resource_type) for b in _split(expression)]
     if all(b is not None for b in branches):

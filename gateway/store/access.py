@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, not_, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, FromClause, and_, not_, or_, select, true, tuple_
 
 from gateway.store.schema import patient_compartment, resources
 
@@ -41,10 +41,9 @@ class AccessFilter:
     def is_unrestricted(self) -> bool:
         return self.resource_types is None and self.patients is None and not self.excluded
 
-    def predicate(self, table: object = resources) -> ColumnElement[bool]:
+    def predicate(self, table: FromClause = resources) -> ColumnElement[bool]:
         """A SQL predicate on ``resources`` (or an alias of it) that admits what is allowed."""
-        t = table if table is not resources else resources
-        columns = t.c  # type: ignore[attr-defined]
+        columns = table.c
         clauses: list[ColumnElement[bool]] = []
         if self.resource_types is not None:
             clauses.append(columns.res_type.in_(sorted(self.resource_types)))

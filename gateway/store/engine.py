@@ -20,8 +20,12 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
     """An engine for ``url`` (any SQLAlchemy URL; ``sqlite:///path`` or ``postgresql+psycopg://``)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, pool_size=pool_size, max_overflow=8,
-                               connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=8,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
         _sqlite_setup(engine)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=8, pool_pre_ping=True)

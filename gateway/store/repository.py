@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gateway.search.dates import to_micros
@@ -35,7 +35,7 @@ T = TypeVar("T")
 _MAX_ATTEMPTS = 20
 
 
-class RetryWrite(Exception):  # noqa: N818 (a signal, not an error)
+class RetryWrite(Exception):
     """Another writer got there first; the unit of work runs again from the start."""
 
 
@@ -81,8 +81,8 @@ class Store:
         """Run ``unit`` in one write transaction; run it again when it lost a race."""
         for attempt in range(_MAX_ATTEMPTS):
             try:
-                with self.engine.connect() as connection:
-                    connection = connection.execution_options(**{WRITE: True})
+                with self.engine.connect() as raw:
+                    connection = raw.execution_options(**{WRITE: True})
                     with connection.begin():
                         return unit(Session(self, connection))
             except (RetryWrite, IntegrityError):
@@ -113,12 +113,19 @@ class Session:
 
     # -- reading ---------------------------------------------------------------------
 
-    def current(self, res_type: str, res_id: str, access: AccessFilter | None = None,
-                *, for_update: bool = False) -> Current | None:
+    def current(
+        self,
+        res_type: str,
+        res_id: str,
+        access: AccessFilter | None = None,
+        *,
+        for_update: bool = False,
+    ) -> Current | None:
         """The current row; ``for_update`` locks it until the transaction ends (PostgreSQL;
         SQLite's write transactions are serialised already)."""
-        query = select(resources).where(resources.c.res_type == res_type,
-                                        resources.c.res_id == res_id)
+        query = select(resources).where(
+            resources.c.res_type == res_type, resources.c.res_id == res_id
+        )
         if access is not None and not access.is_unrestricted:
             query = query.where(access.predicate())
         if for_update:
@@ -126,7 +133,9 @@ class Session:
         row = self.connection.execute(query).first()
         return None if row is None else Current(*row)
 
-    def version(self, res_type: str, res_id: str, version_id: int) -> tuple[bool, bytes | None] | None:
+    def version(
+        self, res_type: str, res_id: str, version_id: int
+    ) -> tuple[bool, bytes | None] | None:
         row = self.connection.execute(
             select(resource_versions.c.deleted, resource_versions.c.content).where(
                 resource_versions.c.res_type == res_type,
@@ -136,11 +145,51 @@ class Session:
         ).first()
         return None if row is None else (bool(row[0]), row[1])
 
+    def history(
+        self,
+        res_type: str | None,
+        res_id: str | None,
+        *,
+        since: int | None,
+        limit: int,
+        offset: int,
+        access: AccessFilter,
+    ) -> list[Row[Any]]:
+        """Versions, newest first, of one resource, one type or everything the caller sees."""
+        v = resource_versions
+        query = select(
+            v.c.res_type,
+            v.c.res_id,
+            v.c.version_id,
+            v.c.last_updated,
+            v.c.deleted,
+            v.c.method,
+            v.c.content,
+        ).join(
+            resources, and_(resources.c.res_type == v.c.res_type, resources.c.res_id == v.c.res_id)
+        )
+        if res_type is not None:
+            query = query.where(v.c.res_type == res_type)
+        if res_id is not None:
+            query = query.where(v.c.res_id == res_id)
+        if since is not None:
+            query = query.where(v.c.last_updated >= since)
+        if not access.is_unrestricted:
+            query = query.where(access.predicate())
+        query = query.order_by(v.c.last_updated.desc(), v.c.version_id.desc())
+        return list(self.connection.execute(query.limit(limit).offset(offset)))
+
     # -- writing ---------------------------------------------------------------------
 
-    def put(self, resource: dict[str, Any], *, method: str,
-            if_match: int | None = None, base_version: int | None = None,
-            must_create: bool = False) -> Stored:
+    def put(
+        self,
+        resource: dict[str, Any],
+        *,
+        method: str,
+        if_match: int | None = None,
+        base_version: int | None = None,
+        must_create: bool = False,
+    ) -> Stored:
         """Store ``resource`` (with its id) as a new version; set meta.versionId/lastUpdated.
 
         ``if_match`` is the client's precondition (a mismatch is a 412); ``base_version`` is
@@ -152,8 +201,9 @@ class Session:
         if must_create and current is not None:
             raise RetryWrite  # the server-assigned id collided; the unit picks a new one
         if if_match is not None and (current is None or current.version_id != if_match):
-            raise PreconditionFailed("If-Match does not match the current version",
-                                     f"{res_type}.meta.versionId")
+            raise PreconditionFailed(
+                "If-Match does not match the current version", f"{res_type}.meta.versionId"
+            )
         if base_version is not None and (current is None or current.version_id != base_version):
             raise RetryWrite
         version_id = 1 if current is None else current.version_id + 1
@@ -167,8 +217,15 @@ class Session:
         content = orjson.dumps(resource)
         if current is None:
             pk = self.connection.execute(
-                insert(resources).values(res_type=res_type, res_id=res_id, version_id=1,
-                                         last_updated=now, deleted=False, content=content)
+                insert(resources)
+                .values(
+                    res_type=res_type,
+                    res_id=res_id,
+                    version_id=1,
+                    last_updated=now,
+                    deleted=False,
+                    content=content,
+                )
                 .returning(resources.c.pk)
             ).scalar_one()
         else:
@@ -191,8 +248,9 @@ class Session:
         self._unindex(current.pk)
         return Stored(res_type, res_id, version_id, now, None, False)
 
-    def _advance(self, current: Current, version_id: int, now: int, *, deleted: bool,
-                 content: bytes | None) -> None:
+    def _advance(
+        self, current: Current, version_id: int, now: int, *, deleted: bool, content: bytes | None
+    ) -> None:
         result = self.connection.execute(
             update(resources)
             .where(resources.c.pk == current.pk, resources.c.version_id == current.version_id)
@@ -201,12 +259,25 @@ class Session:
         if result.rowcount != 1:
             raise RetryWrite
 
-    def _version_row(self, res_type: str, res_id: str, version_id: int, now: int,
-                     deleted: bool, method: str, content: bytes | None) -> None:
+    def _version_row(
+        self,
+        res_type: str,
+        res_id: str,
+        version_id: int,
+        now: int,
+        deleted: bool,
+        method: str,
+        content: bytes | None,
+    ) -> None:
         self.connection.execute(
             insert(resource_versions).values(
-                res_type=res_type, res_id=res_id, version_id=version_id, last_updated=now,
-                deleted=deleted, method=method, content=content,
+                res_type=res_type,
+                res_id=res_id,
+                version_id=version_id,
+                last_updated=now,
+                deleted=deleted,
+                method=method,
+                content=content,
             )
         )
 

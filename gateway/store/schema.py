@@ -131,8 +131,13 @@ search_uri = _index_table(
     Column("value", String(512), nullable=False),
     value_index=("value",),
 )
-Index("ix_search_reference_target", search_reference.c.target_type, search_reference.c.target_id,
-      search_reference.c.param, search_reference.c.res_type)
+Index(
+    "ix_search_reference_target",
+    search_reference.c.target_type,
+    search_reference.c.target_id,
+    search_reference.c.param,
+    search_reference.c.res_type,
+)
 
 patient_compartment = Table(
     "patient_compartment",

@@ -50,9 +50,14 @@ class Validator:
             issues.append(_error("invalid", "A resource must be a JSON object", prefix or "$"))
             return
         resource_type = value.get("resourceType")
-        node = self.definitions.resources.get(resource_type) if isinstance(resource_type, str) else None
-        if node is None or (served_only and resource_type not in self.definitions.served
-                            and prefix == ""):
+        node = (
+            self.definitions.resources.get(resource_type)
+            if isinstance(resource_type, str)
+            else None
+        )
+        if node is None or (
+            served_only and resource_type not in self.definitions.served and prefix == ""
+        ):
             where = f"{prefix}.resourceType" if prefix else "resourceType"
             issues.append(_error("not-supported", "Unknown or unsupported resourceType", where))
             return
@@ -61,8 +66,15 @@ class Validator:
             path = prefix
         self._object(value, node, path, issues, root=True)
 
-    def _object(self, value: dict[str, Any], node: Node, path: str, issues: list[Issue],
-                *, root: bool = False) -> None:
+    def _object(
+        self,
+        value: dict[str, Any],
+        node: Node,
+        path: str,
+        issues: list[Issue],
+        *,
+        root: bool = False,
+    ) -> None:
         if not value:
             issues.append(_error("invalid", "An object must not be empty", path))
             return
@@ -72,11 +84,17 @@ class Validator:
             self._member(value, key, item, node, path, issues)
         for element in node.elements:
             if element.min > 0 and not _present(value, element):
-                issues.append(_error("required", f"Missing required element '{element.name}'",
-                                     f"{path}.{element.name}"))
+                issues.append(
+                    _error(
+                        "required",
+                        f"Missing required element '{element.name}'",
+                        f"{path}.{element.name}",
+                    )
+                )
 
-    def _member(self, owner: dict[str, Any], key: str, item: Any, node: Node, path: str,
-                issues: list[Issue]) -> None:
+    def _member(
+        self, owner: dict[str, Any], key: str, item: Any, node: Node, path: str, issues: list[Issue]
+    ) -> None:
         extension_of = key[1:] if key.startswith("_") else None
         found = node.keys.get(extension_of or key)
         if found is None:
@@ -104,8 +122,9 @@ class Validator:
                 continue
             self._value(entry, element, type_name, at, issues)
 
-    def _primitive_extensions(self, items: list[Any], element: ElementDef, type_name: str,
-                              where: str, issues: list[Issue]) -> None:
+    def _primitive_extensions(
+        self, items: list[Any], element: ElementDef, type_name: str, where: str, issues: list[Issue]
+    ) -> None:
         if not self.definitions.is_primitive(type_name):
             issues.append(_error("structure", "Only primitives take a '_' element", where))
             return
@@ -120,8 +139,9 @@ class Validator:
 
     # -- values -------------------------------------------------------------------------
 
-    def _value(self, value: Any, element: ElementDef, type_name: str, path: str,
-               issues: list[Issue]) -> None:
+    def _value(
+        self, value: Any, element: ElementDef, type_name: str, path: str, issues: list[Issue]
+    ) -> None:
         if type_name == "xhtml":
             self._xhtml(value, path, issues)
         elif type_name in self.definitions.primitives:
@@ -140,8 +160,9 @@ class Validator:
             self._object(value, node, path, issues)
             self._complex_rules(value, element, type_name, path, issues)
 
-    def _primitive(self, value: Any, element: ElementDef, type_name: str, path: str,
-                   issues: list[Issue]) -> None:
+    def _primitive(
+        self, value: Any, element: ElementDef, type_name: str, path: str, issues: list[Issue]
+    ) -> None:
         kind = self.definitions.json_kind(type_name)
         ok = {
             "boolean": isinstance(value, bool),
@@ -166,17 +187,25 @@ class Validator:
             elif element.binding is not None and type_name == "code":
                 self._code_binding(value, element, path, issues)
 
-    def _code_binding(self, code: str, element: ElementDef, path: str,
-                      issues: list[Issue]) -> None:
+    def _code_binding(self, code: str, element: ElementDef, path: str, issues: list[Issue]) -> None:
         valueset = self.definitions.valuesets.get(element.binding or "")
         if valueset is None:
             return
         if not any(code in codes for codes in valueset.values()):
-            issues.append(_error("code-invalid",
-                                 f"Code is not in the required value set {element.binding}", path))
+            issues.append(
+                _error(
+                    "code-invalid", f"Code is not in the required value set {element.binding}", path
+                )
+            )
 
-    def _complex_rules(self, value: dict[str, Any], element: ElementDef, type_name: str,
-                       path: str, issues: list[Issue]) -> None:
+    def _complex_rules(
+        self,
+        value: dict[str, Any],
+        element: ElementDef,
+        type_name: str,
+        path: str,
+        issues: list[Issue],
+    ) -> None:
         if type_name == "Reference":
             reference = value.get("reference")
             if isinstance(reference, str) and not REFERENCE_FORMAT.match(reference):
@@ -193,9 +222,13 @@ class Validator:
             codes = valueset.get(coding.get("system", ""))
             if codes is not None and coding.get("code") not in codes:
                 at = path if type_name == "Coding" else f"{path}.coding[{index}]"
-                issues.append(_error("code-invalid",
-                                     f"Code is not in the required value set {element.binding}",
-                                     f"{at}.code"))
+                issues.append(
+                    _error(
+                        "code-invalid",
+                        f"Code is not in the required value set {element.binding}",
+                        f"{at}.code",
+                    )
+                )
 
     def _xhtml(self, value: Any, path: str, issues: list[Issue]) -> None:
         if not isinstance(value, str):
@@ -208,8 +241,7 @@ class Validator:
             return
         if root.tag != f"{{{XHTML_NS}}}div":
             issues.append(_error("value", "Narrative must be an XHTML <div>", path))
-        elif any(el.tag in (f"{{{XHTML_NS}}}script", f"{{{XHTML_NS}}}form")
-                 for el in root.iter()):
+        elif any(el.tag in (f"{{{XHTML_NS}}}script", f"{{{XHTML_NS}}}form") for el in root.iter()):
             issues.append(_error("value", "Narrative must not hold scripts or forms", path))
 
 
@@ -217,7 +249,7 @@ def _present(value: dict[str, Any], element: ElementDef) -> bool:
     if not element.choice:
         return element.name in value or f"_{element.name}" in value
     prefix = element.name
-    return any(k.startswith(prefix) and k[len(prefix):len(prefix) + 1].isupper() for k in value)
+    return any(k.startswith(prefix) and k[len(prefix) : len(prefix) + 1].isupper() for k in value)
 
 
 def _error(code: str, message: str, expression: str) -> Issue:

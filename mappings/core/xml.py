@@ -35,7 +35,7 @@ def parse_hardened(data: bytes) -> etree._Element:
         tree = etree.fromstring(data, _PARSER).getroottree()
     except etree.XMLSyntaxError as error:
         raise Invalid(f"XML is not well-formed (line {error.lineno})") from None
-    if tree.docinfo.doctype:
+    if tree.docinfo.doctype:  # type: ignore[union-attr]
         raise Invalid("XML with a DOCTYPE is refused")
     return tree.getroot()
 
@@ -50,30 +50,43 @@ class XmlCodec:
 
     def to_xml(self, resource: dict[str, Any], *, pretty: bool = False) -> bytes:
         root = self._resource_element(resource)
-        return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8",
-                                    pretty_print=pretty))
+        return bytes(
+            etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=pretty)
+        )
 
     def _resource_element(self, resource: dict[str, Any]) -> etree._Element:
         resource_type = resource["resourceType"]
-        root = etree.Element(_F + resource_type, nsmap={None: FHIR_NS})
+        root = etree.Element(_F + resource_type, nsmap={None: FHIR_NS})  # type: ignore[dict-item]
         self._write_children(root, resource, self.definitions.resources[resource_type])
         return root
 
-    def _write_children(self, parent: etree._Element, obj: dict[str, Any], node: Node,
-                        attributes: tuple[str, ...] = ()) -> None:
+    def _write_children(
+        self,
+        parent: etree._Element,
+        obj: dict[str, Any],
+        node: Node,
+        attributes: tuple[str, ...] = (),
+    ) -> None:
         for element in node.elements:
             if element.name in attributes:
                 continue
             keys = (
                 [element.name + t[0].upper() + t[1:] for t in element.types]
-                if element.choice else [element.name]
+                if element.choice
+                else [element.name]
             )
             for key in keys:
                 if key in obj or f"_{key}" in obj:
                     self._write_key(parent, key, obj, element, node.keys[key][1])
 
-    def _write_key(self, parent: etree._Element, key: str, obj: dict[str, Any],
-                   element: ElementDef, type_name: str) -> None:
+    def _write_key(
+        self,
+        parent: etree._Element,
+        key: str,
+        obj: dict[str, Any],
+        element: ElementDef,
+        type_name: str,
+    ) -> None:
         values = obj.get(key)
         extras = obj.get(f"_{key}")
         values = values if isinstance(values, list) else [values]
@@ -85,8 +98,15 @@ class XmlCodec:
                 continue
             self._write_value(parent, key, value, extra, element, type_name)
 
-    def _write_value(self, parent: etree._Element, key: str, value: Any, extra: Any,
-                     element: ElementDef, type_name: str) -> None:
+    def _write_value(
+        self,
+        parent: etree._Element,
+        key: str,
+        value: Any,
+        extra: Any,
+        element: ElementDef,
+        type_name: str,
+    ) -> None:
         if type_name == "xhtml":
             parent.append(parse_hardened(value.encode("utf-8")))
             return
@@ -119,7 +139,7 @@ class XmlCodec:
     def _read_resource(self, element: etree._Element) -> dict[str, Any]:
         if not isinstance(element.tag, str) or not element.tag.startswith(_F):
             raise Invalid("The root element is not in the FHIR namespace")
-        resource_type = element.tag[len(_F):]
+        resource_type = element.tag[len(_F) :]
         node = self.definitions.resources.get(resource_type)
         if node is None:
             raise Invalid("Unknown resource type", "resourceType")
@@ -127,8 +147,9 @@ class XmlCodec:
         self._read_children(element, node, result, resource_type)
         return result
 
-    def _read_children(self, parent: etree._Element, node: Node, out: dict[str, Any],
-                       path: str) -> None:
+    def _read_children(
+        self, parent: etree._Element, node: Node, out: dict[str, Any], path: str
+    ) -> None:
         extras: dict[str, list[Any]] = {}
         for child in parent:
             if not isinstance(child.tag, str):
@@ -138,7 +159,7 @@ class XmlCodec:
                 continue
             if not child.tag.startswith(_F):
                 raise Invalid("Element outside the FHIR namespace", path)
-            key = child.tag[len(_F):]
+            key = child.tag[len(_F) :]
             found = node.keys.get(key)
             if found is None:
                 raise Invalid(f"Unknown element '{key}'", f"{path}.{key}")
@@ -160,8 +181,9 @@ class XmlCodec:
             if key in out and isinstance(out[key], list) and all(v is None for v in out[key]):
                 del out[key]
 
-    def _read_value(self, child: etree._Element, element: ElementDef, type_name: str,
-                    path: str) -> tuple[Any, Any]:
+    def _read_value(
+        self, child: etree._Element, element: ElementDef, type_name: str, path: str
+    ) -> tuple[Any, Any]:
         if type_name in self.definitions.primitives:
             extra: dict[str, Any] = {}
             if child.get("id") is not None:
@@ -178,13 +200,13 @@ class XmlCodec:
         node = element.node or self.definitions.types.get(type_name)
         if node is None:
             raise Invalid(f"Unknown type {type_name}", path)
-        value: dict[str, Any] = {}
+        complex_value: dict[str, Any] = {}
         if child.get("id") is not None:
-            value["id"] = child.get("id")
+            complex_value["id"] = child.get("id")
         if type_name == "Extension" and child.get("url") is not None:
-            value["url"] = child.get("url")
-        self._read_children(child, node, value, path)
-        return value, None
+            complex_value["url"] = child.get("url")
+        self._read_children(child, node, complex_value, path)
+        return complex_value, None
 
     def _primitive_value(self, raw: str, type_name: str, path: str) -> Any:
         kind = self.definitions.json_kind(type_name)

@@ -14,8 +14,11 @@ def transaction(*entries: dict[str, Any], kind: str = "transaction") -> dict[str
 
 
 def post_entry(full_url: str, resource: dict[str, Any], **request: Any) -> dict[str, Any]:
-    return {"fullUrl": full_url, "resource": resource,
-            "request": {"method": "POST", "url": resource["resourceType"], **request}}
+    return {
+        "fullUrl": full_url,
+        "resource": resource,
+        "request": {"method": "POST", "url": resource["resourceType"], **request},
+    }
 
 
 PATIENT_URN = "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"
@@ -23,9 +26,15 @@ PATIENT_URN = "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"
 
 def test_transaction_resolves_urn_uuid_references(client: httpx.Client) -> None:
     bundle = transaction(
-        post_entry("urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059", {
-            "resourceType": "Observation", "status": "final", "code": {"text": "ZRM"},
-            "subject": {"reference": PATIENT_URN}}),
+        post_entry(
+            "urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "ZRM"},
+                "subject": {"reference": PATIENT_URN},
+            },
+        ),
         post_entry(PATIENT_URN, {"resourceType": "Patient", "active": True}),
     )
     response = client.post("", json=bundle, headers=JSON)
@@ -45,8 +54,10 @@ def test_transaction_resolves_urn_uuid_references(client: httpx.Client) -> None:
 def test_transaction_is_all_or_nothing(client: httpx.Client) -> None:
     bundle = transaction(
         post_entry(PATIENT_URN, {"resourceType": "Patient", "active": True}),
-        post_entry("urn:uuid:0000", {"resourceType": "Observation", "status": "bogus",
-                                     "code": {"text": "x"}}),
+        post_entry(
+            "urn:uuid:0000",
+            {"resourceType": "Observation", "status": "bogus", "code": {"text": "x"}},
+        ),
     )
     response = client.post("", json=bundle, headers=JSON)
     assert response.status_code == 400
@@ -55,32 +66,60 @@ def test_transaction_is_all_or_nothing(client: httpx.Client) -> None:
 
 
 def test_unresolvable_urn_reference_fails_the_transaction(client: httpx.Client) -> None:
-    bundle = transaction(post_entry("urn:uuid:1", {
-        "resourceType": "Observation", "status": "final", "code": {"text": "x"},
-        "subject": {"reference": "urn:uuid:not-in-bundle"}}))
+    bundle = transaction(
+        post_entry(
+            "urn:uuid:1",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "x"},
+                "subject": {"reference": "urn:uuid:not-in-bundle"},
+            },
+        )
+    )
     assert client.post("", json=bundle, headers=JSON).status_code == 422
     assert client.get("Observation").json()["total"] == 0
 
 
 def test_conditional_references_and_conditional_create(client: httpx.Client) -> None:
     identifier = {"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "999911120"}
-    client.put("Patient/p1", json={"resourceType": "Patient", "id": "p1",
-                                   "identifier": [identifier]}, headers=JSON)
+    client.put(
+        "Patient/p1",
+        json={"resourceType": "Patient", "id": "p1", "identifier": [identifier]},
+        headers=JSON,
+    )
     bundle = transaction(
-        post_entry("urn:uuid:a", {"resourceType": "Patient", "identifier": [identifier]},
-                   ifNoneExist=f"identifier={identifier['system']}|{identifier['value']}"),
-        post_entry("urn:uuid:b", {
-            "resourceType": "Observation", "status": "final", "code": {"text": "x"},
-            "subject": {"reference": f"Patient?identifier={identifier['system']}|999911120"}}),
+        post_entry(
+            "urn:uuid:a",
+            {"resourceType": "Patient", "identifier": [identifier]},
+            ifNoneExist=f"identifier={identifier['system']}|{identifier['value']}",
+        ),
+        post_entry(
+            "urn:uuid:b",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "x"},
+                "subject": {"reference": f"Patient?identifier={identifier['system']}|999911120"},
+            },
+        ),
     )
     response = client.post("", json=bundle, headers=JSON)
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["entry"][0]["response"]["status"] == "200 OK"
     assert result["entry"][1]["resource"]["subject"]["reference"] == "Patient/p1"
-    ambiguous = transaction(post_entry("urn:uuid:c", {
-        "resourceType": "Observation", "status": "final", "code": {"text": "x"},
-        "subject": {"reference": "Patient?identifier=nomatch"}}))
+    ambiguous = transaction(
+        post_entry(
+            "urn:uuid:c",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "x"},
+                "subject": {"reference": "Patient?identifier=nomatch"},
+            },
+        )
+    )
     assert client.post("", json=ambiguous, headers=JSON).status_code == 412
 
 
@@ -88,8 +127,10 @@ def test_transaction_put_delete_and_get(client: httpx.Client) -> None:
     client.put("Patient/old", json={"resourceType": "Patient", "id": "old"}, headers=JSON)
     bundle = transaction(
         {"request": {"method": "GET", "url": "Patient/new"}},
-        {"resource": {"resourceType": "Patient", "id": "new", "active": True},
-         "request": {"method": "PUT", "url": "Patient/new"}},
+        {
+            "resource": {"resourceType": "Patient", "id": "new", "active": True},
+            "request": {"method": "PUT", "url": "Patient/new"},
+        },
         {"request": {"method": "DELETE", "url": "Patient/old"}},
     )
     result = client.post("", json=bundle, headers=JSON).json()
@@ -99,9 +140,15 @@ def test_transaction_put_delete_and_get(client: httpx.Client) -> None:
 
 
 def test_the_same_resource_twice_is_refused(client: httpx.Client) -> None:
-    bundle = transaction(*[
-        {"resource": {"resourceType": "Patient", "id": "twice"},
-         "request": {"method": "PUT", "url": "Patient/twice"}} for _ in range(2)])
+    bundle = transaction(
+        *[
+            {
+                "resource": {"resourceType": "Patient", "id": "twice"},
+                "request": {"method": "PUT", "url": "Patient/twice"},
+            }
+            for _ in range(2)
+        ]
+    )
     assert client.post("", json=bundle, headers=JSON).status_code == 400
 
 
@@ -121,8 +168,12 @@ def test_batch_entries_succeed_or_fail_on_their_own(client: httpx.Client) -> Non
 
 
 def test_bad_bundles(client: httpx.Client) -> None:
-    assert client.post("", json={"resourceType": "Bundle", "type": "collection"},
-                       headers=JSON).status_code == 400
+    assert (
+        client.post(
+            "", json={"resourceType": "Bundle", "type": "collection"}, headers=JSON
+        ).status_code
+        == 400
+    )
     assert client.post("", json={"resourceType": "Patient"}, headers=JSON).status_code == 400
     no_request = transaction({"resource": {"resourceType": "Patient"}})
     assert client.post("", json=no_request, headers=JSON).status_code == 400

@@ -18,8 +18,11 @@ def test_concurrent_updates_of_one_resource_lose_nothing(client: httpx.Client, b
         statuses = []
         with httpx.Client(base_url=base + "/", timeout=60) as own:
             for update in range(UPDATES_EACH):
-                patient = {"resourceType": "Patient", "id": "busy",
-                           "name": [{"text": f"writer {number} update {update}"}]}
+                patient = {
+                    "resourceType": "Patient",
+                    "id": "busy",
+                    "name": [{"text": f"writer {number} update {update}"}],
+                }
                 statuses.append(own.put("Patient/busy", json=patient, headers=JSON).status_code)
         return statuses
 
@@ -42,8 +45,9 @@ def test_concurrent_if_match_updates_let_exactly_one_win(client: httpx.Client, b
     def writer(number: int) -> int:
         with httpx.Client(base_url=base + "/", timeout=60) as own:
             patient = {"resourceType": "Patient", "id": "race", "name": [{"text": str(number)}]}
-            return own.put("Patient/race", json=patient,
-                           headers={**JSON, "If-Match": 'W/"1"'}).status_code
+            return own.put(
+                "Patient/race", json=patient, headers={**JSON, "If-Match": 'W/"1"'}
+            ).status_code
 
     with ThreadPoolExecutor(WRITERS) as pool:
         statuses = list(pool.map(writer, range(WRITERS)))

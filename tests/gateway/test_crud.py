@@ -88,29 +88,41 @@ def test_delete_then_read_is_gone_and_history_keeps_the_delete(client: httpx.Cli
 def test_json_patch(client: httpx.Client) -> None:
     created = create(client, example("Patient-example")).json()
     url = f"Patient/{created['id']}"
-    patch = [{"op": "replace", "path": "/active", "value": False},
-             {"op": "add", "path": "/name/-", "value": {"family": "Nieuw"}},
-             {"op": "remove", "path": "/telecom"}]
-    response = client.patch(url, json=patch, headers={"Content-Type": "application/json-patch+json"})
+    patch = [
+        {"op": "replace", "path": "/active", "value": False},
+        {"op": "add", "path": "/name/-", "value": {"family": "Nieuw"}},
+        {"op": "remove", "path": "/telecom"},
+    ]
+    response = client.patch(
+        url, json=patch, headers={"Content-Type": "application/json-patch+json"}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["active"] is False and body["name"][-1] == {"family": "Nieuw"}
     assert "telecom" not in body and body["meta"]["versionId"] == "2"
 
 
-def test_patch_that_breaks_the_resource_is_refused_and_changes_nothing(client: httpx.Client) -> None:
+def test_patch_that_breaks_the_resource_is_refused_and_changes_nothing(
+    client: httpx.Client,
+) -> None:
     created = create(client, example("Patient-example")).json()
     url = f"Patient/{created['id']}"
     headers = {"Content-Type": "application/json-patch+json"}
-    bad = client.patch(url, json=[{"op": "replace", "path": "/gender", "value": "robot"}],
-                       headers=headers)
+    bad = client.patch(
+        url, json=[{"op": "replace", "path": "/gender", "value": "robot"}], headers=headers
+    )
     assert bad.status_code == 400
     assert bad.json()["issue"][0]["expression"] == ["Patient.gender"]
-    failed_test = client.patch(url, json=[{"op": "test", "path": "/active", "value": False}],
-                               headers=headers)
+    failed_test = client.patch(
+        url, json=[{"op": "test", "path": "/active", "value": False}], headers=headers
+    )
     assert failed_test.status_code == 422
-    assert client.patch(url, json=[{"op": "replace", "path": "/id", "value": "x"}],
-                        headers=headers).status_code == 422
+    assert (
+        client.patch(
+            url, json=[{"op": "replace", "path": "/id", "value": "x"}], headers=headers
+        ).status_code
+        == 422
+    )
     assert client.get(url).json()["meta"]["versionId"] == "1"
 
 
@@ -118,8 +130,9 @@ def test_prefer_return(client: httpx.Client) -> None:
     patient = example("Patient-example")
     minimal = client.post("Patient", json=patient, headers={**JSON, "Prefer": "return=minimal"})
     assert minimal.status_code == 201 and minimal.content == b"" and minimal.headers["Location"]
-    outcome = client.post("Patient", json=patient,
-                          headers={**JSON, "Prefer": "return=OperationOutcome"})
+    outcome = client.post(
+        "Patient", json=patient, headers={**JSON, "Prefer": "return=OperationOutcome"}
+    )
     assert outcome.json()["resourceType"] == "OperationOutcome"
 
 
@@ -130,8 +143,9 @@ def test_conditional_create(client: httpx.Client) -> None:
     assert first.status_code == 201 and second.status_code == 200
     assert first.json()["id"] == second.json()["id"]
     create(client, patient)
-    third = client.post("Patient", json=patient,
-                        headers={**JSON, "If-None-Exist": "identifier=http://x|1"})
+    third = client.post(
+        "Patient", json=patient, headers={**JSON, "If-None-Exist": "identifier=http://x|1"}
+    )
     assert third.status_code == 412
 
 
@@ -139,8 +153,12 @@ def test_conditional_update_and_delete(client: httpx.Client) -> None:
     patient = {"resourceType": "Patient", "identifier": [{"system": "http://x", "value": "2"}]}
     created = client.put("Patient", params={"identifier": "http://x|2"}, json=patient, headers=JSON)
     assert created.status_code == 201
-    updated = client.put("Patient", params={"identifier": "http://x|2"},
-                         json={**patient, "active": True}, headers=JSON)
+    updated = client.put(
+        "Patient",
+        params={"identifier": "http://x|2"},
+        json={**patient, "active": True},
+        headers=JSON,
+    )
     assert updated.status_code == 200 and updated.json()["id"] == created.json()["id"]
     deleted = client.delete("Patient", params={"identifier": "http://x|2"})
     assert deleted.status_code == 200

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import httpx
 import pytest
+import uvicorn
+from sqlalchemy import text
 
+from gateway.app import build_services
+from gateway.http.app import build_http_app
 from gateway.settings import Settings
-from tests.conftest import example
+from tests.conftest import _free_port, example
 
 JSON = {"Content-Type": "application/fhir+json"}
 
@@ -24,8 +31,9 @@ def test_malformed_json(client: httpx.Client) -> None:
 
 
 def test_wrong_resource_type_for_the_url(client: httpx.Client) -> None:
-    body = assert_outcome(client.post("Patient", json=example("Observation-example"),
-                                      headers=JSON), 400)
+    body = assert_outcome(
+        client.post("Patient", json=example("Observation-example"), headers=JSON), 400
+    )
     assert body["issue"][0]["expression"] == ["resourceType"]
 
 
@@ -72,8 +80,9 @@ def test_bad_search_values_are_400(client: httpx.Client) -> None:
     assert_outcome(client.get("Observation", params={"date": "yesterday"}), 400)
     assert_outcome(client.get("Observation", params={"value-quantity": "lots"}), 400)
     assert_outcome(client.get("Observation", params={"_count": "many"}), 400)
-    assert_outcome(client.get("Patient", params={"shoe": "44"},
-                              headers={"Prefer": "handling=strict"}), 400)
+    assert_outcome(
+        client.get("Patient", params={"shoe": "44"}, headers={"Prefer": "handling=strict"}), 400
+    )
 
 
 def test_outside_the_base_is_404_outcome(client: httpx.Client, base: str) -> None:
@@ -83,25 +92,23 @@ def test_outside_the_base_is_404_outcome(client: httpx.Client, base: str) -> Non
 
 
 def test_an_internal_failure_is_500_with_a_correlation_id_and_no_internals(
-        tmp_path: object, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: object, caplog: pytest.LogCaptureFixture
+) -> None:
     """A broken database (an index table dropped) must not leak SQL or data to the client."""
-    import threading
-    import time
-
-    import uvicorn
-    from sqlalchemy import text
-
-    from gateway.app import build_services
-    from gateway.http.app import build_http_app
-    from tests.conftest import _free_port
-
     port = _free_port()
     settings = Settings(database_url=f"sqlite:///{tmp_path}/broken.db", port=port, open_mode=True)
     services = build_services(settings)
     with services.store.engine.begin() as connection:
         connection.execute(text("DROP TABLE search_string"))
-    server = uvicorn.Server(uvicorn.Config(build_http_app(services, settings), host="127.0.0.1",
-                                          port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_http_app(services, settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

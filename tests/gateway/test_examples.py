@@ -28,8 +28,9 @@ def test_every_example_loads_reads_back_equal_and_round_trips_xml(client: httpx.
                 assert read["meta"][key] == value, name
         xml = client.get(url, headers={"Accept": "application/fhir+xml"})
         assert xml.status_code == 200, name
-        again = client.put(url, content=xml.content,
-                           headers={"Content-Type": "application/fhir+xml"})
+        again = client.put(
+            url, content=xml.content, headers={"Content-Type": "application/fhir+xml"}
+        )
         assert again.status_code == 200, (name, again.text)
         assert canonical(without_meta(again.json())) == canonical(without_meta(resource)), name
 

@@ -9,8 +9,11 @@ JSON = {"Content-Type": "application/fhir+json"}
 
 def test_instance_type_and_system_history(client: httpx.Client) -> None:
     for version in range(3):
-        client.put("Patient/h1", json={"resourceType": "Patient", "id": "h1",
-                                       "active": version % 2 == 0}, headers=JSON)
+        client.put(
+            "Patient/h1",
+            json={"resourceType": "Patient", "id": "h1", "active": version % 2 == 0},
+            headers=JSON,
+        )
     client.put("Organization/o1", json={"resourceType": "Organization", "id": "o1"}, headers=JSON)
     instance = client.get("Patient/h1/_history").json()
     assert instance["type"] == "history"
@@ -24,8 +27,11 @@ def test_instance_type_and_system_history(client: httpx.Client) -> None:
 
 def test_history_paging_and_since(client: httpx.Client) -> None:
     for version in range(5):
-        client.put("Patient/h2", json={"resourceType": "Patient", "id": "h2",
-                                       "birthDate": f"200{version}"}, headers=JSON)
+        client.put(
+            "Patient/h2",
+            json={"resourceType": "Patient", "id": "h2", "birthDate": f"200{version}"},
+            headers=JSON,
+        )
     page = client.get("Patient/h2/_history", params={"_count": 2}).json()
     versions = [e["resource"]["meta"]["versionId"] for e in page["entry"]]
     next_url = next(link["url"] for link in page["link"] if link["relation"] == "next")

@@ -11,8 +11,9 @@ JSON = {"Content-Type": "application/fhir+json"}
 
 
 def put(client: httpx.Client, resource: dict[str, Any]) -> dict[str, Any]:
-    response = client.put(f"{resource['resourceType']}/{resource['id']}", json=resource,
-                          headers=JSON)
+    response = client.put(
+        f"{resource['resourceType']}/{resource['id']}", json=resource, headers=JSON
+    )
     assert response.status_code in (200, 201), response.text
     return response.json()
 
@@ -20,51 +21,121 @@ def put(client: httpx.Client, resource: dict[str, Any]) -> dict[str, Any]:
 def ids(client: httpx.Client, path: str, **params: Any) -> list[str]:
     response = client.get(path, params=params)
     assert response.status_code == 200, response.text
-    return sorted(e["resource"]["id"] for e in response.json().get("entry", [])
-                  if e["search"]["mode"] == "match")
+    return sorted(
+        e["resource"]["id"]
+        for e in response.json().get("entry", [])
+        if e["search"]["mode"] == "match"
+    )
 
 
 @pytest.fixture()
 def dossier(client: httpx.Client) -> None:
-    put(client, {"resourceType": "Organization", "id": "praktijk",
-                 "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/agb-z",
-                                 "value": "01234567"}], "name": "Huisartsenpraktijk De Linde"})
-    put(client, {"resourceType": "Patient", "id": "anna", "gender": "female",
-                 "birthDate": "1950-04-03", "active": True,
-                 "name": [{"family": "de Vries", "given": ["Anna", "Maria"]}],
-                 "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn",
-                                 "value": "999911120",
-                                 "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NI"}]}}],
-                 "address": [{"city": "Utrecht", "postalCode": "3511AB"}],
-                 "managingOrganization": {"reference": "Organization/praktijk"}})
-    put(client, {"resourceType": "Patient", "id": "bert", "gender": "male",
-                 "birthDate": "1962", "name": [{"family": "Bakker", "given": ["Bért"]}],
-                 "address": [{"city": "Zwolle"}]})
-    for index, (patient, value, when, status) in enumerate([
-        ("anna", 3, "2026-01-10T09:00:00+01:00", "final"),
-        ("anna", 4, "2026-03-15", "final"),
-        ("anna", 5, "2026-06", "preliminary"),
-        ("bert", 2, "2025-12-31T23:30:00Z", "final"),
-    ]):
-        put(client, {
-            "resourceType": "Observation", "id": f"zrm-{index}", "status": status,
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "survey"}]}],
-            "code": {"coding": [{"system": "http://example.org/zrm", "code": "financien",
-                                 "display": "Financiën"}], "text": "ZRM financiën"},
-            "subject": {"reference": f"Patient/{patient}"},
-            "effectiveDateTime": when,
-            "valueQuantity": {"value": value, "system": "http://unitsofmeasure.org", "code": "1"},
-        })
+    put(
+        client,
+        {
+            "resourceType": "Organization",
+            "id": "praktijk",
+            "identifier": [
+                {"system": "http://fhir.nl/fhir/NamingSystem/agb-z", "value": "01234567"}
+            ],
+            "name": "Huisartsenpraktijk De Linde",
+        },
+    )
+    put(
+        client,
+        {
+            "resourceType": "Patient",
+            "id": "anna",
+            "gender": "female",
+            "birthDate": "1950-04-03",
+            "active": True,
+            "name": [{"family": "de Vries", "given": ["Anna", "Maria"]}],
+            "identifier": [
+                {
+                    "system": "http://fhir.nl/fhir/NamingSystem/bsn",
+                    "value": "999911120",
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                                "code": "NI",
+                            }
+                        ]
+                    },
+                }
+            ],
+            "address": [{"city": "Utrecht", "postalCode": "3511AB"}],
+            "managingOrganization": {"reference": "Organization/praktijk"},
+        },
+    )
+    put(
+        client,
+        {
+            "resourceType": "Patient",
+            "id": "bert",
+            "gender": "male",
+            "birthDate": "1962",
+            "name": [{"family": "Bakker", "given": ["Bért"]}],
+            "address": [{"city": "Zwolle"}],
+        },
+    )
+    for index, (patient, value, when, status) in enumerate(
+        [
+            ("anna", 3, "2026-01-10T09:00:00+01:00", "final"),
+            ("anna", 4, "2026-03-15", "final"),
+            ("anna", 5, "2026-06", "preliminary"),
+            ("bert", 2, "2025-12-31T23:30:00Z", "final"),
+        ]
+    ):
+        put(
+            client,
+            {
+                "resourceType": "Observation",
+                "id": f"zrm-{index}",
+                "status": status,
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                "code": "survey",
+                            }
+                        ]
+                    }
+                ],
+                "code": {
+                    "coding": [
+                        {
+                            "system": "http://example.org/zrm",
+                            "code": "financien",
+                            "display": "Financiën",
+                        }
+                    ],
+                    "text": "ZRM financiën",
+                },
+                "subject": {"reference": f"Patient/{patient}"},
+                "effectiveDateTime": when,
+                "valueQuantity": {
+                    "value": value,
+                    "system": "http://unitsofmeasure.org",
+                    "code": "1",
+                },
+            },
+        )
 
 
 @pytest.mark.usefixtures("dossier")
 class TestParameterTypes:
     def test_token_forms(self, client: httpx.Client) -> None:
         assert ids(client, "Patient", gender="female") == ["anna"]
-        assert ids(client, "Patient", identifier="http://fhir.nl/fhir/NamingSystem/bsn|999911120") == ["anna"]
+        assert ids(
+            client, "Patient", identifier="http://fhir.nl/fhir/NamingSystem/bsn|999911120"
+        ) == ["anna"]
         assert ids(client, "Patient", identifier="999911120") == ["anna"]
         assert ids(client, "Patient", identifier="http://other|999911120") == []
-        assert ids(client, "Observation", code="http://example.org/zrm|") == [f"zrm-{i}" for i in range(4)]
+        assert ids(client, "Observation", code="http://example.org/zrm|") == [
+            f"zrm-{i}" for i in range(4)
+        ]
         assert ids(client, "Observation", code="|financien") == []
         assert ids(client, "Observation", status="preliminary") == ["zrm-2"]
         assert ids(client, "Observation", **{"status:not": "final"}) == ["zrm-2"]
@@ -108,7 +179,9 @@ class TestParameterTypes:
     def test_quantity_and_number(self, client: httpx.Client) -> None:
         assert ids(client, "Observation", **{"value-quantity": "4"}) == ["zrm-1"]
         assert ids(client, "Observation", **{"value-quantity": "ge4"}) == ["zrm-1", "zrm-2"]
-        assert ids(client, "Observation", **{"value-quantity": "lt3|http://unitsofmeasure.org|1"}) == ["zrm-3"]
+        assert ids(
+            client, "Observation", **{"value-quantity": "lt3|http://unitsofmeasure.org|1"}
+        ) == ["zrm-3"]
         assert ids(client, "Observation", **{"value-quantity": "4|http://other|1"}) == []
         assert ids(client, "Observation", **{"value-quantity": "ap4.2"}) == ["zrm-1"]
 
@@ -124,7 +197,9 @@ class TestParameterTypes:
     def test_or_within_a_parameter(self, client: httpx.Client) -> None:
         assert ids(client, "Patient", _id="anna,bert") == ["anna", "bert"]
         assert ids(client, "Patient", **{"_id:not": "anna"}) == ["bert"]
-        assert ids(client, "Observation", status="preliminary,final", subject="Patient/bert") == ["zrm-3"]
+        assert ids(client, "Observation", status="preliminary,final", subject="Patient/bert") == [
+            "zrm-3"
+        ]
 
     def test_missing(self, client: httpx.Client) -> None:
         assert ids(client, "Patient", **{"organization:missing": "true"}) == ["bert"]
@@ -139,15 +214,26 @@ class TestParameterTypes:
 class TestChainsAndHas:
     def test_forward_chain(self, client: httpx.Client) -> None:
         assert ids(client, "Observation", **{"subject:Patient.name": "bakker"}) == ["zrm-3"]
-        assert ids(client, "Observation", **{"patient.gender": "female"}) == ["zrm-0", "zrm-1", "zrm-2"]
+        assert ids(client, "Observation", **{"patient.gender": "female"}) == [
+            "zrm-0",
+            "zrm-1",
+            "zrm-2",
+        ]
         chained = "subject:Patient.organization.identifier"
         assert len(ids(client, "Observation", **{chained: "01234567"})) == 3
 
     def test_reverse_chain(self, client: httpx.Client) -> None:
-        assert ids(client, "Patient", **{"_has:Observation:patient:status": "preliminary"}) == ["anna"]
-        assert ids(client, "Patient", **{"_has:Observation:subject:value-quantity": "2"}) == ["bert"]
-        assert ids(client, "Organization", **{
-            "_has:Patient:organization:_has:Observation:patient:status": "final"}) == ["praktijk"]
+        assert ids(client, "Patient", **{"_has:Observation:patient:status": "preliminary"}) == [
+            "anna"
+        ]
+        assert ids(client, "Patient", **{"_has:Observation:subject:value-quantity": "2"}) == [
+            "bert"
+        ]
+        assert ids(
+            client,
+            "Organization",
+            **{"_has:Patient:organization:_has:Observation:patient:status": "final"},
+        ) == ["praktijk"]
 
 
 @pytest.mark.usefixtures("dossier")
@@ -176,19 +262,32 @@ class TestResultParameters:
         assert order(_sort="status,-_id") == ["zrm-3", "zrm-1", "zrm-0", "zrm-2"]
 
     def test_include_and_revinclude(self, client: httpx.Client) -> None:
-        bundle = client.get("Observation", params={"_id": "zrm-0",
-                                                   "_include": "Observation:subject"}).json()
+        bundle = client.get(
+            "Observation", params={"_id": "zrm-0", "_include": "Observation:subject"}
+        ).json()
         modes = sorted((e["search"]["mode"], e["resource"]["id"]) for e in bundle["entry"])
         assert modes == [("include", "anna"), ("match", "zrm-0")]
         assert bundle["total"] == 1
-        bundle = client.get("Patient", params=[("_id", "anna"),
-                                               ("_revinclude", "Observation:subject"),
-                                               ("_include", "Patient:organization")]).json()
-        included = sorted(e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "include")
+        bundle = client.get(
+            "Patient",
+            params=[
+                ("_id", "anna"),
+                ("_revinclude", "Observation:subject"),
+                ("_include", "Patient:organization"),
+            ],
+        ).json()
+        included = sorted(
+            e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "include"
+        )
         assert included == ["praktijk", "zrm-0", "zrm-1", "zrm-2"]
-        iterate = client.get("Observation", params=[
-            ("_id", "zrm-1"), ("_include", "Observation:subject"),
-            ("_include:iterate", "Patient:organization")]).json()
+        iterate = client.get(
+            "Observation",
+            params=[
+                ("_id", "zrm-1"),
+                ("_include", "Observation:subject"),
+                ("_include:iterate", "Patient:organization"),
+            ],
+        ).json()
         assert {e["resource"]["id"] for e in iterate["entry"]} == {"zrm-1", "anna", "praktijk"}
 
     def test_summary_and_elements(self, client: httpx.Client) -> None:

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from gateway.search.dates import parse_date_range, to_micros
 
-moments = st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1),
-                       timezones=st.just(dt.UTC))
+moments = st.datetimes(
+    min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.just(dt.UTC)
+)
 
 
 @given(moments)
@@ -51,9 +52,21 @@ def test_month_and_leap_years() -> None:
     assert (high - low) == 28 * 86_400_000_000
 
 
-@pytest.mark.parametrize("text", ["", "2024-13", "2024-02-30", "24", "2024-01-01T10",
-                                  "2024-01-01T25:00Z", "2024-01-01T10:00+15:00", "tomorrow",
-                                  "0000", "2024-01-01 10:00"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "2024-13",
+        "2024-02-30",
+        "24",
+        "2024-01-01T10",
+        "2024-01-01T25:00Z",
+        "2024-01-01T10:00+15:00",
+        "tomorrow",
+        "0000",
+        "2024-01-01 10:00",
+    ],
+)
 def test_invalid_dates_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_date_range(text)

@@ -37,8 +37,9 @@ def test_observation_rows_and_compartment() -> None:
 
 
 def test_resolve_filters_are_compiled_not_left_to_fhirpath() -> None:
-    evaluate = compile_expression(DEFINITIONS, "Observation",
-                                  "Observation.subject.where(resolve() is Patient)")
+    evaluate = compile_expression(
+        DEFINITIONS, "Observation", "Observation.subject.where(resolve() is Patient)"
+    )
     found = evaluate({"resourceType": "Observation", "subject": {"reference": "Group/1"}})
     assert found == []
     found = evaluate({"resourceType": "Observation", "subject": {"reference": "Patient/1"}})
@@ -50,7 +51,10 @@ def test_references_split_into_local_and_remote() -> None:
     assert split_reference("Patient/1", base) == ("Patient", "1", None)
     assert split_reference(f"{base}/Patient/1/_history/2", base) == ("Patient", "1", None)
     assert split_reference("https://gp.example/fhir/Patient/9", base) == (
-        "Patient", None, "https://gp.example/fhir/Patient/9")
+        "Patient",
+        None,
+        "https://gp.example/fhir/Patient/9",
+    )
 
 
 def test_normalise_folds_case_and_accents() -> None:

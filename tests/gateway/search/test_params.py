@@ -25,10 +25,16 @@ def test_escaped_values_split_back_into_the_originals(values: list[str]) -> None
 
 
 def test_filters_modifiers_and_chains() -> None:
-    search = parse_search("Observation", [
-        ("code", "http://loinc.org|1234,5678"), ("subject:Patient.name", "peter"),
-        ("value-quantity", "gt5.4|http://unitsofmeasure.org|mg"), ("status:not", "final"),
-    ], REGISTRY)
+    search = parse_search(
+        "Observation",
+        [
+            ("code", "http://loinc.org|1234,5678"),
+            ("subject:Patient.name", "peter"),
+            ("value-quantity", "gt5.4|http://unitsofmeasure.org|mg"),
+            ("status:not", "final"),
+        ],
+        REGISTRY,
+    )
     assert [(f.name, f.modifier, f.chain, f.values) for f in search.filters] == [
         ("code", None, None, ("http://loinc.org|1234", "5678")),
         ("subject", "Patient", "name", ("peter",)),
@@ -38,11 +44,19 @@ def test_filters_modifiers_and_chains() -> None:
 
 
 def test_result_parameters() -> None:
-    search = parse_search("Patient", [
-        ("_count", "5000"), ("_sort", "-birthdate,name"), ("_include", "Patient:organization"),
-        ("_revinclude:iterate", "Observation:subject"), ("_summary", "count"), ("_total", "none"),
-        ("_elements", "name, gender"),
-    ], REGISTRY)
+    search = parse_search(
+        "Patient",
+        [
+            ("_count", "5000"),
+            ("_sort", "-birthdate,name"),
+            ("_include", "Patient:organization"),
+            ("_revinclude:iterate", "Observation:subject"),
+            ("_summary", "count"),
+            ("_total", "none"),
+            ("_elements", "name, gender"),
+        ],
+        REGISTRY,
+    )
     assert search.count == 1000
     assert search.sort == [("birthdate", True), ("name", False)]
     assert search.includes[0].param == "organization" and not search.includes[0].iterate
@@ -57,8 +71,15 @@ def test_unknown_parameters_warn_or_fail_under_strict_handling() -> None:
         parse_search("Patient", [("shoe-size", "44")], REGISTRY, strict=True)
 
 
-@pytest.mark.parametrize("items", [[("_count", "many")], [("_summary", "maybe")],
-                                   [("_include", "Patient")], [("_total", "lots")]])
+@pytest.mark.parametrize(
+    "items",
+    [
+        [("_count", "many")],
+        [("_summary", "maybe")],
+        [("_include", "Patient")],
+        [("_total", "lots")],
+    ],
+)
 def test_bad_result_parameters_are_refused(items: list[tuple[str, str]]) -> None:
     with pytest.raises(Invalid):
         parse_search("Patient", items, REGISTRY)

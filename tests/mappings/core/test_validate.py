@@ -53,12 +53,23 @@ def test_required_binding_on_codeable_concept_coding() -> None:
         (lambda r: r.update(name={"family": "x"}), ("structure", ("Patient.name",))),
         (lambda r: r.update(name=[]), ("invalid", ("Patient.name",))),
         (lambda r: r["name"][0].update(family=""), ("value", ("Patient.name[0].family",))),
-        (lambda r: r.update(managingOrganization={"reference": "not a ref"}),
-         ("value", ("Patient.managingOrganization.reference",))),
-        (lambda r: r.update(text={"status": "generated", "div": "<p>no div</p>"}),
-         ("value", ("Patient.text.div",))),
-        (lambda r: r.update(text={"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\"><script>x</script></div>"}),
-         ("value", ("Patient.text.div",))),
+        (
+            lambda r: r.update(managingOrganization={"reference": "not a ref"}),
+            ("value", ("Patient.managingOrganization.reference",)),
+        ),
+        (
+            lambda r: r.update(text={"status": "generated", "div": "<p>no div</p>"}),
+            ("value", ("Patient.text.div",)),
+        ),
+        (
+            lambda r: r.update(
+                text={
+                    "status": "generated",
+                    "div": '<div xmlns="http://www.w3.org/1999/xhtml"><script>x</script></div>',
+                }
+            ),
+            ("value", ("Patient.text.div",)),
+        ),
         (lambda r: r.update(multipleBirthInteger=2**40), ("value", ("Patient.multipleBirth",))),
         (lambda r: r.update(contact=[{}]), ("invalid", ("Patient.contact[0]",))),
     ],
@@ -80,8 +91,11 @@ def test_unknown_resource_type() -> None:
 
 
 def test_primitive_extensions_are_allowed_and_checked() -> None:
-    patient = {"resourceType": "Patient", "birthDate": "1970-01-01",
-               "_birthDate": {"extension": [{"url": "http://example.org/x", "valueString": "y"}]}}
+    patient = {
+        "resourceType": "Patient",
+        "birthDate": "1970-01-01",
+        "_birthDate": {"extension": [{"url": "http://example.org/x", "valueString": "y"}]},
+    }
     assert faults(patient) == []
     patient["_birthDate"] = {"nonsense": True}
     assert faults(patient)

@@ -1,0 +1,74 @@
+"""The eigendossier command: serve's safety rules, and the database commands."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+from typer.testing import CliRunner
+
+from gateway.cli import app
+from tests.conftest import _free_port
+
+RUNNER = CliRunner()
+
+
+def test_serve_refuses_without_open_until_authorization_exists(tmp_path: pathlib.Path) -> None:
+    result = RUNNER.invoke(app, ["serve", "--database-url", f"sqlite:///{tmp_path}/a.db"])
+    assert result.exit_code == 2 and "--open" in result.output
+
+
+def test_open_mode_refuses_a_non_loopback_host(tmp_path: pathlib.Path) -> None:
+    result = RUNNER.invoke(
+        app,
+        ["serve", "--open", "--host", "0.0.0.0", "--database-url", f"sqlite:///{tmp_path}/a.db"],
+    )
+    assert result.exit_code == 2 and "loopback" in result.output
+
+
+def test_db_upgrade_and_current_honour_the_environment(tmp_path: pathlib.Path) -> None:
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    env = {"EIGENDOSSIER_DATABASE_URL": url}
+    assert RUNNER.invoke(app, ["db", "current"], env=env).exit_code == 1
+    assert RUNNER.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+    assert RUNNER.invoke(app, ["db", "current"], env=env).exit_code == 0
+
+
+def test_serve_open_prints_the_base_url_and_serves(tmp_path: pathlib.Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from gateway.cli import main; main()",
+            "serve",
+            "--open",
+            "--port",
+            str(port),
+            "--database-url",
+            f"sqlite:///{tmp_path}/served.db",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        assert line.strip() == f"Eigen Dossier FHIR base: http://127.0.0.1:{port}/fhir"
+        for _ in range(100):
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/fhir/metadata")
+                break
+            except httpx.ConnectError:
+                time.sleep(0.05)
+        assert response.status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=20)
+    assert "OPEN MODE" in errors

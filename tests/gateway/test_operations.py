@@ -1,0 +1,89 @@
+"""The CapabilityStatement matches what is routed and indexed; $validate reports faults."""
+
+from __future__ import annotations
+
+import httpx
+
+from gateway.interactions.dispatch import ROUTES
+from tests.conftest import example
+
+JSON = {"Content-Type": "application/fhir+json"}
+
+
+def test_capability_statement_is_generated_from_the_routes(
+    client: httpx.Client, services: object
+) -> None:
+    statement = client.get("metadata").json()
+    assert statement["fhirVersion"] == "4.0.1" and statement["kind"] == "instance"
+    rest = statement["rest"][0]
+    patient = next(r for r in rest["resource"] if r["type"] == "Patient")
+    codes = {i["code"] for i in patient["interaction"]}
+    routed = {
+        r.name for r in ROUTES if "(?P<type>" in r.pattern.pattern and not r.name.startswith("$")
+    }
+    assert codes == routed
+    assert {
+        "read",
+        "vread",
+        "update",
+        "patch",
+        "delete",
+        "create",
+        "search-type",
+        "history-instance",
+        "history-type",
+    } <= codes
+    params = {p["name"]: p["type"] for p in patient["searchParam"]}
+    assert params["birthdate"] == "date" and params["identifier"] == "token"
+    assert params["_id"] == "token" and params["_lastUpdated"] == "date"
+    assert {i["code"] for i in rest["interaction"]} == {
+        "transaction",
+        "batch",
+        "search-system",
+        "history-system",
+    }
+    served = {r["type"] for r in rest["resource"]}
+    assert {"Patient", "CarePlan", "Consent", "AuditEvent", "SearchParameter"} <= served
+
+
+def test_every_declared_search_parameter_is_accepted(client: httpx.Client) -> None:
+    statement = client.get("metadata").json()
+    samples = {
+        "token": "x",
+        "string": "x",
+        "date": "2020",
+        "reference": "Patient/x",
+        "quantity": "1",
+        "number": "1",
+        "uri": "http://x",
+    }
+    for resource in statement["rest"][0]["resource"]:
+        for param in resource["searchParam"]:
+            response = client.get(
+                resource["type"],
+                params={param["name"]: samples[param["type"]]},
+                headers={"Prefer": "handling=strict"},
+            )
+            assert response.status_code == 200, (resource["type"], param["name"], response.text)
+
+
+def test_validate_reports_faults_and_stores_nothing(client: httpx.Client) -> None:
+    good = client.post("Patient/$validate", json=example("Patient-example"), headers=JSON)
+    assert good.status_code == 200
+    assert good.json()["issue"][0]["severity"] == "information"
+    broken = example("Observation-example")
+    broken["status"] = "bogus"
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "resource", "resource": broken}],
+    }
+    bad = client.post("Observation/$validate", json=parameters, headers=JSON).json()
+    assert bad["issue"][0]["expression"] == ["Observation.status"]
+    assert client.get("Observation").json()["total"] == 0
+    unknown_profile = client.post(
+        "Patient/$validate",
+        params={"profile": "http://x/y"},
+        json=example("Patient-example"),
+        headers=JSON,
+    ).json()
+    assert unknown_profile["issue"][0]["code"] == "not-supported"
