@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
 import sys
 from typing import Annotated
@@ -69,7 +70,10 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(envvar="EIGENDOSSIER_MAX_BODY_BYTES")] = (
         16 * 1024 * 1024
     ),
-    workers: Annotated[int, typer.Option(help="Processes (PostgreSQL only)")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(envvar="EIGENDOSSIER_WORKERS", help="Gateway processes sharing the database"),
+    ] = 1,
 ) -> None:
     """Run the gateway; prints the FHIR base URL."""
     import uvicorn  # noqa: PLC0415
@@ -110,13 +114,31 @@ def serve(
         raise typer.Exit(2) from None
     typer.echo(f"Eigen Dossier FHIR base: {settings.public_base_url}")
     sys.stdout.flush()
+    if workers == 1:
+        uvicorn.run(
+            application, host=host, port=port, log_level=log_level.lower(), access_log=False
+        )
+        return
+    application.state.services.store.dispose()
+    os.environ.update(
+        {
+            "EIGENDOSSIER_DATABASE_URL": database_url,
+            "EIGENDOSSIER_HOST": host,
+            "EIGENDOSSIER_PORT": str(port),
+            "EIGENDOSSIER_BASE_URL": settings.public_base_url,
+            "EIGENDOSSIER_OPEN": "1",
+            "EIGENDOSSIER_MAX_BODY_BYTES": str(max_body_bytes),
+            "EIGENDOSSIER_LOG_LEVEL": log_level,
+        }
+    )
     uvicorn.run(
-        application,
+        "gateway.asgi:from_environment",
+        factory=True,
         host=host,
         port=port,
         log_level=log_level.lower(),
         access_log=False,
-        workers=None if workers == 1 else workers,
+        workers=workers,
     )
 
 

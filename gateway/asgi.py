@@ -1,0 +1,28 @@
+"""An ASGI factory configured from the environment, for multi-process serving.
+
+``uvicorn --factory gateway.asgi:from_environment`` (what ``eigendossier serve --workers N``
+runs) builds one app per worker process from ``EIGENDOSSIER_*`` variables.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.settings import DEFAULT_DATABASE_URL, Settings
+
+__all__ = ["from_environment"]
+
+
+def from_environment() -> Starlette:
+    env = Settings.env
+    settings = Settings(
+        database_url=env("database_url") or DEFAULT_DATABASE_URL,
+        host=env("host") or "127.0.0.1",
+        port=int(env("port") or "8080"),
+        base_url=env("base_url") or "",
+        log_level=env("log_level") or "info",
+        open_mode=env("open") == "1",
+        max_body_bytes=int(env("max_body_bytes") or str(16 * 1024 * 1024)),
+    )
+    return create_app(settings, migrate=False)
