@@ -169,3 +169,7 @@ def db_current(database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

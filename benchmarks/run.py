@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""Benchmark a running Eigen Dossier gateway with real HTTP load (wrk), and the stack's limit.
+
+What it does:
+1. starts ``eigendossier serve --open`` on a fresh database (SQLite by default);
+2. loads patients and Observations through transaction Bundles, timing the ingest;
+3. at each store size in ``--steps``, runs wrk (2 threads, 8 connections by default, a
+   random id or patient per request) against: read, search by token, by reference, by
+   date, and create; and against a bare ASGI app over the same SQLite file (the limit);
+4. prints a table with req/s and p50/p95 latency, plus our read/search as a ratio of the
+   limit, and writes it as JSON under benchmarks/results/.
+
+Needs ``wrk`` (Debian: ``apt-get install wrk``). Absolute figures move about +/-20 %
+between runs on shared machines: compare ratios, run several times, quote the median.
+
+Usage: python benchmarks/run.py [--steps 10000,100000] [--patients 50] [--duration 10]
+       [--workers 2] [--database-url postgresql+psycopg://postgres@127.0.0.1/bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import httpx
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CODES = [
+    f"zrm-{d}"
+    for d in (
+        "financien",
+        "werk",
+        "huisvesting",
+        "huiselijke-relaties",
+        "geestelijke-gezondheid",
+        "lichamelijke-gezondheid",
+        "middelengebruik",
+        "adl",
+        "sociaal-netwerk",
+        "maatschappelijke-participatie",
+    )
+]
+ZRM = "https://eigendossier.example.nl/fhir/CodeSystem/zrm-2017"
+
+LUA = r"""
+math.randomseed(os.time())
+local count = %(count)d
+local patients = %(patients)d
+local codes = {%(codes)s}
+local kind = "%(kind)s"
+wrk.headers["Accept"] = "application/fhir+json"
+wrk.headers["Content-Type"] = "application/fhir+json"
+request = function()
+  local p = "Patient/p" .. math.random(0, patients - 1)
+  if kind == "read" then
+    return wrk.format("GET", "/fhir/Observation/o" .. math.random(0, count - 1))
+  elseif kind == "token" then
+    local code = codes[math.random(1, #codes)]
+    return wrk.format("GET", "/fhir/Observation?subject=" .. p .. "&code=%(zrm)s|" .. code .. "&_count=50")
+  elseif kind == "reference" then
+    return wrk.format("GET", "/fhir/Observation?subject=" .. p .. "&_count=50")
+  elseif kind == "date" then
+    local month = string.format("%%02d", math.random(1, 12))
+    return wrk.format("GET", "/fhir/Observation?subject=" .. p .. "&date=2025-" .. month .. "&_count=50")
+  elseif kind == "create" then
+    local body = '{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"%(zrm)s","code":"zrm-werk"}]},"subject":{"reference":"' .. p .. '"},"effectiveDateTime":"2026-01-01","valueQuantity":{"value":3}}'
+    return wrk.format("POST", "/fhir/Observation", nil, body)
+  end
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT p50=%%.3f p95=%%.3f errors=%%d\n",
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.read +
+    summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(400):
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"server at {url} did not start")
+
+
+def observation(index: int, patients: int) -> dict[str, Any]:
+    rng = random.Random(index)
+    return {
+        "resourceType": "Observation",
+        "id": f"o{index}",
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "survey",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": ZRM, "code": CODES[index % len(CODES)]}]},
+        "subject": {"reference": f"Patient/p{index % patients}"},
+        "effectiveDateTime": f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T10:00:00Z",
+        "valueQuantity": {
+            "value": rng.randint(1, 5),
+            "system": "http://unitsofmeasure.org",
+            "code": "1",
+        },
+    }
+
+
+def put_entry(resource: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resource": resource,
+        "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"},
+    }
+
+
+def load(base: str, start: int, stop: int, patients: int, batch: int) -> float:
+    """Load Observations [start, stop) in transaction Bundles; return resources per second."""
+    began = time.perf_counter()
+    with httpx.Client(
+        timeout=600, headers={"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
+    ) as client:
+        if start == 0:
+            people = [
+                put_entry({"resourceType": "Patient", "id": f"p{n}", "active": True})
+                for n in range(patients)
+            ]
+            client.post(
+                base, json={"resourceType": "Bundle", "type": "transaction", "entry": people}
+            ).raise_for_status()
+        for first in range(start, stop, batch):
+            entries = [
+                put_entry(observation(i, patients)) for i in range(first, min(stop, first + batch))
+            ]
+            response = client.post(
+                base, json={"resourceType": "Bundle", "type": "transaction", "entry": entries}
+            )
+            response.raise_for_status()
+    return (stop - start) / (time.perf_counter() - began)
+
+
+def wrk(
+    url_root: str,
+    kind: str,
+    count: int,
+    patients: int,
+    args: argparse.Namespace,
+    workdir: pathlib.Path,
+) -> dict[str, float]:
+    script = workdir / f"{kind}.lua"
+    script.write_text(
+        LUA
+        % {
+            "count": count,
+            "patients": patients,
+            "kind": kind,
+            "zrm": ZRM,
+            "codes": ",".join(f'"{c}"' for c in CODES),
+        }
+    )
+    output = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(args.threads),
+            "-c",
+            str(args.connections),
+            "-d",
+            f"{args.duration}s",
+            "-s",
+            str(script),
+            url_root,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    found = re.search(r"RESULT p50=([\d.]+) p95=([\d.]+) errors=(\d+)", output)
+    assert found is not None, output
+    return {
+        "rps": rate,
+        "p50_ms": float(found.group(1)),
+        "p95_ms": float(found.group(2)),
+        "errors": int(found.group(3)),
+    }
+
+
+def start(command: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for(url, process)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", default="10000,100000", help="store sizes to measure at")
+    parser.add_argument("--patients", type=int, default=50)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--skip-create", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="eigendossier-bench-"))
+    db_file = workdir / "bench.db"
+    database_url = args.database_url or f"sqlite:///{db_file}"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if database_url.startswith("postgresql"):
+        subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "db", "upgrade", "--database-url", database_url],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    server = start(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--open",
+            "--port",
+            str(port),
+            "--database-url",
+            database_url,
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
+        env,
+        f"{base}/metadata",
+    )
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "database": database_url.split(":")[0],
+        "workers": args.workers,
+        "wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s",
+        "steps": [],
+    }
+    loaded = 0
+    try:
+        for size in [int(s) for s in args.steps.split(",")]:
+            rate = load(base, loaded, size, args.patients, args.batch)
+            loaded = size
+            step: dict[str, Any] = {"observations": size, "ingest_resources_per_s": round(rate)}
+            root = f"http://127.0.0.1:{port}"
+            for kind in ("read", "token", "reference", "date"):
+                step[kind] = wrk(root, kind, size, args.patients, args, workdir)
+            if database_url.startswith("sqlite"):
+                bare_port = free_port()
+                bare = start(
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "benchmarks.bare_asgi:app",
+                        "--port",
+                        str(bare_port),
+                        "--workers",
+                        str(args.workers),
+                        "--log-level",
+                        "warning",
+                    ],
+                    {**env, "BARE_DB": str(db_file)},
+                    f"http://127.0.0.1:{bare_port}/fhir/Observation/o0",
+                )
+                try:
+                    bare_root = f"http://127.0.0.1:{bare_port}"
+                    step["limit_read"] = wrk(bare_root, "read", size, args.patients, args, workdir)
+                    step["limit_reference"] = wrk(
+                        bare_root, "reference", size, args.patients, args, workdir
+                    )
+                finally:
+                    stop(bare)
+            results["steps"].append(step)
+            print(json.dumps(step), flush=True)
+        if not args.skip_create:
+            results["create"] = wrk(
+                f"http://127.0.0.1:{port}", "create", loaded, args.patients, args, workdir
+            )
+    finally:
+        stop(server)
+    report(results)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report(results: dict[str, Any]) -> None:
+    print(
+        f"\n{results['machine']}; {results['database']}; {results['workers']} workers; "
+        f"wrk {results['wrk']}"
+    )
+    print("| store | scenario | req/s | p50 ms | p95 ms | vs. limit |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for step in results["steps"]:
+        size = f"{step['observations']:,} obs"
+        for kind, label, limit in (
+            ("read", "GET Observation/{id}", "limit_read"),
+            ("reference", "search subject=, _count=50", "limit_reference"),
+            ("token", "search subject= & code=", None),
+            ("date", "search subject= & date=", None),
+        ):
+            row = step[kind]
+            ratio = f"{row['rps'] / step[limit]['rps']:.0%}" if limit and limit in step else ""
+            print(
+                f"| {size} | {label} | {row['rps']:.0f} | {row['p50_ms']:.2f} | "
+                f"{row['p95_ms']:.2f} | {ratio} |"
+            )
+        for limit, label in (
+            ("limit_read", "limit: bare ASGI read"),
+            ("limit_reference", "limit: bare ASGI search"),
+        ):
+            if limit in step:
+                row = step[limit]
+                print(
+                    f"| {size} | {label} | {row['rps']:.0f} | {row['p50_ms']:.2f} | "
+                    f"{row['p95_ms']:.2f} | |"
+                )
+        print(
+            f"| {size} | transaction ingest | {step['ingest_resources_per_s']} resources/s | | | |"
+        )
+    if "create" in results:
+        row = results["create"]
+        print(
+            f"| | POST Observation | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | |"
+        )
+
+
+if __name__ == "__main__":
+    main()
