@@ -160,10 +160,10 @@ class _PathEvaluator:
             node = self._lookup_node(item)
             if node is None:
                 continue
-            for key, (element, type_name) in node.keys.items():
-                if element.name != name or key not in item.value:
+            for key, element, type_name in node.by_name.get(name, ()):
+                raw = item.value.get(key)
+                if raw is None:
                     continue
-                raw = item.value[key]
                 for value in raw if isinstance(raw, list) else [raw]:
                     if value is None:
                         continue

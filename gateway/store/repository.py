@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gateway.search.dates import to_micros
@@ -33,6 +33,24 @@ __all__ = ["Current", "RetryWrite", "Session", "Store", "Stored"]
 
 T = TypeVar("T")
 _MAX_ATTEMPTS = 20
+
+
+_CURRENT = select(resources).where(
+    resources.c.res_type == bindparam("t"), resources.c.res_id == bindparam("i")
+)
+_CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
+_INSERT_RESOURCE = insert(resources).returning(resources.c.pk)
+_ADVANCE = (
+    update(resources)
+    .where(resources.c.pk == bindparam("pk_"), resources.c.version_id == bindparam("expected"))
+    .values(
+        version_id=bindparam("version_id"),
+        last_updated=bindparam("last_updated"),
+        deleted=bindparam("deleted"),
+        content=bindparam("content"),
+    )
+)
+_PENDING_TABLES = {"compartment": patient_compartment, "versions": resource_versions}
 
 
 class RetryWrite(Exception):
@@ -84,7 +102,10 @@ class Store:
                 with self.engine.connect() as raw:
                     connection = raw.execution_options(**{WRITE: True})
                     with connection.begin():
-                        return unit(Session(self, connection))
+                        session = Session(self, connection)
+                        result = unit(session)
+                        session.flush()
+                        return result
             except (RetryWrite, IntegrityError):
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 (jitter)
                 continue
@@ -109,7 +130,23 @@ class Session:
 
     def __init__(self, store: Store, connection: Connection) -> None:
         self.store = store
-        self.connection = connection
+        self._connection = connection
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, with every pending index row written first."""
+        self.flush()
+        return self._connection
+
+    def flush(self) -> None:
+        """Write the index rows collected by :meth:`put`, one multi-row insert per table."""
+        pending, self._pending = self._pending, {}
+        for name, rows in pending.items():
+            if not rows:
+                continue
+            table = _PENDING_TABLES[name] if name in _PENDING_TABLES else INDEX_TABLES[name]
+            self._connection.execute(insert(table), rows)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -123,14 +160,15 @@ class Session:
     ) -> Current | None:
         """The current row; ``for_update`` locks it until the transaction ends (PostgreSQL;
         SQLite's write transactions are serialised already)."""
-        query = select(resources).where(
-            resources.c.res_type == res_type, resources.c.res_id == res_id
-        )
-        if access is not None and not access.is_unrestricted:
-            query = query.where(access.predicate())
-        if for_update:
+        restricted = access is not None and not access.is_unrestricted
+        if restricted:
+            assert access is not None
+            query = _CURRENT.where(access.predicate())
+        else:
+            query = _CURRENT_FOR_UPDATE if for_update else _CURRENT
+        if for_update and restricted:
             query = query.with_for_update()
-        row = self.connection.execute(query).first()
+        row = self._connection.execute(query, {"t": res_type, "i": res_id}).first()
         return None if row is None else Current(*row)
 
     def version(
@@ -216,23 +254,20 @@ class Session:
         resource["meta"] = meta
         content = orjson.dumps(resource)
         if current is None:
-            pk = self.connection.execute(
-                insert(resources)
-                .values(
-                    res_type=res_type,
-                    res_id=res_id,
-                    version_id=1,
-                    last_updated=now,
-                    deleted=False,
-                    content=content,
-                )
-                .returning(resources.c.pk)
-            ).scalar_one()
+            row = {
+                "res_type": res_type,
+                "res_id": res_id,
+                "version_id": 1,
+                "last_updated": now,
+                "deleted": False,
+                "content": content,
+            }
+            pk = self._connection.execute(_INSERT_RESOURCE, row).scalar_one()
         else:
             self._advance(current, version_id, now, deleted=False, content=content)
             pk = current.pk
         self._version_row(res_type, res_id, version_id, now, False, method, content)
-        self._reindex(pk, resource)
+        self._reindex(pk, resource, fresh=current is None)
         created = current is None or current.deleted
         return Stored(res_type, res_id, version_id, now, content, created)
 
@@ -251,10 +286,16 @@ class Session:
     def _advance(
         self, current: Current, version_id: int, now: int, *, deleted: bool, content: bytes | None
     ) -> None:
-        result = self.connection.execute(
-            update(resources)
-            .where(resources.c.pk == current.pk, resources.c.version_id == current.version_id)
-            .values(version_id=version_id, last_updated=now, deleted=deleted, content=content)
+        result = self._connection.execute(
+            _ADVANCE,
+            {
+                "pk_": current.pk,
+                "expected": current.version_id,
+                "version_id": version_id,
+                "last_updated": now,
+                "deleted": deleted,
+                "content": content,
+            },
         )
         if result.rowcount != 1:
             raise RetryWrite
@@ -269,33 +310,33 @@ class Session:
         method: str,
         content: bytes | None,
     ) -> None:
-        self.connection.execute(
-            insert(resource_versions).values(
-                res_type=res_type,
-                res_id=res_id,
-                version_id=version_id,
-                last_updated=now,
-                deleted=deleted,
-                method=method,
-                content=content,
-            )
+        self._pending.setdefault("versions", []).append(
+            {
+                "res_type": res_type,
+                "res_id": res_id,
+                "version_id": version_id,
+                "last_updated": now,
+                "deleted": deleted,
+                "method": method,
+                "content": content,
+            }
         )
 
     def _unindex(self, pk: int) -> None:
         for table in (*INDEX_TABLES.values(), patient_compartment):
             self.connection.execute(delete(table).where(table.c.res_pk == pk))
 
-    def _reindex(self, pk: int, resource: dict[str, Any]) -> None:
-        self._unindex(pk)
+    def _reindex(self, pk: int, resource: dict[str, Any], *, fresh: bool) -> None:
+        """Replace the index rows of ``pk``; a fresh resource has none to delete."""
+        if not fresh:
+            self._unindex(pk)
         try:
             rows, patients = self.store.extractor.rows(pk, resource)
         except Exception as error:  # an evaluator fault must not store an unindexed resource
             raise ServerError("Indexing the resource failed") from error
         for kind, table_rows in rows.items():
-            if table_rows:
-                self.connection.execute(insert(INDEX_TABLES[kind]), table_rows)
+            self._pending.setdefault(kind, []).extend(table_rows)
         if patients:
-            self.connection.execute(
-                insert(patient_compartment),
-                [{"res_pk": pk, "patient_id": p} for p in sorted(patients)],
+            self._pending.setdefault("compartment", []).extend(
+                {"res_pk": pk, "patient_id": p} for p in sorted(patients)
             )

@@ -49,17 +49,17 @@ class Node:
     path: str
     elements: list[ElementDef] = field(default_factory=list)
     keys: dict[str, tuple[ElementDef, str]] = field(default_factory=dict)
+    by_name: dict[str, list[tuple[str, ElementDef, str]]] = field(default_factory=dict)
 
     def add(self, element: ElementDef) -> None:
         self.elements.append(element)
         if element.choice:
-            for type_name in element.types:
-                self.keys[element.name + type_name[0].upper() + type_name[1:]] = (
-                    element,
-                    type_name,
-                )
+            keys = [(element.name + t[0].upper() + t[1:], t) for t in element.types]
         else:
-            self.keys[element.name] = (element, element.types[0] if element.types else "")
+            keys = [(element.name, element.types[0] if element.types else "")]
+        for key, type_name in keys:
+            self.keys[key] = (element, type_name)
+            self.by_name.setdefault(element.name, []).append((key, element, type_name))
 
 
 @dataclass(frozen=True, slots=True)
