@@ -33,12 +33,19 @@ class Route:
     interaction: Interaction
     writes: bool
     name: str  # the FHIR interaction code (CapabilityStatement) or operation
+    single_statement: bool = False  # a read of one statement needs no snapshot
 
 
 def _route(
-    method: str, pattern: str, interaction: Interaction, name: str, *, writes: bool = False
+    method: str,
+    pattern: str,
+    interaction: Interaction,
+    name: str,
+    *,
+    writes: bool = False,
+    single: bool = False,
 ) -> Route:
-    return Route(method, re.compile(f"^{pattern}$"), interaction, writes, name)
+    return Route(method, re.compile(f"^{pattern}$"), interaction, writes, name, single)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -48,7 +55,7 @@ ROUTES: tuple[Route, ...] = (
     _route("GET", "_history", history.history, "history-system"),
     _route("GET", f"{_TYPE}/_history", history.history, "history-type"),
     _route("GET", f"{_TYPE}/{_ID}/_history", history.history, "history-instance"),
-    _route("GET", f"{_TYPE}/{_ID}/_history/(?P<vid>[^/]+)", crud.vread, "vread"),
+    _route("GET", f"{_TYPE}/{_ID}/_history/(?P<vid>[^/]+)", crud.vread, "vread", single=True),
     _route("POST", rf"{_TYPE}/\$validate", operations.validate, "$validate"),
     _route("POST", rf"{_TYPE}/{_ID}/\$validate", operations.validate, "$validate"),
     _route("POST", f"{_TYPE}/_search", search.search_type, "search-type"),
@@ -57,7 +64,7 @@ ROUTES: tuple[Route, ...] = (
     _route("PUT", _TYPE, crud.conditional_update, "update", writes=True),
     _route("DELETE", _TYPE, crud.conditional_delete, "delete", writes=True),
     _route("PATCH", _TYPE, crud.conditional_patch, "patch", writes=True),
-    _route("GET", f"{_TYPE}/{_ID}", crud.read, "read"),
+    _route("GET", f"{_TYPE}/{_ID}", crud.read, "read", single=True),
     _route("PUT", f"{_TYPE}/{_ID}", crud.update, "update", writes=True),
     _route("PATCH", f"{_TYPE}/{_ID}", crud.patch, "patch", writes=True),
     _route("DELETE", f"{_TYPE}/{_ID}", crud.delete, "delete", writes=True),
@@ -104,5 +111,5 @@ def dispatch(
     store = context.services.store
     if route.writes:
         return store.write(lambda s: route.interaction(context, request, s, *args))
-    with store.read() as read_session:
+    with store.read(snapshot=not route.single_statement) as read_session:
         return route.interaction(context, request, read_session, *args)

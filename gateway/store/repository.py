@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from gateway.search.dates import to_micros
 from gateway.search.extract import Extractor
 from gateway.store.access import AccessFilter
-from gateway.store.engine import WRITE
+from gateway.store.engine import SNAPSHOT, WRITE
 from gateway.store.schema import INDEX_TABLES, patient_compartment, resource_versions, resources
 from mappings.core.clock import Clock, format_instant
 from mappings.core.errors import Conflict, PreconditionFailed, ServerError
@@ -91,9 +91,12 @@ class Store:
         self.clock = clock
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
-        with self.engine.connect() as connection, connection.begin():
-            yield Session(self, connection)
+    def read(self, *, snapshot: bool = True) -> Iterator[Session]:
+        """A read session; ``snapshot=False`` for an interaction of a single statement."""
+        with self.engine.connect() as raw:
+            connection = raw.execution_options(**{SNAPSHOT: snapshot})
+            with connection.begin():
+                yield Session(self, connection)
 
     def write(self, unit: Callable[[Session], T]) -> T:
         """Run ``unit`` in one write transaction; run it again when it lost a race."""
