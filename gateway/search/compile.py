@@ -19,6 +19,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    exists,
     false,
     literal,
     not_,
@@ -76,7 +77,15 @@ class Compiler:
         item: Filter,
         access: AccessFilter,
         table: FromClause = resources,
+        *,
+        correlated: bool = False,
     ) -> ColumnElement[bool]:
+        """The SQL predicate of one filter on ``table``.
+
+        ``correlated``: an EXISTS probe of the index for each candidate row, instead of an
+        ``IN`` list that drives the query. A search lets its first filter drive and checks the
+        others per candidate, so a broad filter never materialises its whole match set.
+        """
         if item.name.startswith("_has"):
             return self._has(resource_type, item, access, table)
         if item.name == "_id":
@@ -95,7 +104,7 @@ class Compiler:
         if item.modifier == "missing":
             return self._missing(param, item, table)
         if item.chain is not None:
-            return self._chain(param, item, access, table)
+            return self._chain(param, item, access, table, correlated=correlated)
         index = INDEX_TABLES[param.type]
         handler = getattr(self, f"_{param.type}")
         if param.type == "token" and item.modifier == "not":
@@ -103,7 +112,17 @@ class Compiler:
             return not_(table.c.pk.in_(self._rows(index, param.code, resource_type, inner)))
         value_clauses = [handler(param, index, v, item.modifier) for v in item.values]
         code = f"{param.code}:of-type" if item.modifier == "of-type" else param.code
-        return table.c.pk.in_(self._rows(index, code, resource_type, or_(*value_clauses)))
+        rows = self._rows(index, code, resource_type, or_(*value_clauses))
+        if correlated:
+            return exists(rows.where(index.c.res_pk == table.c.pk))
+        return table.c.pk.in_(rows)
+
+    @staticmethod
+    def binds_type(item: Filter) -> bool:
+        """True when the filter only admits rows of the searched type (it reads an index
+        table keyed by type), so the query needs no ``res_type`` test of its own."""
+        plain = not item.name.startswith("_has") and item.name not in ("_id", "_lastUpdated")
+        return plain and item.modifier not in ("not", "missing")
 
     @staticmethod
     def _rows(
@@ -202,7 +221,13 @@ class Compiler:
         return clause
 
     def _chain(
-        self, param: SearchParam, item: Filter, access: AccessFilter, table: FromClause
+        self,
+        param: SearchParam,
+        item: Filter,
+        access: AccessFilter,
+        table: FromClause,
+        *,
+        correlated: bool = False,
     ) -> ColumnElement[bool]:
         if param.type != "reference":
             raise Invalid("Only reference parameters can be chained", item.name)
@@ -232,6 +257,8 @@ class Compiler:
             search_reference.c.param == param.code,
             or_(*alternatives),
         )
+        if correlated:
+            return exists(rows.where(search_reference.c.res_pk == table.c.pk))
         return table.c.pk.in_(rows)
 
     def _has(

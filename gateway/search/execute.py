@@ -50,27 +50,67 @@ class Page:
 def run_search(
     connection: Connection, compiler: Compiler, request: SearchRequest, access: AccessFilter
 ) -> Page:
-    where = compiler.base_query(request.resource_type, access)
-    for item in request.filters:
-        where.append(compiler.predicate(request.resource_type, item, access))
-    total: int | None = None
-    if request.total != "none" or request.summary == "count":
-        counted = connection.execute(select(func.count()).select_from(resources).where(*where))
-        total = int(counted.scalar_one())
+    """One page of matches (and the total, and includes) of ``request`` for ``access``.
+
+    The first filter that reads an index table drives the query (``pk IN (...)``, an index
+    range); every other filter is an EXISTS probe per candidate. The page query selects
+    keys only; the stored bytes of the page are fetched afterwards by key.
+    """
+    where = _where(compiler, request, access)
+    wants_total = request.total != "none" or request.summary == "count"
     if request.summary == "count" or request.count == 0:
-        return Page(total)
-    query = (
-        select(resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content)
+        return Page(_count(connection, where) if wants_total else None)
+    keys = (
+        select(resources.c.pk)
         .where(*where)
         .order_by(*_order(compiler, request), resources.c.pk)
         .limit(request.count + 1)
         .offset(request.offset)
     )
-    rows = [Match(*row) for row in connection.execute(query)]
-    page = Page(total, rows[: request.count], has_next=len(rows) > request.count)
+    pks = [row[0] for row in connection.execute(keys)]
+    has_next = len(pks) > request.count
+    total: int | None = None
+    if wants_total:
+        # a first page that holds every match is its own count
+        complete = request.offset == 0 and not has_next
+        total = len(pks) if complete else _count(connection, where)
+    page = Page(total, _by_keys(connection, pks[: request.count]), has_next=has_next)
     if request.includes or request.revincludes:
         page.included = _included(connection, compiler, request, page.matches, access)
     return page
+
+
+def _count(connection: Connection, where: list[ColumnElement[bool]]) -> int:
+    counted = connection.execute(select(func.count()).select_from(resources).where(*where))
+    return int(counted.scalar_one())
+
+
+def _where(
+    compiler: Compiler, request: SearchRequest, access: AccessFilter
+) -> list[ColumnElement[bool]]:
+    driving = next((f for f in request.filters if compiler.binds_type(f)), None)
+    bound_type = None if driving is not None else request.resource_type
+    where = compiler.base_query(bound_type, access)
+    if driving is not None:
+        where.append(compiler.predicate(request.resource_type, driving, access))
+    for item in request.filters:
+        if item is not driving:
+            where.append(
+                compiler.predicate(
+                    request.resource_type, item, access, correlated=compiler.binds_type(item)
+                )
+            )
+    return where
+
+
+def _by_keys(connection: Connection, pks: list[int]) -> list[Match]:
+    if not pks:
+        return []
+    query = select(
+        resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content
+    ).where(resources.c.pk.in_(pks))
+    found = {row[0]: Match(*row) for row in connection.execute(query)}
+    return [found[pk] for pk in pks if pk in found]
 
 
 def _order(compiler: Compiler, request: SearchRequest) -> list[Any]:

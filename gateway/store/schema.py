@@ -84,7 +84,7 @@ def _index_table(name: str, *columns: Column[object], value_index: tuple[str, ..
         Column("param", String(100), nullable=False),
         *columns,
         Index(f"ix_{name}_value", "res_type", "param", *value_index, "res_pk"),
-        Index(f"ix_{name}_pk", "res_pk"),
+        Index(f"ix_{name}_pk", "res_pk", "res_type", "param"),
     )
 
 

@@ -70,7 +70,9 @@ def upgrade() -> None:
         sa.Column("low", sa.BigInteger(), nullable=False),
         sa.Column("high", sa.BigInteger(), nullable=False),
     )
-    op.create_index("ix_search_date_pk", "search_date", ["res_pk"], unique=False)
+    op.create_index(
+        "ix_search_date_pk", "search_date", ["res_pk", "res_type", "param"], unique=False
+    )
     op.create_index(
         "ix_search_date_value",
         "search_date",
@@ -84,7 +86,9 @@ def upgrade() -> None:
         sa.Column("param", sa.String(length=100), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
     )
-    op.create_index("ix_search_number_pk", "search_number", ["res_pk"], unique=False)
+    op.create_index(
+        "ix_search_number_pk", "search_number", ["res_pk", "res_type", "param"], unique=False
+    )
     op.create_index(
         "ix_search_number_value",
         "search_number",
@@ -108,7 +112,9 @@ def upgrade() -> None:
             nullable=True,
         ),
     )
-    op.create_index("ix_search_quantity_pk", "search_quantity", ["res_pk"], unique=False)
+    op.create_index(
+        "ix_search_quantity_pk", "search_quantity", ["res_pk", "res_type", "param"], unique=False
+    )
     op.create_index(
         "ix_search_quantity_value",
         "search_quantity",
@@ -124,7 +130,9 @@ def upgrade() -> None:
         sa.Column("target_id", sa.String(length=64), nullable=True),
         sa.Column("url", sa.String(length=512), nullable=True),
     )
-    op.create_index("ix_search_reference_pk", "search_reference", ["res_pk"], unique=False)
+    op.create_index(
+        "ix_search_reference_pk", "search_reference", ["res_pk", "res_type", "param"], unique=False
+    )
     op.create_index(
         "ix_search_reference_target",
         "search_reference",
@@ -149,7 +157,9 @@ def upgrade() -> None:
         ),
         sa.Column("value_exact", sa.String(length=255), nullable=False),
     )
-    op.create_index("ix_search_string_pk", "search_string", ["res_pk"], unique=False)
+    op.create_index(
+        "ix_search_string_pk", "search_string", ["res_pk", "res_type", "param"], unique=False
+    )
     op.create_index(
         "ix_search_string_value",
         "search_string",
@@ -177,7 +187,9 @@ def upgrade() -> None:
             nullable=True,
         ),
     )
-    op.create_index("ix_search_token_pk", "search_token", ["res_pk"], unique=False)
+    op.create_index(
+        "ix_search_token_pk", "search_token", ["res_pk", "res_type", "param"], unique=False
+    )
     op.create_index(
         "ix_search_token_value",
         "search_token",
@@ -191,7 +203,7 @@ def upgrade() -> None:
         sa.Column("param", sa.String(length=100), nullable=False),
         sa.Column("value", sa.String(length=512), nullable=False),
     )
-    op.create_index("ix_search_uri_pk", "search_uri", ["res_pk"], unique=False)
+    op.create_index("ix_search_uri_pk", "search_uri", ["res_pk", "res_type", "param"], unique=False)
     op.create_index(
         "ix_search_uri_value", "search_uri", ["res_type", "param", "value", "res_pk"], unique=False
     )
