@@ -13,7 +13,7 @@ What it does:
 Needs ``wrk`` (Debian: ``apt-get install wrk``). Absolute figures move about +/-20 %
 between runs on shared machines: compare ratios, run several times, quote the median.
 
-Usage: python benchmarks/run.py [--steps 10000,100000] [--patients 50] [--duration 10]
+Usage: python benchmarks/run.py [--steps 10000,100000] [--per-patient 200] [--duration 10]
        [--workers 2] [--database-url postgresql+psycopg://postgres@127.0.0.1/bench]
 """
 
@@ -108,7 +108,7 @@ def wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"server at {url} did not start")
 
 
-def observation(index: int, patients: int) -> dict[str, Any]:
+def observation(index: int, per_patient: int) -> dict[str, Any]:
     rng = random.Random(index)
     return {
         "resourceType": "Observation",
@@ -125,7 +125,7 @@ def observation(index: int, patients: int) -> dict[str, Any]:
             }
         ],
         "code": {"coding": [{"system": ZRM, "code": CODES[index % len(CODES)]}]},
-        "subject": {"reference": f"Patient/p{index % patients}"},
+        "subject": {"reference": f"Patient/p{index // per_patient}"},
         "effectiveDateTime": f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T10:00:00Z",
         "valueQuantity": {
             "value": rng.randint(1, 5),
@@ -142,23 +142,23 @@ def put_entry(resource: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def load(base: str, start: int, stop: int, patients: int, batch: int) -> float:
+def load(base: str, start: int, stop: int, per_patient: int, batch: int) -> float:
     """Load Observations [start, stop) in transaction Bundles; return resources per second."""
     began = time.perf_counter()
     with httpx.Client(
         timeout=600, headers={"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
     ) as client:
-        if start == 0:
-            people = [
-                put_entry({"resourceType": "Patient", "id": f"p{n}", "active": True})
-                for n in range(patients)
-            ]
-            client.post(
-                base, json={"resourceType": "Bundle", "type": "transaction", "entry": people}
-            ).raise_for_status()
+        people = [  # the patients of this step's Observations
+            put_entry({"resourceType": "Patient", "id": f"p{n}", "active": True})
+            for n in range(start // per_patient, -(-stop // per_patient))
+        ]
+        client.post(
+            base, json={"resourceType": "Bundle", "type": "transaction", "entry": people}
+        ).raise_for_status()
         for first in range(start, stop, batch):
             entries = [
-                put_entry(observation(i, patients)) for i in range(first, min(stop, first + batch))
+                put_entry(observation(i, per_patient))
+                for i in range(first, min(stop, first + batch))
             ]
             response = client.post(
                 base, json={"resourceType": "Bundle", "type": "transaction", "entry": entries}
@@ -237,7 +237,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", default="10000,100000", help="store sizes to measure at")
-    parser.add_argument("--patients", type=int, default=50)
+    parser.add_argument(
+        "--per-patient",
+        type=int,
+        default=200,
+        help="Observations per patient: a search's match set stays this size",
+    )
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=8)
@@ -290,12 +295,13 @@ def main() -> None:
     loaded = 0
     try:
         for size in [int(s) for s in args.steps.split(",")]:
-            rate = load(base, loaded, size, args.patients, args.batch)
+            rate = load(base, loaded, size, args.per_patient, args.batch)
+            patients = size // args.per_patient
             loaded = size
             step: dict[str, Any] = {"observations": size, "ingest_resources_per_s": round(rate)}
             root = f"http://127.0.0.1:{port}"
             for kind in ("read", "token", "reference", "date"):
-                step[kind] = wrk(root, kind, size, args.patients, args, workdir)
+                step[kind] = wrk(root, kind, size, patients, args, workdir)
             if database_url.startswith("sqlite"):
                 bare_port = free_port()
                 bare = start(
@@ -316,9 +322,9 @@ def main() -> None:
                 )
                 try:
                     bare_root = f"http://127.0.0.1:{bare_port}"
-                    step["limit_read"] = wrk(bare_root, "read", size, args.patients, args, workdir)
+                    step["limit_read"] = wrk(bare_root, "read", size, patients, args, workdir)
                     step["limit_reference"] = wrk(
-                        bare_root, "reference", size, args.patients, args, workdir
+                        bare_root, "reference", size, patients, args, workdir
                     )
                 finally:
                     stop(bare)
@@ -326,7 +332,7 @@ def main() -> None:
             print(json.dumps(step), flush=True)
         if not args.skip_create:
             results["create"] = wrk(
-                f"http://127.0.0.1:{port}", "create", loaded, args.patients, args, workdir
+                f"http://127.0.0.1:{port}", "create", loaded, patients, args, workdir
             )
     finally:
         stop(server)

@@ -248,7 +248,7 @@ def split_union(expression: str) -> list[str]:
 
 
 def own_branches(expression: str, resource_type: str, base: str) -> str:
-    pattern = re.compile(rf"^\(?\s*{re.escape(base)}\.")
+    pattern = re.compile(rf"^\(?\s*{re.escape(base)}(\.|\s*$)")
     branches = [b for b in split_union(expression) if pattern.match(b)]
     if base != resource_type:
         branches = [re.sub(rf"\b{re.escape(base)}\.", f"{resource_type}.", b) for b in branches]

@@ -83,7 +83,8 @@ def capabilities(context: Context, request: FhirRequest, session: Session) -> Fh
                 "mode": "server",
                 "documentation": (
                     "Search: token, string, date, reference (with chaining and _has), quantity, "
-                    "number and uri parameters of the R4 definitions; composite and special "
+                    "number, uri and composite (token and one value) parameters of the R4 "
+                    "definitions; special "
                     "parameters, _text, _content, _list and _query are not supported. "
                     "Patch: JSON Patch only."
                 ),

@@ -328,6 +328,50 @@ class Compiler:
         }
         return clauses[prefix]
 
+    # -- composite -------------------------------------------------------------------------
+
+    def _composite(
+        self, param: SearchParam, index: Table, value: str, modifier: str | None
+    ) -> ColumnElement[bool]:
+        if modifier is not None:
+            raise NotSupported(f"Modifier :{modifier} is not supported on composite", param.code)
+        parts = split_escaped(value, "$")
+        if len(parts) != 2:
+            raise Invalid("A composite value is token$value", param.code)
+        token, second = parts
+        kind = param.components[1][0]
+        c = index.c
+        clauses = [self._token(param, index, token, None)]
+        if kind == "quantity":
+            pieces = split_escaped(second, "|")
+            prefix, number = _prefixed(pieces[0])
+            clauses.append(self._numeric(prefix, number, c.v_value, param.code))
+            if len(pieces) == 3 and pieces[1]:
+                clauses.append(c.v_system == pieces[1])
+            if len(pieces) == 3 and pieces[2]:
+                clauses.append(c.v_code == pieces[2])
+        elif kind == "date":
+            clauses.append(self._date_clause(second, c.v_low, c.v_high))
+        elif kind == "string":
+            norm = normalise(second)
+            clauses.append(and_(c.v_code >= norm, c.v_code < norm + _TOP))
+        elif kind == "token":
+            system, bar, code = second.rpartition("|")
+            clauses.append(c.v_code == code)
+            if bar and system:
+                clauses.append(c.v_system == system)
+        elif kind == "reference":
+            target_type, target_id, url = split_reference(second, self.base_url)
+            if url is not None:
+                clauses.append(c.v_code == url)
+            else:
+                clauses.append(c.v_code == (target_id or second))
+                if target_type:
+                    clauses.append(c.v_system == target_type)
+        else:
+            clauses.append(c.v_code == second)
+        return and_(*clauses)
+
     # -- number and quantity ----------------------------------------------------------------
 
     def _number(

@@ -177,9 +177,55 @@ class Extractor:
         if isinstance(typed.value, int | float) and not isinstance(typed.value, bool):
             yield {"value": float(typed.value)}
 
+    def _composite(self, param: SearchParam, typed: Typed) -> Iterator[dict[str, Any]]:
+        """Pairs of (token, value) found on the same item, e.g. one Observation.component."""
+        (_, first), (second_type, second) = param.components
+        firsts = [
+            row
+            for t in first([typed])
+            for row in self._token(param, t)
+            if "param" not in row and row["code"] is not None
+        ]
+        if not firsts:
+            return
+        handler = getattr(self, f"_{second_type}")
+        seconds = [
+            _component_value(second_type, row)
+            for t in second([typed])
+            for row in handler(param, t)
+            if "param" not in row
+        ]
+        for row in firsts:
+            for value in seconds:
+                yield {"system": row["system"], "code": row["code"], **value}
+
     def _uri(self, param: SearchParam, typed: Typed) -> Iterator[dict[str, Any]]:
         if isinstance(typed.value, str):
             yield {"value": typed.value[:512]}
+
+
+def _component_value(kind: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A component's index row in the v_* columns of ``search_composite``."""
+    value: dict[str, Any] = {
+        "v_system": None,
+        "v_code": None,
+        "v_value": None,
+        "v_low": None,
+        "v_high": None,
+    }
+    if kind == "token":
+        value.update(v_system=row["system"], v_code=row["code"])
+    elif kind == "quantity":
+        value.update(v_value=row["value"], v_system=row["system"], v_code=row["code"])
+    elif kind == "date":
+        value.update(v_low=row["low"], v_high=row["high"])
+    elif kind == "string":
+        value.update(v_code=row["value_norm"])
+    elif kind == "reference":
+        value.update(v_system=row["target_type"], v_code=row["target_id"] or row["url"])
+    else:
+        value.update(v_code=row["value"])
+    return value
 
 
 def _coding_row(coding: dict[str, Any], label: str | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from mappings.core.definitions import Definitions, Node
 
-__all__ = ["Typed", "compile_expression"]
+__all__ = ["RelativeEvaluator", "Typed", "compile_expression", "compile_relative"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,8 @@ class Typed:
 
 
 Evaluator = Callable[[dict[str, Any]], list[Typed]]
+RelativeEvaluator = Callable[[list[Typed]], list[Typed]]
+_ROOT = "Root"
 _Step = tuple[str, str | tuple[str, str] | None]
 
 _TOKEN = re.compile(
@@ -109,9 +111,13 @@ class _PathEvaluator:
         self.branches = branches
 
     def __call__(self, resource: dict[str, Any]) -> list[Typed]:
+        return self.from_items([Typed(resource, self.resource_type)])
+
+    def from_items(self, start: list[Typed]) -> list[Typed]:
+        """The expression's values, starting from ``start`` instead of the resource."""
         out: list[Typed] = []
         for steps in self.branches:
-            items = [Typed(resource, self.resource_type)]
+            items = list(start)
             for kind, argument in steps:
                 items = self._step(items, kind, argument)
                 if not items:
@@ -243,3 +249,15 @@ def compile_expression(definitions: Definitions, resource_type: str, expression:
     if all(b is not None for b in branches):
         return _PathEvaluator(definitions, resource_type, [b for b in branches if b is not None])
     return _fhirpath_evaluator(expression, resource_type)
+
+
+def compile_relative(
+    definitions: Definitions, resource_type: str, expression: str
+) -> RelativeEvaluator | None:
+    """An evaluator of ``expression`` relative to given items (a composite's component),
+    or None when the expression is not a plain path."""
+    branches = [_parse_branch(f"{_ROOT}.{b}", _ROOT) for b in _split(expression)]
+    if any(b is None for b in branches):
+        return None
+    evaluator = _PathEvaluator(definitions, resource_type, [b for b in branches if b is not None])
+    return evaluator.from_items

@@ -2,8 +2,9 @@
 
 One :class:`SearchParam` per (type, code), carrying its compiled evaluator. The registry is
 also what the CapabilityStatement lists, so it can never claim a parameter that is not
-indexed. Composite and special parameters are not indexed (the CapabilityStatement leaves
-them out); ``_id`` and ``_lastUpdated`` are answered from the resources table itself.
+indexed. Composite parameters of a token and one other value are indexed as pairs; special
+parameters are not indexed (the CapabilityStatement leaves them out); ``_id`` and
+``_lastUpdated`` are answered from the resources table itself.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.search.paths import Evaluator, compile_expression
+from gateway.search.paths import Evaluator, RelativeEvaluator, compile_expression, compile_relative
 from mappings.core.definitions import Definitions
 
 __all__ = ["INDEXED_TYPES", "Registry", "SearchParam"]
 
-INDEXED_TYPES = frozenset({"token", "string", "date", "reference", "quantity", "number", "uri"})
+INDEXED_TYPES = frozenset(
+    {"token", "string", "date", "reference", "quantity", "number", "uri", "composite"}
+)
+COMPONENT_TYPES = frozenset({"token", "string", "date", "reference", "quantity", "uri"})
 _FROM_TABLE = {"_id", "_lastUpdated"}
 
 
@@ -31,6 +35,10 @@ class SearchParam:
     url: str
     evaluate: Evaluator = field(compare=False, repr=False)
     targets: tuple[str, ...] = ()
+    # composite only: (component parameter type, evaluator relative to each item)
+    components: tuple[tuple[str, RelativeEvaluator], ...] = field(
+        default=(), compare=False, repr=False
+    )
 
     @property
     def from_table(self) -> bool:
@@ -58,6 +66,12 @@ class Registry:
     def _compile(self, resource_type: str, raw: dict[str, Any]) -> SearchParam | None:
         if raw["type"] not in INDEXED_TYPES:
             return None
+        components: tuple[tuple[str, RelativeEvaluator], ...] = ()
+        if raw["type"] == "composite":
+            found = self._components(resource_type, raw)
+            if found is None:
+                return None
+            components = found
         return SearchParam(
             resource_type=resource_type,
             code=raw["code"],
@@ -66,7 +80,24 @@ class Registry:
             url=raw["url"],
             evaluate=compile_expression(self.definitions, resource_type, raw["expression"]),
             targets=tuple(raw.get("target", ())),
+            components=components,
         )
+
+    def _components(
+        self, resource_type: str, raw: dict[str, Any]
+    ) -> tuple[tuple[str, RelativeEvaluator], ...] | None:
+        """A token and one more value, each with its relative evaluator; None otherwise."""
+        by_url = {p["url"]: p for p in self.definitions.search_parameters.get(resource_type, [])}
+        parts: list[tuple[str, RelativeEvaluator]] = []
+        for component in raw.get("component", []):
+            definition = by_url.get(component["definition"])
+            evaluate = compile_relative(self.definitions, resource_type, component["expression"])
+            if definition is None or evaluate is None or definition["type"] not in COMPONENT_TYPES:
+                return None
+            parts.append((definition["type"], evaluate))
+        if len(parts) != 2 or parts[0][0] != "token":
+            return None
+        return tuple(parts)
 
     def get(self, resource_type: str, code: str) -> SearchParam | None:
         return self.by_type.get(resource_type, {}).get(code)

@@ -31,6 +31,7 @@ __all__ = [
     "patient_compartment",
     "resource_versions",
     "resources",
+    "search_composite",
     "search_date",
     "search_number",
     "search_quantity",
@@ -131,6 +132,17 @@ search_uri = _index_table(
     Column("value", String(512), nullable=False),
     value_index=("value",),
 )
+search_composite = _index_table(
+    "search_composite",
+    Column("system", _Key, nullable=True),
+    Column("code", _Key, nullable=True),
+    Column("v_system", _Key, nullable=True),
+    Column("v_code", _Key, nullable=True),
+    Column("v_value", Float, nullable=True),
+    Column("v_low", BigInteger, nullable=True),
+    Column("v_high", BigInteger, nullable=True),
+    value_index=("code", "system", "v_code"),
+)
 Index(
     "ix_search_reference_target",
     search_reference.c.target_type,
@@ -156,4 +168,5 @@ INDEX_TABLES = {
     "quantity": search_quantity,
     "number": search_number,
     "uri": search_uri,
+    "composite": search_composite,
 }

@@ -49,6 +49,7 @@ def test_capability_statement_is_generated_from_the_routes(
 def test_every_declared_search_parameter_is_accepted(client: httpx.Client) -> None:
     statement = client.get("metadata").json()
     samples = {
+        "composite": "http://x|a$2020",
         "token": "x",
         "string": "x",
         "date": "2020",

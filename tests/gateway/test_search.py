@@ -328,3 +328,45 @@ class TestResultParameters:
         client.put("Patient/bert", json=patient, headers=JSON)
         assert ids(client, "Patient", gender="male") == []
         assert ids(client, "Patient", gender="other") == ["bert"]
+
+
+class TestComposite:
+    def test_component_code_value_quantity(self, client: httpx.Client) -> None:
+        from tests.conftest import example
+
+        put(client, example("Observation-blood-pressure"))
+        systolic = "http://loinc.org|8480-6"
+        assert ids(
+            client, "Observation", **{"component-code-value-quantity": f"{systolic}$gt100"}
+        ) == ["blood-pressure"]
+        assert (
+            ids(client, "Observation", **{"component-code-value-quantity": f"{systolic}$lt100"})
+            == []
+        )
+        # the diastolic value must not pair with the systolic code
+        assert (
+            ids(client, "Observation", **{"component-code-value-quantity": f"{systolic}$60"}) == []
+        )
+        assert ids(
+            client,
+            "Observation",
+            **{
+                "component-code-value-quantity": "http://loinc.org|8462-4$60|http://unitsofmeasure.org|mm[Hg]"
+            },
+        ) == ["blood-pressure"]
+
+    @pytest.mark.usefixtures("dossier")
+    def test_code_value_quantity_and_date(self, client: httpx.Client) -> None:
+        code = "http://example.org/zrm|financien"
+        assert ids(client, "Observation", **{"code-value-quantity": f"{code}$ge4"}) == [
+            "zrm-1",
+            "zrm-2",
+        ]
+        assert (
+            ids(client, "Observation", **{"code-value-quantity": "http://other|financien$ge4"})
+            == []
+        )
+        assert (
+            client.get("Observation", params={"code-value-quantity": "no-dollar"}).status_code
+            == 400
+        )
