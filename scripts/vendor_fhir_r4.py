@@ -15,7 +15,10 @@ What it writes (all derived data, never edited by hand):
   with the expression reduced to that type's own branch.
 - ``mappings/core/data/r4-patient-compartment.json``: the patient compartment definition.
 - ``tests/data/r4-examples/``: the official examples of the served types (for the
-  definitional types, whose "examples" are the whole specification, a sorted sample).
+  definitional types, whose "examples" are the whole specification, a sorted sample);
+- ``tests/data/r4-definitional-examples.jsonl.gz``: all of the definitional ones (every
+  StructureDefinition, CodeSystem, ValueSet, SearchParameter and ConceptMap of the spec),
+  one resource per line.
 
 The list of served types is ``mappings/core/data/resource-types.json``.
 
@@ -25,6 +28,7 @@ Usage: python scripts/vendor_fhir_r4.py [--package DIR]
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import pathlib
 import re
@@ -308,6 +312,22 @@ def vendor_examples(package: pathlib.Path, served: list[str]) -> int:
     return count
 
 
+def vendor_definitional(package: pathlib.Path, served: list[str]) -> int:
+    count = 0
+    target = EXAMPLES.parent / "r4-definitional-examples.jsonl.gz"
+    with gzip.GzipFile(target, "wb", compresslevel=9, mtime=0) as out:
+        for resource_type in sorted(DEFINITIONAL & set(served)):
+            for path in sorted(package.glob(f"{resource_type}-*.json")):
+                resource = read(package, path.name)
+                if resource.get("resourceType") == resource_type:
+                    out.write(
+                        json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode()
+                        + b"\n"
+                    )
+                    count += 1
+    return count
+
+
 def write(path: pathlib.Path, data: Json) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=False))
 
@@ -328,6 +348,7 @@ def main() -> None:
     }
     write(DATA / "r4-patient-compartment.json", {"url": compartment["url"], "resources": members})
     print(f"examples: {vendor_examples(package, served)}")
+    print(f"definitional examples: {vendor_definitional(package, served)}")
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def database_url(
 def _server_state(database_url: str) -> Iterator[dict[str, Any]]:
     port = _free_port()
     settings = Settings(
-        database_url=database_url, port=port, open_mode=True, max_body_bytes=2 * 1024 * 1024
+        database_url=database_url, port=port, open_mode=True, max_body_bytes=4 * 1024 * 1024
     )
     services = build_services(settings, migrate=True)
     app = build_http_app(services, settings)

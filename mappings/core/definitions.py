@@ -131,7 +131,7 @@ def load_definitions() -> Definitions:
         root = resource_nodes.get(root_name) or type_nodes[root_name]
         element.node = _find(root, target)
     primitives = {
-        name: re.compile(info["regex"]) if "regex" in info else re.compile(r"[\s\S]*")
+        name: re.compile(info["regex"], re.ASCII) if "regex" in info else re.compile(r"[\s\S]*")
         for name, info in structure["primitives"].items()
     }
     valuesets = {

@@ -65,6 +65,12 @@ class Validator:
         if prefix:
             path = prefix
         self._object(value, node, path, issues, root=True)
+        resource_id = value.get("id")
+        # R4 types Resource.id as a plain string in the snapshot; it is an `id` all the same
+        if isinstance(resource_id, str) and not self.definitions.primitives["id"].fullmatch(
+            resource_id
+        ):
+            issues.append(_error("value", "Not a valid resource id", f"{path}.id"))
 
     def _object(
         self,
@@ -180,7 +186,7 @@ class Validator:
         elif type_name == "unsignedInt" and value < 0:
             issues.append(_error("value", "unsignedInt must be 0 or more", path))
         elif kind == "string":
-            if not value.strip():
+            if not value.strip(" \t\r\n"):  # XML whitespace, as the spec regexes mean it
                 issues.append(_error("value", "A string must not be empty or blank", path))
             elif not self.definitions.primitives[type_name].fullmatch(value):
                 issues.append(_error("value", f"Not a valid {type_name}", path))

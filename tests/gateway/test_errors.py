@@ -66,7 +66,7 @@ def test_unsupported_interaction_is_405_with_allow(client: httpx.Client) -> None
 
 
 def test_oversized_body_is_413(client: httpx.Client) -> None:
-    big = {"resourceType": "Patient", "name": [{"text": "x" * (3 * 1024 * 1024)}]}
+    big = {"resourceType": "Patient", "name": [{"text": "x" * (5 * 1024 * 1024)}]}
     assert_outcome(client.post("Patient", json=big, headers=JSON), 413)
     assert client.get("Patient").json()["total"] == 0
 

@@ -111,3 +111,17 @@ def test_examples_directory_holds_the_served_types() -> None:
     served = set(load_definitions().served)
     found = {json.loads(p.read_text())["resourceType"] for p in EXAMPLES.glob("*.json")}
     assert found == served - {"NamingSystem"} | ({"NamingSystem"} & found)
+
+
+def test_string_regexes_have_the_spec_meaning_of_whitespace() -> None:
+    """FHIR's regexes mean XML whitespace: a non-breaking space is content, not blank."""
+    patient = {"resourceType": "Patient", "name": [{"family": "van\xa0Dijk"}]}
+    assert faults(patient) == []
+    patient["name"][0]["family"] = " \t"
+    assert faults(patient) == [("value", ("Patient.name[0].family",))]
+
+
+def test_resource_ids_follow_the_id_type() -> None:
+    assert faults({"resourceType": "Patient", "id": "x" * 64}) == []
+    assert faults({"resourceType": "Patient", "id": "x" * 65}) == [("value", ("Patient.id",))]
+    assert faults({"resourceType": "Patient", "id": "a b"}) == [("value", ("Patient.id",))]
