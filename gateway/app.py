@@ -6,6 +6,7 @@ Nothing here is global: every dependency is built from the arguments and passed 
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from starlette.applications import Starlette
 
 from gateway.http.app import build_http_app
 from gateway.interactions.model import IdFactory, Services
@@ -21,8 +22,6 @@ from mappings.core.definitions import load_definitions
 from mappings.core.validate import Validator
 
 __all__ = ["SchemaBehind", "build_services", "create_app"]
-
-from starlette.applications import Starlette
 
 
 class SchemaBehind(RuntimeError):

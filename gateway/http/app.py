@@ -11,20 +11,26 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
-from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.http.formats import JSON, XML, choose_format, parse_body, render_body
 from gateway.interactions.dispatch import dispatch
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
 from gateway.settings import Settings
-from mappings.core.errors import FhirError, Invalid, PayloadTooLarge, ServerError
+from mappings.core.errors import (
+    FhirError,
+    Invalid,
+    Issue,
+    PayloadTooLarge,
+    ServerError,
+    operation_outcome,
+)
 from mappings.core.xml import XmlCodec
 
 __all__ = ["build_http_app"]
@@ -123,22 +129,15 @@ class FhirEndpoint:
         )
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    body: dict[str, Any] = orjson.loads(
-        orjson.dumps(
-            {
-                "resourceType": "OperationOutcome",
-                "issue": [
-                    {
-                        "severity": "error",
-                        "code": "not-found",
-                        "diagnostics": "Nothing here; the FHIR API is under the base URL",
-                    }
-                ],
-            }
-        )
+_NOT_HERE = orjson.dumps(
+    operation_outcome(
+        [Issue("error", "not-found", "Nothing here; the FHIR API is under the base URL")]
     )
-    return JSONResponse(body, status_code=404, media_type="application/fhir+json")
+)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return Response(_NOT_HERE, status_code=404, media_type=_CONTENT_TYPES[JSON])
 
 
 def build_http_app(services: Services, settings: Settings) -> Starlette:

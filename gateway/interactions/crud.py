@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from gateway.interactions.common import (
     check_id,
@@ -109,8 +110,6 @@ def find_matches(
 
 
 def _criteria(text: str) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl  # noqa: PLC0415
-
     return parse_qsl(text.lstrip("?"), keep_blank_values=True)
 
 

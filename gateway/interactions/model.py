@@ -6,6 +6,7 @@ and render the :class:`FhirResponse`. Batch and transaction entries are FhirRequ
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +25,6 @@ class IdFactory:
     """Server-assigned logical ids (UUID v4, as FHIR ids allow: 36 of 64 characters)."""
 
     def new(self) -> str:
-        import uuid  # noqa: PLC0415
-
         return str(uuid.uuid4())
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 __all__ = [
     "FHIR_NS",
     "FHIR_VERSION",
-    "OPERATION_OUTCOME_ISSUE_TYPE",
     "SUBSETTED",
     "XHTML_NS",
 ]
@@ -13,5 +12,4 @@ __all__ = [
 FHIR_VERSION = "4.0.1"
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
-OPERATION_OUTCOME_ISSUE_TYPE = "http://hl7.org/fhir/issue-type"
 SUBSETTED = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"
