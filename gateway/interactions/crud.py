@@ -19,7 +19,7 @@ from gateway.interactions.patch import apply_patch
 from gateway.interactions.summary import subset
 from gateway.search.execute import run_search
 from gateway.search.params import parse_search
-from gateway.store.repository import Session
+from gateway.store.repository import Current, Session
 from mappings.core.errors import (
     Gone,
     Invalid,
@@ -209,9 +209,10 @@ def conditional_update(
     return update(context, request, session, resource_type, found[0])
 
 
-def delete(
+def _current_for_change(
     context: Context, request: FhirRequest, session: Session, resource_type: str, resource_id: str
-) -> FhirResponse:
+) -> Current:
+    """The current row the caller may see and change, after the If-Match precondition."""
     check_type(context, resource_type)
     check_id(resource_id)
     current = session.current(resource_type, resource_id, context.access)
@@ -220,6 +221,13 @@ def delete(
     if_match = parse_etag(request.header("if-match"))
     if if_match is not None and if_match != current.version_id:
         raise PreconditionFailed("If-Match does not match the current version")
+    return current
+
+
+def delete(
+    context: Context, request: FhirRequest, session: Session, resource_type: str, resource_id: str
+) -> FhirResponse:
+    _current_for_change(context, request, session, resource_type, resource_id)
     stored = session.delete(resource_type, resource_id)
     headers = {} if stored is None else {"ETag": f'W/"{stored.version_id}"'}
     outcome = operation_outcome(
@@ -243,16 +251,9 @@ def conditional_delete(
 def patch(
     context: Context, request: FhirRequest, session: Session, resource_type: str, resource_id: str
 ) -> FhirResponse:
-    check_type(context, resource_type)
-    check_id(resource_id)
-    current = session.current(resource_type, resource_id, context.access)
-    if current is None:
-        raise NotFound(f"{resource_type}/{resource_id} is not known")
+    current = _current_for_change(context, request, session, resource_type, resource_id)
     if current.deleted or current.content is None:
         raise Gone(f"{resource_type}/{resource_id} was deleted")
-    if_match = parse_etag(request.header("if-match"))
-    if if_match is not None and if_match != current.version_id:
-        raise PreconditionFailed("If-Match does not match the current version")
     patched = apply_patch(loads(current.content), request.body)
     resource = validated(context, patched, resource_type, resource_id)
     stored = session.put(resource, method="PATCH", base_version=current.version_id)
