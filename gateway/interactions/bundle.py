@@ -10,6 +10,7 @@ own; a failing entry becomes an OperationOutcome in its response entry.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -76,7 +77,22 @@ def _sub_request(entry: _Entry, prefer: str | None) -> FhirRequest:
     headers = dict(entry.headers)
     if prefer:
         headers["prefer"] = prefer
-    return FhirRequest(entry.method, entry.path, entry.query, headers, entry.resource)
+    body = _patch_body(entry) if entry.method == "PATCH" else entry.resource
+    return FhirRequest(entry.method, entry.path, entry.query, headers, body)
+
+
+def _patch_body(entry: _Entry) -> Any:
+    """A PATCH entry carries its JSON Patch as a Binary (FHIR R4 http.html#patch)."""
+    binary = entry.resource
+    where = f"Bundle.entry[{entry.index}].resource"
+    if not isinstance(binary, dict) or binary.get("resourceType") != "Binary":
+        raise Invalid("A PATCH entry carries a Binary holding a JSON Patch", where)
+    if binary.get("contentType") != "application/json-patch+json":
+        raise Invalid("Only JSON Patch (application/json-patch+json) is supported", where)
+    try:
+        return orjson.loads(base64.b64decode(binary.get("data", ""), validate=True))
+    except (ValueError, orjson.JSONDecodeError):
+        raise Invalid("The Binary's data is not a base64 JSON Patch", where) from None
 
 
 def _entry_response(response: FhirResponse) -> dict[str, Any]:

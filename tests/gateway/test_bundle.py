@@ -177,3 +177,41 @@ def test_bad_bundles(client: httpx.Client) -> None:
     assert client.post("", json={"resourceType": "Patient"}, headers=JSON).status_code == 400
     no_request = transaction({"resource": {"resourceType": "Patient"}})
     assert client.post("", json=no_request, headers=JSON).status_code == 400
+
+
+def test_transaction_conditional_put_and_patch_entries(client: httpx.Client) -> None:
+    import base64
+    import json
+
+    client.put(
+        "Patient/pp", json={"resourceType": "Patient", "id": "pp", "active": True}, headers=JSON
+    )
+    patch = [{"op": "replace", "path": "/active", "value": False}]
+    binary = {
+        "resourceType": "Binary",
+        "contentType": "application/json-patch+json",
+        "data": base64.b64encode(json.dumps(patch).encode()).decode(),
+    }
+    bundle = transaction(
+        {"resource": binary, "request": {"method": "PATCH", "url": "Patient/pp"}},
+        {
+            "resource": {
+                "resourceType": "Patient",
+                "identifier": [{"system": "http://x", "value": "9"}],
+            },
+            "request": {"method": "PUT", "url": "Patient?identifier=http://x|9"},
+        },
+    )
+    response = client.post("", json=bundle, headers=JSON)
+    assert response.status_code == 200, response.text
+    statuses = [e["response"]["status"] for e in response.json()["entry"]]
+    assert statuses == ["200 OK", "201 Created"]
+    assert client.get("Patient/pp").json()["active"] is False
+    assert client.get("Patient", params={"identifier": "http://x|9"}).json()["total"] == 1
+    bad = transaction(
+        {
+            "resource": {"resourceType": "Patient"},
+            "request": {"method": "PATCH", "url": "Patient/pp"},
+        }
+    )
+    assert client.post("", json=bad, headers=JSON).status_code == 400
