@@ -62,9 +62,16 @@ class Compiler:
         self.clock = clock
 
     def base_query(
-        self, resource_type: str | None, access: AccessFilter, table: FromClause = resources
+        self,
+        resource_type: str | None,
+        access: AccessFilter,
+        table: FromClause = resources,
+        *,
+        live: bool = True,
     ) -> list[ColumnElement[bool]]:
-        clauses: list[ColumnElement[bool]] = [table.c.deleted.is_(False)]
+        """Type, not deleted (``live``), and the access filter. A query driven by an index
+        filter needs neither type nor the deleted test: a delete removes its index rows."""
+        clauses: list[ColumnElement[bool]] = [table.c.deleted.is_(False)] if live else []
         if resource_type is not None:
             clauses.insert(0, table.c.res_type == resource_type)
         if not access.is_unrestricted:
@@ -103,19 +110,30 @@ class Compiler:
             raise Invalid(f"Unknown search parameter '{item.name}'", item.name)
         if item.modifier == "missing":
             return self._missing(param, item, table)
+        if param.type == "token" and item.modifier == "not":
+            index = INDEX_TABLES[param.type]
+            inner = or_(*(self._token(param, index, v, None) for v in item.values))
+            return not_(table.c.pk.in_(self._rows(index, param.code, resource_type, inner)))
+        rows = self.index_rows(resource_type, item, access)
+        if correlated:
+            return exists(rows.where(rows.selected_columns[0] == table.c.pk))
+        return table.c.pk.in_(rows)
+
+    def index_rows(
+        self, resource_type: str | None, item: Filter, access: AccessFilter
+    ) -> Select[Any]:
+        """The keys a type-binding filter (see :meth:`binds_type`) admits, from its index."""
+        assert resource_type is not None
+        param = self.registry.get(resource_type, item.name)
+        if param is None:
+            raise Invalid(f"Unknown search parameter '{item.name}'", item.name)
         if item.chain is not None:
-            return self._chain(param, item, access, table, correlated=correlated)
+            return self._chain(param, item, access)
         index = INDEX_TABLES[param.type]
         handler = getattr(self, f"_{param.type}")
-        if param.type == "token" and item.modifier == "not":
-            inner = or_(*(handler(param, index, v, None) for v in item.values))
-            return not_(table.c.pk.in_(self._rows(index, param.code, resource_type, inner)))
         value_clauses = [handler(param, index, v, item.modifier) for v in item.values]
         code = f"{param.code}:of-type" if item.modifier == "of-type" else param.code
-        rows = self._rows(index, code, resource_type, or_(*value_clauses))
-        if correlated:
-            return exists(rows.where(index.c.res_pk == table.c.pk))
-        return table.c.pk.in_(rows)
+        return self._rows(index, code, resource_type, or_(*value_clauses))
 
     @staticmethod
     def binds_type(item: Filter) -> bool:
@@ -220,15 +238,7 @@ class Compiler:
             return false()
         return clause
 
-    def _chain(
-        self,
-        param: SearchParam,
-        item: Filter,
-        access: AccessFilter,
-        table: FromClause,
-        *,
-        correlated: bool = False,
-    ) -> ColumnElement[bool]:
+    def _chain(self, param: SearchParam, item: Filter, access: AccessFilter) -> Select[Any]:
         if param.type != "reference":
             raise Invalid("Only reference parameters can be chained", item.name)
         targets = [item.modifier] if item.modifier else list(param.targets)
@@ -257,9 +267,7 @@ class Compiler:
             search_reference.c.param == param.code,
             or_(*alternatives),
         )
-        if correlated:
-            return exists(rows.where(search_reference.c.res_pk == table.c.pk))
-        return table.c.pk.in_(rows)
+        return rows
 
     def _has(
         self, resource_type: str | None, item: Filter, access: AccessFilter, table: FromClause

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from gateway.search.compile import Compiler
 from gateway.search.params import Include, SearchRequest
@@ -56,10 +56,11 @@ def run_search(
     range); every other filter is an EXISTS probe per candidate. The page query selects
     keys only; the stored bytes of the page are fetched afterwards by key.
     """
-    where = _where(compiler, request, access)
+    plan = _Plan(compiler, request, access)
+    where = plan.where
     wants_total = request.total != "none" or request.summary == "count"
     if request.summary == "count" or request.count == 0:
-        return Page(_count(connection, where) if wants_total else None)
+        return Page(plan.count(connection) if wants_total else None)
     keys = (
         select(resources.c.pk)
         .where(*where)
@@ -73,7 +74,7 @@ def run_search(
     if wants_total:
         # a first page that holds every match is its own count
         complete = request.offset == 0 and not has_next
-        total = len(pks) if complete else _count(connection, where)
+        total = len(pks) if complete else plan.count(connection)
     page = Page(total, _by_keys(connection, pks[: request.count]), has_next=has_next)
     if request.includes or request.revincludes:
         page.included = _included(connection, compiler, request, page.matches, access)
@@ -85,22 +86,34 @@ def _count(connection: Connection, where: list[ColumnElement[bool]]) -> int:
     return int(counted.scalar_one())
 
 
-def _where(
-    compiler: Compiler, request: SearchRequest, access: AccessFilter
-) -> list[ColumnElement[bool]]:
-    driving = next((f for f in request.filters if compiler.binds_type(f)), None)
-    bound_type = None if driving is not None else request.resource_type
-    where = compiler.base_query(bound_type, access)
-    if driving is not None:
-        where.append(compiler.predicate(request.resource_type, driving, access))
-    for item in request.filters:
-        if item is not driving:
-            where.append(
-                compiler.predicate(
-                    request.resource_type, item, access, correlated=compiler.binds_type(item)
+class _Plan:
+    """The WHERE clause of a search, and the cheaper count when one filter is all there is."""
+
+    def __init__(self, compiler: Compiler, request: SearchRequest, access: AccessFilter) -> None:
+        driving = next((f for f in request.filters if compiler.binds_type(f)), None)
+        self.where = compiler.base_query(
+            None if driving is not None else request.resource_type, access, live=driving is None
+        )
+        self.index_only: Select[Any] | None = None
+        if driving is not None:
+            rows = compiler.index_rows(request.resource_type, driving, access)
+            self.where.append(resources.c.pk.in_(rows))
+            if len(request.filters) == 1 and access.is_unrestricted:
+                self.index_only = rows
+        for item in request.filters:
+            if item is not driving:
+                self.where.append(
+                    compiler.predicate(
+                        request.resource_type, item, access, correlated=compiler.binds_type(item)
+                    )
                 )
-            )
-    return where
+
+    def count(self, connection: Connection) -> int:
+        if self.index_only is None:
+            return _count(connection, self.where)
+        distinct = self.index_only.distinct().subquery()  # a resource may match twice
+        counted = connection.execute(select(func.count()).select_from(distinct))
+        return int(counted.scalar_one())
 
 
 def _by_keys(connection: Connection, pks: list[int]) -> list[Match]:

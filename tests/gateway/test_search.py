@@ -370,3 +370,30 @@ class TestComposite:
             client.get("Observation", params={"code-value-quantity": "no-dollar"}).status_code
             == 400
         )
+
+
+def test_a_resource_matching_twice_counts_once(client: httpx.Client) -> None:
+    put(
+        client,
+        {
+            "resourceType": "Observation",
+            "id": "twice",
+            "status": "final",
+            "code": {
+                "coding": [{"system": "http://a", "code": "x"}, {"system": "http://b", "code": "x"}]
+            },
+        },
+    )
+    for index in range(3):
+        put(
+            client,
+            {
+                "resourceType": "Observation",
+                "id": f"other-{index}",
+                "status": "final",
+                "code": {"coding": [{"system": "http://a", "code": "x"}]},
+            },
+        )
+    page = client.get("Observation", params={"code": "x", "_count": 2}).json()
+    assert page["total"] == 4  # counted, not taken from the page
+    assert len(page["entry"]) == 2
