@@ -40,6 +40,7 @@ __all__ = [
     "read",
     "update",
     "validated_for",
+    "visible",
     "vread",
 ]
 
@@ -54,14 +55,20 @@ def _summary_params(request: FhirRequest) -> tuple[str | None, tuple[str, ...] |
     return summary, elements
 
 
-def read(
-    context: Context, request: FhirRequest, session: Session, resource_type: str, resource_id: str
-) -> FhirResponse:
+def visible(context: Context, session: Session, resource_type: str, resource_id: str) -> Current:
+    """The current row (perhaps a delete) of a resource the caller may see; 404 otherwise."""
     check_type(context, resource_type)
     check_id(resource_id)
     current = session.current(resource_type, resource_id, context.access)
     if current is None:
         raise NotFound(f"{resource_type}/{resource_id} is not known")
+    return current
+
+
+def read(
+    context: Context, request: FhirRequest, session: Session, resource_type: str, resource_id: str
+) -> FhirResponse:
+    current = visible(context, session, resource_type, resource_id)
     headers = version_headers(resource_type, resource_id, current.version_id, current.last_updated)
     if current.deleted or current.content is None:
         raise Gone(f"{resource_type}/{resource_id} was deleted", headers=headers)
@@ -82,12 +89,9 @@ def vread(
     resource_id: str,
     version: str,
 ) -> FhirResponse:
-    check_type(context, resource_type)
-    check_id(resource_id)
     if not version.isdigit():
         raise NotFound("Not a version of this resource")
-    if session.current(resource_type, resource_id, context.access) is None:
-        raise NotFound(f"{resource_type}/{resource_id} is not known")
+    visible(context, session, resource_type, resource_id)
     found = session.version(resource_type, resource_id, int(version))
     if found is None:
         raise NotFound(f"Version {version} of {resource_type}/{resource_id} is not known")
@@ -213,11 +217,7 @@ def _current_for_change(
     context: Context, request: FhirRequest, session: Session, resource_type: str, resource_id: str
 ) -> Current:
     """The current row the caller may see and change, after the If-Match precondition."""
-    check_type(context, resource_type)
-    check_id(resource_id)
-    current = session.current(resource_type, resource_id, context.access)
-    if current is None:
-        raise NotFound(f"{resource_type}/{resource_id} is not known")
+    current = visible(context, session, resource_type, resource_id)
     if_match = parse_etag(request.header("if-match"))
     if if_match is not None and if_match != current.version_id:
         raise PreconditionFailed("If-Match does not match the current version")

@@ -13,13 +13,14 @@ from urllib.parse import urlencode
 
 import orjson
 
-from gateway.interactions.common import check_id, check_type
+from gateway.interactions.common import check_type
+from gateway.interactions.crud import visible
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.search.dates import parse_date_range
 from gateway.search.params import DEFAULT_COUNT, MAX_COUNT
 from gateway.store.repository import Session, instant_of
 from mappings.core.clock import format_instant
-from mappings.core.errors import Invalid, NotFound, NotSupported
+from mappings.core.errors import Invalid, NotSupported
 
 __all__ = ["history"]
 
@@ -51,9 +52,7 @@ def history(
     if resource_type is not None:
         check_type(context, resource_type)
     if resource_id is not None:
-        check_id(resource_id)
-        if session.current(str(resource_type), resource_id, context.access) is None:
-            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        visible(context, session, str(resource_type), resource_id)
     count, offset, since = _paging(request)
     rows = session.history(
         resource_type,
