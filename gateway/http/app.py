@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -71,9 +72,12 @@ class FhirEndpoint:
 
     async def _fhir_request(self, request: Request) -> FhirRequest:
         data = await self._read_body(request)
-        body, form = await run_in_threadpool(
-            parse_body, request.headers.get("content-type"), data, self.codec, request.method
-        )
+        body: Any = None
+        form: list[tuple[str, str]] = []
+        if data:  # parsing may be heavy (a large Bundle): off the event loop
+            body, form = await run_in_threadpool(
+                parse_body, request.headers.get("content-type"), data, self.codec, request.method
+            )
         query = [
             (k, v) for k, v in request.query_params.multi_items() if k not in ("_format", "_pretty")
         ]
