@@ -17,6 +17,7 @@ __all__ = [
     "ID_PATTERN",
     "check_id",
     "check_type",
+    "loads",
     "parse_etag",
     "stored_response",
     "validated",
@@ -67,9 +68,7 @@ def http_date(micros: int) -> str:
     return format_datetime(moment, usegmt=True)
 
 
-def version_headers(
-    resource_type: str, resource_id: str, version_id: int, last_updated: int
-) -> dict[str, str]:
+def version_headers(version_id: int, last_updated: int) -> dict[str, str]:
     return {"ETag": f'W/"{version_id}"', "Last-Modified": http_date(last_updated)}
 
 
@@ -82,9 +81,7 @@ def stored_response(
     outcome: str | None = None,
 ) -> FhirResponse:
     """The response to a write, as Prefer asks: representation (default), minimal, outcome."""
-    headers = version_headers(
-        stored.res_type, stored.res_id, stored.version_id, stored.last_updated
-    )
+    headers = version_headers(stored.version_id, stored.last_updated)
     base = context.services.base_url
     headers["Location"] = f"{base}/{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"
     preference = request.prefer.get("return", "representation")

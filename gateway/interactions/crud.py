@@ -69,7 +69,7 @@ def read(
     context: Context, request: FhirRequest, session: Session, resource_type: str, resource_id: str
 ) -> FhirResponse:
     current = visible(context, session, resource_type, resource_id)
-    headers = version_headers(resource_type, resource_id, current.version_id, current.last_updated)
+    headers = version_headers(current.version_id, current.last_updated)
     if current.deleted or current.content is None:
         raise Gone(f"{resource_type}/{resource_id} was deleted", headers=headers)
     if parse_etag(request.header("if-none-match"), "If-None-Match") == current.version_id:
@@ -136,9 +136,7 @@ def create(
         if found:
             current = session.current(resource_type, found[0])
             assert current is not None and current.content is not None
-            headers = version_headers(
-                resource_type, found[0], current.version_id, current.last_updated
-            )
+            headers = version_headers(current.version_id, current.last_updated)
             headers["Location"] = (
                 f"{context.services.base_url}/{resource_type}/{found[0]}"
                 f"/_history/{current.version_id}"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.interactions import crud, history, operations, search
+from gateway.interactions import bundle, crud, history, operations, search
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.store.repository import Session
 from mappings.core.errors import MethodNotAllowed, NotFound
@@ -51,7 +51,7 @@ def _route(
 ROUTES: tuple[Route, ...] = (
     _route("GET", "metadata", operations.capabilities, "capabilities"),
     _route("GET", "", search.search_system, "search-system"),
-    _route("POST", "", operations.bundle, "transaction", writes=True),
+    _route("POST", "", bundle.process_bundle, "transaction", writes=True),
     _route("GET", "_history", history.history, "history-system"),
     _route("GET", f"{_TYPE}/_history", history.history, "history-type"),
     _route("GET", f"{_TYPE}/{_ID}/_history", history.history, "history-instance"),
@@ -104,8 +104,8 @@ def dispatch(
     """Run ``request`` through its interaction, in ``session`` or a session of its own."""
     route, groups = match_route(request.method, request.path)
     args = _arguments(route, groups)
-    if route.interaction is operations.bundle and session is None:
-        return operations.bundle(context, request, None)
+    if route.interaction is bundle.process_bundle and session is None:
+        return bundle.process_bundle(context, request, None)  # it opens its own transactions
     if session is not None:
         return route.interaction(context, request, session, *args)
     store = context.services.store

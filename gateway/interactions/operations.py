@@ -1,4 +1,4 @@
-"""capabilities, ``$validate`` and the batch/transaction entry point.
+"""capabilities and ``$validate``.
 
 The CapabilityStatement is generated from the routing table and the search registry: it
 lists exactly the interactions routed and the parameters indexed, nothing more.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.interactions.bundle import process_bundle
 from gateway.interactions.common import check_type
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.store.repository import Session
@@ -16,16 +15,12 @@ from mappings.core.clock import format_instant
 from mappings.core.errors import Invalid, Issue, operation_outcome
 from mappings.core.uris import FHIR_VERSION
 
-__all__ = ["bundle", "capabilities", "validate"]
+__all__ = ["capabilities", "validate"]
 
 SOFTWARE = {"name": "Eigen Dossier", "version": "0.1.0"}
 _CORE_SD = "http://hl7.org/fhir/StructureDefinition/"
 _VALIDATE_OP = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 _SYSTEM = {"transaction", "search-system", "history-system"}
-
-
-def bundle(context: Context, request: FhirRequest, session: Session | None) -> FhirResponse:
-    return process_bundle(context, request, session)
 
 
 def _resource_entry(context: Context, resource_type: str, names: list[str]) -> dict[str, Any]:

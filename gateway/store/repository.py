@@ -27,7 +27,7 @@ from gateway.store.access import AccessFilter
 from gateway.store.engine import SNAPSHOT, WRITE
 from gateway.store.schema import INDEX_TABLES, patient_compartment, resource_versions, resources
 from mappings.core.clock import Clock, format_instant
-from mappings.core.errors import Conflict, PreconditionFailed, ServerError
+from mappings.core.errors import Conflict, PreconditionFailed
 
 __all__ = ["Current", "RetryWrite", "Session", "Store", "Stored"]
 
@@ -333,10 +333,9 @@ class Session:
         """Replace the index rows of ``pk``; a fresh resource has none to delete."""
         if not fresh:
             self._unindex(pk)
-        try:
-            rows, patients = self.store.extractor.rows(pk, resource)
-        except Exception as error:  # an evaluator fault must not store an unindexed resource
-            raise ServerError("Indexing the resource failed") from error
+        # an evaluator fault propagates: the edge logs it with a correlation id, and the
+        # transaction rolls back, so no resource is ever stored unindexed
+        rows, patients = self.store.extractor.rows(pk, resource)
         for kind, table_rows in rows.items():
             self._pending.setdefault(kind, []).extend(table_rows)
         if patients:

@@ -61,9 +61,7 @@ class Validator:
             where = f"{prefix}.resourceType" if prefix else "resourceType"
             issues.append(_error("not-supported", "Unknown or unsupported resourceType", where))
             return
-        path = f"{prefix}.{resource_type}" if prefix else str(resource_type)
-        if prefix:
-            path = prefix
+        path = prefix or str(resource_type)
         self._object(value, node, path, issues, root=True)
         resource_id = value.get("id")
         # R4 types Resource.id as a plain string in the snapshot; it is an `id` all the same

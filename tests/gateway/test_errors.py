@@ -124,7 +124,6 @@ def test_an_internal_failure_is_500_with_a_correlation_id_and_no_internals(
         assert "INSERT" not in response.text and "SELECT" not in response.text
         assert secret not in caplog.text and "INSERT" not in caplog.text
         assert correlation in caplog.text
-        assert httpx.get(f"{settings.public_base_url}/Patient").status_code in (200, 500)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
