@@ -13,6 +13,7 @@ from gateway.interactions.model import IdFactory, Services
 from gateway.search.compile import Compiler
 from gateway.search.extract import Extractor
 from gateway.search.registry import Registry
+from gateway.security import build_security
 from gateway.settings import Settings
 from gateway.store.engine import make_engine
 from gateway.store.migrate import is_current, upgrade
@@ -72,5 +73,7 @@ def create_app(
     ids: IdFactory | None = None,
     migrate: bool | None = None,
 ) -> Starlette:
-    """The ASGI app for ``settings``."""
-    return build_http_app(build_services(settings, clock=clock, ids=ids, migrate=migrate), settings)
+    """The ASGI app for ``settings``: tokens and consent required unless ``open_mode``."""
+    services = build_services(settings, clock=clock, ids=ids, migrate=migrate)
+    security = None if settings.open_mode else build_security(services)
+    return build_http_app(services, settings, security)

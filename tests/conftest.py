@@ -107,7 +107,7 @@ def _server_state(database_url: str) -> Iterator[dict[str, Any]]:
         database_url=database_url, port=port, open_mode=True, max_body_bytes=4 * 1024 * 1024
     )
     services = build_services(settings, migrate=True)
-    app = build_http_app(services, settings)
+    app = build_http_app(services, settings, None)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )

@@ -20,16 +20,23 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from consent.audit import Access, audit_event
+from consent.tokens import InvalidToken
 from gateway.http.formats import JSON, XML, choose_format, parse_body, render_body
+from gateway.http.oauth import oauth_routes
+from gateway.interactions.authorize import ConsentCaller
 from gateway.interactions.dispatch import dispatch
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
+from gateway.security import Security
 from gateway.settings import Settings
+from gateway.store.access import AccessFilter
 from mappings.core.errors import (
     FhirError,
     Invalid,
     Issue,
     PayloadTooLarge,
     ServerError,
+    Unauthorized,
     operation_outcome,
 )
 from mappings.core.xml import XmlCodec
@@ -47,9 +54,10 @@ _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 class FhirEndpoint:
     """One ASGI handler for every FHIR path under the base."""
 
-    def __init__(self, services: Services, settings: Settings) -> None:
+    def __init__(self, services: Services, settings: Settings, security: Security | None) -> None:
         self.services = services
         self.settings = settings
+        self.security = security
         self.codec = XmlCodec(services.definitions)
 
     async def handle(self, request: Request) -> Response:
@@ -60,8 +68,7 @@ class FhirEndpoint:
                 request.headers.get("accept"), request.query_params.get("_format")
             )
             fhir_request = await self._fhir_request(request)
-            context = Context(self.services)
-            response = await run_in_threadpool(dispatch, context, fhir_request)
+            response = await run_in_threadpool(self._call, request, fhir_request)
         except FhirError as error:
             response = FhirResponse(error.status, error.outcome(), dict(error.headers))
         except ClientDisconnect:
@@ -69,6 +76,48 @@ class FhirEndpoint:
         except Exception as error:
             response = self._server_error(error)
         return self._render(request, response, media, pretty)
+
+    def _call(self, request: Request, fhir_request: FhirRequest) -> FhirResponse:
+        """Authorize (unless --open), dispatch, and write the access log of reads."""
+        if self.security is None or _public(fhir_request):
+            return dispatch(Context(self.services), fhir_request)
+        address = request.client.host if request.client else None
+        caller = ConsentCaller(self.services, self._who(fhir_request, address))
+        context = Context(self.services, access=AccessFilter.nothing(), caller=caller)
+        try:
+            return dispatch(context, fhir_request)
+        finally:
+            caller.flush()
+
+    def _who(self, request: FhirRequest, address: str | None) -> Any:
+        assert self.security is not None
+        header = request.header("authorization") or ""
+        scheme, _, token = header.partition(" ")
+        challenge = f'Bearer realm="{self.services.base_url}"'
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized(
+                "A bearer token is required", headers={"WWW-Authenticate": challenge}
+            )
+        try:
+            claims = self.security.server.verify_access_token(token.strip())
+        except InvalidToken:
+            self._log_refusal(address)
+            raise Unauthorized(
+                "The access token is not valid",
+                headers={"WWW-Authenticate": f'{challenge}, error="invalid_token"'},
+            ) from None
+        return self.security.context_of(claims, address)
+
+    def _log_refusal(self, address: str | None) -> None:
+        """A forged, expired or revoked token is logged for the auditors (no patient)."""
+        access = Access(
+            "read", "4", self.services.clock.now(), description="refused: no valid token"
+        )
+        event = audit_event(None, access, self.services.base_url)
+        if address:
+            event["agent"][0]["network"] = {"address": address, "type": "2"}
+        event["id"] = self.services.ids.new()
+        self.services.store.write(lambda s: s.put(event, method="POST", must_create=True))
 
     async def _fhir_request(self, request: Request) -> FhirRequest:
         data = await self._read_body(request)
@@ -144,11 +193,17 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return Response(_NOT_HERE, status_code=404, media_type=_CONTENT_TYPES[JSON])
 
 
-def build_http_app(services: Services, settings: Settings) -> Starlette:
+def _public(request: FhirRequest) -> bool:
+    """The CapabilityStatement is readable without a token (SMART discovery starts there)."""
+    return request.method in ("GET", "HEAD") and request.path.strip("/") == "metadata"
+
+
+def build_http_app(services: Services, settings: Settings, security: Security | None) -> Starlette:
     """The Starlette app serving the FHIR API under ``settings.mount_path``."""
-    endpoint = FhirEndpoint(services, settings)
+    endpoint = FhirEndpoint(services, settings, security)
     mount = settings.mount_path
     routes = [
+        *(oauth_routes(security, mount) if security is not None else []),
         Route(f"{mount}/{{path:path}}", endpoint.handle, methods=_METHODS),
         Route(f"{mount}" or "/", endpoint.handle, methods=_METHODS),
     ]

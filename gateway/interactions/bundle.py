@@ -167,7 +167,10 @@ def _batch_entry(context: Context, entry: _Entry, prefer: str | None) -> dict[st
 def _transaction(
     context: Context, entries: list[_Entry], prefer: str | None, session: Session
 ) -> list[dict[str, Any]]:
-    from gateway.interactions.dispatch import dispatch  # noqa: PLC0415 (routing table cycle)
+    from gateway.interactions.dispatch import (  # noqa: PLC0415 (routing table cycle)
+        create_with_id,
+        dispatch,
+    )
 
     identities = _assign_ids(context, entries, session)
     for entry in entries:
@@ -180,13 +183,7 @@ def _transaction(
         sub = _sub_request(entry, prefer)
         try:
             if entry.method == "POST" and entry.target_id is not None:
-                response = crud.store_new(
-                    context,
-                    sub,
-                    session,
-                    crud.validated_for(context, sub, entry.path),
-                    entry.target_id,
-                )
+                response = create_with_id(context, sub, session, entry.path, entry.target_id)
             elif entry.method == "PUT" and entry.target_id is not None:
                 sub.path, sub.query = f"{entry.path}/{entry.target_id}", []
                 response = dispatch(context, sub, session)

@@ -9,9 +9,10 @@ from typing import Any
 
 import orjson
 
+from consent.policy import check_consent
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.store.repository import Stored
-from mappings.core.errors import Invalid, Issue, NotFound, operation_outcome
+from mappings.core.errors import Invalid, Issue, NotFound, Unprocessable, operation_outcome
 
 __all__ = [
     "ID_PATTERN",
@@ -51,6 +52,12 @@ def validated(
     issues = context.services.validator.validate(body)
     if issues:
         raise Invalid(issues[0].diagnostics, issues=issues)
+    if resource_type == "Consent":  # only Consents whose meaning we enforce are kept
+        issues = check_consent(body, frozenset(context.services.definitions.served))
+        if issues:
+            raise Unprocessable(issues[0].diagnostics, issues=issues)
+    if context.caller is not None:
+        context.caller.check_resource(context, body)
     return body
 
 

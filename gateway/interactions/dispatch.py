@@ -16,7 +16,7 @@ from typing import Any
 from gateway.interactions import bundle, crud, history, operations, search
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.store.repository import Session
-from mappings.core.errors import MethodNotAllowed, NotFound
+from mappings.core.errors import FhirError, MethodNotAllowed, NotFound
 
 __all__ = ["ROUTES", "Route", "dispatch", "match_route"]
 
@@ -107,9 +107,73 @@ def dispatch(
     if route.interaction is bundle.process_bundle and session is None:
         return bundle.process_bundle(context, request, None)  # it opens its own transactions
     if session is not None:
-        return route.interaction(context, request, session, *args)
+        return run(route, context, request, session, args)
     store = context.services.store
     if route.writes:
-        return store.write(lambda s: route.interaction(context, request, s, *args))
+        return store.write(lambda s: run(route, context, request, s, args))
     with store.read(snapshot=not route.single_statement) as read_session:
-        return route.interaction(context, request, read_session, *args)
+        return run(route, context, request, read_session, args)
+
+
+def run(
+    route: Route, context: Context, request: FhirRequest, session: Session, args: list[Any]
+) -> FhirResponse:
+    """One interaction in ``session``: narrowed to what the caller may do, and recorded.
+
+    A write's access-log entry is written in the write's own transaction; a refusal is
+    recorded apart (the transaction it happened in rolls back).
+    """
+    caller = context.caller
+    if caller is None:
+        return route.interaction(context, request, session, *args)
+    scoped = caller.scoped(context, route.name, session)
+    guard = session.guard
+    session.guard = scoped.write if route.writes else None
+    try:
+        response = route.interaction(scoped, request, session, *args)
+    except FhirError as error:
+        _refused(scoped, route, request, session, args, error)
+        raise
+    finally:
+        session.guard = guard
+    caller.recorded(scoped, route.name, request, session, _target(args))
+    return response
+
+
+def _target(args: list[Any]) -> tuple[str, str] | None:
+    return (str(args[0]), str(args[1])) if len(args) >= 2 else None
+
+
+def _refused(
+    context: Context,
+    route: Route,
+    request: FhirRequest,
+    session: Session | None,
+    args: list[Any],
+    error: FhirError,
+) -> None:
+    if context.caller is not None and error.status in (401, 403, 404):
+        reason = error.issues[0].diagnostics if error.issues else ""
+        context.caller.refused(
+            context, route.name, request, session, _target(args), error.status, reason
+        )
+
+
+def create_with_id(
+    context: Context,
+    request: FhirRequest,
+    session: Session,
+    resource_type: str,
+    resource_id: str,
+) -> FhirResponse:
+    """A transaction's POST entry whose id was assigned beforehand, as a create."""
+    route = Route(
+        "POST",
+        re.compile(""),
+        lambda c, r, s: crud.store_new(
+            c, r, s, crud.validated_for(c, r, resource_type), resource_id
+        ),
+        writes=True,
+        name="create",
+    )
+    return run(route, context, request, session, [])

@@ -70,6 +70,8 @@ def history(
         "type": "history",
         "link": _links(context, request, path, count, offset, len(rows) > count),
     }
+    for row in rows[:count]:
+        context.disclose(str(row.res_type), str(row.res_id))
     entries = [_entry(context, row) for row in rows[:count]]
     if entries:
         bundle["entry"] = entries

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.search.compile import Compiler
 from gateway.search.registry import Registry
@@ -18,7 +18,10 @@ from mappings.core.clock import Clock
 from mappings.core.definitions import Definitions
 from mappings.core.validate import Validator
 
-__all__ = ["Context", "FhirRequest", "FhirResponse", "IdFactory", "Services"]
+if TYPE_CHECKING:
+    from gateway.store.repository import Session
+
+__all__ = ["Caller", "Context", "FhirRequest", "FhirResponse", "IdFactory", "Services"]
 
 
 class IdFactory:
@@ -44,10 +47,50 @@ class Services:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """One request's context: the services and what the caller may see."""
+    """One interaction's context: the services, what the caller may see and write.
+
+    ``caller`` is None in ``--open`` development mode (no tokens, no consent, no audit);
+    otherwise it narrows the context for each interaction (:meth:`Caller.scoped`) and
+    records each access. ``trail`` collects the resources an interaction disclosed.
+    """
 
     services: Services
     access: AccessFilter = field(default_factory=AccessFilter.unrestricted)
+    write: AccessFilter | None = None
+    caller: Caller | None = None
+    trail: list[tuple[str, str]] = field(default_factory=list)
+
+    def disclose(self, resource_type: str, resource_id: str) -> None:
+        if self.caller is not None:
+            self.trail.append((resource_type, resource_id))
+
+
+class Caller(Protocol):
+    """The authorized caller of one request (see ``gateway.interactions.authorize``)."""
+
+    def scoped(self, context: Context, interaction: str, session: Session) -> Context: ...
+
+    def check_resource(self, context: Context, resource: dict[str, Any]) -> None: ...
+
+    def recorded(
+        self,
+        context: Context,
+        interaction: str,
+        request: FhirRequest,
+        session: Session,
+        target: tuple[str, str] | None,
+    ) -> None: ...
+
+    def refused(
+        self,
+        context: Context,
+        interaction: str,
+        request: FhirRequest,
+        session: Session | None,
+        target: tuple[str, str] | None,
+        status: int,
+        reason: str,
+    ) -> None: ...
 
 
 @dataclass(slots=True)

@@ -25,13 +25,14 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    true,
 )
 
 from gateway.search.dates import parse_date_range, to_micros
 from gateway.search.extract import normalise, split_reference
 from gateway.search.params import Filter, split_escaped
 from gateway.search.registry import Registry, SearchParam
-from gateway.store.access import AccessFilter
+from gateway.store.access import AccessFilter, Condition
 from gateway.store.schema import INDEX_TABLES, resources, search_reference
 from mappings.core.clock import Clock
 from mappings.core.errors import Invalid, NotSupported
@@ -77,6 +78,18 @@ class Compiler:
         if not access.is_unrestricted:
             clauses.append(access.predicate(table))
         return clauses
+
+    def condition(self, resource_type: str, filters: list[Filter]) -> Condition:
+        """A granular scope's search filters as a predicate on any alias of ``resources``."""
+        unrestricted = AccessFilter.unrestricted()
+
+        def condition(table: FromClause) -> ColumnElement[bool]:
+            return and_(
+                true(),
+                *(self.predicate(resource_type, f, unrestricted, table) for f in filters),
+            )
+
+        return condition
 
     def predicate(
         self,

@@ -3,61 +3,156 @@
 The store never returns a row that the filter excludes: the filter is a SQL predicate on
 the ``resources`` table added to reads, searches (including chained, ``_has``,
 ``_include`` and ``_revinclude`` sub-queries) and history, never a filter on results.
-``consent`` builds the filter from the client's Consent resources; ``--open`` development
-mode uses :meth:`AccessFilter.unrestricted`.
+``consent`` decides (the client's Consents reduced to :class:`consent.policy.Grant` rule
+trees for this request); this module turns that decision into SQL, and evaluates the very
+same rules in Python for a resource about to be written (:meth:`AccessFilter.admits`).
+``--open`` development mode uses :meth:`AccessFilter.unrestricted`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, FromClause, and_, not_, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, FromClause, and_, false, not_, or_, select, true, tuple_
 
-from gateway.store.schema import patient_compartment, resources
+from consent.policy import Grant, Rule, Selector, Target, decide
+from gateway.store.schema import patient_compartment, resources, search_token
 
-__all__ = ["AccessFilter"]
+__all__ = ["AccessFilter", "Condition"]
+
+#: A granular-scope condition: a predicate on (an alias of) the resources table.
+Condition = Callable[[FromClause], ColumnElement[bool]]
 
 
 @dataclass(frozen=True, slots=True)
 class AccessFilter:
-    """Allowed resource types x allowed patients, minus excluded resources.
+    """Allowed types x (own patients + the client's grants), minus excluded resources.
 
-    ``resource_types``: None means every type. ``patients``: None means every patient;
-    otherwise a resource of a type in ``compartment_types`` is visible only when it lies
-    in the compartment of one of these patients. ``excluded``: (type, id) pairs never
-    visible (a nested deny provision on specific data).
+    ``resource_types``: None means every type (the scopes' upper bound otherwise).
+    ``patients``: None means every patient; otherwise a resource of a type in
+    ``compartment_types`` is visible when it lies in the compartment of one of these
+    patients (the client's own dossier) or a ``grant`` permits it. Resources of other types
+    (practitioners, organisations, terminology) are not in any dossier.
+    ``excluded``: (type, id) pairs never visible. ``conditions``: per type, search
+    predicates of granular scopes (``Observation.rs?category=...``); a row of that type
+    must satisfy one of them.
     """
 
     resource_types: frozenset[str] | None = None
     patients: frozenset[str] | None = None
     compartment_types: frozenset[str] = field(default_factory=frozenset)
     excluded: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    grants: tuple[Grant, ...] = ()
+    conditions: tuple[tuple[str, tuple[Condition, ...]], ...] = ()
 
     @classmethod
     def unrestricted(cls) -> AccessFilter:
         return cls()
 
+    @classmethod
+    def nothing(cls) -> AccessFilter:
+        return cls(resource_types=frozenset())
+
     @property
     def is_unrestricted(self) -> bool:
-        return self.resource_types is None and self.patients is None and not self.excluded
+        return (
+            self.resource_types is None
+            and self.patients is None
+            and not self.excluded
+            and not self.conditions
+        )
 
     def predicate(self, table: FromClause = resources) -> ColumnElement[bool]:
         """A SQL predicate on ``resources`` (or an alias of it) that admits what is allowed."""
         columns = table.c
         clauses: list[ColumnElement[bool]] = []
         if self.resource_types is not None:
+            if not self.resource_types:
+                return false()
             clauses.append(columns.res_type.in_(sorted(self.resource_types)))
+        for resource_type, conditions in self.conditions:
+            clauses.append(or_(columns.res_type != resource_type, *(c(table) for c in conditions)))
         if self.patients is not None:
-            in_compartment = columns.pk.in_(
-                select(patient_compartment.c.res_pk).where(
-                    patient_compartment.c.patient_id.in_(sorted(self.patients))
-                )
-            )
-            clauses.append(
-                or_(not_(columns.res_type.in_(sorted(self.compartment_types))), in_compartment)
-            )
+            region: list[ColumnElement[bool]] = [
+                not_(columns.res_type.in_(sorted(self.compartment_types)))
+            ]
+            if self.patients:
+                region.append(_in_compartment(table, sorted(self.patients)))
+            region.extend(_grant(table, g) for g in self.grants)
+            clauses.append(or_(*region))
         if self.excluded:
             clauses.append(
                 not_(tuple_(columns.res_type, columns.res_id).in_(sorted(self.excluded)))
             )
         return and_(true(), *clauses)
+
+    def admits(self, target: Target) -> bool:
+        """The same decision in Python, for a resource (version) about to be written.
+
+        A type held back by granular-scope conditions is not admitted: those conditions are
+        search expressions, decided in SQL only, so writes under them are refused.
+        """
+        if self.resource_types is not None and target.resource_type not in self.resource_types:
+            return False
+        if (target.resource_type, target.resource_id) in self.excluded:
+            return False
+        if any(t == target.resource_type for t, _ in self.conditions):
+            return False
+        if self.patients is None or target.resource_type not in self.compartment_types:
+            return True
+        if target.patients & self.patients:
+            return True
+        return decide(self.grants, target).allowed
+
+
+def _in_compartment(table: FromClause, patients: list[str]) -> ColumnElement[bool]:
+    return table.c.pk.in_(
+        select(patient_compartment.c.res_pk).where(patient_compartment.c.patient_id.in_(patients))
+    )
+
+
+def _grant(table: FromClause, grant: Grant) -> ColumnElement[bool]:
+    return and_(_in_compartment(table, [grant.patient]), _permitted(table, grant.rule))
+
+
+def _permitted(table: FromClause, rule: Rule) -> ColumnElement[bool]:
+    """Where ``rule`` decides permit (a matching deny exception wins over it)."""
+    denied = [_denied(table, e) for e in rule.exceptions]
+    permitted = [_permitted(table, e) for e in rule.exceptions]
+    return and_(
+        _matches(table, rule.selector),
+        not_(or_(false(), *denied)),
+        or_(true() if rule.permit else false(), *permitted),
+    )
+
+
+def _denied(table: FromClause, rule: Rule) -> ColumnElement[bool]:
+    """Where ``rule`` decides deny."""
+    denied = [_denied(table, e) for e in rule.exceptions]
+    permitted = [_permitted(table, e) for e in rule.exceptions]
+    fallback = false() if rule.permit else not_(or_(false(), *permitted))
+    return and_(_matches(table, rule.selector), or_(fallback, *denied))
+
+
+def _matches(table: FromClause, selector: Selector) -> ColumnElement[bool]:
+    columns = table.c
+    clauses: list[ColumnElement[bool]] = []
+    if selector.types is not None:
+        clauses.append(columns.res_type.in_(sorted(selector.types)))
+    if selector.ids is not None:
+        clauses.append(tuple_(columns.res_type, columns.res_id).in_(sorted(selector.ids)))
+    if selector.labels is not None:
+        labelled = select(search_token.c.res_pk).where(
+            search_token.c.param == "_security",
+            or_(
+                *(
+                    and_(search_token.c.system == (system or None), search_token.c.code == code)
+                    if system
+                    else search_token.c.code == code
+                    for system, code in sorted(selector.labels)
+                )
+            ),
+        )
+        clauses.append(columns.pk.in_(labelled))
+    return and_(true(), *clauses)

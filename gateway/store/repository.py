@@ -18,16 +18,35 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from consent.policy import Target
 from gateway.search.dates import to_micros
 from gateway.search.extract import Extractor
 from gateway.store.access import AccessFilter
 from gateway.store.engine import SNAPSHOT, WRITE
-from gateway.store.schema import INDEX_TABLES, patient_compartment, resource_versions, resources
+from gateway.store.schema import (
+    INDEX_TABLES,
+    patient_compartment,
+    resource_versions,
+    resources,
+    search_reference,
+    search_token,
+)
 from mappings.core.clock import Clock, format_instant
-from mappings.core.errors import Conflict, PreconditionFailed
+from mappings.core.errors import Conflict, Forbidden, PreconditionFailed
 
 __all__ = ["Current", "RetryWrite", "Session", "Store", "Stored"]
 
@@ -135,6 +154,10 @@ class Session:
         self.store = store
         self._connection = connection
         self._pending: dict[str, list[dict[str, Any]]] = {}
+        #: what the caller may write; None means the server itself writes (audit, open mode)
+        self.guard: AccessFilter | None = None
+        #: (type, id, patients) of every version written in this session, for the audit
+        self.written: list[tuple[str, str, frozenset[str]]] = []
 
     @property
     def connection(self) -> Connection:
@@ -241,6 +264,8 @@ class Session:
         current = self.current(res_type, res_id, for_update=True)
         if must_create and current is not None:
             raise RetryWrite  # the server-assigned id collided; the unit picks a new one
+        if current is not None and not current.deleted:
+            self._check_guard(current)
         if if_match is not None and (current is None or current.version_id != if_match):
             raise PreconditionFailed(
                 "If-Match does not match the current version", f"{res_type}.meta.versionId"
@@ -270,7 +295,10 @@ class Session:
             self._advance(current, version_id, now, deleted=False, content=content)
             pk = current.pk
         self._version_row(res_type, res_id, version_id, now, False, method, content)
-        self._reindex(pk, resource, fresh=current is None)
+        patients = self._reindex(pk, resource, fresh=current is None)
+        if self.guard is not None and not self.guard.admits(Target.of(resource, patients)):
+            raise Forbidden(f"No grant of the client allows writing this {res_type}")
+        self.written.append((res_type, res_id, frozenset(patients)))
         created = current is None or current.deleted
         return Stored(res_type, res_id, version_id, now, content, created)
 
@@ -279,6 +307,8 @@ class Session:
         current = self.current(res_type, res_id, for_update=True)
         if current is None or current.deleted:
             return None
+        patients = self._check_guard(current)
+        self.written.append((res_type, res_id, patients))
         version_id = current.version_id + 1
         now = max(to_micros(self.store.clock.now()), current.last_updated + 1)
         self._advance(current, version_id, now, deleted=True, content=None)
@@ -329,7 +359,73 @@ class Session:
         for table in (*INDEX_TABLES.values(), patient_compartment):
             self.connection.execute(delete(table).where(table.c.res_pk == pk))
 
-    def _reindex(self, pk: int, resource: dict[str, Any], *, fresh: bool) -> None:
+    def _check_guard(self, current: Current) -> frozenset[str]:
+        """The patients of the current version; Forbidden if the caller may not change it."""
+        patients = self.patients_of([current.pk]).get(current.pk, frozenset())
+        if self.guard is None:
+            return patients
+        resource = orjson.loads(current.content) if current.content else {}
+        resource.setdefault("resourceType", current.res_type)
+        resource.setdefault("id", current.res_id)
+        if not self.guard.admits(Target.of(resource, patients)):
+            raise Forbidden(f"No grant of the client allows changing this {current.res_type}")
+        return patients
+
+    # -- lookups for the access decision and the audit ---------------------------------------
+
+    def patients_of(self, pks: list[int]) -> dict[int, frozenset[str]]:
+        """The compartment patients of each resource pk (unfiltered: for decisions only)."""
+        found: dict[int, set[str]] = {}
+        for start in range(0, len(pks), 500):
+            rows = self.connection.execute(
+                select(patient_compartment.c.res_pk, patient_compartment.c.patient_id).where(
+                    patient_compartment.c.res_pk.in_(pks[start : start + 500])
+                )
+            )
+            for pk, patient in rows:
+                found.setdefault(pk, set()).add(patient)
+        return {pk: frozenset(p) for pk, p in found.items()}
+
+    def locate(self, refs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The pks of resources by (type, id), whether or not the caller may see them."""
+        out: dict[tuple[str, str], int] = {}
+        for res_type, res_id in refs:
+            row = self._connection.execute(_CURRENT, {"t": res_type, "i": res_id}).first()
+            if row is not None:
+                out[(res_type, res_id)] = row.pk
+        return out
+
+    def referring(self, res_type: str, param: str, targets: list[str]) -> list[Current]:
+        """Live resources of ``res_type`` whose reference ``param`` points at ``targets``."""
+        pairs = [tuple(t.split("/", 1)) for t in targets if "/" in t]
+        if not pairs:
+            return []
+        refs = select(search_reference.c.res_pk).where(
+            search_reference.c.res_type == res_type,
+            search_reference.c.param == param,
+            tuple_(search_reference.c.target_type, search_reference.c.target_id).in_(pairs),
+        )
+        rows = self._connection.execute(
+            select(resources).where(resources.c.pk.in_(refs), resources.c.deleted.is_(False))
+        )
+        return [Current(*row) for row in rows]
+
+    def with_identifier(self, res_type: str, system: str, value: str) -> list[str]:
+        """Ids of live resources of ``res_type`` carrying identifier ``system|value``."""
+        keys = select(search_token.c.res_pk).where(
+            search_token.c.res_type == res_type,
+            search_token.c.param == "identifier",
+            search_token.c.system == system,
+            search_token.c.code == value,
+        )
+        rows = self._connection.execute(
+            select(resources.c.res_id).where(
+                resources.c.pk.in_(keys), resources.c.deleted.is_(False)
+            )
+        )
+        return [r.res_id for r in rows]
+
+    def _reindex(self, pk: int, resource: dict[str, Any], *, fresh: bool) -> set[str]:
         """Replace the index rows of ``pk``; a fresh resource has none to delete."""
         if not fresh:
             self._unindex(pk)
@@ -342,3 +438,4 @@ class Session:
             self._pending.setdefault("compartment", []).extend(
                 {"res_pk": pk, "patient_id": p} for p in sorted(patients)
             )
+        return patients

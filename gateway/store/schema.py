@@ -22,11 +22,20 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
 __all__ = [
     "INDEX_TABLES",
+    "accounts",
+    "oauth_apps",
+    "oauth_assertions",
+    "oauth_authorizations",
+    "oauth_codes",
+    "oauth_refresh_tokens",
+    "oauth_revoked",
+    "signing_keys",
     "metadata",
     "patient_compartment",
     "resource_versions",
@@ -170,3 +179,99 @@ INDEX_TABLES = {
     "uri": search_uri,
     "composite": search_composite,
 }
+
+# -- the authorization server's records (consent.registry) ------------------------------
+# Secrets never appear here in the clear: passwords and client secrets are scrypt hashes,
+# codes and refresh tokens SHA-256 digests; private signing keys are the exception that
+# every gateway process must share.
+
+oauth_apps = Table(
+    "oauth_apps",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("redirect_uris", Text, nullable=False),  # JSON list
+    Column("jwks", Text, nullable=True),  # JSON
+    Column("jwks_uri", String(1024), nullable=True),
+    Column("secret_hash", String(200), nullable=True),
+    Column("organization_identifier", String(300), nullable=True),
+    Column("purpose", String(32), nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("created", BigInteger, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("username", String(200), primary_key=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("fhir_user", String(200), nullable=True),
+    Column("organization", String(200), nullable=True),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", BigInteger, nullable=True),
+)
+
+oauth_codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("username", String(200), nullable=False),
+    Column("redirect_uri", String(1024), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("patient", String(64), nullable=True),
+    Column("challenge", String(128), nullable=False),
+    Column("nonce", String(256), nullable=True),
+    Column("expires", BigInteger, nullable=False),
+    Column("used", Boolean, nullable=False),
+    Column("authorization_id", String(64), nullable=True),
+)
+
+oauth_authorizations = Table(
+    "oauth_authorizations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("username", String(200), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("patient", String(64), nullable=True),
+    Column("created", BigInteger, nullable=False),
+    Column("revoked", Boolean, nullable=False),
+    Index("ix_oauth_authorizations_user", "username"),
+)
+
+oauth_refresh_tokens = Table(
+    "oauth_refresh_tokens",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("authorization_id", String(64), nullable=False),
+    Column("expires", BigInteger, nullable=False),
+    Column("used", Boolean, nullable=False),
+)
+
+oauth_assertions = Table(
+    "oauth_assertions",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti", String(256), primary_key=True),
+    Column("expires", BigInteger, nullable=False),
+)
+
+oauth_revoked = Table(
+    "oauth_revoked",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("expires", BigInteger, nullable=False),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("jwk", Text, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("retired", Boolean, nullable=False),
+)

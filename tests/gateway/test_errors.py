@@ -102,7 +102,7 @@ def test_an_internal_failure_is_500_with_a_correlation_id_and_no_internals(
         connection.execute(text("DROP TABLE search_string"))
     server = uvicorn.Server(
         uvicorn.Config(
-            build_http_app(services, settings),
+            build_http_app(services, settings, None),
             host="127.0.0.1",
             port=port,
             log_level="warning",

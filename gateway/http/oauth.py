@@ -1,0 +1,282 @@
+"""The OAuth and SMART endpoints at the HTTP edge: discovery, authorize, token, and friends.
+
+All logic is in :class:`consent.oauth.AuthorizationServer`; this module reads forms,
+renders the login-and-approve page, and returns JSON with ``Cache-Control: no-store``.
+Password hashing and key checks run off the event loop.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from consent.context import Kind
+from consent.oauth import AuthorizeError, LoginFailed, OAuthResponse, Pending
+from consent.tokens import InvalidToken
+from gateway.security import Security
+
+__all__ = ["oauth_routes"]
+
+_MAX_FORM = 64 * 1024
+_SCOPE_TEXT = {
+    "openid": "know who you are (your login name)",
+    "fhirUser": "know which person in the dossier you are",
+    "launch/patient": "work with your dossier",
+    "offline_access": "keep access until you withdraw it",
+    "online_access": "keep access while you are logged in",
+}
+
+
+def _json(result: OAuthResponse) -> Response:
+    return Response(
+        orjson.dumps(result.body),
+        status_code=result.status,
+        headers=result.headers,
+        media_type="application/json",
+    )
+
+
+def _error(status: int, error: str, description: str) -> Response:
+    return _json(OAuthResponse(status, {"error": error, "error_description": description}))
+
+
+async def _form(request: Request) -> dict[str, str] | Response:
+    """The urlencoded form of a POST; an OAuth error response when there is none."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return _error(400, "invalid_request", "The body must be application/x-www-form-urlencoded")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM:
+            return _error(413, "invalid_request", "The form is too large")
+    try:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        return _error(400, "invalid_request", "The form is not UTF-8")
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        if key in form and key != "scope":
+            return _error(400, "invalid_request", f"{key} is repeated")
+        form[key] = value if key not in form else f"{form[key]} {value}"
+    return form
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    document = (
+        "<!doctype html><html lang='nl'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width'>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;"
+        "padding:0 1rem}label{display:block;margin:.4rem 0}input[type=text],"
+        "input[type=password]{width:100%;padding:.4rem}.error{color:#a00}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    headers = {
+        "Cache-Control": "no-store",
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+        "form-action 'self'",
+    }
+    return HTMLResponse(document, status_code=status, headers=headers)
+
+
+def _scope_label(scope: str) -> str:
+    if scope in _SCOPE_TEXT:
+        return _SCOPE_TEXT[scope]
+    level, _, rest = scope.partition("/")
+    kind, _, letters = rest.partition(".")
+    what = "everything" if kind == "*" else kind
+    verbs = {"read": "read", "write": "change", "*": "read and change"}.get(letters, letters)
+    return f"{verbs} {what} ({level})"
+
+
+def _login_page(sealed: str, pending: Pending, message: str = "") -> HTMLResponse:
+    boxes = "".join(
+        f"<label><input type='checkbox' name='scope' value='{html.escape(s)}' checked> "
+        f"{html.escape(_scope_label(s))} <code>{html.escape(s)}</code></label>"
+        for s in pending.scopes
+    )
+    error = f"<p class='error' role='alert'>{html.escape(message)}</p>" if message else ""
+    body = (
+        f"<p><strong>{html.escape(pending.app_name)}</strong> asks for access. "
+        "Untick what you do not want to give; you can withdraw it later.</p>"
+        f"{error}<form method='post'>"
+        f"<input type='hidden' name='request' value='{html.escape(sealed)}'>"
+        "<label>Login name <input type='text' name='username' autocomplete='username' "
+        "required></label><label>Password <input type='password' name='password' "
+        "autocomplete='current-password' required></label>"
+        f"<fieldset><legend>What the app may do</legend>{boxes}</fieldset>"
+        "<button name='decision' value='approve'>Log in and allow</button> "
+        "<button name='decision' value='deny' formnovalidate>Refuse</button></form>"
+    )
+    return _page("Eigen Dossier: allow access?", body, 401 if message else 200)
+
+
+class _Endpoints:
+    """The handlers; each delegates to the authorization server."""
+
+    def __init__(self, security: Security) -> None:
+        self.security = security
+        self.server = security.server
+
+    async def smart_configuration(self, request: Request) -> Response:
+        return _json(OAuthResponse(200, self.server.smart_configuration(), {}))
+
+    async def openid_configuration(self, request: Request) -> Response:
+        return _json(OAuthResponse(200, self.server.openid_configuration(), {}))
+
+    async def jwks(self, request: Request) -> Response:
+        return _json(OAuthResponse(200, self.server.jwks(), {}))
+
+    async def authorize(self, request: Request) -> Response:
+        if request.method == "GET":
+            params = dict(request.query_params)
+        else:
+            form = await _form(request)
+            if isinstance(form, Response):
+                return form
+            if "request" in form:
+                return await self._decide(form)
+            params = form
+        try:
+            pending = await run_in_threadpool(self.server.check_authorization_request, params)
+        except AuthorizeError as error:
+            if error.redirect:
+                return RedirectResponse(error.redirect, status_code=302)
+            return _page("This app cannot sign in", f"<p>{html.escape(error.description)}</p>", 400)
+        return _login_page(self.server.seal(pending), pending)
+
+    async def _decide(self, form: dict[str, str]) -> Response:
+        try:
+            pending = self.server.unseal(form["request"])
+        except AuthorizeError as error:
+            return _page("Please start again", f"<p>{html.escape(error.description)}</p>", 400)
+        if form.get("decision") == "deny":
+            return RedirectResponse(self.server.refuse(pending), status_code=302)
+        try:
+            account = await run_in_threadpool(
+                self.server.login, form.get("username", ""), form.get("password", "")
+            )
+        except LoginFailed:
+            message = (
+                "Login failed. After five failures in a row the account is locked for "
+                "fifteen minutes."
+            )
+            return _login_page(form["request"], pending, message)
+        granted = form.get("scope", "").split()
+        target = await run_in_threadpool(self.server.approve, pending, account, granted)
+        return RedirectResponse(target, status_code=302)
+
+    async def token(self, request: Request) -> Response:
+        form = await _form(request)
+        if isinstance(form, Response):
+            return form
+        result = await run_in_threadpool(
+            self.server.token, form, request.headers.get("authorization")
+        )
+        return _json(result)
+
+    async def introspect(self, request: Request) -> Response:
+        form = await _form(request)
+        if isinstance(form, Response):
+            return form
+        return _json(
+            await run_in_threadpool(
+                self.server.introspect, form, request.headers.get("authorization")
+            )
+        )
+
+    async def revoke(self, request: Request) -> Response:
+        form = await _form(request)
+        if isinstance(form, Response):
+            return form
+        return _json(
+            await run_in_threadpool(self.server.revoke, form, request.headers.get("authorization"))
+        )
+
+    async def register(self, request: Request) -> Response:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        try:
+            claims = await run_in_threadpool(self.server.verify_access_token, value.strip())
+        except InvalidToken:
+            response = _error(401, "invalid_token", "An administrator's bearer token is required")
+            response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+            return response
+        if scheme.lower() != "bearer" or claims.get("kind") != Kind.ADMIN:
+            return _error(403, "insufficient_scope", "Only administrators register apps")
+        body = await request.body()
+        if len(body) > _MAX_FORM:
+            return _error(413, "invalid_client_metadata", "The metadata is too large")
+        try:
+            metadata: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _error(400, "invalid_client_metadata", "The body is not JSON")
+        return _json(await run_in_threadpool(self.server.register, metadata))
+
+    async def manage(self, request: Request) -> Response:
+        """Where a person sees and withdraws the apps they allowed (SMART management)."""
+        if request.method == "GET":
+            return _page("Your app authorizations", _manage_form())
+        form = await _form(request)
+        if isinstance(form, Response):
+            return form
+        try:
+            account = await run_in_threadpool(
+                self.server.login, form.get("username", ""), form.get("password", "")
+            )
+        except LoginFailed:
+            return _page("Your app authorizations", _manage_form("Login failed."), 401)
+        withdraw = form.get("withdraw")
+        grants = await run_in_threadpool(self.security.store.authorizations_of, account.username)
+        if withdraw and any(g.id == withdraw for g in grants):
+            await run_in_threadpool(self.security.store.revoke_authorization, withdraw)
+            grants = await run_in_threadpool(
+                self.security.store.authorizations_of, account.username
+            )
+        rows = []
+        for grant in grants:
+            app = await run_in_threadpool(self.security.store.app, grant.client_id)
+            name = app.name if app else grant.client_id
+            state = "withdrawn" if grant.revoked else "active"
+            rows.append(
+                f"<li><strong>{html.escape(name)}</strong>: {html.escape(grant.scope)} "
+                f"({state}, since {grant.created:%Y-%m-%d}; id <code>{grant.id}</code>)</li>"
+            )
+        listing = "<ul>" + "".join(rows) + "</ul>" if rows else "<p>No apps.</p>"
+        return _page("Your app authorizations", listing + _manage_form())
+
+
+def oauth_routes(security: Security, mount: str) -> list[Route]:
+    """The discovery documents under the FHIR base, and the OAuth endpoints under /oauth."""
+    handlers = _Endpoints(security)
+    base = f"{mount}/.well-known"
+    return [
+        Route(f"{base}/smart-configuration", handlers.smart_configuration, methods=["GET"]),
+        Route(f"{base}/openid-configuration", handlers.openid_configuration, methods=["GET"]),
+        Route("/oauth/jwks", handlers.jwks, methods=["GET"]),
+        Route("/oauth/authorize", handlers.authorize, methods=["GET", "POST"]),
+        Route("/oauth/token", handlers.token, methods=["POST"]),
+        Route("/oauth/introspect", handlers.introspect, methods=["POST"]),
+        Route("/oauth/revoke", handlers.revoke, methods=["POST"]),
+        Route("/oauth/register", handlers.register, methods=["POST"]),
+        Route("/oauth/manage", handlers.manage, methods=["GET", "POST"]),
+    ]
+
+
+def _manage_form(message: str = "") -> str:
+    error = f"<p class='error' role='alert'>{html.escape(message)}</p>" if message else ""
+    return (
+        f"{error}<form method='post'><label>Login name <input type='text' name='username' "
+        "required></label><label>Password <input type='password' name='password' required>"
+        "</label><label>Withdraw the authorization with id (optional) <input type='text' "
+        "name='withdraw'></label><button>Show (and withdraw)</button></form>"
+    )

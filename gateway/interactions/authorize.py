@@ -1,0 +1,318 @@
+"""The authorized caller of one request: consent decides, the data path enforces, all logged.
+
+:class:`ConsentCaller` is built at the edge from a verified token (a
+:class:`consent.context.AccessContext`). For each interaction it narrows the context:
+
+- the token's scopes give the upper bound (types, granular conditions) for the SMART
+  letter the interaction needs (r, s, c, u, d);
+- the client (a patient token) reaches their own compartment; anyone else reaches only
+  what an active Consent of the client permits them, read from the database on every
+  request, so a revocation holds from the very next request;
+- AuditEvents are the client's and the auditors': nobody else sees them, nobody writes
+  them through the API.
+
+Every access is recorded as AuditEvents (``consent.audit``): a write's in its own
+transaction, a read's straight after it, a refusal on its own.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+
+from consent.audit import Access, audit_event
+from consent.context import AccessContext, Kind
+from consent.policy import Grant, Request, grant_from
+from consent.scopes import PERMISSION_OF_INTERACTION, ScopeRule
+from gateway.interactions.model import Context, FhirRequest, Services
+from gateway.search.params import parse_search
+from gateway.store.access import AccessFilter, Condition
+from gateway.store.repository import Session
+from mappings.core.errors import Forbidden, MethodNotAllowed
+
+__all__ = ["AUDIT_TYPE", "ConsentCaller", "actors_of", "load_grants"]
+
+AUDIT_TYPE = "AuditEvent"
+_LEVEL = {
+    Kind.PATIENT: "patient",
+    Kind.PRACTITIONER: "user",
+    Kind.ADMIN: "user",
+    Kind.SYSTEM: "system",
+}
+_MAX_OBJECTS = 50  # per AuditEvent; a larger disclosure is split over more events
+
+
+def actors_of(session: Session, who: AccessContext) -> frozenset[str]:
+    """The references a Consent may name to permit ``who``: the user, their roles, their
+    care teams and organisation (or the backend app's organisation)."""
+    actors: set[str] = set()
+    if who.kind == Kind.PRACTITIONER and who.user:
+        actors.add(who.user)
+        if who.user.startswith("Practitioner/"):
+            actors.update(
+                f"PractitionerRole/{r.res_id}"
+                for r in session.referring("PractitionerRole", "practitioner", [who.user])
+            )
+    if who.organization:
+        actors.add(who.organization)
+    if who.kind == Kind.SYSTEM and who.organization_identifier:
+        system, _, value = who.organization_identifier.partition("|")
+        actors.update(
+            f"Organization/{i}" for i in session.with_identifier("Organization", system, value)
+        )
+    if actors:
+        actors.update(
+            f"CareTeam/{t.res_id}"
+            for t in session.referring("CareTeam", "participant", sorted(actors))
+        )
+    return frozenset(actors)
+
+
+def load_grants(
+    session: Session, actors: frozenset[str], action: str, purpose: str | None, services: Services
+) -> tuple[Grant, ...]:
+    """The rules of every active Consent naming one of ``actors``, for ``action``."""
+    if not actors:
+        return ()
+    request = Request(actors, action, purpose, services.clock.now())
+    grants = []
+    for row in session.referring("Consent", "actor", sorted(actors)):
+        if row.content is None:
+            continue
+        grant = grant_from(orjson.loads(row.content), request)
+        if grant is not None:
+            grants.append(grant)
+    return tuple(grants)
+
+
+@dataclass(slots=True)
+class ConsentCaller:
+    """One request's caller; see the module docstring."""
+
+    services: Services
+    who: AccessContext
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    _actors: frozenset[str] | None = None
+    _grants: dict[str, tuple[Grant, ...]] = field(default_factory=dict)
+
+    # -- narrowing ---------------------------------------------------------------------
+
+    def scoped(self, context: Context, interaction: str, session: Session) -> Context:
+        letter = PERMISSION_OF_INTERACTION.get(interaction, "r")
+        read = self._filter(session, "s" if letter == "s" else "r")
+        write = self._filter(session, letter) if letter in "cud" else None
+        return replace(context, access=read, write=write, caller=self, trail=[])
+
+    def _filter(self, session: Session, letter: str) -> AccessFilter:
+        who = self.who
+        rules = [r for r in self.who.scopes.for_permission(letter) if r.level == _LEVEL[who.kind]]
+        if not rules:
+            return AccessFilter.nothing()
+        definitions = self.services.definitions
+        served = frozenset(definitions.served)
+        types, conditions = self._scope_bounds(rules, served)
+        compartment = frozenset(definitions.compartment)
+        writing = letter in "cud"
+        if who.kind == Kind.ADMIN:  # auditors: the access log and the directory, no dossier
+            allowed = (types & (served - compartment)) | ({AUDIT_TYPE} & types)
+            return AccessFilter(resource_types=frozenset() if writing else allowed)
+        if who.kind != Kind.PATIENT or writing:
+            types = types - {AUDIT_TYPE}  # the log is the client's to read, nobody's to write
+        if who.kind == Kind.PATIENT:
+            own = frozenset({who.patient}) if who.patient else frozenset()
+            return AccessFilter(
+                resource_types=types,
+                patients=own,
+                compartment_types=compartment,
+                conditions=conditions,
+            )
+        action = "write" if writing else "read"
+        return AccessFilter(
+            resource_types=types,
+            patients=frozenset(),
+            compartment_types=compartment,
+            grants=self.grants(session, action),
+            conditions=conditions,
+        )
+
+    def _scope_bounds(
+        self, rules: list[ScopeRule], served: frozenset[str]
+    ) -> tuple[frozenset[str], tuple[tuple[str, tuple[Condition, ...]], ...]]:
+        plain = {r.resource_type for r in rules if not r.conditions}
+        types = served if "*" in plain else frozenset(plain & served)
+        conditional: dict[str, list[Condition]] = defaultdict(list)
+        for rule in rules:
+            if not rule.conditions or rule.resource_type in plain or "*" in plain:
+                continue
+            if rule.resource_type == "*":
+                continue  # a condition on every type is not a supported granular scope
+            conditional[rule.resource_type].append(self._condition(rule))
+        types = types | frozenset(conditional)
+        return types, tuple((t, tuple(c)) for t, c in sorted(conditional.items()))
+
+    def _condition(self, rule: ScopeRule) -> Condition:
+        services = self.services
+        search = parse_search(
+            rule.resource_type, list(rule.conditions), services.registry, strict=True
+        )
+        return services.compiler.condition(rule.resource_type, search.filters)
+
+    def actors(self, session: Session) -> frozenset[str]:
+        if self._actors is None:
+            self._actors = actors_of(session, self.who)
+        return self._actors
+
+    def grants(self, session: Session, action: str) -> tuple[Grant, ...]:
+        if action not in self._grants:
+            self._grants[action] = load_grants(
+                session, self.actors(session), action, self.who.purpose, self.services
+            )
+        return self._grants[action]
+
+    def check_resource(self, context: Context, resource: dict[str, Any]) -> None:
+        """Rules on what is written, beyond where: see docs/adr/0005."""
+        kind = resource.get("resourceType")
+        if kind == AUDIT_TYPE:
+            raise MethodNotAllowed("AuditEvents are written by the server only")
+        if (
+            kind == "Consent"
+            and self.who.kind != Kind.PATIENT
+            and resource.get("status") == "active"
+        ):
+            raise Forbidden(
+                "Only the client can make a consent active; record it as proposed and "
+                "the client confirms it"
+            )
+
+    # -- the access log --------------------------------------------------------------------
+
+    def recorded(
+        self,
+        context: Context,
+        interaction: str,
+        request: FhirRequest,
+        session: Session,
+        target: tuple[str, str] | None,
+    ) -> None:
+        query = _query_text(request) if interaction.startswith(("search", "history")) else None
+        by_patient: dict[str | None, list[str]] = defaultdict(list)
+        if session.written:
+            for res_type, res_id, patients in session.written:
+                for patient in patients or {None}:
+                    by_patient[patient].append(f"{res_type}/{res_id}")
+            written = True
+            session.written = []
+        else:
+            written = False
+            located = session.locate(sorted(set(context.trail)))
+            owners = session.patients_of(sorted(located.values()))
+            for ref, pk in located.items():
+                for patient in owners.get(pk, frozenset()):
+                    by_patient[patient].append("/".join(ref))
+            for patient in _patients_named(request):
+                by_patient.setdefault(patient, [])
+        by_patient.pop(None, None)
+        events = []
+        for patient, objects in sorted(by_patient.items(), key=lambda kv: str(kv[0])):
+            consents = [
+                g.consent
+                for g in self._grants.get("write" if written else "read", ())
+                if g.patient == patient
+            ]
+            for start in range(0, max(len(objects), 1), _MAX_OBJECTS):
+                access = Access(
+                    interaction=interaction,
+                    outcome="0",
+                    recorded=self.services.clock.now(),
+                    patient=patient,
+                    objects=objects[start : start + _MAX_OBJECTS],
+                    query=query,
+                    consents=consents,
+                )
+                events.append(audit_event(self.who, access, self.services.base_url))
+        if written:
+            self.write_events(session, events)
+        else:
+            self.pending.extend(events)
+
+    def refused(
+        self,
+        context: Context,
+        interaction: str,
+        request: FhirRequest,
+        session: Session | None,
+        target: tuple[str, str] | None,
+        status: int,
+        reason: str,
+    ) -> None:
+        patients: set[str] = set(_patients_named(request))
+        if target is not None and session is not None:
+            located = session.locate([target])
+            if located:
+                patients |= set(
+                    session.patients_of(list(located.values())).get(located[target], frozenset())
+                )
+            elif status == 404 and not patients:
+                return  # nothing there to protect: an ordinary not-found
+        objects = ["/".join(target)] if target else []
+        owners: list[str | None] = [*sorted(patients)] or [None]
+        for patient in owners:
+            access = Access(
+                interaction=interaction,
+                outcome="4",
+                recorded=self.services.clock.now(),
+                patient=patient,
+                objects=objects,
+                description=_refusal(status),
+            )
+            self.pending.append(audit_event(self.who, access, self.services.base_url))
+
+    def write_events(self, session: Session, events: list[dict[str, Any]]) -> None:
+        guard, session.guard = session.guard, None
+        try:
+            for event in events:
+                event["id"] = self.services.ids.new()
+                session.put(event, method="POST", must_create=True)
+            session.written = []
+        finally:
+            session.guard = guard
+
+    def flush(self) -> None:
+        """Write the access-log entries of reads and refusals (after the read finished)."""
+        events, self.pending = self.pending, []
+        if events:
+            self.services.store.write(lambda s: self.write_events(s, [dict(e) for e in events]))
+
+
+def _refusal(status: int) -> str:
+    return {
+        401: "refused: no valid token",
+        403: "refused: not permitted",
+        404: "refused: not permitted or not found",
+    }.get(status, f"refused ({status})")
+
+
+def _query_text(request: FhirRequest) -> str:
+    from urllib.parse import urlencode  # noqa: PLC0415
+
+    return f"{request.path}?{urlencode(request.query)}" if request.query else request.path
+
+
+def _patients_named(request: FhirRequest) -> list[str]:
+    """Patients a search names (patient=, subject=Patient/..): their log shows the search."""
+    found = []
+    for name, value in request.query:
+        base = name.split(":")[0]
+        for item in value.split(","):
+            if base == "patient" and "/" not in item and item:
+                found.append(item)
+            elif base in ("patient", "subject") and item.startswith("Patient/"):
+                found.append(item.split("/", 1)[1])
+    if request.path.startswith("Patient/"):
+        parts = request.path.split("/")
+        if len(parts) >= 2 and parts[1] and not parts[1].startswith("$"):
+            found.append(parts[1])
+    return found
