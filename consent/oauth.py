@@ -378,8 +378,12 @@ class AuthorizationServer:
 
     def approve(self, pending: Pending, account: Account, granted: list[str]) -> str:
         """Issue a code for what the person granted (never more than asked); the redirect."""
-        asked = set(pending.scopes)
-        chosen = [s for s in granted if s in asked]
+        asked, _ = parse_scopes(" ".join(pending.scopes))
+        chosen = []
+        for word in dict.fromkeys(granted):
+            parsed, unknown = parse_scopes(word)
+            if not unknown and parsed.narrowed(asked) == parsed:
+                chosen.append(word)  # what was asked, or narrower
         level = _LEVEL_OF_ACCOUNT[account.kind]
         scopes = [s for s in chosen if s in CONTEXT_SCOPES or s.startswith(f"{level}/")]
         patient = account.patient if account.kind == AccountKind.PATIENT else None
@@ -419,7 +423,7 @@ class AuthorizationServer:
                 return self._refresh_grant(form, authorization)
             if grant == "client_credentials":
                 return self._client_credentials(form)
-            raise UnsupportedGrantTypeError(description="Unknown grant_type")
+            raise UnsupportedGrantTypeError(str(grant))
         except OAuth2Error as error:
             return _error(error)
 

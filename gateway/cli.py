@@ -1,4 +1,4 @@
-"""The ``eigendossier`` command: ``serve``, ``db upgrade``, ``db current``.
+"""The ``eigendossier`` command: ``serve``, ``db``, ``apps``, ``accounts``, ``keys``.
 
 Every command that touches the database takes ``--database-url`` (or
 ``EIGENDOSSIER_DATABASE_URL``); the default is the embedded SQLite file
@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,6 +23,12 @@ __all__ = ["app", "main"]
 app = typer.Typer(help="Eigen Dossier: the client's own FHIR R4 dossier.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+apps_app = typer.Typer(help="OAuth apps allowed to ask for tokens.", no_args_is_help=True)
+app.add_typer(apps_app, name="apps")
+accounts_app = typer.Typer(help="Logins of the embedded identity provider.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+keys_app = typer.Typer(help="The token signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 DatabaseUrl = Annotated[
     str,
@@ -92,21 +98,15 @@ def serve(
         open_mode=open_mode,
         max_body_bytes=max_body_bytes,
     )
-    if not open_mode:
-        typer.echo(
-            "Refusing to start: no authorization server is configured. "
-            "Use --open for the loopback-only development mode.",
-            err=True,
+    if open_mode:
+        if not _is_loopback(host):
+            typer.echo(f"Refusing to start: --open binds only to loopback, not {host}.", err=True)
+            raise typer.Exit(2)
+        log.warning(
+            "OPEN MODE: no authentication, every request sees every dossier. "
+            "Development only; bound to %s.",
+            host,
         )
-        raise typer.Exit(2)
-    if not _is_loopback(host):
-        typer.echo(f"Refusing to start: --open binds only to loopback, not {host}.", err=True)
-        raise typer.Exit(2)
-    log.warning(
-        "OPEN MODE: no authentication, every request sees every dossier. "
-        "Development only; bound to %s.",
-        host,
-    )
     try:
         application = create_app(settings)
     except SchemaBehind as error:
@@ -126,7 +126,7 @@ def serve(
             "EIGENDOSSIER_HOST": host,
             "EIGENDOSSIER_PORT": str(port),
             "EIGENDOSSIER_BASE_URL": settings.public_base_url,
-            "EIGENDOSSIER_OPEN": "1",
+            "EIGENDOSSIER_OPEN": "1" if open_mode else "0",
             "EIGENDOSSIER_MAX_BODY_BYTES": str(max_body_bytes),
             "EIGENDOSSIER_LOG_LEVEL": log_level,
         }
@@ -165,6 +165,126 @@ def db_current(database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
     engine.dispose()
     typer.echo("current" if current else "behind: run `eigendossier db upgrade`")
     raise typer.Exit(0 if current else 1)
+
+
+def _security(database_url: str) -> Any:
+    from gateway.app import build_services  # noqa: PLC0415
+    from gateway.security import build_security  # noqa: PLC0415
+
+    settings = Settings(database_url=database_url, base_url=Settings.env("base_url") or "")
+    return build_security(build_services(settings))
+
+
+BaseUrl = Annotated[
+    str,
+    typer.Option("--base-url", envvar="EIGENDOSSIER_BASE_URL", help="The gateway's FHIR base"),
+]
+
+
+@apps_app.command("register")
+def apps_register(
+    name: Annotated[str, typer.Option(help="The app's name, shown to the client")],
+    kind: Annotated[str, typer.Option(help="public, confidential or backend")],
+    scope: Annotated[str, typer.Option(help="The most it may ask, e.g. 'system/CarePlan.rs'")],
+    redirect_uri: Annotated[list[str] | None, typer.Option(help="Repeat for several")] = None,
+    jwks: Annotated[
+        typer.FileText | None, typer.Option(help="A file with the app's public JWKS")
+    ] = None,
+    jwks_uri: Annotated[str | None, typer.Option(help="Where the app publishes its JWKS")] = None,
+    organization: Annotated[
+        str | None, typer.Option(help="The app's organisation: system|value (AGB or URA)")
+    ] = None,
+    purpose: Annotated[
+        str | None, typer.Option(help="v3-PurposeOfUse it acts for (TREAT, HPAYMT, ...)")
+    ] = None,
+    secret: Annotated[bool, typer.Option(help="Give a confidential app a client secret")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the app as JSON")] = False,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+) -> None:
+    """Register an app; the client_id is printed on the last line."""
+    import json  # noqa: PLC0415
+
+    from authlib.oauth2.rfc6749.errors import OAuth2Error  # noqa: PLC0415
+
+    security = _security(database_url)
+    try:
+        keys = json.load(jwks) if jwks is not None else None
+        new, client_secret = security.server.new_app(
+            name=name, kind=kind, scopes=scope, redirect_uris=redirect_uri or [], jwks=keys,
+            jwks_uri=jwks_uri, organization_identifier=organization, purpose=purpose,
+            with_secret=secret,
+        )
+    except (OAuth2Error, ValueError) as error:
+        typer.echo(f"Not registered: {getattr(error, 'description', None) or error}", err=True)
+        raise typer.Exit(2) from None
+    security.store.save_app(new)
+    record = new.public_record()
+    if client_secret:
+        record["client_secret"] = client_secret
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+        return
+    typer.echo(f"registered {new.kind} app {new.name!r} ({new.auth_method})")
+    if client_secret:
+        typer.echo(f"client_secret (shown once): {client_secret}")
+    typer.echo(new.client_id)
+
+
+@apps_app.command("list")
+def apps_list(database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
+    """The registered apps: client_id, kind, name, scopes."""
+    for entry in _security(database_url).store.apps():
+        typer.echo(f"{entry.client_id}\t{entry.kind}\t{entry.name}\t{entry.scopes}")
+
+
+@accounts_app.command("add")
+def accounts_add(
+    username: str,
+    kind: Annotated[str, typer.Option(help="patient, practitioner or admin")],
+    fhir_user: Annotated[
+        str | None, typer.Option(help="Patient/ID, Practitioner/ID or PractitionerRole/ID")
+    ] = None,
+    organization: Annotated[str | None, typer.Option(help="Organization/ID")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input")
+    ] = False,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+) -> None:
+    """Add (or reset) a login; the password is asked for, or read from stdin."""
+    from consent.registry import Account, AccountKind  # noqa: PLC0415
+    from consent.secrets import hash_secret  # noqa: PLC0415
+
+    if kind not in AccountKind.ALL:
+        typer.echo(f"kind is one of {', '.join(AccountKind.ALL)}", err=True)
+        raise typer.Exit(2)
+    wanted = {"patient": "Patient/", "practitioner": ("Practitioner/", "PractitionerRole/")}
+    prefix = wanted.get(kind)
+    if prefix is not None and not (fhir_user or "").startswith(prefix):
+        typer.echo(f"A {kind} login is linked to {prefix}ID (--fhir-user)", err=True)
+        raise typer.Exit(2)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 12:
+        typer.echo("A password has at least 12 characters", err=True)
+        raise typer.Exit(2)
+    security = _security(database_url)
+    security.store.save_account(
+        Account(username, hash_secret(password), kind, fhir_user, organization)
+    )
+    typer.echo(f"account {username} ({kind}) saved")
+
+
+@keys_app.command("rotate")
+def keys_rotate(database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
+    """Add a new generation of signing keys; the one before the previous is retired."""
+    from consent.tokens import new_signing_keys  # noqa: PLC0415
+
+    security = _security(database_url)
+    security.store.add_signing_keys(new_signing_keys())
+    retired = security.store.retire_signing_keys_before(keep=2)
+    typer.echo(f"new signing keys added; {retired} old key(s) retired")
 
 
 def main() -> None:

@@ -155,3 +155,35 @@ def client(base: str) -> Iterator[httpx.Client]:
         base_url=base + "/", headers={"Accept": "application/fhir+json"}, timeout=30
     ) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def _secure_state(_server_state: dict[str, Any], database_url: str) -> Iterator[dict[str, Any]]:
+    """A second server over the same database, with tokens, consent and audit on."""
+    from gateway.security import build_security  # noqa: PLC0415
+
+    port = _free_port()
+    settings = Settings(database_url=database_url, port=port, max_body_bytes=4 * 1024 * 1024)
+    services = build_services(settings, migrate=False)
+    security = build_security(services)
+    app = build_http_app(services, settings, security)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("secured test server did not start")
+        time.sleep(0.02)
+    yield {"services": services, "security": security, "base": settings.public_base_url}
+    server.should_exit = True
+    thread.join(timeout=10)
+    services.store.dispose()
+
+
+@pytest.fixture()
+def secure(_secure_state: dict[str, Any], services: Services) -> dict[str, Any]:
+    """The secured server (database emptied): services, security, base."""
+    return _secure_state
