@@ -100,6 +100,7 @@ class Grant:
     consent: str  # "Consent/id"
     patient: str  # the patient id
     rule: Rule
+    emergency: str | None = None  # the reason, for a break-the-glass grant
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +241,11 @@ def grant_from(resource: Mapping[str, Any], request: Request) -> Grant | None:
     rule = _rule(provision, "Consent.provision", request, inherited_actor=True)
     if rule is None:
         return None
-    return Grant(f"Consent/{resource.get('id')}", found.group(2), rule)
+    policy = resource.get("policyRule") or {}
+    emergency = None
+    if any(c.get("code") == "BTG" for c in policy.get("coding", [])):
+        emergency = str(policy.get("text") or "break the glass")
+    return Grant(f"Consent/{resource.get('id')}", found.group(2), rule, emergency)
 
 
 def _applies(provision: Mapping[str, Any], request: Request, *, inherited_actor: bool) -> bool:

@@ -41,6 +41,7 @@ PERMISSION_OF_INTERACTION = {
     "delete": "d",
     "$validate": "r",
     "$explain": "r",
+    "$break-the-glass": "r",
 }
 
 _V2 = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(c?r?u?d?s?)(\?.*)?$")

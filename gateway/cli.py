@@ -210,8 +210,14 @@ def apps_register(
     try:
         keys = json.load(jwks) if jwks is not None else None
         new, client_secret = security.server.new_app(
-            name=name, kind=kind, scopes=scope, redirect_uris=redirect_uri or [], jwks=keys,
-            jwks_uri=jwks_uri, organization_identifier=organization, purpose=purpose,
+            name=name,
+            kind=kind,
+            scopes=scope,
+            redirect_uris=redirect_uri or [],
+            jwks=keys,
+            jwks_uri=jwks_uri,
+            organization_identifier=organization,
+            purpose=purpose,
             with_secret=secret,
         )
     except (OAuth2Error, ValueError) as error:
@@ -257,7 +263,10 @@ def accounts_add(
     if kind not in AccountKind.ALL:
         typer.echo(f"kind is one of {', '.join(AccountKind.ALL)}", err=True)
         raise typer.Exit(2)
-    wanted = {"patient": "Patient/", "practitioner": ("Practitioner/", "PractitionerRole/")}
+    wanted: dict[str, tuple[str, ...]] = {
+        "patient": ("Patient/",),
+        "practitioner": ("Practitioner/", "PractitionerRole/"),
+    }
     prefix = wanted.get(kind)
     if prefix is not None and not (fhir_user or "").startswith(prefix):
         typer.echo(f"A {kind} login is linked to {prefix}ID (--fhir-user)", err=True)

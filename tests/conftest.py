@@ -160,7 +160,7 @@ def client(base: str) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def _secure_state(_server_state: dict[str, Any], database_url: str) -> Iterator[dict[str, Any]]:
     """A second server over the same database, with tokens, consent and audit on."""
-    from gateway.security import build_security  # noqa: PLC0415
+    from gateway.security import build_security
 
     port = _free_port()
     settings = Settings(database_url=database_url, port=port, max_body_bytes=4 * 1024 * 1024)

@@ -43,7 +43,10 @@ def backend_app(
         key = ECKey.generate_key("P-384", parameters={"kid": uuid.uuid4().hex})
     jwks = {"keys": [key.as_dict(private=False)]}
     app, _ = security.server.new_app(
-        name="GP system", kind="backend", scopes=scope, jwks=jwks,
+        name="GP system",
+        kind="backend",
+        scopes=scope,
+        jwks=jwks,
         organization_identifier=organization,
     )
     security.store.save_app(app)
@@ -51,14 +54,24 @@ def backend_app(
 
 
 def assertion(
-    base: str, client_id: str, key: RSAKey | ECKey, *, algorithm: str | None = None,
-    jti: str | None = None, exp_in: int = 240, aud: str | None = None,
+    base: str,
+    client_id: str,
+    key: RSAKey | ECKey,
+    *,
+    algorithm: str | None = None,
+    jti: str | None = None,
+    exp_in: int = 240,
+    aud: str | None = None,
 ) -> str:
     alg = algorithm or ("RS384" if isinstance(key, RSAKey) else "ES384")
     now = int(time.time())
     claims = {
-        "iss": client_id, "sub": client_id, "aud": aud or f"{origin(base)}/oauth/token",
-        "exp": now + exp_in, "iat": now, "jti": jti or uuid.uuid4().hex,
+        "iss": client_id,
+        "sub": client_id,
+        "aud": aud or f"{origin(base)}/oauth/token",
+        "exp": now + exp_in,
+        "iat": now,
+        "jti": jti or uuid.uuid4().hex,
     }
     return jwt.encode({"alg": alg, "kid": key.kid, "typ": "JWT"}, claims, key, algorithms=[alg])
 
@@ -69,15 +82,17 @@ def backend_token(
     return httpx.post(
         f"{origin(base)}/oauth/token",
         data={
-            "grant_type": "client_credentials", "scope": scope,
+            "grant_type": "client_credentials",
+            "scope": scope,
             "client_assertion_type": ASSERTION,
             "client_assertion": assertion(base, client_id, key, **kw),
         },
     )
 
 
-def public_app(security: Security, scope: str = "openid fhirUser launch/patient offline_access "
-               "patient/*.cruds") -> str:
+def public_app(
+    security: Security, scope: str = "openid fhirUser launch/patient offline_access patient/*.cruds"
+) -> str:
     app, _ = security.server.new_app(
         name="Mijn Portaal", kind="public", scopes=scope, redirect_uris=[REDIRECT]
     )
@@ -98,15 +113,27 @@ def pkce() -> tuple[str, str]:
 
 
 def authorize(
-    base: str, client_id: str, scope: str, challenge: str, *, username: str,
-    password: str = PASSWORD, grant: list[str] | None = None, redirect: str = REDIRECT,
+    base: str,
+    client_id: str,
+    scope: str,
+    challenge: str,
+    *,
+    username: str,
+    password: str = PASSWORD,
+    grant: list[str] | None = None,
+    redirect: str = REDIRECT,
 ) -> httpx.Response:
     """GET the login page, then POST the form as a person would; the 302 (or the page)."""
     page = httpx.get(
         f"{origin(base)}/oauth/authorize",
         params={
-            "response_type": "code", "client_id": client_id, "redirect_uri": redirect,
-            "scope": scope, "state": "s-123", "aud": base, "code_challenge": challenge,
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect,
+            "scope": scope,
+            "state": "s-123",
+            "aud": base,
+            "code_challenge": challenge,
             "code_challenge_method": "S256",
         },
     )
@@ -114,8 +141,12 @@ def authorize(
         return page
     sealed = re.search(r"name='request' value='([^']+)'", page.text)
     assert sealed is not None
-    form = [("request", sealed.group(1)), ("username", username), ("password", password),
-            ("decision", "approve")]
+    form = [
+        ("request", sealed.group(1)),
+        ("username", username),
+        ("password", password),
+        ("decision", "approve"),
+    ]
     form += [("scope", s) for s in (grant if grant is not None else scope.split())]
     return httpx.post(
         f"{origin(base)}/oauth/authorize",
@@ -132,14 +163,23 @@ def code_of(response: httpx.Response) -> str:
 
 
 def exchange(base: str, client_id: str, code: str, verifier: str, **extra: str) -> httpx.Response:
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-            "client_id": client_id, "code_verifier": verifier, **extra}
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": client_id,
+        "code_verifier": verifier,
+        **extra,
+    }
     return httpx.post(f"{origin(base)}/oauth/token", data=form)
 
 
 def login(
-    base: str, security: Security, username: str, scope: str = "openid fhirUser launch/patient "
-    "offline_access patient/*.cruds", client_id: str | None = None,
+    base: str,
+    security: Security,
+    username: str,
+    scope: str = "openid fhirUser launch/patient offline_access patient/*.cruds",
+    client_id: str | None = None,
 ) -> dict[str, Any]:
     """The whole standalone launch; the token response."""
     client_id = client_id or public_app(security)

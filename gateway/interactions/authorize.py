@@ -17,6 +17,7 @@ transaction, a read's straight after it, a refusal on its own.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,15 +26,23 @@ import orjson
 
 from consent.audit import Access, audit_event
 from consent.context import AccessContext, Kind
-from consent.policy import Grant, Request, grant_from
-from consent.scopes import PERMISSION_OF_INTERACTION, ScopeRule
-from gateway.interactions.model import Context, FhirRequest, Services
+from consent.policy import CONSENT_SCOPE, Grant, Request, Target, decide, grant_from
+from consent.scopes import PERMISSION_OF_INTERACTION, ScopeRule, parse_scopes
+from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
 from gateway.search.params import parse_search
 from gateway.store.access import AccessFilter, Condition
 from gateway.store.repository import Session
-from mappings.core.errors import Forbidden, MethodNotAllowed
+from mappings.core.clock import format_instant
+from mappings.core.errors import Forbidden, Invalid, MethodNotAllowed, NotFound
 
-__all__ = ["AUDIT_TYPE", "ConsentCaller", "actors_of", "load_grants"]
+__all__ = [
+    "AUDIT_TYPE",
+    "ConsentCaller",
+    "actors_of",
+    "break_the_glass",
+    "explain",
+    "load_grants",
+]
 
 AUDIT_TYPE = "AuditEvent"
 _LEVEL = {
@@ -114,7 +123,7 @@ class ConsentCaller:
         definitions = self.services.definitions
         served = frozenset(definitions.served)
         types, conditions = self._scope_bounds(rules, served)
-        compartment = frozenset(definitions.compartment)
+        compartment = frozenset(t for t, params in definitions.compartment.items() if params)
         writing = letter in "cud"
         if who.kind == Kind.ADMIN:  # auditors: the access log and the directory, no dossier
             allowed = (types & (served - compartment)) | ({AUDIT_TYPE} & types)
@@ -217,11 +226,14 @@ class ConsentCaller:
         by_patient.pop(None, None)
         events = []
         for patient, objects in sorted(by_patient.items(), key=lambda kv: str(kv[0])):
-            consents = [
-                g.consent
+            held = [
+                g
                 for g in self._grants.get("write" if written else "read", ())
                 if g.patient == patient
             ]
+            consents = [g.consent for g in held]
+            emergency = next((g.emergency for g in held if g.emergency), None)
+            who = replace(self.who, break_glass=emergency) if emergency else self.who
             for start in range(0, max(len(objects), 1), _MAX_OBJECTS):
                 access = Access(
                     interaction=interaction,
@@ -232,7 +244,7 @@ class ConsentCaller:
                     query=query,
                     consents=consents,
                 )
-                events.append(audit_event(self.who, access, self.services.base_url))
+                events.append(audit_event(who, access, self.services.base_url))
         if written:
             self.write_events(session, events)
         else:
@@ -316,3 +328,142 @@ def _patients_named(request: FhirRequest) -> list[str]:
         if len(parts) >= 2 and parts[1] and not parts[1].startswith("$"):
             found.append(parts[1])
     return found
+
+
+# -- operations of the consent model ----------------------------------------------------
+
+BREAK_GLASS_HOURS = 4
+_ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+
+
+def _parameter(request: FhirRequest, name: str) -> str | None:
+    for key, text in request.query:
+        if key == name:
+            return text
+    body = request.body
+    if isinstance(body, dict) and body.get("resourceType") == "Parameters":
+        for item in body.get("parameter", []):
+            if isinstance(item, dict) and item.get("name") == name:
+                value = item.get("valueString") or item.get("valueCode")
+                reference = (item.get("valueReference") or {}).get("reference")
+                found = value or reference
+                return str(found) if found else None
+    return None
+
+
+def explain(context: Context, request: FhirRequest, session: Session) -> FhirResponse:
+    """``Consent/$explain``: why may ``actor`` (not) ``action`` ``resource``.
+
+    For the client about their own dossier, and for administrators; the answer names the
+    Consent and the provision that decided, or says that nothing permits it.
+    """
+    actor = _parameter(request, "actor") or ""
+    target_ref = _parameter(request, "resource") or ""
+    action = _parameter(request, "action") or "read"
+    if "/" not in actor or "/" not in target_ref or action not in ("read", "write"):
+        raise Invalid("$explain takes actor=Type/id, resource=Type/id and action=read|write")
+    res_type, res_id = target_ref.split("/", 1)
+    current = session.current(res_type, res_id)
+    if current is None or current.content is None:
+        raise NotFound(f"{target_ref} is not known")
+    patients = session.patients_of([current.pk]).get(current.pk, frozenset())
+    caller = context.caller
+    if isinstance(caller, ConsentCaller):
+        who = caller.who
+        mine = who.kind == Kind.PATIENT and who.patient in patients
+        if not mine and who.kind != Kind.ADMIN:
+            raise NotFound(f"{target_ref} is not known")
+    kind = actor.split("/", 1)[0]
+    subject = AccessContext(
+        kind=Kind.SYSTEM if kind == "Organization" else Kind.PRACTITIONER,
+        client_id="",
+        scopes=parse_scopes("")[0],
+        subject=actor,
+        token_id="",
+        user=actor if kind != "Organization" else None,
+        organization=actor if kind == "Organization" else None,
+    )
+    actors = actors_of(session, subject)
+    purpose = _parameter(request, "purpose")
+    grants = load_grants(session, actors, action, purpose, context.services)
+    resource = orjson.loads(current.content)
+    decision = decide(grants, Target.of(resource, patients))
+    parameters: list[dict[str, Any]] = [
+        {"name": "decision", "valueCode": "permit" if decision.allowed else "deny"},
+        {"name": "reason", "valueString": decision.reason},
+    ]
+    if decision.consent:
+        parameters.append({"name": "consent", "valueReference": {"reference": decision.consent}})
+    if decision.provision:
+        parameters.append({"name": "provision", "valueString": decision.provision})
+    parameters.extend({"name": "actor", "valueString": a} for a in sorted(actors))
+    context.disclose(res_type, res_id)
+    return FhirResponse(200, {"resourceType": "Parameters", "parameter": parameters})
+
+
+def break_the_glass(
+    context: Context, request: FhirRequest, session: Session, resource_type: str, patient: str
+) -> FhirResponse:
+    """``Patient/{id}/$break-the-glass``: time-boxed emergency access for a practitioner.
+
+    It writes a Consent in the client's dossier (active for four hours, policyRule BTG with
+    the reason), which the client sees and can end; every access under it is logged with
+    purpose BTG and the reason.
+    """
+    caller = context.caller
+    if not isinstance(caller, ConsentCaller) or caller.who.kind != Kind.PRACTITIONER:
+        raise Forbidden("Only a practitioner, logged in as a person, can break the glass")
+    user = caller.who.user
+    reason = (_parameter(request, "reason") or "").strip()
+    if not reason or len(reason) > 500 or not user:
+        raise Invalid("A reason (at most 500 characters) is required to break the glass")
+    if session.current("Patient", patient) is None:
+        raise NotFound(f"Patient/{patient} is not known")
+    now = context.services.clock.now()
+    until = now + dt.timedelta(hours=BREAK_GLASS_HOURS)
+    consent = {
+        "resourceType": "Consent",
+        "id": context.services.ids.new(),
+        "status": "active",
+        "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{patient}"},
+        "dateTime": format_instant(now),
+        "policyRule": {"coding": [{"system": _ACT_REASON, "code": "BTG"}], "text": reason},
+        "provision": {
+            "type": "permit",
+            "period": {"start": format_instant(now), "end": format_instant(until)},
+            "actor": [
+                {
+                    "role": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/"
+                                "v3-ParticipationType",
+                                "code": "PRCP",
+                            }
+                        ]
+                    },
+                    "reference": {"reference": user},
+                }
+            ],
+            "action": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/consentaction",
+                            "code": "access",
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+    guard, session.guard = session.guard, None
+    try:
+        stored = session.put(consent, method="POST", must_create=True)
+    finally:
+        session.guard = guard
+    caller.who = replace(caller.who, break_glass=reason)
+    headers = {"Location": f"{context.services.base_url}/Consent/{stored.res_id}"}
+    return FhirResponse(201, consent, headers)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.interactions import bundle, crud, history, operations, search
+from gateway.interactions import authorize, bundle, crud, history, operations, search
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.store.repository import Session
 from mappings.core.errors import FhirError, MethodNotAllowed, NotFound
@@ -56,6 +56,15 @@ ROUTES: tuple[Route, ...] = (
     _route("GET", f"{_TYPE}/_history", history.history, "history-type"),
     _route("GET", f"{_TYPE}/{_ID}/_history", history.history, "history-instance"),
     _route("GET", f"{_TYPE}/{_ID}/_history/(?P<vid>[^/]+)", crud.vread, "vread", single=True),
+    _route("GET", r"Consent/\$explain", authorize.explain, "$explain"),
+    _route("POST", r"Consent/\$explain", authorize.explain, "$explain"),
+    _route(
+        "POST",
+        rf"(?P<type>Patient)/{_ID}/\$break-the-glass",
+        authorize.break_the_glass,
+        "$break-the-glass",
+        writes=True,
+    ),
     _route("POST", rf"{_TYPE}/\$validate", operations.validate, "$validate"),
     _route("POST", rf"{_TYPE}/{_ID}/\$validate", operations.validate, "$validate"),
     _route("POST", f"{_TYPE}/_search", search.search_type, "search-type"),

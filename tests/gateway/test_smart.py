@@ -39,19 +39,36 @@ def test_discovery_has_every_required_and_recommended_field(secure: dict[str, An
     base = secure["base"]
     config = httpx.get(f"{base}/.well-known/smart-configuration").json()
     for name in (
-        "issuer", "jwks_uri", "authorization_endpoint", "token_endpoint", "capabilities",
-        "grant_types_supported", "code_challenge_methods_supported", "scopes_supported",
-        "response_types_supported", "management_endpoint", "introspection_endpoint",
-        "revocation_endpoint", "registration_endpoint", "token_endpoint_auth_methods_supported",
+        "issuer",
+        "jwks_uri",
+        "authorization_endpoint",
+        "token_endpoint",
+        "capabilities",
+        "grant_types_supported",
+        "code_challenge_methods_supported",
+        "scopes_supported",
+        "response_types_supported",
+        "management_endpoint",
+        "introspection_endpoint",
+        "revocation_endpoint",
+        "registration_endpoint",
+        "token_endpoint_auth_methods_supported",
         "token_endpoint_auth_signing_alg_values_supported",
     ):
         assert name in config, name
     assert config["code_challenge_methods_supported"] == ["S256"]
     assert {"authorization_code", "client_credentials"} <= set(config["grant_types_supported"])
     for capability in (
-        "launch-standalone", "client-public", "client-confidential-asymmetric",
-        "context-standalone-patient", "permission-patient", "permission-user", "permission-v1",
-        "permission-v2", "permission-offline", "sso-openid-connect",
+        "launch-standalone",
+        "client-public",
+        "client-confidential-asymmetric",
+        "context-standalone-patient",
+        "permission-patient",
+        "permission-user",
+        "permission-v1",
+        "permission-v2",
+        "permission-offline",
+        "sso-openid-connect",
     ):
         assert capability in config["capabilities"], capability
     assert {"RS384", "ES384"} <= set(config["token_endpoint_auth_signing_alg_values_supported"])
@@ -112,9 +129,14 @@ def test_the_person_can_grant_less_than_the_app_asked(
     headers = bearer(token["access_token"])
     assert httpx.get(f"{base}/Patient/anna", headers=headers).status_code == 200
     created = httpx.post(
-        f"{base}/Observation", headers=headers,
-        json={"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-              "subject": {"reference": "Patient/anna"}},
+        f"{base}/Observation",
+        headers=headers,
+        json={
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "x"},
+            "subject": {"reference": "Patient/anna"},
+        },
     )
     assert created.status_code == 403
 
@@ -165,7 +187,11 @@ def test_authorize_refuses_unknown_apps_without_redirecting_and_scope_escalation
     assert unknown.status_code == 400 and "location" not in unknown.headers
     client_id = public_app(security, scope="launch/patient patient/Patient.rs")
     bad_redirect = authorize(
-        base, client_id, "patient/Patient.rs", challenge, username="x",
+        base,
+        client_id,
+        "patient/Patient.rs",
+        challenge,
+        username="x",
         redirect="http://evil.example/cb",
     )
     assert bad_redirect.status_code == 400 and "location" not in bad_redirect.headers
@@ -175,24 +201,30 @@ def test_authorize_refuses_unknown_apps_without_redirecting_and_scope_escalation
     assert escalated.headers["location"].startswith(REDIRECT)
     plain = httpx.get(
         f"{origin(base)}/oauth/authorize",
-        params={"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-                "scope": "patient/Patient.rs", "aud": base, "code_challenge": "abc",
-                "code_challenge_method": "plain", "state": "s"},
+        params={
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+            "scope": "patient/Patient.rs",
+            "aud": base,
+            "code_challenge": "abc",
+            "code_challenge_method": "plain",
+            "state": "s",
+        },
     )
     assert plain.status_code == 302 and "error=invalid_request" in plain.headers["location"]
 
 
-def test_an_account_locks_after_five_failures(
-    secure: dict[str, Any], client: httpx.Client
-) -> None:
+def test_an_account_locks_after_five_failures(secure: dict[str, Any], client: httpx.Client) -> None:
     base, security = secure["base"], secure["security"]
     _patient(client)
     account(security, "anna", "patient", "Patient/anna")
     client_id = public_app(security)
     _, challenge = pkce()
     for _ in range(5):
-        page = authorize(base, client_id, PATIENT_SCOPE, challenge, username="anna",
-                         password="wrong password!")
+        page = authorize(
+            base, client_id, PATIENT_SCOPE, challenge, username="anna", password="wrong password!"
+        )
         assert page.status_code == 401 and "Login failed" in page.text
     locked = authorize(base, client_id, PATIENT_SCOPE, challenge, username="anna")
     assert locked.status_code == 401
@@ -208,21 +240,36 @@ def test_refresh_rotates_and_a_replayed_refresh_token_ends_the_grant(
     token = login(base, security, "anna")
     url = f"{origin(base)}/oauth/token"
     form = {"grant_type": "refresh_token", "client_id": token["client_id"]}
-    narrowed = httpx.post(url, data={**form, "refresh_token": token["refresh_token"],
-                                     "scope": "offline_access patient/Patient.rs"})
+    narrowed = httpx.post(
+        url,
+        data={
+            **form,
+            "refresh_token": token["refresh_token"],
+            "scope": "offline_access patient/Patient.rs",
+        },
+    )
     assert narrowed.status_code == 200, narrowed.text
     second = narrowed.json()
     assert second["scope"] == "offline_access patient/Patient.rs"
     assert second["refresh_token"] != token["refresh_token"]
-    wider = httpx.post(url, data={**form, "refresh_token": second["refresh_token"],
-                                  "scope": "system/*.rs"})
+    wider = httpx.post(
+        url, data={**form, "refresh_token": second["refresh_token"], "scope": "system/*.rs"}
+    )
     assert wider.json()["error"] == "invalid_scope"
     replay = httpx.post(url, data={**form, "refresh_token": token["refresh_token"]})
     assert replay.json()["error"] == "invalid_grant"
-    assert httpx.get(f"{base}/Patient/anna", headers=bearer(second["access_token"])).status_code == 401
+    assert (
+        httpx.get(f"{base}/Patient/anna", headers=bearer(second["access_token"])).status_code == 401
+    )
     other = public_app(security)
-    stolen = httpx.post(url, data={"grant_type": "refresh_token", "client_id": other,
-                                   "refresh_token": second["refresh_token"]})
+    stolen = httpx.post(
+        url,
+        data={
+            "grant_type": "refresh_token",
+            "client_id": other,
+            "refresh_token": second["refresh_token"],
+        },
+    )
     assert stolen.json()["error"] == "invalid_grant"
 
 
@@ -275,13 +322,20 @@ def test_forged_expired_wrong_audience_and_unsigned_tokens_are_401(
     _patient(client)
     account(security, "anna", "patient", "Patient/anna")
     good = login(base, security, "anna")["access_token"]
-    claims = jwt.decode(good, KeySet.import_key_set(security.server.jwks()),
-                        algorithms=["ES256"]).claims
+    claims = jwt.decode(
+        good, KeySet.import_key_set(security.server.jwks()), algorithms=["ES256"]
+    ).claims
     tokens = security.server.tokens
-    expired = tokens.sign({k: v for k, v in claims.items() if k not in ("exp", "iat", "jti")},
-                          audience=base, lifetime=dt.timedelta(seconds=-60))
-    elsewhere = tokens.sign({k: v for k, v in claims.items() if k not in ("exp", "iat", "jti")},
-                            audience="https://other.example/fhir", lifetime=dt.timedelta(minutes=5))
+    expired = tokens.sign(
+        {k: v for k, v in claims.items() if k not in ("exp", "iat", "jti")},
+        audience=base,
+        lifetime=dt.timedelta(seconds=-60),
+    )
+    elsewhere = tokens.sign(
+        {k: v for k, v in claims.items() if k not in ("exp", "iat", "jti")},
+        audience="https://other.example/fhir",
+        lifetime=dt.timedelta(minutes=5),
+    )
     stranger = ECKey.generate_key("P-256", parameters={"kid": "stranger"})
     forged = jwt.encode({"alg": "ES256", "kid": "stranger"}, claims, stranger)
     unsigned = _forge(claims, {"alg": "none", "typ": "JWT"})
@@ -307,22 +361,29 @@ def test_introspection_and_revocation(secure: dict[str, Any], client: httpx.Clie
     assert body["fhirUser"] == "Patient/anna" and "exp" in body and body["iss"] == base
     nobody = httpx.post(url, data={"token": access})
     assert nobody.status_code == 401
-    revoked = httpx.post(f"{origin(base)}/oauth/revoke",
-                         data={"token": access, "client_id": token["client_id"]})
+    revoked = httpx.post(
+        f"{origin(base)}/oauth/revoke", data={"token": access, "client_id": token["client_id"]}
+    )
     assert revoked.status_code == 200
     assert httpx.get(f"{base}/Patient/anna", headers=bearer(access)).status_code == 401
     client_id, key = backend_app(security)
     backend = backend_token(base, client_id, key).json()["access_token"]
-    after = httpx.post(url, data={"token": access},
-                       headers={"Authorization": f"Bearer {backend}"})
+    after = httpx.post(url, data={"token": access}, headers={"Authorization": f"Bearer {backend}"})
     assert after.json() == {"active": False}
-    refresh = httpx.post(f"{origin(base)}/oauth/token", data={
-        "grant_type": "refresh_token", "client_id": token["client_id"],
-        "refresh_token": token["refresh_token"]})
+    refresh = httpx.post(
+        f"{origin(base)}/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": token["client_id"],
+            "refresh_token": token["refresh_token"],
+        },
+    )
     assert refresh.json()["error"] == "invalid_grant"
 
 
-def test_dynamic_registration_is_for_administrators(secure: dict[str, Any], client: httpx.Client) -> None:
+def test_dynamic_registration_is_for_administrators(
+    secure: dict[str, Any], client: httpx.Client
+) -> None:
     base, security = secure["base"], secure["security"]
     _patient(client)
     account(security, "anna", "patient", "Patient/anna")
@@ -330,29 +391,46 @@ def test_dynamic_registration_is_for_administrators(secure: dict[str, Any], clie
     admin_app = public_app(security, scope="openid user/*.rs")
     admin = login(base, security, "beheer", scope="openid user/*.rs", client_id=admin_app)
     patient = login(base, security, "anna")
-    metadata = {"client_name": "Huisartsensysteem", "grant_types": ["client_credentials"],
-                "token_endpoint_auth_method": "private_key_jwt", "scope": "system/CarePlan.rs",
-                "jwks": {"keys": [ECKey.generate_key("P-384", parameters={"kid": "k"})
-                                  .as_dict(private=False)]},
-                "organization_identifier": "http://fhir.nl/fhir/NamingSystem/agb|01234567"}
+    metadata = {
+        "client_name": "Huisartsensysteem",
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "scope": "system/CarePlan.rs",
+        "jwks": {
+            "keys": [ECKey.generate_key("P-384", parameters={"kid": "k"}).as_dict(private=False)]
+        },
+        "organization_identifier": "http://fhir.nl/fhir/NamingSystem/agb|01234567",
+    }
     url = f"{origin(base)}/oauth/register"
-    denied = httpx.post(url, json=metadata, headers={"Authorization": f"Bearer {patient['access_token']}"})
+    denied = httpx.post(
+        url, json=metadata, headers={"Authorization": f"Bearer {patient['access_token']}"}
+    )
     assert denied.status_code == 403
     assert httpx.post(url, json=metadata).status_code == 401
-    made = httpx.post(url, json=metadata, headers={"Authorization": f"Bearer {admin['access_token']}"})
+    made = httpx.post(
+        url, json=metadata, headers={"Authorization": f"Bearer {admin['access_token']}"}
+    )
     assert made.status_code == 201, made.text
     assert security.store.app(made.json()["client_id"]).kind == "backend"
-    broken = httpx.post(url, json={**metadata, "scope": "everything"},
-                        headers={"Authorization": f"Bearer {admin['access_token']}"})
+    broken = httpx.post(
+        url,
+        json={**metadata, "scope": "everything"},
+        headers={"Authorization": f"Bearer {admin['access_token']}"},
+    )
     assert broken.status_code == 400 and broken.json()["error"] == "invalid_client_metadata"
 
 
 def test_token_endpoint_bad_input_is_oauth_error_json(secure: dict[str, Any]) -> None:
     base = secure["base"]
     url = f"{origin(base)}/oauth/token"
-    assert httpx.post(url, data={"grant_type": "password"}).json()["error"] == "unsupported_grant_type"
+    assert (
+        httpx.post(url, data={"grant_type": "password"}).json()["error"] == "unsupported_grant_type"
+    )
     as_json = httpx.post(url, json={"grant_type": "client_credentials"})
     assert as_json.status_code == 400 and as_json.json()["error"] == "invalid_request"
-    twice = httpx.post(url, content="grant_type=a&grant_type=b",
-                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    twice = httpx.post(
+        url,
+        content="grant_type=a&grant_type=b",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert twice.json()["error"] == "invalid_request"

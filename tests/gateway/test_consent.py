@@ -1,0 +1,412 @@
+"""The client's consent decides, in the data path: a matrix, the leak suite, the access log.
+
+A GP practice (a backend app bound to its AGB code), a district nurse (a practitioner in the
+client's care team) and the client (Anna) drive everything over real HTTP with real tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.smart import account, backend_app, backend_token, bearer, login, public_app
+
+AGB = "http://fhir.nl/fhir/NamingSystem/agb"
+PSY = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}
+ACCESS = {
+    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "access"}]
+}
+CORRECT = {
+    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "correct"}]
+}
+
+
+def _obs(oid: str, patient: str, *, label: bool = False, code: str = "zrm") -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": "http://example.org/codes", "code": code}]},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+    if label:
+        resource["meta"] = {"security": [PSY]}
+    return resource
+
+
+def _consent(cid: str, patient: str, provision: dict[str, Any], status: str = "active") -> dict:
+    return {
+        "resourceType": "Consent",
+        "id": cid,
+        "status": status,
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{patient}"},
+        "policyRule": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}
+            ]
+        },
+        "provision": provision,
+    }
+
+
+def _actor(reference: str) -> dict[str, Any]:
+    role = {"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}
+    return {"role": {"coding": [role]}, "reference": {"reference": reference}}
+
+
+def _classes(*names: str) -> list[dict[str, str]]:
+    return [{"system": "http://hl7.org/fhir/resource-types", "code": n} for n in names]
+
+
+@pytest.fixture()
+def world(secure: dict[str, Any], client: httpx.Client) -> dict[str, Any]:
+    """Two dossiers, a GP practice with a backend app, a nurse in Anna's care team."""
+    resources = [
+        {"resourceType": "Patient", "id": "anna", "name": [{"family": "Jansen"}]},
+        {"resourceType": "Patient", "id": "bert", "name": [{"family": "Bakker"}]},
+        {
+            "resourceType": "Organization",
+            "id": "gp",
+            "name": "Huisartsen Zuid",
+            "identifier": [{"system": AGB, "value": "01234567"}],
+        },
+        {"resourceType": "Practitioner", "id": "nurse", "name": [{"family": "Visser"}]},
+        {
+            "resourceType": "CareTeam",
+            "id": "team",
+            "subject": {"reference": "Patient/anna"},
+            "participant": [{"member": {"reference": "Practitioner/nurse"}}],
+        },
+        {
+            "resourceType": "CarePlan",
+            "id": "plan-anna",
+            "status": "active",
+            "intent": "plan",
+            "subject": {"reference": "Patient/anna"},
+        },
+        {
+            "resourceType": "CarePlan",
+            "id": "plan-bert",
+            "status": "active",
+            "intent": "plan",
+            "subject": {"reference": "Patient/bert"},
+        },
+        _obs("obs-anna", "anna"),
+        _obs("obs-anna-psy", "anna", label=True, code="psy"),
+        _obs("obs-bert", "bert"),
+    ]
+    for resource in resources:
+        url = f"{resource['resourceType']}/{resource['id']}"
+        assert client.put(url, json=resource).status_code == 201, url
+    security, base = secure["security"], secure["base"]
+    account(security, "anna", "patient", "Patient/anna")
+    account(security, "nurse", "practitioner", "Practitioner/nurse")
+    anna = login(base, security, "anna")["access_token"]
+    gp_id, gp_key = backend_app(security, organization=f"{AGB}|01234567")
+    gp = backend_token(base, gp_id, gp_key, "system/*.rs").json()["access_token"]
+    nurse_scope = "openid fhirUser offline_access user/*.cruds"
+    nurse_app = public_app(security, scope=nurse_scope)
+    nurse = login(base, security, "nurse", scope=nurse_scope, client_id=nurse_app)
+    return {
+        "base": base,
+        "anna": anna,
+        "gp": gp,
+        "nurse": nurse["access_token"],
+        "nurse_refresh": nurse["refresh_token"],
+        "nurse_client": nurse["client_id"],
+        "security": security,
+    }
+
+
+def _get(world: dict[str, Any], who: str, path: str) -> httpx.Response:
+    return httpx.get(f"{world['base']}/{path}", headers=bearer(world[who]))
+
+
+def _ids(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return sorted(
+        f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        for e in response.json().get("entry", [])
+        if e["resource"]["resourceType"] != "OperationOutcome"
+    )
+
+
+def _grant(world: dict[str, Any], consent: dict[str, Any]) -> httpx.Response:
+    return httpx.put(
+        f"{world['base']}/Consent/{consent['id']}", json=consent, headers=bearer(world["anna"])
+    )
+
+
+GP_PLAN_AND_OBS = {
+    "type": "permit",
+    "actor": [_actor("Organization/gp")],
+    "action": [ACCESS],
+    "class": _classes("Patient", "CarePlan", "Observation"),
+    "provision": [{"type": "deny", "securityLabel": [PSY]}],
+}
+
+
+def test_nobody_sees_anything_without_a_consent(world: dict[str, Any]) -> None:
+    for who in ("gp", "nurse"):
+        assert _get(world, who, "CarePlan/plan-anna").status_code == 404
+        found = _get(world, who, "Observation?_total=accurate")
+        assert found.json()["total"] == 0 and _ids(found) == []
+
+
+def test_a_grant_opens_exactly_what_it_names_and_the_nested_deny_wins(
+    world: dict[str, Any],
+) -> None:
+    assert _grant(world, _consent("gp-grant", "anna", GP_PLAN_AND_OBS)).status_code == 201
+    assert _get(world, "gp", "CarePlan/plan-anna").status_code == 200
+    assert _get(world, "gp", "CarePlan/plan-bert").status_code == 404
+    assert _ids(_get(world, "gp", "CarePlan")) == ["CarePlan/plan-anna"]
+    assert _ids(_get(world, "gp", "Observation")) == ["Observation/obs-anna"]
+    assert _get(world, "gp", "Observation/obs-anna-psy").status_code == 404
+    assert _get(world, "gp", "CareTeam/team").status_code == 404  # class not granted
+    assert _get(world, "nurse", "CarePlan/plan-anna").status_code == 404  # other actor
+
+
+def test_leak_suite_totals_paging_includes_chains_has_history(world: dict[str, Any]) -> None:
+    _grant(world, _consent("gp-grant", "anna", GP_PLAN_AND_OBS))
+    count = _get(world, "gp", "Observation?_summary=count").json()
+    assert count["total"] == 1
+    page = _get(world, "gp", "Observation?_count=1&_total=accurate").json()
+    assert page["total"] == 1 and not any(x["relation"] == "next" for x in page["link"])
+    included = _get(world, "gp", "Patient?_revinclude=Observation:subject")
+    assert _ids(included) == ["Observation/obs-anna", "Patient/anna"]
+    chained = _get(world, "gp", "Observation?subject.name=Bakker")
+    assert _ids(chained) == []
+    has = _get(world, "gp", "Patient?_has:Observation:subject:code=psy")
+    assert _ids(has) == []
+    has_bert = _get(world, "gp", "Patient?_has:Observation:subject:code=zrm")
+    assert _ids(has_bert) == ["Patient/anna"]
+    include = _get(world, "gp", "Observation?_include=Observation:subject")
+    assert _ids(include) == ["Observation/obs-anna", "Patient/anna"]
+    assert _get(world, "gp", "Observation/obs-anna-psy/_history").status_code == 404
+    history = _get(world, "gp", "Observation/_history")
+    assert [e["resource"]["id"] for e in history.json().get("entry", [])] == ["obs-anna"]
+    system = _get(world, "gp", "?_count=50")
+    assert _ids(system) == [
+        "CarePlan/plan-anna",
+        "Observation/obs-anna",
+        "Organization/gp",  # the directory is in nobody's dossier
+        "Patient/anna",
+        "Practitioner/nurse",
+    ]
+    assert _get(world, "gp", "AuditEvent").json().get("total", 0) == 0
+
+
+def test_revocation_holds_from_the_very_next_request(world: dict[str, Any]) -> None:
+    consent = _consent("gp-grant", "anna", GP_PLAN_AND_OBS)
+    _grant(world, consent)
+    assert _get(world, "gp", "CarePlan/plan-anna").status_code == 200
+    assert _grant(world, {**consent, "status": "inactive"}).status_code == 200
+    assert _get(world, "gp", "CarePlan/plan-anna").status_code == 404
+
+
+def test_a_period_that_ended_grants_nothing(world: dict[str, Any]) -> None:
+    provision = {**GP_PLAN_AND_OBS, "period": {"start": "2020-01-01", "end": "2021-01-01"}}
+    _grant(world, _consent("old", "anna", provision))
+    assert _get(world, "gp", "CarePlan/plan-anna").status_code == 404
+
+
+def test_data_grants_name_single_resources(world: dict[str, Any]) -> None:
+    provision = {
+        "type": "permit",
+        "actor": [_actor("Organization/gp")],
+        "data": [{"meaning": "instance", "reference": {"reference": "CarePlan/plan-anna"}}],
+    }
+    _grant(world, _consent("one-plan", "anna", provision))
+    assert _ids(_get(world, "gp", "CarePlan")) == ["CarePlan/plan-anna"]
+    assert _ids(_get(world, "gp", "Observation")) == []
+
+
+def test_writes_need_a_write_grant_and_a_care_team_grant_reaches_its_members(
+    world: dict[str, Any],
+) -> None:
+    new = _obs("by-nurse", "anna")
+    url = f"{world['base']}/Observation/by-nurse"
+    read_only = {
+        "type": "permit",
+        "actor": [_actor("CareTeam/team")],
+        "action": [ACCESS],
+    }
+    _grant(world, _consent("team-read", "anna", read_only))
+    assert _get(world, "nurse", "CarePlan/plan-anna").status_code == 200
+    refused = httpx.put(url, json=new, headers=bearer(world["nurse"]))
+    assert refused.status_code == 403 and refused.json()["resourceType"] == "OperationOutcome"
+    assert httpx.get(url, headers=bearer(world["anna"])).status_code == 404  # nothing kept
+    writer = {**read_only, "action": [ACCESS, CORRECT]}
+    _grant(world, _consent("team-read", "anna", writer))
+    assert httpx.put(url, json=new, headers=bearer(world["nurse"])).status_code == 201
+    elsewhere = httpx.put(
+        f"{world['base']}/Observation/for-bert",
+        json=_obs("for-bert", "bert"),
+        headers=bearer(world["nurse"]),
+    )
+    assert elsewhere.status_code == 403
+    log = _get(world, "anna", "AuditEvent?patient=anna&_count=200").json()
+    written = [e["resource"] for e in log.get("entry", []) if e["resource"]["action"] in ("C", "U")]
+    assert any(
+        x.get("what", {}).get("reference") == "Observation/by-nurse"
+        for e in written
+        for x in e["entity"]
+    ), [e["entity"] for e in written]
+
+
+def test_a_care_team_records_a_consent_as_proposed_and_only_the_client_activates(
+    world: dict[str, Any],
+) -> None:
+    _grant(
+        world,
+        _consent(
+            "team",
+            "anna",
+            {
+                "type": "permit",
+                "actor": [_actor("CareTeam/team")],
+                "action": [ACCESS, CORRECT],
+            },
+        ),
+    )
+    told = _consent("told-in-person", "anna", GP_PLAN_AND_OBS)
+    url = f"{world['base']}/Consent/told-in-person"
+    assert httpx.put(url, json=told, headers=bearer(world["nurse"])).status_code == 403
+    proposed = {**told, "status": "proposed"}
+    assert httpx.put(url, json=proposed, headers=bearer(world["nurse"])).status_code == 201
+    assert _get(world, "gp", "CarePlan/plan-anna").status_code == 404
+    current = httpx.get(url, headers=bearer(world["anna"])).json()
+    assert (
+        httpx.put(
+            url, json={**current, "status": "active"}, headers=bearer(world["anna"])
+        ).status_code
+        == 200
+    )
+    assert _get(world, "gp", "CarePlan/plan-anna").status_code == 200
+
+
+def test_consents_outside_the_subset_are_refused(world: dict[str, Any]) -> None:
+    coded = {**GP_PLAN_AND_OBS, "code": [{"coding": [{"code": "x"}]}]}
+    response = _grant(world, _consent("coded", "anna", coded))
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["code"] == "not-supported"
+    no_actor = {"type": "permit", "action": [ACCESS]}
+    assert _grant(world, _consent("anyone", "anna", no_actor)).status_code == 422
+
+
+def test_the_client_reads_who_looked_and_nobody_rewrites_the_log(world: dict[str, Any]) -> None:
+    _grant(world, _consent("gp-grant", "anna", GP_PLAN_AND_OBS))
+    _get(world, "gp", "CarePlan/plan-anna")
+    _get(world, "gp", "Observation/obs-anna-psy")
+    log = _get(world, "anna", "AuditEvent?patient=anna&_count=100").json()
+    events = [e["resource"] for e in log["entry"]]
+    read = [
+        e
+        for e in events
+        if e["action"] == "R"
+        and e["outcome"] == "0"
+        and any(
+            x.get("what", {}).get("reference") == "CarePlan/plan-anna" for x in e.get("entity", [])
+        )
+    ]
+    assert read, "the GP's read is in Anna's log"
+    agents = read[0]["agent"]
+    assert agents[0]["policy"] == [f"{world['base']}/Consent/gp-grant"]
+    assert agents[2]["who"]["identifier"] == {"system": AGB, "value": "01234567"}
+    assert agents[0]["network"]["address"] == "127.0.0.1"
+    refused = [e for e in events if e["outcome"] == "4"]
+    assert any(
+        x.get("what", {}).get("reference") == "Observation/obs-anna-psy"
+        for e in refused
+        for x in e.get("entity", [])
+    )
+    assert all("Bakker" not in str(e) for e in events)
+    one = events[0]
+    assert (
+        httpx.put(
+            f"{world['base']}/AuditEvent/{one['id']}", json=one, headers=bearer(world["anna"])
+        ).status_code
+        == 405
+    )
+    assert (
+        httpx.delete(
+            f"{world['base']}/AuditEvent/{one['id']}", headers=bearer(world["anna"])
+        ).status_code
+        == 403
+    )
+    assert _get(world, "gp", "AuditEvent?patient=anna").json()["total"] == 0
+
+
+def test_explain_names_the_consent_and_provision(world: dict[str, Any]) -> None:
+    _grant(world, _consent("gp-grant", "anna", GP_PLAN_AND_OBS))
+    query = "Consent/$explain?actor=Organization/gp&action=read&resource="
+    allowed = _get(world, "anna", query + "Observation/obs-anna").json()["parameter"]
+    values = {
+        p["name"]: p.get("valueCode") or p.get("valueString") or p.get("valueReference")
+        for p in allowed
+    }
+    assert values["decision"] == "permit"
+    assert values["consent"] == {"reference": "Consent/gp-grant"}
+    denied = _get(world, "anna", query + "Observation/obs-anna-psy").json()["parameter"]
+    values = {p["name"]: p.get("valueCode") or p.get("valueString") for p in denied}
+    assert values["decision"] == "deny"
+    assert values["provision"] == "Consent.provision.provision[0]"
+    assert _get(world, "anna", query + "Observation/obs-bert").status_code == 404
+    assert _get(world, "gp", query + "Observation/obs-anna").status_code == 404
+
+
+def test_break_the_glass_is_time_boxed_logged_and_shown_to_the_client(
+    world: dict[str, Any],
+) -> None:
+    url = f"{world['base']}/Patient/anna/$break-the-glass"
+    reason = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "reason", "valueString": "Unconscious at home visit"}],
+    }
+    assert httpx.post(url, json=reason, headers=bearer(world["gp"])).status_code == 403
+    assert (
+        httpx.post(
+            url, json={"resourceType": "Parameters"}, headers=bearer(world["nurse"])
+        ).status_code
+        == 400
+    )
+    opened = httpx.post(url, json=reason, headers=bearer(world["nurse"]))
+    assert opened.status_code == 201, opened.text
+    assert _get(world, "nurse", "CarePlan/plan-anna").status_code == 200
+    consents = _get(world, "anna", "Consent?patient=anna").json()["entry"]
+    glass = [
+        c["resource"] for c in consents if c["resource"]["policyRule"]["coding"][0]["code"] == "BTG"
+    ]
+    assert glass and glass[0]["provision"]["period"]["end"]
+    log = _get(world, "anna", "AuditEvent?patient=anna&_count=100").json()["entry"]
+    flagged = [
+        e["resource"]
+        for e in log
+        if any(
+            c["code"] == "BTG" for p in e["resource"].get("purposeOfEvent", []) for c in p["coding"]
+        )
+    ]
+    assert any(e["action"] == "R" for e in flagged)
+    assert all(e["purposeOfEvent"][0]["text"] == "Unconscious at home visit" for e in flagged)
+
+
+def test_a_practitioners_refresh_stops_when_no_grant_holds(world: dict[str, Any]) -> None:
+    base = world["base"]
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": world["nurse_client"],
+        "refresh_token": world["nurse_refresh"],
+    }
+    origin = base.rsplit("/fhir", 1)[0]
+    assert httpx.post(f"{origin}/oauth/token", data=form).json()["error"] == "invalid_grant"
