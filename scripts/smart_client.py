@@ -2,7 +2,7 @@
 
     python scripts/smart_client.py keys gp                 # gp-private.json, gp-jwks.json
     python scripts/smart_client.py backend-token BASE CLIENT_ID gp-private.json SCOPE
-    python scripts/smart_client.py patient-token BASE CLIENT_ID USERNAME SCOPE  # asks password
+    python scripts/smart_client.py login-token BASE CLIENT_ID USERNAME SCOPE  # asks password
 
 Each prints only the access token, so the shell can keep it in a variable.
 """
@@ -118,7 +118,7 @@ def patient_token(base: str, client_id: str, username: str, scope: str) -> None:
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:] or ["help"]
-    commands = {"keys": keys, "backend-token": backend_token, "patient-token": patient_token}
+    commands = {"keys": keys, "backend-token": backend_token, "login-token": patient_token}
     if command not in commands:
         sys.exit(__doc__)
     commands[command](*args)

@@ -125,12 +125,16 @@ class ConsentCaller:
         types, conditions = self._scope_bounds(rules, served)
         compartment = frozenset(t for t, params in definitions.compartment.items() if params)
         writing = letter in "cud"
-        if who.kind == Kind.ADMIN:  # auditors: the access log and the directory, no dossier
-            allowed = (types & (served - compartment)) | ({AUDIT_TYPE} & types)
-            return AccessFilter(resource_types=frozenset() if writing else allowed)
+        directory = served - compartment
+        if who.kind == Kind.ADMIN:  # the directory and (to read) the access log; no dossier
+            if writing:
+                return AccessFilter(resource_types=types & directory)
+            return AccessFilter(resource_types=(types & directory) | ({AUDIT_TYPE} & types))
         if who.kind != Kind.PATIENT or writing:
             types = types - {AUDIT_TYPE}  # the log is the client's to read, nobody's to write
         if who.kind == Kind.PATIENT:
+            if writing:  # the client changes their own dossier, not the shared directory
+                types = types & compartment
             own = frozenset({who.patient}) if who.patient else frozenset()
             return AccessFilter(
                 resource_types=types,
