@@ -63,6 +63,7 @@ local codes = {%(codes)s}
 local kind = "%(kind)s"
 wrk.headers["Accept"] = "application/fhir+json"
 wrk.headers["Content-Type"] = "application/fhir+json"
+%(auth_line)s
 request = function()
   local p = "Patient/p" .. math.random(0, patients - 1)
   if kind == "read" then
@@ -174,6 +175,7 @@ def wrk(
     patients: int,
     args: argparse.Namespace,
     workdir: pathlib.Path,
+    token: str = "",
 ) -> dict[str, float]:
     script = workdir / f"{kind}.lua"
     script.write_text(
@@ -184,6 +186,7 @@ def wrk(
             "kind": kind,
             "zrm": ZRM,
             "codes": ",".join(f'"{c}"' for c in CODES),
+            "auth_line": f'wrk.headers["Authorization"] = "Bearer {token}"' if token else "",
         }
     )
     output = subprocess.run(
@@ -212,6 +215,130 @@ def wrk(
         "p95_ms": float(found.group(2)),
         "errors": int(found.group(3)),
     }
+
+
+AGB = "http://fhir.nl/fhir/NamingSystem/agb"
+
+
+def grant_every_patient(base: str, patients: int) -> None:
+    """A GP practice, and a Consent of every client granting it their Observations."""
+    role = {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}
+        ]
+    }
+    entries = [
+        put_entry(
+            {
+                "resourceType": "Organization",
+                "id": "gp",
+                "identifier": [{"system": AGB, "value": "01234567"}],
+            }
+        )
+    ]
+    for n in range(patients):
+        entries.append(
+            put_entry(
+                {
+                    "resourceType": "Consent",
+                    "id": f"grant-p{n}",
+                    "status": "active",
+                    "scope": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                "code": "patient-privacy",
+                            }
+                        ]
+                    },
+                    "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                    "patient": {"reference": f"Patient/p{n}"},
+                    "policyRule": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                "code": "OPTIN",
+                            }
+                        ]
+                    },
+                    "provision": {
+                        "type": "permit",
+                        "actor": [{"role": role, "reference": {"reference": "Organization/gp"}}],
+                        "class": [
+                            {"system": "http://hl7.org/fhir/resource-types", "code": t}
+                            for t in ("Patient", "Observation")
+                        ],
+                    },
+                }
+            )
+        )
+    httpx.post(
+        base, json={"resourceType": "Bundle", "type": "transaction", "entry": entries}, timeout=600
+    ).raise_for_status()
+
+
+def backend_token(
+    base: str, env: dict[str, str], database_url: str, workdir: pathlib.Path
+) -> tuple[str, Any, str]:
+    """Register a GP backend app with a fresh key; (client_id, key, token URL)."""
+    from joserfc.jwk import RSAKey  # noqa: PLC0415
+
+    key = RSAKey.generate_key(2048, parameters={"kid": "bench"}, private=True)
+    jwks = workdir / "gp-jwks.json"
+    jwks.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    output = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "apps",
+            "register",
+            "--name",
+            "GP bench",
+            "--kind",
+            "backend",
+            "--scope",
+            "system/*.rs",
+            "--jwks",
+            str(jwks),
+            "--organization",
+            f"{AGB}|01234567",
+            "--database-url",
+            database_url,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    origin = base.rsplit("/fhir", 1)[0]
+    return output.strip().splitlines()[-1], key, f"{origin}/oauth/token"
+
+
+def fresh_token(client_id: str, key: Any, token_url: str) -> str:
+    from joserfc import jwt  # noqa: PLC0415
+
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_url,
+        "exp": now + 240,
+        "iat": now,
+        "jti": f"{now}-{random.random()}",
+    }
+    assertion = jwt.encode({"alg": "RS384", "kid": key.kid}, claims, key, algorithms=["RS384"])
+    response = httpx.post(
+        token_url,
+        data={
+            "grant_type": "client_credentials",
+            "scope": "system/*.rs",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
 
 
 def start(command: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
@@ -250,6 +377,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--skip-create", action="store_true")
+    parser.add_argument(
+        "--consent",
+        action="store_true",
+        help="then again with tokens, consent and the access log on (a GP granted by all)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -334,13 +466,62 @@ def main() -> None:
             results["create"] = wrk(
                 f"http://127.0.0.1:{port}", "create", loaded, patients, args, workdir
             )
+        if args.consent:
+            grant_every_patient(base, loaded // args.per_patient)
     finally:
         stop(server)
+    if args.consent:
+        results["consent"] = measure_with_consent(
+            base, port, database_url, env, loaded, args, workdir
+        )
     report(results)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
     (out / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure_with_consent(
+    base: str,
+    port: int,
+    database_url: str,
+    env: dict[str, str],
+    loaded: int,
+    args: argparse.Namespace,
+    workdir: pathlib.Path,
+) -> dict[str, Any]:
+    """The same reads and searches by a GP backend app that every client granted."""
+    client_id, key, token_url = backend_token(base, env, database_url, workdir)
+    server = start(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            database_url,
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
+        env,
+        f"{base}/metadata",
+    )
+    patients = loaded // args.per_patient
+    out: dict[str, Any] = {"observations": loaded, "grants": patients}
+    try:
+        for kind in ("read", "token", "reference", "date"):
+            token = fresh_token(client_id, key, token_url)  # five-minute tokens
+            out[kind] = wrk(
+                f"http://127.0.0.1:{port}", kind, loaded, patients, args, workdir, token
+            )
+    finally:
+        stop(server)
+    print(json.dumps({"consent": out}), flush=True)
+    return out
 
 
 def report(results: dict[str, Any]) -> None:
@@ -377,6 +558,19 @@ def report(results: dict[str, Any]) -> None:
         print(
             f"| {size} | transaction ingest | {step['ingest_resources_per_s']} resources/s | | | |"
         )
+    if "consent" in results:
+        step = results["consent"]
+        for kind, label in (
+            ("read", "GET Observation/{id}"),
+            ("reference", "search subject=, _count=50"),
+            ("token", "search subject= & code="),
+            ("date", "search subject= & date="),
+        ):
+            row = step[kind]
+            print(
+                f"| {step['observations']:,} obs, consent on ({step['grants']} grants) | "
+                f"{label} | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | |"
+            )
     if "create" in results:
         row = results["create"]
         print(
