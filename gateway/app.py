@@ -5,6 +5,8 @@ Nothing here is global: every dependency is built from the arguments and passed 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 
@@ -75,5 +77,8 @@ def create_app(
 ) -> Starlette:
     """The ASGI app for ``settings``: tokens and consent required unless ``open_mode``."""
     services = build_services(settings, clock=clock, ids=ids, migrate=migrate)
-    security = None if settings.open_mode else build_security(services)
+    security = None
+    if not settings.open_mode:
+        security = build_security(services)
+        services = replace(services, oauth_base=security.server.oauth_base)
     return build_http_app(services, settings, security)

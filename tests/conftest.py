@@ -8,6 +8,7 @@ reason. Between tests every table is emptied, so each test starts from an empty 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -166,6 +167,7 @@ def _secure_state(_server_state: dict[str, Any], database_url: str) -> Iterator[
     settings = Settings(database_url=database_url, port=port, max_body_bytes=4 * 1024 * 1024)
     services = build_services(settings, migrate=False)
     security = build_security(services)
+    services = dataclasses.replace(services, oauth_base=security.server.oauth_base)
     app = build_http_app(services, settings, security)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")

@@ -43,6 +43,7 @@ class Services:
     base_url: str
     clock: Clock
     ids: IdFactory
+    oauth_base: str | None = None  # where the authorization server is; None in --open mode
 
 
 @dataclass(frozen=True, slots=True)

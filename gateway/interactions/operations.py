@@ -59,7 +59,7 @@ def capabilities(context: Context, request: FhirRequest, session: Session) -> Fh
     ]
     names = list(dict.fromkeys(type_level))
     system = [n for n in dict.fromkeys(r.name for r in ROUTES) if n in _SYSTEM] + ["batch"]
-    statement = {
+    statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": format_instant(context.services.clock.now()),
@@ -92,6 +92,38 @@ def capabilities(context: Context, request: FhirRequest, session: Session) -> Fh
             }
         ],
     }
+    oauth = context.services.oauth_base
+    if oauth:  # SMART discovery is .well-known/smart-configuration; older clients read this
+        statement["rest"][0]["security"] = {
+            "cors": False,
+            "service": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                            "code": "SMART-on-FHIR",
+                        }
+                    ]
+                }
+            ],
+            "description": "SMART on FHIR; the client's Consent resources decide access",
+            "extension": [
+                {
+                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                    "extension": [
+                        {"url": name, "valueUri": f"{oauth}/{name}"}
+                        for name in (
+                            "authorize",
+                            "token",
+                            "register",
+                            "manage",
+                            "introspect",
+                            "revoke",
+                        )
+                    ],
+                }
+            ],
+        }
     return FhirResponse(200, statement)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from joserfc import jwt
@@ -13,6 +15,7 @@ from joserfc.jwk import ECKey, KeySet
 
 from tests.smart import (
     FHIR,
+    PASSWORD,
     REDIRECT,
     account,
     authorize,
@@ -434,3 +437,38 @@ def test_token_endpoint_bad_input_is_oauth_error_json(secure: dict[str, Any]) ->
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert twice.json()["error"] == "invalid_request"
+
+
+def test_the_smart_python_client_fhirclient_launches_and_reads(
+    secure: dict[str, Any], client: httpx.Client
+) -> None:
+    from fhirclient import client as smart_client
+
+    base, security = secure["base"], secure["security"]
+    _patient(client)
+    account(security, "anna", "patient", "Patient/anna")
+    scope = "launch/patient patient/*.rs"
+    client_id = public_app(security, scope=scope)
+    smart = smart_client.FHIRClient(
+        settings={"app_id": client_id, "api_base": base, "redirect_uri": REDIRECT, "scope": scope}
+    )
+    page = httpx.get(smart.authorize_url)
+    assert page.status_code == 200, page.text
+    sealed = re.search(r"name='request' value='([^']+)'", page.text)
+    assert sealed is not None
+    form = [
+        ("request", sealed.group(1)),
+        ("username", "anna"),
+        ("password", PASSWORD),
+        ("decision", "approve"),
+        *(("scope", s) for s in scope.split()),
+    ]
+    answer = httpx.post(
+        f"{origin(base)}/oauth/authorize",
+        content=urlencode(form),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 302
+    smart.handle_callback(answer.headers["location"])
+    assert smart.patient_id == "anna"
+    assert smart.patient.name[0].family == "Jansen"
