@@ -524,6 +524,14 @@ def measure_with_consent(
     return out
 
 
+SCENARIOS = (  # (wrk kind, label, the bare-ASGI limit it is compared with)
+    ("read", "GET Observation/{id}", "limit_read"),
+    ("reference", "search subject=, _count=50", "limit_reference"),
+    ("token", "search subject= & code=", None),
+    ("date", "search subject= & date=", None),
+)
+
+
 def report(results: dict[str, Any]) -> None:
     print(
         f"\n{results['machine']}; {results['database']}; {results['workers']} workers; "
@@ -533,12 +541,7 @@ def report(results: dict[str, Any]) -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for step in results["steps"]:
         size = f"{step['observations']:,} obs"
-        for kind, label, limit in (
-            ("read", "GET Observation/{id}", "limit_read"),
-            ("reference", "search subject=, _count=50", "limit_reference"),
-            ("token", "search subject= & code=", None),
-            ("date", "search subject= & date=", None),
-        ):
+        for kind, label, limit in SCENARIOS:
             row = step[kind]
             ratio = f"{row['rps'] / step[limit]['rps']:.0%}" if limit and limit in step else ""
             print(
@@ -560,12 +563,7 @@ def report(results: dict[str, Any]) -> None:
         )
     if "consent" in results:
         step = results["consent"]
-        for kind, label in (
-            ("read", "GET Observation/{id}"),
-            ("reference", "search subject=, _count=50"),
-            ("token", "search subject= & code="),
-            ("date", "search subject= & date="),
-        ):
+        for kind, label, _ in SCENARIOS:
             row = step[kind]
             print(
                 f"| {step['observations']:,} obs, consent on ({step['grants']} grants) | "

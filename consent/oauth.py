@@ -15,13 +15,14 @@ Errors are RFC 6749 error JSON (authlib's error classes), never a stack trace.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from authlib.oauth2.rfc6749.errors import (
     AccessDeniedError,
@@ -49,9 +50,9 @@ from consent.registry import (
     AuthStore,
     Code,
 )
-from consent.scopes import CONTEXT_SCOPES, Scopes, parse_scopes
+from consent.scopes import CONTEXT_SCOPES, parse_scopes
 from consent.secrets import digest, hash_secret, new_token, verify_secret
-from consent.tokens import ID_TOKEN_ALGORITHM, SIGNING_ALGORITHM, InvalidToken, TokenIssuer
+from consent.tokens import ID_TOKEN_ALGORITHM, InvalidToken, TokenIssuer
 
 __all__ = [
     "ASSERTION_TYPE",
@@ -684,6 +685,19 @@ class AuthorizationServer:
     def _app_from_metadata(self, metadata: Any) -> tuple[App, str | None]:
         if not isinstance(metadata, dict):
             raise InvalidRequestError(description="Client metadata is a JSON object")
+        texts = (
+            "client_name",
+            "scope",
+            "token_endpoint_auth_method",
+            "jwks_uri",
+            "organization_identifier",
+            "purpose_of_use",
+        )
+        if any(k in metadata and not isinstance(metadata[k], str) for k in texts):
+            raise InvalidRequestError(description=f"These are strings: {', '.join(texts)}")
+        lists = ("grant_types", "redirect_uris")
+        if any(k in metadata and not isinstance(metadata[k], list) for k in lists):
+            raise InvalidRequestError(description="grant_types and redirect_uris are lists")
         grants = metadata.get("grant_types") or ["authorization_code"]
         method = metadata.get("token_endpoint_auth_method", "none")
         kind = (
@@ -759,13 +773,6 @@ class AuthorizationServer:
         )
         return app, secret
 
-    def narrowed_account(self, account: Account, **changes: Any) -> Account:
-        return replace(account, **changes)
-
-
-def scopes_of(claims: Mapping[str, Any]) -> Scopes:
-    return parse_scopes(str(claims.get("scope", "")))[0]
-
 
 def _check_jwks(jwks: Any) -> None:
     try:
@@ -777,9 +784,6 @@ def _check_jwks(jwks: Any) -> None:
 
 
 def _basic(header: str | None) -> tuple[str | None, str | None]:
-    import base64  # noqa: PLC0415
-    from urllib.parse import unquote  # noqa: PLC0415
-
     if not header or not header.lower().startswith("basic "):
         return None, None
     try:
@@ -818,4 +822,3 @@ def _fetch_jwks(url: str) -> dict[str, Any]:
 
 
 _DUMMY_HASH = hash_secret(new_token())
-_ = SIGNING_ALGORITHM

@@ -139,6 +139,15 @@ def authorize(
     )
     if page.status_code != 200:
         return page
+    return submit_login(
+        base, page, username, password, grant if grant is not None else scope.split()
+    )
+
+
+def submit_login(
+    base: str, page: httpx.Response, username: str, password: str, scopes: list[str]
+) -> httpx.Response:
+    """Fill in and post the login-and-approve page as a person would."""
     sealed = re.search(r"name='request' value='([^']+)'", page.text)
     assert sealed is not None
     form = [
@@ -146,8 +155,8 @@ def authorize(
         ("username", username),
         ("password", password),
         ("decision", "approve"),
+        *(("scope", s) for s in scopes),
     ]
-    form += [("scope", s) for s in (grant if grant is not None else scope.split())]
     return httpx.post(
         f"{origin(base)}/oauth/authorize",
         content=urlencode(form),

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from consent.audit import Access, audit_event
+from consent.context import AccessContext
 from consent.tokens import InvalidToken
 from gateway.http.formats import JSON, XML, choose_format, parse_body, render_body
 from gateway.http.oauth import oauth_routes
@@ -89,7 +90,7 @@ class FhirEndpoint:
         finally:
             caller.flush()
 
-    def _who(self, request: FhirRequest, address: str | None) -> Any:
+    def _who(self, request: FhirRequest, address: str | None) -> AccessContext:
         assert self.security is not None
         header = request.header("authorization") or ""
         scheme, _, token = header.partition(" ")

@@ -72,6 +72,20 @@ def _authorization(row: Any) -> Authorization:
     )
 
 
+def _upsert(
+    connection: Any,
+    table: Any,
+    key: str,
+    value: str,
+    values: dict[str, Any],
+    on_insert: dict[str, Any] | None = None,
+) -> None:
+    """Update the row keyed ``key = value``, or insert it (with ``on_insert`` too)."""
+    done = connection.execute(update(table).where(table.c[key] == value).values(values))
+    if done.rowcount == 0:
+        connection.execute(insert(table).values({key: value, **values, **(on_insert or {})}))
+
+
 class SqlAuthStore:
     """``AuthStore`` over SQLAlchemy Core; SQLite and PostgreSQL alike."""
 
@@ -107,15 +121,14 @@ class SqlAuthStore:
             "active": app.active,
         }
         with self.engine.begin() as connection:
-            done = connection.execute(
-                update(oauth_apps).where(oauth_apps.c.client_id == app.client_id).values(values)
+            _upsert(
+                connection,
+                oauth_apps,
+                "client_id",
+                app.client_id,
+                values,
+                {"created": to_micros(created)},
             )
-            if done.rowcount == 0:
-                connection.execute(
-                    insert(oauth_apps).values(
-                        client_id=app.client_id, created=to_micros(created), **values
-                    )
-                )
 
     # -- accounts ----------------------------------------------------------------------------
 
@@ -136,11 +149,7 @@ class SqlAuthStore:
             "locked_until": to_micros(account.locked_until) if account.locked_until else None,
         }
         with self.engine.begin() as connection:
-            done = connection.execute(
-                update(accounts).where(accounts.c.username == account.username).values(values)
-            )
-            if done.rowcount == 0:
-                connection.execute(insert(accounts).values(username=account.username, **values))
+            _upsert(connection, accounts, "username", account.username, values)
 
     def login_failed(self, username: str, locked_until: dt.datetime | None) -> int:
         with self.engine.begin() as connection:

@@ -264,7 +264,7 @@ class Session:
         current = self.current(res_type, res_id, for_update=True)
         if must_create and current is not None:
             raise RetryWrite  # the server-assigned id collided; the unit picks a new one
-        if current is not None and not current.deleted:
+        if self.guard is not None and current is not None and not current.deleted:
             self._check_guard(current)
         if if_match is not None and (current is None or current.version_id != if_match):
             raise PreconditionFailed(
@@ -389,10 +389,13 @@ class Session:
     def locate(self, refs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The pks of resources by (type, id), whether or not the caller may see them."""
         out: dict[tuple[str, str], int] = {}
-        for res_type, res_id in refs:
-            row = self._connection.execute(_CURRENT, {"t": res_type, "i": res_id}).first()
-            if row is not None:
-                out[(res_type, res_id)] = row.pk
+        for start in range(0, len(refs), 500):
+            rows = self.connection.execute(
+                select(resources.c.res_type, resources.c.res_id, resources.c.pk).where(
+                    tuple_(resources.c.res_type, resources.c.res_id).in_(refs[start : start + 500])
+                )
+            )
+            out.update({(t, i): pk for t, i, pk in rows})
         return out
 
     def referring(self, res_type: str, param: str, targets: list[str]) -> list[Current]:

@@ -401,12 +401,23 @@ def test_break_the_glass_is_time_boxed_logged_and_shown_to_the_client(
     assert all(e["purposeOfEvent"][0]["text"] == "Unconscious at home visit" for e in flagged)
 
 
-def test_a_practitioners_refresh_stops_when_no_grant_holds(world: dict[str, Any]) -> None:
-    base = world["base"]
-    form = {
-        "grant_type": "refresh_token",
-        "client_id": world["nurse_client"],
-        "refresh_token": world["nurse_refresh"],
-    }
-    origin = base.rsplit("/fhir", 1)[0]
-    assert httpx.post(f"{origin}/oauth/token", data=form).json()["error"] == "invalid_grant"
+def test_a_practitioners_refresh_works_while_a_grant_holds_and_stops_after(
+    world: dict[str, Any],
+) -> None:
+    origin = world["base"].rsplit("/fhir", 1)[0]
+
+    def refresh(token: str) -> httpx.Response:
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": world["nurse_client"],
+            "refresh_token": token,
+        }
+        return httpx.post(f"{origin}/oauth/token", data=form)
+
+    grant = _consent("team", "anna", {"type": "permit", "actor": [_actor("CareTeam/team")]})
+    _grant(world, grant)
+    renewed = refresh(world["nurse_refresh"])
+    assert renewed.status_code == 200, renewed.text
+    _grant(world, {**grant, "status": "inactive"})
+    ended = refresh(renewed.json()["refresh_token"])
+    assert ended.status_code == 400 and ended.json()["error"] == "invalid_grant"

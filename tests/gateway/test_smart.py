@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import re
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 from joserfc import jwt
@@ -28,6 +26,7 @@ from tests.smart import (
     origin,
     pkce,
     public_app,
+    submit_login,
 )
 
 PATIENT_SCOPE = "openid fhirUser launch/patient offline_access patient/*.cruds"
@@ -421,6 +420,16 @@ def test_dynamic_registration_is_for_administrators(
         headers={"Authorization": f"Bearer {admin['access_token']}"},
     )
     assert broken.status_code == 400 and broken.json()["error"] == "invalid_client_metadata"
+    typed = httpx.post(
+        url,
+        json={**metadata, "client_name": 5, "redirect_uris": "http://x"},
+        headers={"Authorization": f"Bearer {admin['access_token']}"},
+    )
+    assert typed.status_code == 400 and typed.json()["error"] == "invalid_client_metadata"
+    not_json = httpx.post(
+        url, content=b"{", headers={"Authorization": f"Bearer {admin['access_token']}"}
+    )
+    assert not_json.status_code == 400 and not_json.json()["error"] == "invalid_client_metadata"
 
 
 def test_token_endpoint_bad_input_is_oauth_error_json(secure: dict[str, Any]) -> None:
@@ -454,20 +463,7 @@ def test_the_smart_python_client_fhirclient_launches_and_reads(
     )
     page = httpx.get(smart.authorize_url)
     assert page.status_code == 200, page.text
-    sealed = re.search(r"name='request' value='([^']+)'", page.text)
-    assert sealed is not None
-    form = [
-        ("request", sealed.group(1)),
-        ("username", "anna"),
-        ("password", PASSWORD),
-        ("decision", "approve"),
-        *(("scope", s) for s in scope.split()),
-    ]
-    answer = httpx.post(
-        f"{origin(base)}/oauth/authorize",
-        content=urlencode(form),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    answer = submit_login(base, page, "anna", PASSWORD, scope.split())
     assert answer.status_code == 302
     smart.handle_callback(answer.headers["location"])
     assert smart.patient_id == "anna"
