@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +39,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from consent.federation import FederationError, Identity, Provider
 from consent.registry import (
     Account,
     AccountKind,
@@ -53,6 +52,7 @@ from consent.registry import (
 from consent.scopes import CONTEXT_SCOPES, parse_scopes
 from consent.secrets import digest, hash_secret, new_token, verify_secret
 from consent.tokens import ID_TOKEN_ALGORITHM, InvalidToken, TokenIssuer
+from consent.web import Unreachable, get_json
 
 __all__ = [
     "ASSERTION_TYPE",
@@ -69,6 +69,7 @@ MAX_FAILURES = 5
 LOCKOUT = dt.timedelta(minutes=15)
 CODE_LIFETIME = dt.timedelta(minutes=2)
 PENDING_LIFETIME = dt.timedelta(minutes=10)
+_IDENTITY_SCOPES = frozenset({"openid", "fhirUser", "profile"})
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _LEVEL_OF_ACCOUNT = {
     AccountKind.PATIENT: "patient",
@@ -198,6 +199,8 @@ class AuthorizationServer:
         refresh_lifetime: dt.timedelta = dt.timedelta(days=90),
         still_granted: Callable[[Account], bool] | None = None,
         fetch_jwks: Callable[[str], dict[str, Any]] | None = None,
+        provider: Provider | None = None,
+        link: Callable[[Identity], Account | None] | None = None,
     ) -> None:
         self.store = store
         self.tokens = tokens
@@ -209,6 +212,8 @@ class AuthorizationServer:
         self.fetch_jwks = fetch_jwks or _fetch_jwks
         self.token_endpoint = f"{oauth_base}/token"
         self._assertion = _Assertion(self)
+        self.provider = provider
+        self.link = link or (lambda identity: None)
 
     def now(self) -> dt.datetime:
         return self.tokens.clock.now()
@@ -310,9 +315,15 @@ class AuthorizationServer:
             raise fail(UnsupportedResponseTypeError.error, "response_type must be code")
         if params.get("code_challenge_method") != "S256" or not params.get("code_challenge"):
             raise fail("invalid_request", "PKCE is required: code_challenge with method S256")
-        if params.get("aud", "").rstrip("/") != self.fhir_base:
-            raise fail("invalid_request", "aud must be this server's FHIR base URL")
         requested, unknown = parse_scopes(params.get("scope"))
+        # a SMART launch names the FHIR server it is for; a plain OpenID Connect login
+        # (openid, fhirUser, profile only: another gateway using this one as its identity
+        # provider) asks for no FHIR data and need not
+        identity_only = not requested.rules and requested.context <= _IDENTITY_SCOPES
+        if not (identity_only and "aud" not in params) and (
+            params.get("aud", "").rstrip("/") != self.fhir_base
+        ):
+            raise fail("invalid_request", "aud must be this server's FHIR base URL")
         allowed, _ = parse_scopes(app.scopes)
         if unknown or requested.narrowed(allowed) != requested:
             raise fail("invalid_scope", "The app asks for more than it is registered for")
@@ -328,38 +339,84 @@ class AuthorizationServer:
 
     def seal(self, pending: Pending) -> str:
         """The checked request, signed, to carry through the login form unchanged."""
-        claims = {
-            "pending": {
-                "client_id": pending.client_id,
-                "app_name": pending.app_name,
-                "redirect_uri": pending.redirect_uri,
-                "scopes": list(pending.scopes),
-                "state": pending.state,
-                "challenge": pending.challenge,
-                "nonce": pending.nonce,
-            }
-        }
         return self.tokens.sign(
-            claims, audience=f"{self.oauth_base}/authorize", lifetime=PENDING_LIFETIME
+            {"pending": _pending_claims(pending)},
+            audience=f"{self.oauth_base}/authorize",
+            lifetime=PENDING_LIFETIME,
         )
 
     def unseal(self, sealed: str) -> Pending:
         try:
             claims = self.tokens.verify(sealed, audience=f"{self.oauth_base}/authorize")
-            data = claims["pending"]
-            return Pending(
-                data["client_id"],
-                data["app_name"],
-                data["redirect_uri"],
-                tuple(data["scopes"]),
-                data["state"],
-                data["challenge"],
-                data["nonce"],
-            )
+            return _pending_of(claims)
         except (InvalidToken, KeyError, TypeError) as error:
             raise AuthorizeError(
                 "invalid_request", "The login form has expired; start again from the app"
             ) from error
+
+    # -- login through an external OpenID Connect provider ---------------------------------
+
+    @property
+    def callback_uri(self) -> str:
+        return f"{self.oauth_base}/callback"
+
+    def federated_start(self, pending: Pending, granted: list[str]) -> tuple[str, str]:
+        """Send the person to the external provider: (its login URL, the browser key).
+
+        The browser key is kept in a cookie of this browser only; it is the PKCE verifier,
+        and its digest is the nonce and is bound into the signed ``state``, so a login
+        cannot be finished in another browser or replayed with another ID token.
+        """
+        if self.provider is None:
+            raise AuthorizeError("invalid_request", "No external login is configured")
+        browser_key = new_token()
+        nonce = digest(browser_key)
+        state = self.tokens.sign(
+            {"pending": _pending_claims(pending), "granted": granted, "nonce": nonce},
+            audience=self.callback_uri,
+            lifetime=PENDING_LIFETIME,
+        )
+        url = self.provider.authorization_url(
+            redirect_uri=self.callback_uri, state=state, nonce=nonce, verifier=browser_key
+        )
+        return url, browser_key
+
+    def federated_finish(self, params: Mapping[str, str], browser_key: str | None) -> str:
+        """Finish a login through the external provider; the redirect back to the app.
+
+        :class:`AuthorizeError` for a state that is not ours or not this browser's;
+        :class:`FederationError` when the provider's answer cannot be accepted or nobody
+        here is linked to the person it names.
+        """
+        if self.provider is None:
+            raise AuthorizeError("invalid_request", "No external login is configured")
+        try:
+            claims = self.tokens.verify(params.get("state", ""), audience=self.callback_uri)
+            pending = _pending_of(claims)
+            granted = [str(scope) for scope in claims["granted"]]
+            nonce = str(claims["nonce"])
+        except (InvalidToken, KeyError, TypeError) as error:
+            raise AuthorizeError(
+                "invalid_request", "This login has expired; start again from the app"
+            ) from error
+        if not browser_key or digest(browser_key) != nonce:
+            raise AuthorizeError(
+                "invalid_request", "This login was started in another browser; start again"
+            )
+        if "error" in params:
+            return self.refuse(pending)
+        identity = self.provider.identify(
+            code=params.get("code", ""),
+            redirect_uri=self.callback_uri,
+            verifier=browser_key,
+            nonce=nonce,
+        )
+        account = self.link(identity)
+        if account is None:
+            raise FederationError(
+                403, f"No dossier here is linked to this {self.provider.config.name} login"
+            )
+        return self.approve(pending, account, granted)
 
     def login(self, username: str, password: str) -> Account:
         """The account, or :class:`LoginFailed`; locks the account after repeated failures."""
@@ -736,7 +793,11 @@ class AuthorizationServer:
         if kind not in AppKind.ALL:
             raise InvalidRequestError(description=f"kind is one of {', '.join(AppKind.ALL)}")
         parsed, unknown = parse_scopes(scopes)
-        if unknown or not parsed.rules:
+        # an app asks for FHIR data, or (a relying party using this server to log in)
+        # for the person's identity only
+        if unknown or not (
+            parsed.rules or (kind != AppKind.BACKEND and "openid" in parsed.context)
+        ):
             raise InvalidScopeError(description=f"Not SMART resource scopes: {unknown or scopes}")
         uris = tuple(str(u) for u in redirect_uris)
         if kind == AppKind.BACKEND:
@@ -774,6 +835,31 @@ class AuthorizationServer:
         return app, secret
 
 
+def _pending_claims(pending: Pending) -> dict[str, Any]:
+    return {
+        "client_id": pending.client_id,
+        "app_name": pending.app_name,
+        "redirect_uri": pending.redirect_uri,
+        "scopes": list(pending.scopes),
+        "state": pending.state,
+        "challenge": pending.challenge,
+        "nonce": pending.nonce,
+    }
+
+
+def _pending_of(claims: Mapping[str, Any]) -> Pending:
+    data = claims["pending"]
+    return Pending(
+        data["client_id"],
+        data["app_name"],
+        data["redirect_uri"],
+        tuple(data["scopes"]),
+        data["state"],
+        data["challenge"],
+        data["nonce"],
+    )
+
+
 def _check_jwks(jwks: Any) -> None:
     try:
         keys = KeySet.import_key_set(jwks)
@@ -801,24 +887,10 @@ def _with_query(uri: str, query: dict[str, str]) -> str:
 
 def _fetch_jwks(url: str) -> dict[str, Any]:
     """An app's JWKS by URL: https, or http on this machine only; small; quick."""
-    parts = urlsplit(url)
-    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and local):
-        raise InvalidClientError(description="A JWKS URL must use https")
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (scheme checked)
-            data = response.read(256 * 1024 + 1)
-    except OSError as error:
-        raise InvalidClientError(description="The app's JWKS URL cannot be read") from error
-    if len(data) > 256 * 1024:
-        raise InvalidClientError(description="The app's JWKS is too large")
-    try:
-        loaded = json.loads(data)
-    except ValueError as error:
-        raise InvalidClientError(description="The app's JWKS is not JSON") from error
-    if not isinstance(loaded, dict):
-        raise InvalidClientError(description="The app's JWKS is not a key set")
-    return loaded
+        return get_json(url)
+    except Unreachable as error:
+        raise InvalidClientError(description=f"The app's JWKS: {error}") from error
 
 
 _DUMMY_HASH = hash_secret(new_token())

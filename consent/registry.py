@@ -17,6 +17,7 @@ __all__ = [
     "AuthStore",
     "Authorization",
     "Code",
+    "NO_PASSWORD",
 ]
 
 
@@ -78,6 +79,11 @@ class App:
         return "none"
 
 
+#: The password hash of a login without a password (one through an external provider):
+#: no password ever matches it.
+NO_PASSWORD = "!"  # noqa: S105 (a marker, not a secret)
+
+
 class AccountKind:
     PATIENT = "patient"
     PRACTITIONER = "practitioner"
@@ -96,6 +102,7 @@ class Account:
     organization: str | None = None  # Organization/4
     failures: int = 0
     locked_until: dt.datetime | None = None
+    external_subject: str | None = None  # digest of who an external provider says it is
 
     @property
     def patient(self) -> str | None:
@@ -141,6 +148,7 @@ class AuthStore(Protocol):
     def apps(self) -> list[App]: ...
 
     def account(self, username: str) -> Account | None: ...
+    def account_by_subject(self, external_subject: str) -> Account | None: ...
     def save_account(self, account: Account) -> None: ...
     def login_failed(self, username: str, locked_until: dt.datetime | None) -> int: ...
     def login_succeeded(self, username: str) -> None: ...

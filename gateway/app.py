@@ -79,6 +79,6 @@ def create_app(
     services = build_services(settings, clock=clock, ids=ids, migrate=migrate)
     security = None
     if not settings.open_mode:
-        security = build_security(services)
+        security = build_security(services, provider=settings.provider())
         services = replace(services, oauth_base=security.server.oauth_base)
     return build_http_app(services, settings, security)

@@ -24,5 +24,12 @@ def from_environment() -> Starlette:
         log_level=env("log_level") or "info",
         open_mode=env("open") == "1",
         max_body_bytes=int(env("max_body_bytes") or str(16 * 1024 * 1024)),
+        oidc_issuer=env("oidc_issuer") or "",
+        oidc_client_id=env("oidc_client_id") or "",
+        oidc_client_secret=env("oidc_client_secret") or "",
+        oidc_name=env("oidc_name") or "OpenID Connect",
+        oidc_scope=env("oidc_scope") or "openid",
+        oidc_claim=env("oidc_claim") or "sub",
+        oidc_link=env("oidc_link") or "account",
     )
     return create_app(settings, migrate=False)

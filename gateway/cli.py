@@ -80,6 +80,39 @@ def serve(
         int,
         typer.Option(envvar="EIGENDOSSIER_WORKERS", help="Gateway processes sharing the database"),
     ] = 1,
+    oidc_issuer: Annotated[
+        str,
+        typer.Option(
+            envvar="EIGENDOSSIER_OIDC_ISSUER",
+            help="An external OpenID Connect provider's issuer (a DigiD broker, say)",
+        ),
+    ] = "",
+    oidc_client_id: Annotated[
+        str, typer.Option(envvar="EIGENDOSSIER_OIDC_CLIENT_ID", help="Our client id there")
+    ] = "",
+    oidc_client_secret_file: Annotated[
+        typer.FileText | None,
+        typer.Option(
+            help="A file holding our client secret there "
+            "(or set EIGENDOSSIER_OIDC_CLIENT_SECRET; never on the command line)"
+        ),
+    ] = None,
+    oidc_name: Annotated[
+        str, typer.Option(envvar="EIGENDOSSIER_OIDC_NAME", help="Its name on the login page")
+    ] = "OpenID Connect",
+    oidc_scope: Annotated[str, typer.Option(envvar="EIGENDOSSIER_OIDC_SCOPE")] = "openid",
+    oidc_claim: Annotated[
+        str,
+        typer.Option(envvar="EIGENDOSSIER_OIDC_CLAIM", help="The ID token claim naming the person"),
+    ] = "sub",
+    oidc_link: Annotated[
+        str,
+        typer.Option(
+            envvar="EIGENDOSSIER_OIDC_LINK",
+            help="account: only logins linked with `accounts add --external-subject`; "
+            "bsn: the claim is the client's BSN, matched to Patient.identifier",
+        ),
+    ] = "account",
 ) -> None:
     """Run the gateway; prints the FHIR base URL."""
     import uvicorn  # noqa: PLC0415
@@ -97,7 +130,23 @@ def serve(
         log_level=log_level,
         open_mode=open_mode,
         max_body_bytes=max_body_bytes,
+        oidc_issuer=oidc_issuer,
+        oidc_client_id=oidc_client_id,
+        oidc_client_secret=(
+            oidc_client_secret_file.read().strip()
+            if oidc_client_secret_file is not None
+            else Settings.env("oidc_client_secret") or ""
+        ),
+        oidc_name=oidc_name,
+        oidc_scope=oidc_scope,
+        oidc_claim=oidc_claim,
+        oidc_link=oidc_link,
     )
+    try:
+        settings.provider()
+    except ValueError as error:
+        typer.echo(f"The external login is misconfigured: {error}.", err=True)
+        raise typer.Exit(2) from None
     if open_mode:
         if not _is_loopback(host):
             typer.echo(f"Refusing to start: --open binds only to loopback, not {host}.", err=True)
@@ -129,6 +178,13 @@ def serve(
             "EIGENDOSSIER_OPEN": "1" if open_mode else "0",
             "EIGENDOSSIER_MAX_BODY_BYTES": str(max_body_bytes),
             "EIGENDOSSIER_LOG_LEVEL": log_level,
+            "EIGENDOSSIER_OIDC_ISSUER": settings.oidc_issuer,
+            "EIGENDOSSIER_OIDC_CLIENT_ID": settings.oidc_client_id,
+            "EIGENDOSSIER_OIDC_CLIENT_SECRET": settings.oidc_client_secret,
+            "EIGENDOSSIER_OIDC_NAME": settings.oidc_name,
+            "EIGENDOSSIER_OIDC_SCOPE": settings.oidc_scope,
+            "EIGENDOSSIER_OIDC_CLAIM": settings.oidc_claim,
+            "EIGENDOSSIER_OIDC_LINK": settings.oidc_link,
         }
     )
     uvicorn.run(
@@ -254,10 +310,25 @@ def accounts_add(
     password_stdin: Annotated[
         bool, typer.Option(help="Read the password from standard input")
     ] = False,
+    external_subject: Annotated[
+        str | None,
+        typer.Option(
+            help="Link the login to this person at the external provider (its claim value); "
+            "without --password-stdin the login then has no password here"
+        ),
+    ] = None,
+    oidc_issuer: Annotated[
+        str,
+        typer.Option(envvar="EIGENDOSSIER_OIDC_ISSUER", help="The external provider's issuer"),
+    ] = "",
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
 ) -> None:
-    """Add (or reset) a login; the password is asked for, or read from stdin."""
-    from consent.registry import Account, AccountKind  # noqa: PLC0415
+    """Add (or reset) a login; the password is asked for, or read from stdin.
+
+    With --external-subject the person logs in through the external provider instead.
+    """
+    from consent import federation  # noqa: PLC0415
+    from consent.registry import NO_PASSWORD, Account, AccountKind  # noqa: PLC0415
     from consent.secrets import hash_secret  # noqa: PLC0415
 
     if kind not in AccountKind.ALL:
@@ -271,18 +342,28 @@ def accounts_add(
     if prefix is not None and not (fhir_user or "").startswith(prefix):
         typer.echo(f"A {kind} login is linked to {prefix}ID (--fhir-user)", err=True)
         raise typer.Exit(2)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 12:
-        typer.echo("A password has at least 12 characters", err=True)
-        raise typer.Exit(2)
+    linked = None
+    if external_subject is not None:
+        if not oidc_issuer:
+            typer.echo("--external-subject needs the provider: --oidc-issuer", err=True)
+            raise typer.Exit(2)
+        linked = federation.external_subject(oidc_issuer, external_subject)
+    password_hash = NO_PASSWORD
+    if password_stdin or linked is None:
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        if len(password) < 12:
+            typer.echo("A password has at least 12 characters", err=True)
+            raise typer.Exit(2)
+        password_hash = hash_secret(password)
     security = _security(database_url)
     security.store.save_account(
-        Account(username, hash_secret(password), kind, fhir_user, organization)
+        Account(username, password_hash, kind, fhir_user, organization, external_subject=linked)
     )
-    typer.echo(f"account {username} ({kind}) saved")
+    how = " (logs in through the external provider)" if linked else ""
+    typer.echo(f"account {username} ({kind}) saved{how}")
 
 
 @keys_app.command("rotate")

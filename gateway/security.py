@@ -8,17 +8,20 @@ adds a new generation and retires the one before the previous.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from consent.context import AccessContext, Kind
+from consent.federation import Identity, Provider, ProviderConfig, external_subject
 from consent.oauth import AuthorizationServer
-from consent.registry import Account, AccountKind
+from consent.registry import NO_PASSWORD, Account, AccountKind
 from consent.scopes import parse_scopes
 from consent.tokens import KeyRing, TokenIssuer, new_signing_keys
 from gateway.interactions.authorize import actors_of, load_grants
 from gateway.interactions.model import Services
 from gateway.store.auth import SqlAuthStore
+from mappings.nl.identifiers import BSN, is_bsn
 
 __all__ = ["Security", "build_security", "oauth_base_of"]
 
@@ -69,10 +72,43 @@ def _ring(store: SqlAuthStore) -> KeyRing:
     return KeyRing(tuple(keys))
 
 
+def _linker(
+    services: Services, store: SqlAuthStore, config: ProviderConfig
+) -> Callable[[Identity], Account | None]:
+    """Who a person named by the external provider is here.
+
+    First an account linked to that person (``eigendossier accounts add --external-subject``).
+    With ``link=bsn`` the provider's claim is the client's BSN: it must pass the eleven
+    test and name exactly one Patient (identifier system BSN); that client then gets a
+    login of their own, without a password, on the first visit.
+    """
+
+    def link(identity: Identity) -> Account | None:
+        subject = external_subject(identity.issuer, identity.subject)
+        account = store.account_by_subject(subject)
+        if account is not None or config.link != "bsn" or not is_bsn(identity.subject):
+            return account
+        with services.store.read() as session:
+            found = session.with_identifier("Patient", BSN, identity.subject)
+        if len(found) != 1:
+            return None
+        user = f"Patient/{found[0]}"
+        account = Account(
+            f"external:{user}", NO_PASSWORD, AccountKind.PATIENT, user, external_subject=subject
+        )
+        store.save_account(account)
+        return account
+
+    return link
+
+
 def build_security(
-    services: Services, *, access_lifetime: dt.timedelta = dt.timedelta(minutes=5)
+    services: Services,
+    *,
+    access_lifetime: dt.timedelta = dt.timedelta(minutes=5),
+    provider: ProviderConfig | None = None,
 ) -> Security:
-    """The authorization server over the store's database."""
+    """The authorization server over the store's database; ``provider``: external login."""
     store = SqlAuthStore(services.store.engine)
     tokens = TokenIssuer(
         _ring(store), services.base_url, services.clock, reload=lambda: _ring(store)
@@ -102,5 +138,7 @@ def build_security(
         oauth_base=oauth_base_of(services.base_url),
         access_lifetime=access_lifetime,
         still_granted=still_granted,
+        provider=Provider(provider, now=tokens.now) if provider else None,
+        link=_linker(services, store, provider) if provider else None,
     )
     return Security(server, store)

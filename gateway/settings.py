@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from consent.federation import ProviderConfig
+
 __all__ = ["DEFAULT_DATABASE_URL", "Settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./eigendossier.db"
@@ -24,6 +26,28 @@ class Settings:
     open_mode: bool = False
     max_body_bytes: int = 16 * 1024 * 1024
     pool_size: int = 8
+    # an external OpenID Connect provider (a DigiD broker, say); off when no issuer
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_name: str = "OpenID Connect"
+    oidc_scope: str = "openid"
+    oidc_claim: str = "sub"
+    oidc_link: str = "account"
+
+    def provider(self) -> ProviderConfig | None:
+        """The external login provider, when one is configured."""
+        if not self.oidc_issuer:
+            return None
+        return ProviderConfig(
+            issuer=self.oidc_issuer,
+            client_id=self.oidc_client_id,
+            client_secret=self.oidc_client_secret,
+            name=self.oidc_name,
+            scope=self.oidc_scope,
+            claim=self.oidc_claim,
+            link=self.oidc_link,
+        )
 
     @property
     def public_base_url(self) -> str:

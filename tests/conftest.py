@@ -8,6 +8,7 @@ reason. Between tests every table is emptied, so each test starts from an empty 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -74,6 +75,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def running(app: Any, port: int) -> Iterator[None]:
+    """``app`` served by uvicorn on 127.0.0.1:``port`` in a thread, for the block's duration."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -108,20 +129,8 @@ def _server_state(database_url: str) -> Iterator[dict[str, Any]]:
         database_url=database_url, port=port, open_mode=True, max_body_bytes=4 * 1024 * 1024
     )
     services = build_services(settings, migrate=True)
-    app = build_http_app(services, settings, None)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    yield {"services": services, "base": settings.public_base_url}
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running(build_http_app(services, settings, None), port):
+        yield {"services": services, "base": settings.public_base_url}
     services.store.dispose()
 
 
@@ -168,20 +177,8 @@ def _secure_state(_server_state: dict[str, Any], database_url: str) -> Iterator[
     services = build_services(settings, migrate=False)
     security = build_security(services)
     services = dataclasses.replace(services, oauth_base=security.server.oauth_base)
-    app = build_http_app(services, settings, security)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("secured test server did not start")
-        time.sleep(0.02)
-    yield {"services": services, "security": security, "base": settings.public_base_url}
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running(build_http_app(services, settings, security), port):
+        yield {"services": services, "security": security, "base": settings.public_base_url}
     services.store.dispose()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -18,13 +18,15 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from consent.context import Kind
-from consent.oauth import AuthorizeError, LoginFailed, OAuthResponse, Pending
+from consent.federation import FederationError, Provider
+from consent.oauth import PENDING_LIFETIME, AuthorizeError, LoginFailed, OAuthResponse, Pending
 from consent.tokens import InvalidToken
 from gateway.security import Security
 
 __all__ = ["oauth_routes"]
 
 _MAX_FORM = 64 * 1024
+_BROWSER_COOKIE = "eigendossier_login"
 _SCOPE_TEXT = {
     "openid": "know who you are (your login name)",
     "fhirUser": "know which person in the dossier you are",
@@ -69,7 +71,9 @@ async def _form(request: Request) -> dict[str, str] | Response:
     return form
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+def _page(
+    title: str, body: str, status: int = 200, form_targets: tuple[str, ...] = ()
+) -> HTMLResponse:
     document = (
         "<!doctype html><html lang='nl'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width'>"
@@ -83,7 +87,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
         "Cache-Control": "no-store",
         "X-Frame-Options": "DENY",
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-        "form-action 'self'",
+        "form-action " + " ".join(("'self'", *form_targets)),
     }
     return HTMLResponse(document, status_code=status, headers=headers)
 
@@ -98,26 +102,37 @@ def _scope_label(scope: str) -> str:
     return f"{verbs} {what} ({level})"
 
 
-def _login_page(sealed: str, pending: Pending, message: str = "") -> HTMLResponse:
+def _login_page(
+    sealed: str, pending: Pending, message: str = "", provider: Provider | None = None
+) -> HTMLResponse:
     boxes = "".join(
         f"<label><input type='checkbox' name='scope' value='{html.escape(s)}' checked> "
         f"{html.escape(_scope_label(s))} <code>{html.escape(s)}</code></label>"
         for s in pending.scopes
     )
     error = f"<p class='error' role='alert'>{html.escape(message)}</p>" if message else ""
+    external = ""
+    targets: tuple[str, ...] = ()
+    if provider is not None:
+        name = html.escape(provider.config.name)
+        external = (
+            f"<p>Or, without a password here: <button name='decision' value='external' "
+            f"formnovalidate>Log in with {name} and allow</button></p>"
+        )
+        targets = tuple(provider.origins())
     body = (
         f"<p><strong>{html.escape(pending.app_name)}</strong> asks for access. "
         "Untick what you do not want to give; you can withdraw it later.</p>"
         f"{error}<form method='post'>"
         f"<input type='hidden' name='request' value='{html.escape(sealed)}'>"
+        f"<fieldset><legend>What the app may do</legend>{boxes}</fieldset>"
         "<label>Login name <input type='text' name='username' autocomplete='username' "
         "required></label><label>Password <input type='password' name='password' "
         "autocomplete='current-password' required></label>"
-        f"<fieldset><legend>What the app may do</legend>{boxes}</fieldset>"
         "<button name='decision' value='approve'>Log in and allow</button> "
-        "<button name='decision' value='deny' formnovalidate>Refuse</button></form>"
+        f"<button name='decision' value='deny' formnovalidate>Refuse</button>{external}</form>"
     )
-    return _page("Eigen Dossier: allow access?", body, 401 if message else 200)
+    return _page("Eigen Dossier: allow access?", body, 401 if message else 200, targets)
 
 
 class _Endpoints:
@@ -152,7 +167,7 @@ class _Endpoints:
             if error.redirect:
                 return RedirectResponse(error.redirect, status_code=302)
             return _page("This app cannot sign in", f"<p>{html.escape(error.description)}</p>", 400)
-        return _login_page(self.server.seal(pending), pending)
+        return _login_page(self.server.seal(pending), pending, provider=self.server.provider)
 
     async def _decide(self, form: dict[str, str]) -> Response:
         try:
@@ -161,6 +176,9 @@ class _Endpoints:
             return _page("Please start again", f"<p>{html.escape(error.description)}</p>", 400)
         if form.get("decision") == "deny":
             return RedirectResponse(self.server.refuse(pending), status_code=302)
+        granted = form.get("scope", "").split()
+        if form.get("decision") == "external" and self.server.provider is not None:
+            return await self._federated_start(pending, granted)
         try:
             account = await run_in_threadpool(
                 self.server.login, form.get("username", ""), form.get("password", "")
@@ -170,10 +188,48 @@ class _Endpoints:
                 "Login failed. After five failures in a row the account is locked for "
                 "fifteen minutes."
             )
-            return _login_page(form["request"], pending, message)
-        granted = form.get("scope", "").split()
+            return _login_page(form["request"], pending, message, self.server.provider)
         target = await run_in_threadpool(self.server.approve, pending, account, granted)
         return RedirectResponse(target, status_code=302)
+
+    async def _federated_start(self, pending: Pending, granted: list[str]) -> Response:
+        try:
+            target, browser_key = await run_in_threadpool(
+                self.server.federated_start, pending, granted
+            )
+        except FederationError as error:
+            return _page("Log in another way", f"<p>{html.escape(error.description)}</p>", 502)
+        response = RedirectResponse(target, status_code=302)
+        response.set_cookie(
+            _BROWSER_COOKIE,
+            browser_key,
+            max_age=int(PENDING_LIFETIME.total_seconds()),
+            path="/oauth/callback",
+            secure=urlsplit(self.server.oauth_base).scheme == "https",
+            httponly=True,
+            samesite="lax",
+        )
+        return response
+
+    async def callback(self, request: Request) -> Response:
+        """Where the external provider sends the person back after logging in."""
+        params = dict(request.query_params)
+        browser_key = request.cookies.get(_BROWSER_COOKIE)
+        try:
+            target = await run_in_threadpool(self.server.federated_finish, params, browser_key)
+        except AuthorizeError as error:
+            # not this browser's login: its own login (and cookie) stays as it was
+            return _page("Please start again", f"<p>{html.escape(error.description)}</p>", 400)
+        except FederationError as error:
+            response: Response = _page(
+                "The login did not succeed",
+                f"<p>{html.escape(error.description)}</p>",
+                error.status,
+            )
+        else:
+            response = RedirectResponse(target, status_code=302)
+        response.delete_cookie(_BROWSER_COOKIE, path="/oauth/callback")
+        return response
 
     async def token(self, request: Request) -> Response:
         form = await _form(request)
@@ -264,6 +320,7 @@ def oauth_routes(security: Security, mount: str) -> list[Route]:
         Route(f"{base}/openid-configuration", handlers.openid_configuration, methods=["GET"]),
         Route("/oauth/jwks", handlers.jwks, methods=["GET"]),
         Route("/oauth/authorize", handlers.authorize, methods=["GET", "POST"]),
+        Route("/oauth/callback", handlers.callback, methods=["GET"]),
         Route("/oauth/token", handlers.token, methods=["POST"]),
         Route("/oauth/introspect", handlers.introspect, methods=["POST"]),
         Route("/oauth/revoke", handlers.revoke, methods=["POST"]),

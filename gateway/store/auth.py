@@ -61,6 +61,7 @@ def _account(row: Any) -> Account:
         organization=row.organization,
         failures=row.failures,
         locked_until=_moment(row.locked_until),
+        external_subject=row.external_subject,
     )
 
 
@@ -139,6 +140,13 @@ class SqlAuthStore:
             ).first()
         return None if row is None else _account(row)
 
+    def account_by_subject(self, external_subject: str) -> Account | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(accounts).where(accounts.c.external_subject == external_subject)
+            ).first()
+        return None if row is None else _account(row)
+
     def save_account(self, account: Account) -> None:
         values = {
             "password_hash": account.password_hash,
@@ -147,6 +155,7 @@ class SqlAuthStore:
             "organization": account.organization,
             "failures": account.failures,
             "locked_until": to_micros(account.locked_until) if account.locked_until else None,
+            "external_subject": account.external_subject,
         }
         with self.engine.begin() as connection:
             _upsert(connection, accounts, "username", account.username, values)

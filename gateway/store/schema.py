@@ -212,6 +212,8 @@ accounts = Table(
     Column("organization", String(200), nullable=True),
     Column("failures", Integer, nullable=False),
     Column("locked_until", BigInteger, nullable=True),
+    Column("external_subject", String(64), nullable=True),
+    Index("ix_accounts_external_subject", "external_subject", unique=True),
 )
 
 oauth_codes = Table(

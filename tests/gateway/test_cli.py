@@ -182,3 +182,52 @@ def test_serve_open_prints_the_base_url_and_serves(tmp_path: pathlib.Path) -> No
         process.send_signal(signal.SIGINT)
         _, errors = process.communicate(timeout=20)
     assert "OPEN MODE" in errors
+
+
+def test_accounts_add_links_a_login_to_the_external_provider(tmp_path: pathlib.Path) -> None:
+    from consent.federation import external_subject
+    from consent.registry import NO_PASSWORD
+    from gateway.app import build_services
+    from gateway.security import build_security
+    from gateway.settings import Settings
+
+    url = f"sqlite:///{tmp_path}/linked.db"
+    issuer = "https://digid-broker.example/oidc"
+    command = ["accounts", "add", "jan", "--kind", "patient", "--fhir-user", "Patient/jan"]
+    missing = RUNNER.invoke(app, [*command, "--external-subject", "s-1", "--database-url", url])
+    assert missing.exit_code == 2 and "--oidc-issuer" in missing.output
+    linked = RUNNER.invoke(
+        app,
+        [*command, "--external-subject", "s-1", "--database-url", url],
+        env={"EIGENDOSSIER_OIDC_ISSUER": issuer},
+    )
+    assert linked.exit_code == 0 and "external provider" in linked.output
+    services = build_services(Settings(database_url=url))
+    store = build_security(services).store
+    saved = store.account_by_subject(external_subject(issuer, "s-1"))
+    assert saved is not None and saved.username == "jan"
+    assert saved.password_hash == NO_PASSWORD  # no password was given: none works
+    services.store.dispose()
+
+
+def test_serve_refuses_a_misconfigured_external_login(tmp_path: pathlib.Path) -> None:
+    url = f"sqlite:///{tmp_path}/a.db"
+    env = {"EIGENDOSSIER_OIDC_CLIENT_SECRET": "s3cret-s3cret-s3cret"}
+    cases = [
+        (["--oidc-issuer", "https://idp.example"], "client id"),
+        (
+            [
+                "--oidc-issuer",
+                "https://idp.example",
+                "--oidc-client-id",
+                "x",
+                "--oidc-link",
+                "email",
+            ],
+            "link is one of",
+        ),
+    ]
+    for options, message in cases:
+        result = RUNNER.invoke(app, ["serve", *options, "--database-url", url], env=env)
+        assert result.exit_code == 2, result.output
+        assert message in result.output

@@ -1,0 +1,1 @@
+"""Dutch identifiers, code systems and profiles."""
