@@ -1,17 +1,158 @@
-"""Dutch identifier systems (Nictiz NamingSystem URIs) and their checks.
+"""Dutch identifier systems (the Nictiz NamingSystem URIs) and their checks.
 
-- BSN (burgerservicenummer): nine digits passing the eleven test ("elfproef") with the
-  BSN weights 9..2 and -1 for the last digit (Wet algemene bepalingen
-  burgerservicenummer, art. 1; Logius). A leading zero is part of the number.
+| identifier | form | check |
+| --- | --- | --- |
+| BSN (burgerservicenummer) | nine digits | the eleven test ("elfproef"): weights 9..2 and -1 |
+| AGB-code (Vektis AGB register) | eight digits | form only |
+| URA (UZI register subscriber number) | one to eight digits | form only |
+| UZI number, person or system | nine digits | form only |
+| UZOVI (insurer) | four digits | form only |
+| BIG number | eleven digits | form only |
+
+Sources: Logius / Wet algemene bepalingen BSN (elfproef), Vektis AGB register, CIBG
+UZI register FAQ, Nictiz NamingSystem definitions; see DOMAIN.md §6.
 """
 
 from __future__ import annotations
 
-__all__ = ["BSN", "bsn_error", "is_bsn"]
+from dataclasses import dataclass
+from typing import Any
 
-BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
+__all__ = [
+    "AGB",
+    "BIG",
+    "BSN",
+    "SYSTEMS",
+    "URA",
+    "UZI_PERSON",
+    "UZI_SYSTEM",
+    "UZOVI",
+    "IdentifierSystem",
+    "bsn_error",
+    "identifier_error",
+    "is_bsn",
+    "naming_systems",
+]
+
+_NS = "http://fhir.nl/fhir/NamingSystem"
+BSN = f"{_NS}/bsn"
+AGB = f"{_NS}/agb-z"
+URA = f"{_NS}/ura"
+UZI_PERSON = f"{_NS}/uzi-nr-pers"
+UZI_SYSTEM = f"{_NS}/uzi-nr-sys"
+UZOVI = f"{_NS}/uzovi"
+BIG = f"{_NS}/big"
 
 _BSN_WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2, -1)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierSystem:
+    """One Dutch identifier system: its URI, OID, name and the digits it has."""
+
+    uri: str
+    oid: str
+    name: str
+    title: str
+    description: str
+    min_digits: int
+    max_digits: int
+    kind: str  # NamingSystem.kind: identifier
+
+    def error(self, value: str) -> str | None:
+        """Why ``value`` is not one of these, or None when it is."""
+        if not (value.isascii() and value.isdigit()):
+            return f"A {self.title} is digits only"
+        if not self.min_digits <= len(value) <= self.max_digits:
+            size = (
+                f"exactly {self.max_digits}"
+                if self.min_digits == self.max_digits
+                else f"{self.min_digits} to {self.max_digits}"
+            )
+            return f"A {self.title} has {size} digits"
+        if self.uri == BSN:
+            return bsn_error(value)
+        return None
+
+
+SYSTEMS: dict[str, IdentifierSystem] = {
+    system.uri: system
+    for system in (
+        IdentifierSystem(
+            BSN,
+            "2.16.840.1.113883.2.4.6.3",
+            "BSN",
+            "BSN",
+            "Burgerservicenummer: the Dutch citizen service number, nine digits that pass the "
+            "eleven test; its use in care is governed by the Wbsn-z.",
+            9,
+            9,
+            "identifier",
+        ),
+        IdentifierSystem(
+            AGB,
+            "2.16.840.1.113883.2.4.6.1",
+            "AGB",
+            "AGB-code",
+            "AGB-code from the Vektis AGB register: eight digits, for care professionals and "
+            "for care organisations and their locations.",
+            8,
+            8,
+            "identifier",
+        ),
+        IdentifierSystem(
+            URA,
+            "2.16.528.1.1007.3.3",
+            "URA",
+            "URA number",
+            "UZI register subscriber number (URA): identifies a care organisation; at most "
+            "eight digits.",
+            1,
+            8,
+            "identifier",
+        ),
+        IdentifierSystem(
+            UZI_PERSON,
+            "2.16.528.1.1007.3.1",
+            "UZIPerson",
+            "UZI number (person)",
+            "UZI number of a card holder: nine digits, for life.",
+            9,
+            9,
+            "identifier",
+        ),
+        IdentifierSystem(
+            UZI_SYSTEM,
+            "2.16.528.1.1007.3.2",
+            "UZISystem",
+            "UZI number (system)",
+            "UZI number of a service (server) certificate: nine digits.",
+            9,
+            9,
+            "identifier",
+        ),
+        IdentifierSystem(
+            UZOVI,
+            "2.16.840.1.113883.2.4.6.4",
+            "UZOVI",
+            "UZOVI number",
+            "UZOVI number of a health insurer: four digits.",
+            4,
+            4,
+            "identifier",
+        ),
+        IdentifierSystem(
+            BIG,
+            "2.16.528.1.1007.5.1",
+            "BIG",
+            "BIG number",
+            "BIG register number of a care professional: eleven digits.",
+            11,
+            11,
+            "identifier",
+        ),
+    )
+}
 
 
 def bsn_error(value: str) -> str | None:
@@ -27,3 +168,31 @@ def bsn_error(value: str) -> str | None:
 def is_bsn(value: str) -> bool:
     """Whether ``value`` is a well-formed BSN (nine digits passing the eleven test)."""
     return bsn_error(value) is None
+
+
+def identifier_error(system: str, value: str) -> str | None:
+    """Why ``value`` is not valid in ``system``; None when valid or the system is not Dutch."""
+    known = SYSTEMS.get(system)
+    return known.error(value) if known else None
+
+
+def naming_systems(date: str) -> list[dict[str, Any]]:
+    """The NamingSystem resources of the Dutch identifiers (``date``: their publication)."""
+    return [
+        {
+            "resourceType": "NamingSystem",
+            "id": f"nl-{system.name.lower()}",
+            "name": system.name,
+            "status": "active",
+            "kind": system.kind,
+            "date": date,
+            "publisher": "Eigen Dossier",
+            "description": system.description,
+            "jurisdiction": [{"coding": [{"system": "urn:iso:std:iso:3166", "code": "NL"}]}],
+            "uniqueId": [
+                {"type": "uri", "value": system.uri, "preferred": True},
+                {"type": "oid", "value": system.oid, "preferred": False},
+            ],
+        }
+        for system in SYSTEMS.values()
+    ]

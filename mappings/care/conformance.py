@@ -1,0 +1,112 @@
+"""All conformance resources of the care mappings, and the profile checker over them."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from mappings.care.base import DEFAULT_CANON, Canon
+from mappings.care.omaha import omaha_code_systems, omaha_concept_map, omaha_value_sets
+from mappings.care.plans import plan_code_systems
+from mappings.care.profiles import structure_definitions
+from mappings.care.visits import visit_code_systems
+from mappings.care.zrm import zrm_code_systems, zrm_questionnaires, zrm_value_sets
+from mappings.core.errors import Issue
+from mappings.core.profile import ProfileChecker
+from mappings.nl.identifiers import naming_systems
+
+__all__ = ["Conformance", "conformance_resources"]
+
+PUBLISHED = "2026-11-22"
+
+
+def _whole(canon: Canon, name: str) -> dict[str, Any]:
+    return {
+        "resourceType": "ValueSet",
+        "id": name,
+        "url": canon.value_set(name),
+        "name": name.replace("-", "_"),
+        "title": f"All codes of {name}",
+        "status": "active",
+        "publisher": "Eigen Dossier",
+        "compose": {"include": [{"system": canon.code_system(name)}]},
+    }
+
+
+def conformance_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
+    """Every CodeSystem, ValueSet, ConceptMap, Questionnaire, NamingSystem and
+    StructureDefinition of the project, ready to load into a gateway."""
+    systems = [
+        *zrm_code_systems(canon),
+        *omaha_code_systems(canon),
+        *plan_code_systems(canon),
+        *visit_code_systems(canon),
+    ]
+    value_sets = [
+        *zrm_value_sets(canon),
+        *omaha_value_sets(canon),
+        *(
+            _whole(canon, name)
+            for name in ("plan-kind", "activity-owner", "contact-mode", "funding-stream")
+        ),
+    ]
+    for resource in [*systems, *value_sets]:
+        resource.setdefault("date", PUBLISHED)
+    return [
+        *systems,
+        *value_sets,
+        omaha_concept_map(canon),
+        *zrm_questionnaires(canon),
+        *naming_systems(PUBLISHED),
+        *structure_definitions(canon),
+    ]
+
+
+class Conformance:
+    """The resources of one canonical base, indexed; checks resources against profiles."""
+
+    def __init__(self, canon: Canon = DEFAULT_CANON) -> None:
+        self.canon = canon
+        self.resources = conformance_resources(canon)
+        self._code_systems = {
+            r["url"]: r for r in self.resources if r["resourceType"] == "CodeSystem"
+        }
+        self._value_sets = {r["url"]: r for r in self.resources if r["resourceType"] == "ValueSet"}
+        definitions = [r for r in self.resources if r["resourceType"] == "StructureDefinition"]
+        self.checker = ProfileChecker(definitions, self.expand)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (one instance per process)
+    def expand(self, url: str) -> frozenset[tuple[str, str]] | None:
+        """The (system, code) pairs of one of our value sets; None if not ours."""
+        valueset = self._value_sets.get(url.split("|", 1)[0])
+        if valueset is None:
+            return None
+        found: set[tuple[str, str]] = set()
+        for include in valueset["compose"]["include"]:
+            system = include["system"]
+            if "concept" in include:
+                found.update((system, c["code"]) for c in include["concept"])
+            elif system in self._code_systems:
+                found.update(
+                    (system, code) for code in _codes(self._code_systems[system]["concept"])
+                )
+        return frozenset(found)
+
+    def knows(self, profile: str) -> bool:
+        return self.checker.knows(profile)
+
+    def check(self, resource: dict[str, Any], profile: str) -> list[Issue]:
+        return self.checker.check(resource, profile)
+
+
+def _codes(concepts: list[dict[str, Any]]) -> list[str]:
+    found = []
+    for concept in concepts:
+        abstract = any(
+            p.get("code") == "abstract" and p.get("valueBoolean")
+            for p in concept.get("property", [])
+        )
+        if not abstract:
+            found.append(concept["code"])
+        found.extend(_codes(concept.get("concept", [])))
+    return found
