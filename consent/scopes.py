@@ -42,6 +42,7 @@ PERMISSION_OF_INTERACTION = {
     "$validate": "r",
     "$explain": "r",
     "$break-the-glass": "r",
+    "$zrm-progress": "s",
 }
 
 _V2 = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(c?r?u?d?s?)(\?.*)?$")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from consent.federation import ProviderConfig
+from mappings.care.base import DEFAULT_BASE
 
 __all__ = ["DEFAULT_DATABASE_URL", "Settings"]
 
@@ -26,6 +27,7 @@ class Settings:
     open_mode: bool = False
     max_body_bytes: int = 16 * 1024 * 1024
     pool_size: int = 8
+    canonical_base: str = DEFAULT_BASE  # where our profiles and code systems are named
     # an external OpenID Connect provider (a DigiD broker, say); off when no issuer
     oidc_issuer: str = ""
     oidc_client_id: str = ""

@@ -52,6 +52,9 @@ def validated(
     issues = context.services.validator.validate(body)
     if issues:
         raise Invalid(issues[0].diagnostics, issues=issues)
+    issues = profile_issues(context, body)
+    if issues:
+        raise Unprocessable(issues[0].diagnostics, issues=issues)
     if resource_type == "Consent":  # only Consents whose meaning we enforce are kept
         issues = check_consent(body, frozenset(context.services.definitions.served))
         if issues:
@@ -59,6 +62,23 @@ def validated(
     if context.caller is not None:
         context.caller.check_resource(context, body)
     return body
+
+
+def profile_issues(context: Context, resource: dict[str, Any]) -> list[Issue]:
+    """How ``resource`` departs from the profiles of ours it claims in ``meta.profile``.
+
+    A profile we do not know is not checked (as the base specification allows); one of
+    ours is a promise the resource must keep.
+    """
+    conformance = context.services.conformance
+    meta = resource.get("meta")
+    claimed = meta.get("profile", []) if isinstance(meta, dict) else []
+    issues: list[Issue] = []
+    for profile in claimed if isinstance(claimed, list) else []:
+        url = profile.split("|", 1)[0] if isinstance(profile, str) else ""
+        if conformance.knows(url):
+            issues += conformance.check(resource, url)
+    return issues
 
 
 def parse_etag(value: str | None, name: str = "If-Match") -> int | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.interactions import authorize, bundle, crud, history, operations, search
+from gateway.interactions import authorize, bundle, care, crud, history, operations, search
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.store.repository import Session
 from mappings.core.errors import FhirError, MethodNotAllowed, NotFound
@@ -64,6 +64,12 @@ ROUTES: tuple[Route, ...] = (
         authorize.break_the_glass,
         "$break-the-glass",
         writes=True,
+    ),
+    _route(
+        "GET",
+        rf"(?P<type>Patient)/{_ID}/\$zrm-progress",
+        care.zrm_progress_operation,
+        "$zrm-progress",
     ),
     _route("POST", rf"{_TYPE}/\$validate", operations.validate, "$validate"),
     _route("POST", rf"{_TYPE}/{_ID}/\$validate", operations.validate, "$validate"),

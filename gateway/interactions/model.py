@@ -14,6 +14,7 @@ from gateway.search.compile import Compiler
 from gateway.search.registry import Registry
 from gateway.store.access import AccessFilter
 from gateway.store.repository import Store
+from mappings.care.conformance import Conformance
 from mappings.core.clock import Clock
 from mappings.core.definitions import Definitions
 from mappings.core.validate import Validator
@@ -44,6 +45,7 @@ class Services:
     clock: Clock
     ids: IdFactory
     oauth_base: str | None = None  # where the authorization server is; None in --open mode
+    conformance: Conformance = field(default_factory=Conformance)  # our profiles, code systems
 
 
 @dataclass(frozen=True, slots=True)

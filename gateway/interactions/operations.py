@@ -27,7 +27,7 @@ def _resource_entry(context: Context, resource_type: str, names: list[str]) -> d
     registry = context.services.registry
     params = sorted(registry.by_type.get(resource_type, {}).values(), key=lambda p: p.code)
     references = [p.code for p in params if p.type == "reference"]
-    return {
+    entry: dict[str, Any] = {
         "type": resource_type,
         "profile": f"{_CORE_SD}{resource_type}",
         "interaction": [{"code": n} for n in names],
@@ -49,6 +49,22 @@ def _resource_entry(context: Context, resource_type: str, names: list[str]) -> d
         "searchParam": [{"name": p.code, "definition": p.url, "type": p.type} for p in params],
         "operation": [{"name": "validate", "definition": _VALIDATE_OP}],
     }
+    conformance = context.services.conformance
+    profiles = [
+        r["url"]
+        for r in conformance.resources
+        if r["resourceType"] == "StructureDefinition" and r["type"] == resource_type
+    ]
+    if profiles:
+        entry["supportedProfile"] = profiles
+    if resource_type == "Patient":
+        entry["operation"].append(
+            {
+                "name": "zrm-progress",
+                "definition": conformance.canon.url("OperationDefinition", "zrm-progress"),
+            }
+        )
+    return entry
 
 
 def capabilities(context: Context, request: FhirRequest, session: Session) -> FhirResponse:
@@ -180,7 +196,11 @@ def validate(
                     (f"{resource_type}.id",),
                 )
             )
-    if profile and profile != f"{_CORE_SD}{resource_type}":
+    conformance = context.services.conformance
+    if profile and conformance.knows(profile.split("|", 1)[0]):
+        if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
+            issues += conformance.check(resource, profile.split("|", 1)[0])
+    elif profile and profile != f"{_CORE_SD}{resource_type}":
         issues.append(
             Issue("error", "not-supported", f"Profile {profile[:200]} is not known to this server")
         )

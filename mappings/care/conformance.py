@@ -56,10 +56,77 @@ def conformance_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
         *systems,
         *value_sets,
         omaha_concept_map(canon),
+        _zrm_progress_definition(canon),
         *zrm_questionnaires(canon),
         *naming_systems(PUBLISHED),
         *structure_definitions(canon),
     ]
+
+
+def _zrm_progress_definition(canon: Canon) -> dict[str, Any]:
+    def out(
+        name: str, kind: str | None, low: int, high: str, doc: str, parts: list[Any] | None = None
+    ) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "name": name,
+            "use": "out",
+            "min": low,
+            "max": high,
+            "documentation": doc,
+        }
+        if kind:
+            found["type"] = kind
+        if parts:
+            found["part"] = parts
+        return found
+
+    return {
+        "resourceType": "OperationDefinition",
+        "id": "zrm-progress",
+        "url": canon.url("OperationDefinition", "zrm-progress"),
+        "name": "ZrmProgress",
+        "title": "ZRM-voortgang van een cliënt",
+        "status": "active",
+        "kind": "operation",
+        "publisher": "Eigen Dossier",
+        "date": PUBLISHED,
+        "description": (
+            "The ZRM scores of one client over time, per version and domain, in date order; "
+            "only the scores the caller may see (the client's consent applies)."
+        ),
+        "affectsState": False,
+        "code": "zrm-progress",
+        "resource": ["Patient"],
+        "system": False,
+        "type": False,
+        "instance": True,
+        "parameter": [
+            out(
+                "series",
+                None,
+                0,
+                "*",
+                "One version and domain",
+                [
+                    out("version", "string", 1, "1", "2013 or 2017"),
+                    out("domain", "Coding", 1, "1", "The ZRM domain"),
+                    out(
+                        "point",
+                        None,
+                        1,
+                        "*",
+                        "One score",
+                        [
+                            out("date", "string", 1, "1", "When it was scored"),
+                            out("score", "integer", 1, "1", "1 to 5"),
+                            out("moment", "code", 0, "1", "intake, progress or exit"),
+                            out("observation", "Reference", 1, "1", "The Observation"),
+                        ],
+                    ),
+                ],
+            ),
+        ],
+    }
 
 
 class Conformance:
