@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.settings import DEFAULT_DATABASE_URL, Settings
+from mappings.care.base import DEFAULT_BASE
 
 __all__ = ["app", "main"]
 
@@ -29,6 +30,12 @@ accounts_app = typer.Typer(help="Logins of the embedded identity provider.", no_
 app.add_typer(accounts_app, name="accounts")
 keys_app = typer.Typer(help="The token signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+conformance_app = typer.Typer(
+    help="Our profiles, code systems, value sets, questionnaires.", no_args_is_help=True
+)
+app.add_typer(conformance_app, name="conformance")
+demo_app = typer.Typer(help="A realistic demo dossier.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
 
 DatabaseUrl = Annotated[
     str,
@@ -383,3 +390,80 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+CanonicalBase = Annotated[
+    str,
+    typer.Option(
+        "--canonical-base",
+        envvar="EIGENDOSSIER_CANONICAL_BASE",
+        help="The base of our canonical URLs (profiles, code systems)",
+    ),
+]
+
+
+def _load(database_url: str, canonical_base: str, resources: list[dict[str, Any]]) -> None:
+    from gateway.app import build_services  # noqa: PLC0415
+    from gateway.loading import load  # noqa: PLC0415
+    from mappings.core.errors import FhirError  # noqa: PLC0415
+
+    settings = Settings(database_url=database_url, canonical_base=canonical_base)
+    services = build_services(settings)
+    try:
+        outcome = load(services, resources)
+    except FhirError as error:
+        where = ", ".join([e for issue in error.issues for e in issue.expression][:3])
+        typer.echo(f"Nothing was loaded: {error.diagnostics} ({where})", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        services.store.dispose()
+    typer.echo(f"{outcome['created']} created, {outcome['updated']} updated")
+
+
+@conformance_app.command("load")
+def conformance_load(
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    canonical_base: CanonicalBase = DEFAULT_BASE,
+) -> None:
+    """Load every CodeSystem, ValueSet, ConceptMap, Questionnaire, NamingSystem,
+    OperationDefinition and StructureDefinition of the project (one transaction)."""
+    from mappings.care.base import Canon  # noqa: PLC0415
+    from mappings.care.conformance import conformance_resources  # noqa: PLC0415
+
+    _load(database_url, canonical_base, conformance_resources(Canon(canonical_base)))
+
+
+@conformance_app.command("export")
+def conformance_export(canonical_base: CanonicalBase = DEFAULT_BASE) -> None:
+    """Print the conformance resources as a transaction Bundle (JSON) on standard output."""
+    import json  # noqa: PLC0415
+
+    from gateway.loading import as_transaction  # noqa: PLC0415
+    from mappings.care.base import Canon  # noqa: PLC0415
+    from mappings.care.conformance import conformance_resources  # noqa: PLC0415
+
+    bundle = as_transaction(conformance_resources(Canon(canonical_base)))
+    typer.echo(json.dumps(bundle, ensure_ascii=False, indent=1))
+
+
+@demo_app.command("load")
+def demo_load(
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    canonical_base: CanonicalBase = DEFAULT_BASE,
+    today: Annotated[
+        str | None, typer.Option(help="The demo's today (YYYY-MM-DD); default: today")
+    ] = None,
+) -> None:
+    """Seed Anna Jansen's dossier: krachtplan, three ZRM measurements, visits, a crisis
+    plan with her daughter, her GP practice and care team (ids as in the README)."""
+    import datetime as dt  # noqa: PLC0415
+
+    from mappings.care.base import Canon  # noqa: PLC0415
+    from mappings.care.demo import demo_dossier  # noqa: PLC0415
+
+    try:
+        day = dt.date.fromisoformat(today) if today else dt.date.today()
+    except ValueError:
+        typer.echo("--today is a date: YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from None
+    _load(database_url, canonical_base, demo_dossier(day, Canon(canonical_base)))
