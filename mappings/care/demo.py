@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from mappings.care.base import DEFAULT_CANON, Canon, narrative
 from mappings.care.omaha import OmahaRating, omaha_to_fhir
@@ -40,12 +41,12 @@ from mappings.care.zrm import ZrmAssessment, zrm_to_fhir
 
 __all__ = ["demo_dossier"]
 
-_CET = dt.timezone(dt.timedelta(hours=1))
+_AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 NURSE = "Practitioner/sanne"
 
 
 def _at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=_CET)
+    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=_AMSTERDAM)
 
 
 def demo_dossier(today: dt.date, canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:

@@ -107,6 +107,11 @@ _SCALE_NL = {score: nl for score, nl, _ in SCALE}
 _MOMENT_NL = {code: nl for code, nl, _ in MOMENTS}
 
 
+def _link(version: str, code: str) -> str:
+    """An item's linkId carries the version, so no answer can change version."""
+    return f"zrm{version}-{code}"
+
+
 def _system(canon: Canon, version: str) -> str:
     return canon.code_system(f"zrm-{version}")
 
@@ -305,7 +310,7 @@ def zrm_questionnaires(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
                 },
                 *(
                     {
-                        "linkId": code,
+                        "linkId": _link(version, code),
                         "code": [coding(_system(canon, version), code, nl)],
                         "text": nl,
                         "type": "choice",
@@ -365,7 +370,7 @@ def zrm_to_fhir(assessment: ZrmAssessment, canon: Canon = DEFAULT_CANON) -> list
             },
             *(
                 {
-                    "linkId": code,
+                    "linkId": _link(version, code),
                     "text": _NAMES[version][code],
                     "answer": [
                         {
@@ -470,7 +475,7 @@ def zrm_from_fhir(
     day = date_of(read.text("authored") or "", read.path("authored"))
     moment: str | None = None
     scores: dict[str, int] = {}
-    names = _NAMES[version]
+    links = {_link(version, code): code for code in _NAMES[version]}
     for index, item in enumerate(read.need("item")):
         where = f"QuestionnaireResponse.item[{index}]"
         link = item.get("linkId") if isinstance(item, dict) else None
@@ -487,7 +492,7 @@ def zrm_from_fhir(
             ):
                 fail("The moment is intake, progress or exit", f"{where}.answer[0].valueCoding")
             moment = str(value["code"])
-        elif link in names:
+        elif link in links:
             code = value.get("code")
             if value.get("system") != canon.code_system("zrm-scale") or code not in {
                 "1",
@@ -497,9 +502,9 @@ def zrm_from_fhir(
                 "5",
             }:
                 fail("A ZRM score is 1 to 5 from the ZRM scale", f"{where}.answer[0].valueCoding")
-            if link in scores:
+            if links[link] in scores:
                 fail("A domain is scored once", f"{where}.linkId")
-            scores[str(link)] = int(str(code))
+            scores[links[link]] = int(str(code))
         else:
             fail(f"Not an item of the ZRM {version}", f"{where}.linkId")
     if moment is None:

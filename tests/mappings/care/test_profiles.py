@@ -1,0 +1,163 @@
+"""The profiles: every conformance resource is valid FHIR, and the profile checker finds
+what a resource that claims a profile leaves out or gets wrong, naming the element."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from mappings.care.conformance import Conformance
+from mappings.care.omaha import PROBLEMS, OmahaRating, omaha_concept_map, omaha_to_fhir
+from mappings.care.visits import Visit, visit_to_fhir
+from mappings.care.zrm import ZrmAssessment, zrm_to_fhir
+from tests.mappings.care.conftest import faults
+
+TZ = dt.timezone(dt.timedelta(hours=1))
+
+
+def test_every_conformance_resource_is_valid_fhir(conformance: Conformance) -> None:
+    kinds = {r["resourceType"] for r in conformance.resources}
+    assert kinds == {
+        "CodeSystem",
+        "ValueSet",
+        "ConceptMap",
+        "Questionnaire",
+        "NamingSystem",
+        "StructureDefinition",
+        "OperationDefinition",
+    }
+    for resource in conformance.resources:
+        assert faults(resource) == [], resource["id"]
+    ids = [(r["resourceType"], r["id"]) for r in conformance.resources]
+    assert len(ids) == len(set(ids))
+
+
+def test_profiles_are_differentials_on_base_r4(conformance: Conformance) -> None:
+    profiles = [r for r in conformance.resources if r["resourceType"] == "StructureDefinition"]
+    names = {p["id"] for p in profiles}
+    assert {
+        "zrm-observation",
+        "zrm-questionnaireresponse",
+        "krachtplan",
+        "crisisplan",
+        "visit",
+        "omaha-rating",
+        "funding-stream",
+        "allocation-number",
+    } <= names
+    for profile in profiles:
+        assert profile["derivation"] == "constraint"
+        assert profile["baseDefinition"].startswith("http://hl7.org/fhir/StructureDefinition/")
+        assert profile["differential"]["element"][0]["path"] == profile["type"]
+
+
+def _observation() -> dict[str, Any]:
+    assessment = ZrmAssessment(
+        "z", "2017", "anna", "Practitioner/s", "intake", dt.date(2026, 1, 1), {"financien": 2}
+    )
+    return zrm_to_fhir(assessment)[1]
+
+
+@pytest.mark.parametrize(
+    ("damage", "expression"),
+    [
+        (lambda o: o.pop("valueInteger"), "Observation.value[x]"),
+        (lambda o: o.update(valueString="2") or o.pop("valueInteger"), "Observation.valueString"),
+        (lambda o: o.update(subject={"reference": "Group/g"}), "Observation.subject"),
+        (lambda o: o["code"]["coding"][0].update(code="dagbesteding"), "Observation.code"),
+        (lambda o: o.update(category=[{"text": "elsewhere"}]), "Observation.category[0]"),
+        (
+            lambda o: o.pop("extension"),
+            "Observation.extension('https://eigendossier.nl/fhir/StructureDefinition/zrm-moment')",
+        ),
+        (
+            lambda o: o["extension"][0].update(valueCode="someday"),
+            "Observation.extension[0].valueCode",
+        ),
+        (
+            lambda o: o["derivedFrom"].append({"reference": "QuestionnaireResponse/y"}),
+            "Observation.derivedFrom",
+        ),
+    ],
+)
+def test_the_checker_names_what_departs_from_the_profile(
+    conformance: Conformance, damage: Any, expression: str
+) -> None:
+    observation = _observation()
+    assert conformance.check(observation, observation["meta"]["profile"][0]) == []
+    damage(observation)
+    issues = conformance.check(observation, observation["meta"]["profile"][0])
+    assert expression in [e for issue in issues for e in issue.expression], issues
+
+
+def test_visit_profile_requires_minutes_and_the_contact_mode(conformance: Conformance) -> None:
+    visit = visit_to_fhir(
+        Visit(
+            "v",
+            "anna",
+            "video",
+            "finished",
+            dt.datetime(2026, 1, 1, 9, tzinfo=TZ),
+            dt.datetime(2026, 1, 1, 9, 30, tzinfo=TZ),
+            30,
+            ("Practitioner/s",),
+            funding="zvw",
+            product_code="1003",
+        )
+    )
+    profile = visit["meta"]["profile"][0]
+    assert conformance.check(visit, profile) == []
+    broken = copy.deepcopy(visit)
+    broken["length"]["code"] = "h"
+    broken["type"][0]["coding"][0]["code"] = "carrier-pigeon"
+    broken["extension"][0]["valueCoding"]["code"] = "wia"
+    found = {e for issue in conformance.check(broken, profile) for e in issue.expression}
+    assert {"Encounter.length", "Encounter.type[0]", "Encounter.extension[0].valueCoding"} <= found
+
+
+def test_omaha_has_42_problems_in_four_domains_and_a_routing_map() -> None:
+    sizes = {domain: len(problems) for domain, _, _, problems in PROBLEMS}
+    assert sizes == {
+        "environmental": 4,
+        "psychosocial": 12,
+        "physiological": 18,
+        "health-related-behaviors": 8,
+    }
+    codes = [code for _, _, _, problems in PROBLEMS for code, _, _ in problems]
+    assert codes == [f"{n:02d}" for n in range(1, 43)]
+    concept_map = omaha_concept_map()
+    targets = [t for e in concept_map["group"][0]["element"] for t in e["target"]]
+    assert {t["equivalence"] for t in targets} == {"relatedto", "unmatched"}
+    assert "Routing aid" in concept_map["purpose"]
+    justitie = next(e for e in concept_map["group"][0]["element"] if e["code"] == "justitie")
+    assert justitie["target"][0]["equivalence"] == "unmatched"
+
+
+def test_omaha_rating_components_carry_current_and_target(conformance: Conformance) -> None:
+    rating = omaha_to_fhir(
+        OmahaRating(
+            "o",
+            "anna",
+            "Practitioner/s",
+            "11",
+            dt.date(2026, 1, 1),
+            {"knowledge": 2, "behavior": 3, "status": 2},
+            {"status": 4},
+        )
+    )
+    components = [
+        (c["code"]["coding"][0]["code"], c["valueInteger"], "extension" in c)
+        for c in rating["component"]
+    ]
+    assert components == [
+        ("knowledge", 2, False),
+        ("behavior", 3, False),
+        ("status", 2, False),
+        ("status", 4, True),
+    ]
+    rating["code"]["coding"][0]["code"] = "environmental"  # a domain is not a problem
+    issues = conformance.check(rating, rating["meta"]["profile"][0])
+    assert issues and issues[0].expression == ("Observation.code",)
