@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.settings import DEFAULT_DATABASE_URL, Settings
+from mappings.care.base import DEFAULT_BASE
 
 __all__ = ["from_environment"]
 
@@ -24,6 +25,7 @@ def from_environment() -> Starlette:
         log_level=env("log_level") or "info",
         open_mode=env("open") == "1",
         max_body_bytes=int(env("max_body_bytes") or str(16 * 1024 * 1024)),
+        canonical_base=env("canonical_base") or DEFAULT_BASE,
         oidc_issuer=env("oidc_issuer") or "",
         oidc_client_id=env("oidc_client_id") or "",
         oidc_client_secret=env("oidc_client_secret") or "",

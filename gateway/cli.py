@@ -87,6 +87,14 @@ def serve(
         int,
         typer.Option(envvar="EIGENDOSSIER_WORKERS", help="Gateway processes sharing the database"),
     ] = 1,
+    canonical_base: Annotated[
+        str,
+        typer.Option(
+            "--canonical-base",
+            envvar="EIGENDOSSIER_CANONICAL_BASE",
+            help="The base of our canonical URLs (profiles, code systems)",
+        ),
+    ] = DEFAULT_BASE,
     oidc_issuer: Annotated[
         str,
         typer.Option(
@@ -137,6 +145,7 @@ def serve(
         log_level=log_level,
         open_mode=open_mode,
         max_body_bytes=max_body_bytes,
+        canonical_base=canonical_base,
         oidc_issuer=oidc_issuer,
         oidc_client_id=oidc_client_id,
         oidc_client_secret=(
@@ -185,6 +194,7 @@ def serve(
             "EIGENDOSSIER_OPEN": "1" if open_mode else "0",
             "EIGENDOSSIER_MAX_BODY_BYTES": str(max_body_bytes),
             "EIGENDOSSIER_LOG_LEVEL": log_level,
+            "EIGENDOSSIER_CANONICAL_BASE": settings.canonical_base,
             "EIGENDOSSIER_OIDC_ISSUER": settings.oidc_issuer,
             "EIGENDOSSIER_OIDC_CLIENT_ID": settings.oidc_client_id,
             "EIGENDOSSIER_OIDC_CLIENT_SECRET": settings.oidc_client_secret,

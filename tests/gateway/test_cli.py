@@ -231,3 +231,25 @@ def test_serve_refuses_a_misconfigured_external_login(tmp_path: pathlib.Path) ->
         result = RUNNER.invoke(app, ["serve", *options, "--database-url", url], env=env)
         assert result.exit_code == 2, result.output
         assert message in result.output
+
+
+def test_demo_and_conformance_commands(tmp_path: pathlib.Path) -> None:
+    url = f"sqlite:///{tmp_path}/demo.db"
+    assert (
+        RUNNER.invoke(
+            app, ["demo", "load", "--today", "22-11-2026", "--database-url", url]
+        ).exit_code
+        == 2
+    )
+    loaded = RUNNER.invoke(app, ["demo", "load", "--today", "2026-11-22", "--database-url", url])
+    assert loaded.exit_code == 0 and "60 created" in loaded.output
+    exported = RUNNER.invoke(
+        app, ["conformance", "export", "--canonical-base", "https://x.example/fhir"]
+    )
+    bundle = json.loads(exported.output)
+    assert bundle["type"] == "transaction"
+    assert all(
+        e["resource"].get("url", "https://x.example/fhir/").startswith("https://x.example/fhir/")
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] != "NamingSystem"
+    )
