@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import pathlib
 from typing import Any
 
 import pytest
@@ -161,3 +162,10 @@ def test_omaha_rating_components_carry_current_and_target(conformance: Conforman
     rating["code"]["coding"][0]["code"] = "environmental"  # a domain is not a problem
     issues = conformance.check(rating, rating["meta"]["profile"][0])
     assert issues and issues[0].expression == ("Observation.code",)
+
+
+def test_docs_list_every_profile_extension_and_code_system(conformance: Conformance) -> None:
+    text = (pathlib.Path(__file__).parents[3] / "docs" / "mappings.md").read_text()
+    for resource in conformance.resources:
+        if resource["resourceType"] in ("StructureDefinition", "CodeSystem", "NamingSystem"):
+            assert f"`{resource['id']}`" in text, resource["id"]
