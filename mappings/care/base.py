@@ -20,10 +20,13 @@ __all__ = [
     "Canon",
     "MappingError",
     "Reader",
+    "code_system",
     "coding",
+    "concept_list",
     "date_of",
     "narrative",
     "reference_id",
+    "whole_value_set",
 ]
 
 DEFAULT_BASE = "https://eigendossier.nl/fhir"
@@ -56,6 +59,62 @@ DEFAULT_CANON = Canon()
 
 class MappingError(Unprocessable):
     """FHIR input that does not fit the profile: 422, naming the element."""
+
+
+def code_system(
+    canon: Canon,
+    name: str,
+    computable: str,
+    title: str,
+    description: str,
+    concepts: Iterable[tuple[str, str, str]],
+    *,
+    version: str | None = None,
+) -> dict[str, Any]:
+    """One of our CodeSystems: Dutch displays, English designations, complete."""
+    listed = concept_list(concepts)
+    resource: dict[str, Any] = {
+        "resourceType": "CodeSystem",
+        "id": name,
+        "url": canon.code_system(name),
+        "name": computable,
+        "title": title,
+        "status": "active",
+        "experimental": False,
+        "publisher": "Eigen Dossier",
+        "description": description,
+        "language": "nl",
+        "caseSensitive": True,
+        "valueSet": canon.value_set(name),
+        "content": "complete",
+        "count": len(listed),
+        "concept": listed,
+    }
+    if version:
+        resource["version"] = version
+    return resource
+
+
+def concept_list(concepts: Iterable[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """CodeSystem concepts of (code, Dutch display, English designation)."""
+    return [
+        {"code": code, "display": nl, "designation": [{"language": "en", "value": en}]}
+        for code, nl, en in concepts
+    ]
+
+
+def whole_value_set(canon: Canon, name: str) -> dict[str, Any]:
+    """The ValueSet of every code of our CodeSystem ``name``."""
+    return {
+        "resourceType": "ValueSet",
+        "id": name,
+        "url": canon.value_set(name),
+        "name": "".join(part.title() for part in name.split("-")),
+        "title": f"All codes of {name}",
+        "status": "active",
+        "publisher": "Eigen Dossier",
+        "compose": {"include": [{"system": canon.code_system(name)}]},
+    }
 
 
 def fail(message: str, expression: str) -> NoReturn:

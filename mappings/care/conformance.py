@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from mappings.care.base import DEFAULT_CANON, Canon
+from mappings.care.base import DEFAULT_CANON, Canon, whole_value_set
 from mappings.care.omaha import omaha_code_systems, omaha_concept_map, omaha_value_sets
 from mappings.care.plans import plan_code_systems
 from mappings.care.profiles import structure_definitions
@@ -18,19 +18,6 @@ from mappings.nl.identifiers import naming_systems
 __all__ = ["Conformance", "conformance_resources"]
 
 PUBLISHED = "2026-11-22"
-
-
-def _whole(canon: Canon, name: str) -> dict[str, Any]:
-    return {
-        "resourceType": "ValueSet",
-        "id": name,
-        "url": canon.value_set(name),
-        "name": name.replace("-", "_"),
-        "title": f"All codes of {name}",
-        "status": "active",
-        "publisher": "Eigen Dossier",
-        "compose": {"include": [{"system": canon.code_system(name)}]},
-    }
 
 
 def conformance_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
@@ -46,7 +33,7 @@ def conformance_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
         *zrm_value_sets(canon),
         *omaha_value_sets(canon),
         *(
-            _whole(canon, name)
+            whole_value_set(canon, name)
             for name in ("plan-kind", "activity-owner", "contact-mode", "funding-stream")
         ),
     ]

@@ -24,12 +24,15 @@ from mappings.care.base import (
     DEFAULT_CANON,
     Canon,
     Reader,
+    code_system,
     coding,
+    concept_list,
     date_of,
     fail,
     narrative,
     reference_id,
     reference_to,
+    whole_value_set,
 )
 from mappings.care.zrm import DOMAINS as ZRM_DOMAINS
 
@@ -164,58 +167,39 @@ ZRM_2017_TO_OMAHA: dict[str, tuple[str, ...]] = {
 
 def omaha_code_systems(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
     """Problems (in their domains), intervention categories, and the rating scales."""
-    problems = {
-        "resourceType": "CodeSystem",
-        "id": "omaha-problems",
-        "url": canon.code_system("omaha-problems"),
-        "name": "OmahaProblems",
-        "title": "Omaha System: probleemclassificatie",
-        "status": "active",
-        "publisher": "Eigen Dossier",
-        "description": (
-            "The 42 problems of the Omaha System Problem Classification Scheme, in its four "
-            "domains. The domain concepts are abstract: record problems, not domains."
-        ),
-        "language": "nl",
-        "caseSensitive": True,
-        "hierarchyMeaning": "grouped-by",
-        "valueSet": canon.value_set("omaha-problems"),
-        "content": "complete",
-        "count": 46,
-        "property": [
-            {
-                "code": "abstract",
-                "uri": "http://hl7.org/fhir/concept-properties#notSelectable",
-                "type": "boolean",
-            }
-        ],
-        "concept": [
-            {
-                "code": domain,
-                "display": nl,
-                "designation": [{"language": "en", "value": en}],
-                "property": [{"code": "abstract", "valueBoolean": True}],
-                "concept": [
-                    {
-                        "code": code,
-                        "display": pnl,
-                        "designation": [{"language": "en", "value": pen}],
-                    }
-                    for code, pnl, pen in problems_of
-                ],
-            }
-            for domain, nl, en, problems_of in PROBLEMS
-        ],
-    }
-    simple = [
-        (
+    problems = code_system(
+        canon,
+        "omaha-problems",
+        "OmahaProblems",
+        "Omaha System: probleemclassificatie",
+        "The 42 problems of the Omaha System Problem Classification Scheme, in its four "
+        "domains. The domain concepts are abstract: record problems, not domains.",
+        [(domain, nl, en) for domain, nl, en, _ in PROBLEMS],
+    )
+    problems["hierarchyMeaning"] = "grouped-by"
+    problems["property"] = [
+        {
+            "code": "abstract",
+            "uri": "http://hl7.org/fhir/concept-properties#notSelectable",
+            "type": "boolean",
+        }
+    ]
+    for concept, (_, _, _, of_domain) in zip(problems["concept"], PROBLEMS, strict=True):
+        concept["property"] = [{"code": "abstract", "valueBoolean": True}]
+        concept["concept"] = concept_list(of_domain)
+    problems["count"] = len(PROBLEMS) + len(_PROBLEM_NL)
+    return [
+        problems,
+        code_system(
+            canon,
             "omaha-intervention-category",
             "OmahaInterventionCategory",
             "Omaha System: interventiecategorieën",
             "The four intervention categories of the Omaha System Intervention Scheme.",
             CATEGORIES,
         ),
-        (
+        code_system(
+            canon,
             "omaha-rating",
             "OmahaRating",
             "Omaha System: uitkomstschalen",
@@ -224,65 +208,18 @@ def omaha_code_systems(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
             RATINGS,
         ),
     ]
-    systems = [problems]
-    for name, computable, title, description, concepts in simple:
-        systems.append(
-            {
-                "resourceType": "CodeSystem",
-                "id": name,
-                "url": canon.code_system(name),
-                "name": computable,
-                "title": title,
-                "status": "active",
-                "publisher": "Eigen Dossier",
-                "description": description,
-                "language": "nl",
-                "caseSensitive": True,
-                "valueSet": canon.value_set(name),
-                "content": "complete",
-                "count": len(concepts),
-                "concept": [
-                    {"code": code, "display": nl, "designation": [{"language": "en", "value": en}]}
-                    for code, nl, en in concepts
-                ],
-            }
-        )
-    return systems
 
 
 def omaha_value_sets(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
     """The selectable problems (no domain concepts), the categories and the scales."""
-    problem_set = {
-        "resourceType": "ValueSet",
-        "id": "omaha-problems",
-        "url": canon.value_set("omaha-problems"),
-        "name": "OmahaProblems",
-        "title": "Omaha System: problemen",
-        "status": "active",
-        "publisher": "Eigen Dossier",
-        "compose": {
-            "include": [
-                {
-                    "system": canon.code_system("omaha-problems"),
-                    "concept": [{"code": code} for code in _PROBLEM_NL],
-                }
-            ]
-        },
-    }
-    others = [
-        {
-            "resourceType": "ValueSet",
-            "id": name,
-            "url": canon.value_set(name),
-            "name": name.replace("-", "_"),
-            "title": f"All codes of {name}",
-            "status": "active",
-            "publisher": "Eigen Dossier",
-            "compose": {"include": [{"system": canon.code_system(name)}]},
-        }
-        for name in ("omaha-intervention-category", "omaha-rating")
+    problem_set = whole_value_set(canon, "omaha-problems")
+    problem_set["title"] = "Omaha System: problemen"
+    problem_set["compose"]["include"][0]["concept"] = [{"code": code} for code in _PROBLEM_NL]
+    return [
+        problem_set,
+        whole_value_set(canon, "omaha-intervention-category"),
+        whole_value_set(canon, "omaha-rating"),
     ]
-    return [problem_set, *others]
 
 
 def omaha_concept_map(canon: Canon = DEFAULT_CANON) -> dict[str, Any]:

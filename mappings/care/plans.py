@@ -23,6 +23,7 @@ from mappings.care.base import (
     Canon,
     Reader,
     code_in,
+    code_system,
     coding,
     date_of,
     datetime_of,
@@ -99,25 +100,7 @@ _STATUS_NL = {
 def plan_code_systems(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
     """The plan kinds (CarePlan.category) and the activity owners."""
     return [
-        {
-            "resourceType": "CodeSystem",
-            "id": name,
-            "url": canon.code_system(name),
-            "name": computable,
-            "title": title,
-            "status": "active",
-            "publisher": "Eigen Dossier",
-            "description": description,
-            "language": "nl",
-            "caseSensitive": True,
-            "valueSet": canon.value_set(name),
-            "content": "complete",
-            "count": len(concepts),
-            "concept": [
-                {"code": code, "display": nl, "designation": [{"language": "en", "value": en}]}
-                for code, nl, en in concepts
-            ],
-        }
+        code_system(canon, name, computable, title, description, concepts)
         for name, computable, title, description, concepts in (
             (
                 "plan-kind",

@@ -19,6 +19,7 @@ from mappings.care.base import (
     Canon,
     Reader,
     code_in,
+    code_system,
     coding,
     datetime_of,
     fail,
@@ -77,25 +78,7 @@ def visit_code_systems(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
         ),
     )
     return [
-        {
-            "resourceType": "CodeSystem",
-            "id": name,
-            "url": canon.code_system(name),
-            "name": computable,
-            "title": title,
-            "status": "active",
-            "publisher": "Eigen Dossier",
-            "description": description,
-            "language": "nl",
-            "caseSensitive": True,
-            "valueSet": canon.value_set(name),
-            "content": "complete",
-            "count": len(concepts),
-            "concept": [
-                {"code": code, "display": nl, "designation": [{"language": "en", "value": en}]}
-                for code, nl, en in concepts
-            ],
-        }
+        code_system(canon, name, computable, title, description, concepts)
         for name, computable, title, description, concepts in tables
     ]
 

@@ -22,12 +22,14 @@ from mappings.care.base import (
     Canon,
     MappingError,
     Reader,
+    code_system,
     coding,
     date_of,
     fail,
     narrative,
     reference_id,
     reference_to,
+    whole_value_set,
 )
 
 __all__ = [
@@ -177,7 +179,7 @@ def _problems(assessment: ZrmAssessment) -> list[tuple[str, str]]:
 def zrm_code_systems(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
     """The domain code systems (one per version), the scale and the measurement moments."""
     systems = [
-        _code_system(
+        code_system(
             canon,
             f"zrm-{version}",
             f"ZRM{version}Domains",
@@ -190,7 +192,7 @@ def zrm_code_systems(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
         for version, domains in DOMAINS.items()
     ]
     systems.append(
-        _code_system(
+        code_system(
             canon,
             "zrm-scale",
             "ZRMScale",
@@ -200,7 +202,7 @@ def zrm_code_systems(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
         )
     )
     systems.append(
-        _code_system(
+        code_system(
             canon,
             "zrm-moment",
             "ZRMMoment",
@@ -210,45 +212,6 @@ def zrm_code_systems(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
         )
     )
     return systems
-
-
-def _code_system(
-    canon: Canon,
-    name: str,
-    computable: str,
-    title: str,
-    description: str,
-    concepts: Iterable[tuple[str, str, str]],
-    *,
-    version: str | None = None,
-) -> dict[str, Any]:
-    resource: dict[str, Any] = {
-        "resourceType": "CodeSystem",
-        "id": name,
-        "url": canon.code_system(name),
-        "name": computable,
-        "title": title,
-        "status": "active",
-        "experimental": False,
-        "publisher": "Eigen Dossier",
-        "description": description,
-        "language": "nl",
-        "caseSensitive": True,
-        "valueSet": canon.value_set(name),
-        "content": "complete",
-        "concept": [
-            {
-                "code": code,
-                "display": nl,
-                "designation": [{"language": "en", "value": en}],
-            }
-            for code, nl, en in concepts
-        ],
-    }
-    if version:
-        resource["version"] = version
-    resource["count"] = len(resource["concept"])
-    return resource
 
 
 def zrm_value_sets(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
@@ -265,21 +228,7 @@ def zrm_value_sets(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
         "description": "The domains of either ZRM version; each code keeps its own version.",
         "compose": {"include": [{"system": _system(canon, v), "version": v} for v in VERSIONS]},
     }
-    return [*(_whole_system(canon, name) for name in names), both]
-
-
-def _whole_system(canon: Canon, name: str, title: str | None = None) -> dict[str, Any]:
-    include: dict[str, Any] = {"system": canon.code_system(name)}
-    return {
-        "resourceType": "ValueSet",
-        "id": name,
-        "url": canon.value_set(name),
-        "name": name.replace("-", "_"),
-        "title": title or f"All codes of {name}",
-        "status": "active",
-        "publisher": "Eigen Dossier",
-        "compose": {"include": [include]},
-    }
+    return [*(whole_value_set(canon, name) for name in names), both]
 
 
 def zrm_questionnaires(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:

@@ -122,8 +122,8 @@ def _patient(services: Services, bsn: str | None = None) -> str:
     return str(created.json()["id"])
 
 
-def _start(party: dict[str, Any], browser: httpx.Client, challenge: str) -> httpx.Response:
-    """The app sends the browser to the gateway; the person picks the external login."""
+def _login_page(party: dict[str, Any], browser: httpx.Client, challenge: str) -> httpx.Response:
+    """The app sends the browser to the gateway's login page (a fresh app each time)."""
     client_id = public_app(party["security"], scope=SCOPE)
     page = browser.get(
         f"{origin(party['base'])}/oauth/authorize",
@@ -139,6 +139,14 @@ def _start(party: dict[str, Any], browser: httpx.Client, challenge: str) -> http
         },
     )
     assert page.status_code == 200, page.text
+    page.extensions["client_id"] = client_id
+    return page
+
+
+def _start(party: dict[str, Any], browser: httpx.Client, challenge: str) -> httpx.Response:
+    """On the login page, the person picks the external login."""
+    page = _login_page(party, browser, challenge)
+    client_id = page.extensions["client_id"]
     assert "Log in with DigiD and allow" in page.text
     sealed = re.search(r"name='request' value='([^']+)'", page.text)
     assert sealed is not None
@@ -204,21 +212,8 @@ def test_a_linked_login_reaches_the_dossier(fresh: dict[str, Any], services: Ser
 
 
 def test_the_login_page_may_send_the_browser_to_the_provider(fresh: dict[str, Any]) -> None:
-    party = fresh["account"]
     with httpx.Client() as browser:
-        client_id = public_app(party["security"], scope=SCOPE)
-        page = browser.get(
-            f"{origin(party['base'])}/oauth/authorize",
-            params={
-                "response_type": "code",
-                "client_id": client_id,
-                "redirect_uri": REDIRECT,
-                "scope": SCOPE,
-                "aud": party["base"],
-                "code_challenge": pkce()[1],
-                "code_challenge_method": "S256",
-            },
-        )
+        page = _login_page(fresh["account"], browser, pkce()[1])
     policy = page.headers["content-security-policy"]
     assert f"form-action 'self' {origin(fresh['issuer'])}" in policy
 
