@@ -79,7 +79,7 @@ class AccessFilter:
             ]
             if self.patients:
                 region.append(_in_compartment(table, sorted(self.patients)))
-            region.extend(_grant(table, g) for g in self.grants)
+            region.extend(_grants(table, self.grants))
             clauses.append(or_(*region))
         if self.excluded:
             clauses.append(
@@ -112,8 +112,19 @@ def _in_compartment(table: FromClause, patients: list[str]) -> ColumnElement[boo
     )
 
 
-def _grant(table: FromClause, grant: Grant) -> ColumnElement[bool]:
-    return and_(_in_compartment(table, [grant.patient]), _permitted(table, grant.rule))
+def _grants(table: FromClause, grants: tuple[Grant, ...]) -> list[ColumnElement[bool]]:
+    """One branch per distinct rule tree, over all the patients whose Consents give it.
+
+    Fifty clients granting their GP practice the same thing are one compartment test on
+    fifty patients, not fifty branches: (in p1 and R) or (in p2 and R) = in (p1, p2) and R.
+    """
+    patients_of: dict[Rule, set[str]] = {}
+    for grant in grants:
+        patients_of.setdefault(grant.rule, set()).add(grant.patient)
+    return [
+        and_(_in_compartment(table, sorted(patients)), _permitted(table, rule))
+        for rule, patients in patients_of.items()
+    ]
 
 
 def _permitted(table: FromClause, rule: Rule) -> ColumnElement[bool]:
