@@ -25,7 +25,8 @@ from consent.context import AccessContext
 from consent.tokens import InvalidToken
 from gateway.http.formats import JSON, XML, choose_format, parse_body, render_body
 from gateway.http.oauth import oauth_routes
-from gateway.interactions.authorize import ConsentCaller
+from gateway.interactions.auditlog import GroupCommit
+from gateway.interactions.authorize import ConsentCaller, commit_events
 from gateway.interactions.dispatch import dispatch
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
 from gateway.security import Security
@@ -60,6 +61,7 @@ class FhirEndpoint:
         self.settings = settings
         self.security = security
         self.codec = XmlCodec(services.definitions)
+        self.log = GroupCommit(lambda events: commit_events(services, events)) if security else None
 
     async def handle(self, request: Request) -> Response:
         media = JSON
@@ -83,7 +85,7 @@ class FhirEndpoint:
         if self.security is None or _public(fhir_request):
             return dispatch(Context(self.services), fhir_request)
         address = request.client.host if request.client else None
-        caller = ConsentCaller(self.services, self._who(fhir_request, address))
+        caller = ConsentCaller(self.services, self._who(fhir_request, address), log=self.log)
         context = Context(self.services, access=AccessFilter.nothing(), caller=caller)
         try:
             return dispatch(context, fhir_request)

@@ -28,6 +28,7 @@ from consent.audit import Access, audit_event
 from consent.context import AccessContext, Kind
 from consent.policy import CONSENT_SCOPE, Grant, Request, Target, decide, grant_from
 from consent.scopes import PERMISSION_OF_INTERACTION, ScopeRule, parse_scopes
+from gateway.interactions.auditlog import GroupCommit
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
 from gateway.search.params import parse_search
 from gateway.store.access import AccessFilter, Condition
@@ -104,6 +105,7 @@ class ConsentCaller:
     services: Services
     who: AccessContext
     pending: list[dict[str, Any]] = field(default_factory=list)
+    log: GroupCommit | None = None  # the process's group commit of access-log entries
     _actors: frozenset[str] | None = None
     _grants: dict[str, tuple[Grant, ...]] = field(default_factory=dict)
 
@@ -287,20 +289,36 @@ class ConsentCaller:
             self.pending.append(audit_event(self.who, access, self.services.base_url))
 
     def write_events(self, session: Session, events: list[dict[str, Any]]) -> None:
-        guard, session.guard = session.guard, None
-        try:
-            for event in events:
-                event["id"] = self.services.ids.new()
-                session.put(event, method="POST", must_create=True)
-            session.written = []
-        finally:
-            session.guard = guard
+        write_events(self.services, session, events)
 
     def flush(self) -> None:
-        """Write the access-log entries of reads and refusals (after the read finished)."""
+        """Write the access-log entries of reads and refusals (after the read finished),
+        through the process's group commit when there is one."""
         events, self.pending = self.pending, []
-        if events:
-            self.services.store.write(lambda s: self.write_events(s, [dict(e) for e in events]))
+        if not events:
+            return
+        copies = [dict(e) for e in events]
+        if self.log is not None:
+            self.log.submit(copies)
+        else:
+            commit_events(self.services, copies)
+
+
+def write_events(services: Services, session: Session, events: list[dict[str, Any]]) -> None:
+    """Add access-log entries in ``session`` (unguarded: the log is nobody's to refuse)."""
+    guard, session.guard = session.guard, None
+    try:
+        for event in events:
+            event["id"] = services.ids.new()
+            session.put(event, method="POST", must_create=True)
+        session.written = []
+    finally:
+        session.guard = guard
+
+
+def commit_events(services: Services, events: list[dict[str, Any]]) -> None:
+    """Access-log entries in a transaction of their own."""
+    services.store.write(lambda s: write_events(services, s, events))
 
 
 def _refusal(status: int) -> str:
