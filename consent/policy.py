@@ -308,10 +308,27 @@ def _selector(provision: Mapping[str, Any]) -> Selector:
 
 
 def decide(grants: Sequence[Grant], target: Target) -> Decision:
-    """Whether ``target`` is allowed by ``grants``; the first permitting Consent is named."""
+    """Whether ``target`` is allowed by ``grants``; the first permitting Consent is named.
+
+    A resource in the dossiers of several clients (a household's plan, a household) is
+    allowed only when each of them permits it: one client cannot open what is also
+    another's. Such a decision names no Consent: one client's Consents are not shown to
+    another.
+    """
+    if len(target.patients) == 1:
+        return _decide_for(next(iter(target.patients)), grants, target)
+    if not target.patients:
+        return Decision(False, None, None, "no consent of the client permits this")
+    if all(_decide_for(p, grants, target).allowed for p in target.patients):
+        return Decision(True, None, None, "permitted by each client whose dossier holds it")
+    return Decision(False, None, None, "not each client whose dossier holds it permits this")
+
+
+def _decide_for(patient: str, grants: Sequence[Grant], target: Target) -> Decision:
+    """What the Consents of one client whose dossier holds ``target`` say of it."""
     denied: Decision | None = None
     for grant in grants:
-        if grant.patient not in target.patients:
+        if grant.patient != patient:
             continue
         verdict = _verdict(grant.rule, target)
         if verdict is None:

@@ -82,6 +82,15 @@ class Extractor:
             if r["param"] in params and r["target_type"] == "Patient" and r["target_id"]
         }
 
+    def households(self, resource_type: str, rows: IndexRows) -> set[str]:
+        """The ids of the Groups (households) whose members' compartments also hold it."""
+        params = self.registry.household.get(resource_type, frozenset())
+        return {
+            r["target_id"]
+            for r in rows.get("reference", [])
+            if r["param"] in params and r["target_type"] == "Group" and r["target_id"]
+        }
+
     def _rows_for(self, param: SearchParam, values: list[Typed]) -> Iterator[dict[str, Any]]:
         handler = getattr(self, f"_{param.type}")
         for typed in values:

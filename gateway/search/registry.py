@@ -62,6 +62,14 @@ class Registry:
         self.compartment: dict[str, tuple[str, ...]] = {
             t: tuple(codes) for t, codes in definitions.compartment.items()
         }
+        #: where a resource of a compartment type may name a household (a Group) instead of
+        #: a Patient: its compartment parameters and ``subject``. Such a resource lies in the
+        #: compartment of every Patient member of that Group ("one household, one plan").
+        self.household: dict[str, frozenset[str]] = {
+            t: frozenset(codes) | ({"subject"} & set(self.by_type.get(t, {})))
+            for t, codes in self.compartment.items()
+            if t not in ("Patient", "Group") and t in self.by_type
+        }
 
     def _compile(self, resource_type: str, raw: dict[str, Any]) -> SearchParam | None:
         if raw["type"] not in INDEXED_TYPES:

@@ -12,7 +12,7 @@ same rules in Python for a resource about to be written (:meth:`AccessFilter.adm
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import ColumnElement, FromClause, and_, false, not_, or_, select, true, tuple_
 
@@ -79,7 +79,8 @@ class AccessFilter:
             ]
             if self.patients:
                 region.append(_in_compartment(table, sorted(self.patients)))
-            region.extend(_grants(table, self.grants))
+            if self.grants:
+                region.append(_granted(table, self.grants))
             clauses.append(or_(*region))
         if self.excluded:
             clauses.append(
@@ -88,7 +89,12 @@ class AccessFilter:
         return and_(true(), *clauses)
 
     def admits(self, target: Target) -> bool:
-        """The same decision in Python, for a resource (version) about to be written.
+        """The decision in Python, for a resource (version) about to be written.
+
+        Every client whose dossier would hold it must be the caller's own or permit it:
+        a client cannot write into a household's plan what another member has not allowed,
+        nor add a stranger to their household. (Reading asks less of the client's own: a
+        household plan is theirs to read. For everyone else both ask the same.)
 
         A type held back by granular-scope conditions is not admitted: those conditions are
         search expressions, decided in SQL only, so writes under them are refused.
@@ -101,9 +107,12 @@ class AccessFilter:
             return False
         if self.patients is None or target.resource_type not in self.compartment_types:
             return True
-        if target.patients & self.patients:
+        if not target.patients:
+            return False
+        others = target.patients - self.patients
+        if not others:
             return True
-        return decide(self.grants, target).allowed
+        return decide(self.grants, replace(target, patients=others)).allowed
 
 
 def _in_compartment(table: FromClause, patients: list[str]) -> ColumnElement[bool]:
@@ -112,19 +121,38 @@ def _in_compartment(table: FromClause, patients: list[str]) -> ColumnElement[boo
     )
 
 
-def _grants(table: FromClause, grants: tuple[Grant, ...]) -> list[ColumnElement[bool]]:
-    """One branch per distinct rule tree, over all the patients whose Consents give it.
+def _granted(table: FromClause, grants: tuple[Grant, ...]) -> ColumnElement[bool]:
+    """Some client whose dossier holds the row permits it, and none of them does not.
 
-    Fifty clients granting their GP practice the same thing are one compartment test on
-    fifty patients, not fifty branches: (in p1 and R) or (in p2 and R) = in (p1, p2) and R.
+    One branch per distinct rule tree, over all the patients whose Consents give it: fifty
+    clients granting their GP practice the same thing are one compartment test on fifty
+    patients, not fifty branches: (in p1 and R) or (in p2 and R) = in (p1, p2) and R. The
+    second half asks each client of the row (one, but for a household's resources).
     """
     patients_of: dict[Rule, set[str]] = {}
     for grant in grants:
         patients_of.setdefault(grant.rule, set()).add(grant.patient)
-    return [
-        and_(_in_compartment(table, sorted(patients)), _permitted(table, rule))
-        for rule, patients in patients_of.items()
-    ]
+    rules = [(rule, sorted(patients)) for rule, patients in patients_of.items()]
+    some = or_(
+        *(
+            and_(_in_compartment(table, patients), _permitted(table, rule))
+            for rule, patients in rules
+        )
+    )
+    member = patient_compartment.alias("member")
+    permits = or_(
+        *(
+            and_(member.c.patient_id.in_(patients), _permitted(table, rule))
+            for rule, patients in rules
+        )
+    )
+    objector = (
+        select(member.c.res_pk)
+        .where(member.c.res_pk == table.c.pk, not_(permits))
+        .correlate(table)
+        .exists()
+    )
+    return and_(some, not_(objector))
 
 
 def _permitted(table: FromClause, rule: Rule) -> ColumnElement[bool]:

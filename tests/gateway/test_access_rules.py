@@ -9,21 +9,31 @@ from typing import Any
 from consent.policy import Request, Target, grant_from
 from gateway.interactions.model import Services
 from gateway.store.access import AccessFilter
+from tests.consents import PSY, classes
 
-PSY = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}
 ACTOR = {"role": {"text": "GP"}, "reference": {"reference": "Organization/gp"}}
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 
 
 def _resources() -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for patient in ("anna", "bert"):
-        out.append({"resourceType": "Patient", "id": patient})
+    """Anna's and Bert's dossiers, and their household's: the same four shapes each."""
+    out: list[dict[str, Any]] = [
+        {"resourceType": "Patient", "id": "anna"},
+        {"resourceType": "Patient", "id": "bert"},
+        {
+            "resourceType": "Group",
+            "id": "home",
+            "type": "person",
+            "actual": True,
+            "member": [{"entity": {"reference": f"Patient/{p}"}} for p in ("anna", "bert")],
+        },
+    ]
+    for owner in ("Patient/anna", "Patient/bert", "Group/home"):
         for i, (kind, label) in enumerate(itertools.product(("Observation", "Goal"), (0, 1))):
             resource: dict[str, Any] = {
                 "resourceType": kind,
-                "id": f"{patient}-{i}",
-                "subject": {"reference": f"Patient/{patient}"},
+                "id": f"{owner.split('/')[1]}-{i}",
+                "subject": {"reference": owner},
             }
             if kind == "Observation":
                 resource.update(status="final", code={"text": "x"})
@@ -35,18 +45,14 @@ def _resources() -> list[dict[str, Any]]:
     return out
 
 
-def _classes(*names: str) -> list[dict[str, str]]:
-    return [{"system": "http://hl7.org/fhir/resource-types", "code": n} for n in names]
-
-
 PROVISIONS: list[dict[str, Any]] = [
     {"type": "permit", "actor": [ACTOR]},
-    {"type": "permit", "actor": [ACTOR], "class": _classes("Observation")},
+    {"type": "permit", "actor": [ACTOR], "class": classes("Observation")},
     {"type": "permit", "actor": [ACTOR], "provision": [{"type": "deny", "securityLabel": [PSY]}]},
     {
         "type": "permit",
         "actor": [ACTOR],
-        "class": _classes("Goal", "Patient"),
+        "class": classes("Goal", "Patient"),
         "provision": [
             {
                 "type": "deny",
@@ -61,13 +67,43 @@ PROVISIONS: list[dict[str, Any]] = [
                 "type": "permit",
                 "actor": [ACTOR],
                 "securityLabel": [PSY],
-                "provision": [{"type": "deny", "class": _classes("Goal")}],
+                "provision": [{"type": "deny", "class": classes("Goal")}],
             }
         ],
     },
     {"type": "permit", "actor": [ACTOR], "period": {"end": "2020"}},
     {"type": "permit", "actor": [{**ACTOR, "reference": {"reference": "Organization/other"}}]},
 ]
+
+
+def _consent(index: int, patient: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Consent",
+        "id": f"c{index}-{patient}",
+        "status": "active",
+        "patient": {"reference": f"Patient/{patient}"},
+        "provision": PROVISIONS[index],
+    }
+
+
+def _visible(services: Services, resources: list[dict[str, Any]], grants: list[Any]) -> set[str]:
+    """What the GP sees in SQL; asserting on the way that Python decides each the same."""
+    compartment = frozenset({"Patient", "Observation", "Goal", "Group"})
+    access = AccessFilter(
+        patients=frozenset(), compartment_types=compartment, grants=tuple(g for g in grants if g)
+    )
+    visible = set()
+    with services.store.read() as session:
+        located = session.locate([(r["resourceType"], r["id"]) for r in resources])
+        members = session.patients_of(list(located.values()))
+        for resource in resources:
+            key = (resource["resourceType"], resource["id"])
+            in_sql = session.current(*key, access) is not None
+            target = Target.of(resource, members.get(located[key], frozenset()))
+            assert in_sql == access.admits(target), (grants, resource["id"])
+            if in_sql:
+                visible.add(resource["id"])
+    return visible
 
 
 def test_sql_and_python_decide_alike(services: Services) -> None:
@@ -78,33 +114,25 @@ def test_sql_and_python_decide_alike(services: Services) -> None:
             session.put(dict(resource), method="PUT")
 
     services.store.write(load)
-    compartment = frozenset({"Patient", "Observation", "Goal"})
     request = Request(frozenset({"Organization/gp"}), "read", None, NOW)
-    for index, provision in enumerate(PROVISIONS):
-        consent = {
-            "resourceType": "Consent",
-            "id": f"c{index}",
-            "status": "active",
-            "patient": {"reference": "Patient/anna"},
-            "provision": provision,
-        }
-        grant = grant_from(consent, request)
-        access = AccessFilter(
-            patients=frozenset(), compartment_types=compartment, grants=(grant,) if grant else ()
-        )
-        with services.store.read() as session:
-            for resource in resources:
-                in_sql = session.current(resource["resourceType"], resource["id"], access)
-                patient = resource["id"].split("-")[0]
-                target = Target.of(resource, {patient})
-                assert (in_sql is not None) == access.admits(target), (index, resource["id"])
-        visible = set()
-        with services.store.read() as session:
-            for resource in resources:
-                if session.current(resource["resourceType"], resource["id"], access):
-                    visible.add(resource["id"])
-        assert not any(v.startswith("bert") for v in visible), index
-        assert visible == EXPECTED[index], (index, sorted(visible))
+    for index in range(len(PROVISIONS)):
+        anna = grant_from(_consent(index, "anna"), request)
+        visible = _visible(services, resources, [anna])
+        assert visible == EXPECTED[index], (index, sorted(visible))  # nothing of Bert's
+        # the household's shared resources open only when both give the same
+        bert = grant_from(_consent(index, "bert"), request)
+        both = _visible(services, resources, [anna, bert])
+        shared = {v for v in both if v.startswith("home")}
+        assert shared == HOUSEHOLD[index], (index, sorted(shared))
+    # each member's own rules apply: Anna all; Bert two Consents, Observations, and all
+    # without a label (either of a member's Consents may open it, as for one dossier)
+    anna_all = grant_from(_consent(0, "anna"), request)
+    bert_some = grant_from(_consent(1, "bert"), request)
+    bert_unlabelled = grant_from(_consent(2, "bert"), request)
+    partly = _visible(services, resources, [anna_all, bert_some])
+    assert {v for v in partly if v.startswith("home")} == {"home-0", "home-1"}
+    mixed = _visible(services, resources, [anna_all, bert_some, bert_unlabelled])
+    assert {v for v in mixed if v.startswith("home")} == {"home", "home-0", "home-1", "home-2"}
 
 
 EXPECTED = [
@@ -113,6 +141,15 @@ EXPECTED = [
     {"anna", "anna-0", "anna-2"},
     {"anna", "anna-3"},
     {"anna-1"},
+    set(),
+    set(),
+]
+HOUSEHOLD = [
+    {"home", "home-0", "home-1", "home-2", "home-3"},
+    {"home-0", "home-1"},
+    {"home", "home-0", "home-2"},
+    {"home-2", "home-3"},  # the deny names Anna's own Goal only
+    {"home-1"},
     set(),
     set(),
 ]

@@ -11,16 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.consents import ACCESS, CORRECT, PSY, actor, classes, privacy_consent
 from tests.smart import account, backend_app, backend_token, bearer, login, public_app
 
 AGB = "http://fhir.nl/fhir/NamingSystem/agb"
-PSY = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}
-ACCESS = {
-    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "access"}]
-}
-CORRECT = {
-    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "correct"}]
-}
 
 
 def _obs(oid: str, patient: str, *, label: bool = False, code: str = "zrm") -> dict[str, Any]:
@@ -34,39 +28,6 @@ def _obs(oid: str, patient: str, *, label: bool = False, code: str = "zrm") -> d
     if label:
         resource["meta"] = {"security": [PSY]}
     return resource
-
-
-def _consent(cid: str, patient: str, provision: dict[str, Any], status: str = "active") -> dict:
-    return {
-        "resourceType": "Consent",
-        "id": cid,
-        "status": status,
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{patient}"},
-        "policyRule": {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}
-            ]
-        },
-        "provision": provision,
-    }
-
-
-def _actor(reference: str) -> dict[str, Any]:
-    role = {"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}
-    return {"role": {"coding": [role]}, "reference": {"reference": reference}}
-
-
-def _classes(*names: str) -> list[dict[str, str]]:
-    return [{"system": "http://hl7.org/fhir/resource-types", "code": n} for n in names]
 
 
 @pytest.fixture()
@@ -150,9 +111,9 @@ def _grant(world: dict[str, Any], consent: dict[str, Any]) -> httpx.Response:
 
 GP_PLAN_AND_OBS = {
     "type": "permit",
-    "actor": [_actor("Organization/gp")],
+    "actor": [actor("Organization/gp")],
     "action": [ACCESS],
-    "class": _classes("Patient", "CarePlan", "Observation"),
+    "class": classes("Patient", "CarePlan", "Observation"),
     "provision": [{"type": "deny", "securityLabel": [PSY]}],
 }
 
@@ -167,7 +128,7 @@ def test_nobody_sees_anything_without_a_consent(world: dict[str, Any]) -> None:
 def test_a_grant_opens_exactly_what_it_names_and_the_nested_deny_wins(
     world: dict[str, Any],
 ) -> None:
-    assert _grant(world, _consent("gp-grant", "anna", GP_PLAN_AND_OBS)).status_code == 201
+    assert _grant(world, privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS)).status_code == 201
     assert _get(world, "gp", "CarePlan/plan-anna").status_code == 200
     assert _get(world, "gp", "CarePlan/plan-bert").status_code == 404
     assert _ids(_get(world, "gp", "CarePlan")) == ["CarePlan/plan-anna"]
@@ -178,7 +139,7 @@ def test_a_grant_opens_exactly_what_it_names_and_the_nested_deny_wins(
 
 
 def test_leak_suite_totals_paging_includes_chains_has_history(world: dict[str, Any]) -> None:
-    _grant(world, _consent("gp-grant", "anna", GP_PLAN_AND_OBS))
+    _grant(world, privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS))
     count = _get(world, "gp", "Observation?_summary=count").json()
     assert count["total"] == 1
     page = _get(world, "gp", "Observation?_count=1&_total=accurate").json()
@@ -208,7 +169,7 @@ def test_leak_suite_totals_paging_includes_chains_has_history(world: dict[str, A
 
 
 def test_revocation_holds_from_the_very_next_request(world: dict[str, Any]) -> None:
-    consent = _consent("gp-grant", "anna", GP_PLAN_AND_OBS)
+    consent = privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS)
     _grant(world, consent)
     assert _get(world, "gp", "CarePlan/plan-anna").status_code == 200
     assert _grant(world, {**consent, "status": "inactive"}).status_code == 200
@@ -217,17 +178,17 @@ def test_revocation_holds_from_the_very_next_request(world: dict[str, Any]) -> N
 
 def test_a_period_that_ended_grants_nothing(world: dict[str, Any]) -> None:
     provision = {**GP_PLAN_AND_OBS, "period": {"start": "2020-01-01", "end": "2021-01-01"}}
-    _grant(world, _consent("old", "anna", provision))
+    _grant(world, privacy_consent("old", "anna", provision))
     assert _get(world, "gp", "CarePlan/plan-anna").status_code == 404
 
 
 def test_data_grants_name_single_resources(world: dict[str, Any]) -> None:
     provision = {
         "type": "permit",
-        "actor": [_actor("Organization/gp")],
+        "actor": [actor("Organization/gp")],
         "data": [{"meaning": "instance", "reference": {"reference": "CarePlan/plan-anna"}}],
     }
-    _grant(world, _consent("one-plan", "anna", provision))
+    _grant(world, privacy_consent("one-plan", "anna", provision))
     assert _ids(_get(world, "gp", "CarePlan")) == ["CarePlan/plan-anna"]
     assert _ids(_get(world, "gp", "Observation")) == []
 
@@ -239,16 +200,16 @@ def test_writes_need_a_write_grant_and_a_care_team_grant_reaches_its_members(
     url = f"{world['base']}/Observation/by-nurse"
     read_only = {
         "type": "permit",
-        "actor": [_actor("CareTeam/team")],
+        "actor": [actor("CareTeam/team")],
         "action": [ACCESS],
     }
-    _grant(world, _consent("team-read", "anna", read_only))
+    _grant(world, privacy_consent("team-read", "anna", read_only))
     assert _get(world, "nurse", "CarePlan/plan-anna").status_code == 200
     refused = httpx.put(url, json=new, headers=bearer(world["nurse"]))
     assert refused.status_code == 403 and refused.json()["resourceType"] == "OperationOutcome"
     assert httpx.get(url, headers=bearer(world["anna"])).status_code == 404  # nothing kept
     writer = {**read_only, "action": [ACCESS, CORRECT]}
-    _grant(world, _consent("team-read", "anna", writer))
+    _grant(world, privacy_consent("team-read", "anna", writer))
     assert httpx.put(url, json=new, headers=bearer(world["nurse"])).status_code == 201
     elsewhere = httpx.put(
         f"{world['base']}/Observation/for-bert",
@@ -270,17 +231,17 @@ def test_a_care_team_records_a_consent_as_proposed_and_only_the_client_activates
 ) -> None:
     _grant(
         world,
-        _consent(
+        privacy_consent(
             "team",
             "anna",
             {
                 "type": "permit",
-                "actor": [_actor("CareTeam/team")],
+                "actor": [actor("CareTeam/team")],
                 "action": [ACCESS, CORRECT],
             },
         ),
     )
-    told = _consent("told-in-person", "anna", GP_PLAN_AND_OBS)
+    told = privacy_consent("told-in-person", "anna", GP_PLAN_AND_OBS)
     url = f"{world['base']}/Consent/told-in-person"
     assert httpx.put(url, json=told, headers=bearer(world["nurse"])).status_code == 403
     proposed = {**told, "status": "proposed"}
@@ -298,15 +259,15 @@ def test_a_care_team_records_a_consent_as_proposed_and_only_the_client_activates
 
 def test_consents_outside_the_subset_are_refused(world: dict[str, Any]) -> None:
     coded = {**GP_PLAN_AND_OBS, "code": [{"coding": [{"code": "x"}]}]}
-    response = _grant(world, _consent("coded", "anna", coded))
+    response = _grant(world, privacy_consent("coded", "anna", coded))
     assert response.status_code == 422
     assert response.json()["issue"][0]["code"] == "not-supported"
     no_actor = {"type": "permit", "action": [ACCESS]}
-    assert _grant(world, _consent("anyone", "anna", no_actor)).status_code == 422
+    assert _grant(world, privacy_consent("anyone", "anna", no_actor)).status_code == 422
 
 
 def test_the_client_reads_who_looked_and_nobody_rewrites_the_log(world: dict[str, Any]) -> None:
-    _grant(world, _consent("gp-grant", "anna", GP_PLAN_AND_OBS))
+    _grant(world, privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS))
     _get(world, "gp", "CarePlan/plan-anna")
     _get(world, "gp", "Observation/obs-anna-psy")
     log = _get(world, "anna", "AuditEvent?patient=anna&_count=100").json()
@@ -349,7 +310,7 @@ def test_the_client_reads_who_looked_and_nobody_rewrites_the_log(world: dict[str
 
 
 def test_explain_names_the_consent_and_provision(world: dict[str, Any]) -> None:
-    _grant(world, _consent("gp-grant", "anna", GP_PLAN_AND_OBS))
+    _grant(world, privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS))
     query = "Consent/$explain?actor=Organization/gp&action=read&resource="
     allowed = _get(world, "anna", query + "Observation/obs-anna").json()["parameter"]
     values = {
@@ -414,7 +375,7 @@ def test_a_practitioners_refresh_works_while_a_grant_holds_and_stops_after(
         }
         return httpx.post(f"{origin}/oauth/token", data=form)
 
-    grant = _consent("team", "anna", {"type": "permit", "actor": [_actor("CareTeam/team")]})
+    grant = privacy_consent("team", "anna", {"type": "permit", "actor": [actor("CareTeam/team")]})
     _grant(world, grant)
     renewed = refresh(world["nurse_refresh"])
     assert renewed.status_code == 200, renewed.text
