@@ -483,9 +483,14 @@ class Session:
             tuple_(ref.res_type, ref.param).in_(pairs),
         )
         pks = sorted({pk for (pk,) in self.connection.execute(naming)})
-        if not pks:
-            return
+        for start in range(0, len(pks), 500):
+            self._rederive(pks[start : start + 500])
+
+    def _rederive(self, pks: list[int]) -> None:
+        """Replace the compartment rows of ``pks`` by what their reference rows say now."""
+        household = self.store.extractor.registry.household
         compartment = self.store.extractor.registry.compartment
+        ref = search_reference.c
         direct = {(t, p) for t in household for p in compartment.get(t, ())}
         patients: dict[int, set[str]] = {pk: set() for pk in pks}
         groups: dict[int, set[str]] = {}
