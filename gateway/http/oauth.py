@@ -7,6 +7,7 @@ Password hashing and key checks run off the event loop.
 
 from __future__ import annotations
 
+import hmac
 import html
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -19,7 +20,15 @@ from starlette.routing import Route
 
 from consent.context import Kind
 from consent.federation import FederationError, Provider
-from consent.oauth import PENDING_LIFETIME, AuthorizeError, LoginFailed, OAuthResponse, Pending
+from consent.oauth import (
+    MANAGE_LIFETIME,
+    PENDING_LIFETIME,
+    AuthorizeError,
+    LoginFailed,
+    OAuthResponse,
+    Pending,
+)
+from consent.registry import Account
 from consent.tokens import InvalidToken
 from gateway.security import Security
 
@@ -27,6 +36,8 @@ __all__ = ["oauth_routes"]
 
 _MAX_FORM = 64 * 1024
 _BROWSER_COOKIE = "eigendossier_login"
+_MANAGE_COOKIE = "eigendossier_manage"
+_MANAGE_TITLE = "Your app authorizations"
 _SCOPE_TEXT = {
     "openid": "know who you are (your login name)",
     "fhirUser": "know which person in the dossier you are",
@@ -92,14 +103,24 @@ def _page(
     return HTMLResponse(document, status_code=status, headers=headers)
 
 
+_V1_VERBS = {"read": "read", "write": "change", "*": "read and change"}
+_V2_VERBS = {"c": "create", "r": "read", "u": "change", "d": "delete", "s": "search"}
+
+
 def _scope_label(scope: str) -> str:
     if scope in _SCOPE_TEXT:
         return _SCOPE_TEXT[scope]
     level, _, rest = scope.partition("/")
-    kind, _, letters = rest.partition(".")
+    kind, _, permission = rest.partition(".")
+    letters, _, condition = permission.partition("?")
     what = "everything" if kind == "*" else kind
-    verbs = {"read": "read", "write": "change", "*": "read and change"}.get(letters, letters)
-    return f"{verbs} {what} ({level})"
+    if letters in _V1_VERBS:
+        verbs = _V1_VERBS[letters]
+    else:  # SMART v2: a subset of c, r, u, d, s, in that order
+        words = [_V2_VERBS[c] for c in letters if c in _V2_VERBS]
+        verbs = ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+    where = f" where {condition}" if condition else ""
+    return f"{verbs or letters} {what}{where} ({level})"
 
 
 def _login_page(
@@ -192,7 +213,8 @@ class _Endpoints:
         target = await run_in_threadpool(self.server.approve, pending, account, granted)
         return RedirectResponse(target, status_code=302)
 
-    async def _federated_start(self, pending: Pending, granted: list[str]) -> Response:
+    async def _federated_start(self, pending: Pending | None, granted: list[str]) -> Response:
+        """To the external provider, for an app's request or (``pending`` None) to manage."""
         try:
             target, browser_key = await run_in_threadpool(
                 self.server.federated_start, pending, granted
@@ -227,7 +249,10 @@ class _Endpoints:
                 error.status,
             )
         else:
-            response = RedirectResponse(target, status_code=302)
+            if isinstance(target, Account):  # logged in to manage their authorizations
+                response = await self._start_managing(target)
+            else:
+                response = RedirectResponse(target, status_code=302)
         response.delete_cookie(_BROWSER_COOKIE, path="/oauth/callback")
         return response
 
@@ -279,36 +304,114 @@ class _Endpoints:
         return _json(await run_in_threadpool(self.server.register, metadata))
 
     async def manage(self, request: Request) -> Response:
-        """Where a person sees and withdraws the apps they allowed (SMART management)."""
+        """Where a person sees the apps they allowed and withdraws them (SMART management).
+
+        A login (password, or the external provider) gives this browser a short-lived
+        session cookie; every change posts the session's form token back, so another site
+        cannot make the browser withdraw anything.
+        """
+        session = request.cookies.get(_MANAGE_COOKIE)
         if request.method == "GET":
-            return _page("Your app authorizations", _manage_form())
+            try:
+                account, form_token = await run_in_threadpool(self.server.managing, session)
+            except InvalidToken:
+                return self._manage_login()
+            return await self._manage_listing(account, form_token)
         form = await _form(request)
         if isinstance(form, Response):
             return form
+        action = form.get("action", "")
+        if action == "external" and self.server.provider is not None:
+            return await self._federated_start(None, [])
+        if action == "login":
+            try:
+                account = await run_in_threadpool(
+                    self.server.login, form.get("username", ""), form.get("password", "")
+                )
+            except LoginFailed:
+                return self._manage_login("Login failed.", 401)
+            return await self._start_managing(account)
         try:
-            account = await run_in_threadpool(
-                self.server.login, form.get("username", ""), form.get("password", "")
+            account, form_token = await run_in_threadpool(self.server.managing, session)
+        except InvalidToken:
+            return self._manage_login("Please log in again.", 401)
+        if not hmac.compare_digest(form.get("form", ""), form_token):
+            return _page(_MANAGE_TITLE, "<p>This form has expired; please try again.</p>", 403)
+        if action == "withdraw":
+            await run_in_threadpool(self.server.withdraw, account, form.get("authorization", ""))
+            return RedirectResponse(self.server.manage_uri, status_code=303)
+        if action == "logout":
+            assert session is not None
+            await run_in_threadpool(self.server.end_manage_session, session)
+            response = RedirectResponse(self.server.manage_uri, status_code=303)
+            response.delete_cookie(_MANAGE_COOKIE, path="/oauth/manage")
+            return response
+        return _page(_MANAGE_TITLE, "<p>Unknown action.</p>", 400)
+
+    async def _start_managing(self, account: Account) -> Response:
+        session = await run_in_threadpool(self.server.manage_session, account)
+        response = RedirectResponse(self.server.manage_uri, status_code=303)
+        response.set_cookie(
+            _MANAGE_COOKIE,
+            session,
+            max_age=int(MANAGE_LIFETIME.total_seconds()),
+            path="/oauth/manage",
+            secure=urlsplit(self.server.oauth_base).scheme == "https",
+            httponly=True,
+            samesite="lax",  # sent when the external provider sends the person back
+        )
+        return response
+
+    def _manage_login(self, message: str = "", status: int = 200) -> HTMLResponse:
+        error = f"<p class='error' role='alert'>{html.escape(message)}</p>" if message else ""
+        provider = self.server.provider
+        external = ""
+        targets: tuple[str, ...] = ()
+        if provider is not None:
+            external = (
+                "<form method='post'><button name='action' value='external'>Log in with "
+                f"{html.escape(provider.config.name)}</button></form>"
             )
-        except LoginFailed:
-            return _page("Your app authorizations", _manage_form("Login failed."), 401)
-        withdraw = form.get("withdraw")
+            targets = tuple(provider.origins())
+        body = (
+            "<p>Log in to see which apps you allowed into your dossier, and to withdraw "
+            f"them.</p>{error}<form method='post'><label>Login name <input type='text' "
+            "name='username' autocomplete='username' required></label><label>Password "
+            "<input type='password' name='password' autocomplete='current-password' "
+            f"required></label><button name='action' value='login'>Log in</button></form>"
+            f"{external}"
+        )
+        return _page(_MANAGE_TITLE, body, status, targets)
+
+    async def _manage_listing(self, account: Account, form_token: str) -> HTMLResponse:
         grants = await run_in_threadpool(self.security.store.authorizations_of, account.username)
-        if withdraw and any(g.id == withdraw for g in grants):
-            await run_in_threadpool(self.security.store.revoke_authorization, withdraw)
-            grants = await run_in_threadpool(
-                self.security.store.authorizations_of, account.username
-            )
+        token = f"<input type='hidden' name='form' value='{html.escape(form_token)}'>"
         rows = []
-        for grant in grants:
+        for grant in sorted(grants, key=lambda g: (g.revoked, g.created)):
             app = await run_in_threadpool(self.security.store.app, grant.client_id)
-            name = app.name if app else grant.client_id
-            state = "withdrawn" if grant.revoked else "active"
+            name = html.escape(app.name if app else grant.client_id)
+            what = ", ".join(html.escape(_scope_label(s)) for s in grant.scope.split())
+            if grant.revoked:
+                state = "<em>withdrawn</em>"
+            else:
+                state = (
+                    f"<form method='post'>{token}<input type='hidden' name='authorization' "
+                    f"value='{html.escape(grant.id)}'><button name='action' value='withdraw'>"
+                    f"Withdraw {name}</button></form>"
+                )
             rows.append(
-                f"<li><strong>{html.escape(name)}</strong>: {html.escape(grant.scope)} "
-                f"({state}, since {grant.created:%Y-%m-%d}; id <code>{grant.id}</code>)</li>"
+                f"<li><strong>{name}</strong>, since {grant.created:%Y-%m-%d}: {what}. {state}</li>"
             )
-        listing = "<ul>" + "".join(rows) + "</ul>" if rows else "<p>No apps.</p>"
-        return _page("Your app authorizations", listing + _manage_form())
+        listing = (
+            "<ul>" + "".join(rows) + "</ul>" if rows else "<p>You have not allowed any app.</p>"
+        )
+        body = (
+            "<p>Withdrawing an app stops it at once: its tokens no longer work. What you "
+            "share with care providers is set by your consents in your dossier.</p>"
+            f"{listing}<form method='post'>{token}<button name='action' value='logout'>"
+            "Log out</button></form>"
+        )
+        return _page(_MANAGE_TITLE, body)
 
 
 def oauth_routes(security: Security, mount: str) -> list[Route]:
@@ -327,13 +430,3 @@ def oauth_routes(security: Security, mount: str) -> list[Route]:
         Route("/oauth/register", handlers.register, methods=["POST"]),
         Route("/oauth/manage", handlers.manage, methods=["GET", "POST"]),
     ]
-
-
-def _manage_form(message: str = "") -> str:
-    error = f"<p class='error' role='alert'>{html.escape(message)}</p>" if message else ""
-    return (
-        f"{error}<form method='post'><label>Login name <input type='text' name='username' "
-        "required></label><label>Password <input type='password' name='password' required>"
-        "</label><label>Withdraw the authorization with id (optional) <input type='text' "
-        "name='withdraw'></label><button>Show (and withdraw)</button></form>"
-    )

@@ -211,6 +211,52 @@ def test_a_linked_login_reaches_the_dossier(fresh: dict[str, Any], services: Ser
         party["security"].server.login("jan", NO_PASSWORD)
 
 
+def test_a_digid_client_manages_their_apps_without_a_password(
+    fresh: dict[str, Any], services: Services
+) -> None:
+    patient = _patient(services)
+    party = fresh["account"]
+    subject = external_subject(fresh["issuer"], "jan.digid")
+    jan = Account("jan", NO_PASSWORD, "patient", f"Patient/{patient}", external_subject=subject)
+    party["security"].store.save_account(jan)
+    finished, verifier, client_id = _federated_login(fresh, "account", "jan.digid")
+    token = exchange(party["base"], client_id, code_of(finished), verifier).json()["access_token"]
+    read = f"{party['base']}/Patient/{patient}"
+    assert httpx.get(read, headers=bearer(token)).status_code == 200
+    manage = f"{origin(party['base'])}/oauth/manage"
+    with httpx.Client() as browser:
+        page = browser.get(manage)
+        assert "Log in with DigiD" in page.text
+        assert origin(fresh["issuer"]) in page.headers["content-security-policy"]
+        started = browser.post(manage, data={"action": "external"})
+        callback = _at_provider(fresh, started, "jan.digid")
+        back = browser.get(callback)
+        assert back.status_code == 303 and back.headers["location"] == manage
+        listing = browser.get(manage).text
+        form = re.search(r"name='form' value='([^']+)'", listing)
+        grant = re.search(r"name='authorization' value='([^']+)'", listing)
+        assert form is not None and grant is not None, listing
+        withdrawn = browser.post(
+            manage,
+            data={"action": "withdraw", "form": form.group(1), "authorization": grant.group(1)},
+        )
+        assert withdrawn.status_code == 303
+    assert httpx.get(read, headers=bearer(token)).status_code == 401
+    # cancelled at the provider: said plainly, no session
+    with httpx.Client() as browser:
+        started = browser.post(manage, data={"action": "external"})
+        page = httpx.get(started.headers["location"])
+        sealed = re.search(r"name='request' value='([^']+)'", page.text)
+        assert sealed is not None
+        refused = httpx.post(
+            f"{origin(fresh['issuer'])}/oauth/authorize",
+            data={"request": sealed.group(1), "decision": "deny"},
+        )
+        cancelled = browser.get(refused.headers["location"])
+        assert cancelled.status_code == 403 and "cancelled" in cancelled.text
+        assert "eigendossier_manage" not in browser.cookies
+
+
 def test_the_login_page_may_send_the_browser_to_the_provider(fresh: dict[str, Any]) -> None:
     with httpx.Client() as browser:
         page = _login_page(fresh["account"], browser, pkce()[1])
