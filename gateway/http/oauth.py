@@ -7,6 +7,7 @@ Password hashing and key checks run off the event loop.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import html
 from typing import Any
@@ -222,16 +223,23 @@ class _Endpoints:
         except FederationError as error:
             return _page("Log in another way", f"<p>{html.escape(error.description)}</p>", 502)
         response = RedirectResponse(target, status_code=302)
+        self._cookie(response, _BROWSER_COOKIE, browser_key, PENDING_LIFETIME, "/oauth/callback")
+        return response
+
+    def _cookie(
+        self, response: Response, name: str, value: str, lifetime: dt.timedelta, path: str
+    ) -> None:
+        """A cookie for this browser only: HttpOnly, Secure over https, and SameSite=Lax,
+        so that it comes along when the external provider sends the person back."""
         response.set_cookie(
-            _BROWSER_COOKIE,
-            browser_key,
-            max_age=int(PENDING_LIFETIME.total_seconds()),
-            path="/oauth/callback",
+            name,
+            value,
+            max_age=int(lifetime.total_seconds()),
+            path=path,
             secure=urlsplit(self.server.oauth_base).scheme == "https",
             httponly=True,
             samesite="lax",
         )
-        return response
 
     async def callback(self, request: Request) -> Response:
         """Where the external provider sends the person back after logging in."""
@@ -351,15 +359,7 @@ class _Endpoints:
     async def _start_managing(self, account: Account) -> Response:
         session = await run_in_threadpool(self.server.manage_session, account)
         response = RedirectResponse(self.server.manage_uri, status_code=303)
-        response.set_cookie(
-            _MANAGE_COOKIE,
-            session,
-            max_age=int(MANAGE_LIFETIME.total_seconds()),
-            path="/oauth/manage",
-            secure=urlsplit(self.server.oauth_base).scheme == "https",
-            httponly=True,
-            samesite="lax",  # sent when the external provider sends the person back
-        )
+        self._cookie(response, _MANAGE_COOKIE, session, MANAGE_LIFETIME, "/oauth/manage")
         return response
 
     def _manage_login(self, message: str = "", status: int = 200) -> HTMLResponse:

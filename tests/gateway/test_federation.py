@@ -171,6 +171,19 @@ def _at_provider(world: dict[str, Any], started: httpx.Response, username: str) 
     return str(back.headers["location"])
 
 
+def _refused_at_provider(world: dict[str, Any], started: httpx.Response) -> str:
+    """The person refuses at the provider; where the provider sends the browser back."""
+    page = httpx.get(started.headers["location"])
+    sealed = re.search(r"name='request' value='([^']+)'", page.text)
+    assert sealed is not None
+    refused = httpx.post(
+        f"{origin(world['issuer'])}/oauth/authorize",
+        data={"request": sealed.group(1), "decision": "deny"},
+    )
+    assert refused.status_code == 302
+    return str(refused.headers["location"])
+
+
 def _federated_login(
     world: dict[str, Any], link: str, username: str
 ) -> tuple[httpx.Response, str, str]:
@@ -245,14 +258,7 @@ def test_a_digid_client_manages_their_apps_without_a_password(
     # cancelled at the provider: said plainly, no session
     with httpx.Client() as browser:
         started = browser.post(manage, data={"action": "external"})
-        page = httpx.get(started.headers["location"])
-        sealed = re.search(r"name='request' value='([^']+)'", page.text)
-        assert sealed is not None
-        refused = httpx.post(
-            f"{origin(fresh['issuer'])}/oauth/authorize",
-            data={"request": sealed.group(1), "decision": "deny"},
-        )
-        cancelled = browser.get(refused.headers["location"])
+        cancelled = browser.get(_refused_at_provider(fresh, started))
         assert cancelled.status_code == 403 and "cancelled" in cancelled.text
         assert "eigendossier_manage" not in browser.cookies
 
@@ -342,15 +348,7 @@ def test_refusing_at_the_provider_reaches_the_app_as_access_denied(
     party = fresh["account"]
     with httpx.Client() as browser:
         started = _start(party, browser, pkce()[1])
-        page = httpx.get(started.headers["location"])
-        sealed = re.search(r"name='request' value='([^']+)'", page.text)
-        assert sealed is not None
-        refused = httpx.post(
-            f"{origin(fresh['issuer'])}/oauth/authorize",
-            data={"request": sealed.group(1), "decision": "deny"},
-        )
-        assert refused.status_code == 302
-        back = browser.get(refused.headers["location"])
+        back = browser.get(_refused_at_provider(fresh, started))
     assert back.status_code == 302
     location = back.headers["location"]
     assert location.startswith(REDIRECT)
