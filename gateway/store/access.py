@@ -139,7 +139,7 @@ def _granted(table: FromClause, grants: tuple[Grant, ...]) -> ColumnElement[bool
             for rule, patients in rules
         )
     )
-    member = patient_compartment.alias("member")
+    member = patient_compartment.alias()
     permits = or_(
         *(
             and_(member.c.patient_id.in_(patients), _permitted(table, rule))
