@@ -46,6 +46,7 @@ __all__ = [
     "check_consent",
     "decide",
     "grant_from",
+    "next_change",
     "period_contains",
 ]
 
@@ -246,6 +247,30 @@ def grant_from(resource: Mapping[str, Any], request: Request) -> Grant | None:
     if any(c.get("code") == "BTG" for c in policy.get("coding", [])):
         emergency = str(policy.get("text") or "break the glass")
     return Grant(f"Consent/{resource.get('id')}", found.group(2), rule, emergency)
+
+
+def next_change(resource: Mapping[str, Any], now: dt.datetime) -> dt.datetime | None:
+    """The first instant after ``now`` at which a period of ``resource``'s provisions starts
+    or ends, so that :func:`grant_from` may answer differently; None when none will.
+
+    Until then the grant of ``resource`` for a request of the same actors, action and
+    purpose stays what it is now; a cache of grants holds until the earliest such instant.
+    """
+    found: list[dt.datetime] = []
+    provisions = [resource.get("provision")]
+    while provisions:
+        provision = provisions.pop()
+        if not isinstance(provision, dict):
+            continue
+        period = provision.get("period") or {}
+        if isinstance(period, dict):
+            if start := period.get("start"):
+                found.append(_bounds(start)[0])
+            if end := period.get("end"):
+                found.append(_bounds(end)[1] + dt.timedelta(microseconds=1))
+        provisions.extend(provision.get("provision") or [])
+    later = [moment for moment in found if moment > now]
+    return min(later, default=None)
 
 
 def _applies(provision: Mapping[str, Any], request: Request, *, inherited_actor: bool) -> bool:

@@ -31,7 +31,7 @@ from gateway.http.app import build_http_app
 from gateway.interactions.model import Services
 from gateway.settings import Settings
 from gateway.store.engine import make_engine
-from gateway.store.schema import metadata
+from gateway.store.schema import access_epoch, metadata
 
 EXAMPLES = pathlib.Path(__file__).parent / "data" / "r4-examples"
 PG_ADMIN = os.environ.get(
@@ -135,13 +135,17 @@ def _server_state(database_url: str) -> Iterator[dict[str, Any]]:
 
 
 def _empty(engine: Engine) -> None:
+    """Every table emptied, but the access epoch raised as any change of consent raises it:
+    the secured server's cache of grants must not outlive the data it was derived from."""
+    tables = [t for t in metadata.sorted_tables if t is not access_epoch]
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            names = ", ".join(t.name for t in metadata.sorted_tables)
+            names = ", ".join(t.name for t in tables)
             connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
         else:
-            for table in metadata.sorted_tables:
+            for table in tables:
                 connection.execute(table.delete())
+        connection.execute(access_epoch.update().values(n=access_epoch.c.n + 1))
 
 
 @pytest.fixture()

@@ -26,7 +26,7 @@ from consent.tokens import InvalidToken
 from gateway.http.formats import JSON, XML, choose_format, parse_body, render_body
 from gateway.http.oauth import oauth_routes
 from gateway.interactions.auditlog import GroupCommit
-from gateway.interactions.authorize import ConsentCaller, commit_events
+from gateway.interactions.authorize import ConsentCaller, GrantCache, commit_events
 from gateway.interactions.dispatch import dispatch
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
 from gateway.security import Security
@@ -62,6 +62,7 @@ class FhirEndpoint:
         self.security = security
         self.codec = XmlCodec(services.definitions)
         self.log = GroupCommit(lambda events: commit_events(services, events)) if security else None
+        self.grants = GrantCache()
 
     async def handle(self, request: Request) -> Response:
         media = JSON
@@ -85,7 +86,8 @@ class FhirEndpoint:
         if self.security is None or _public(fhir_request):
             return dispatch(Context(self.services), fhir_request)
         address = request.client.host if request.client else None
-        caller = ConsentCaller(self.services, self._who(fhir_request, address), log=self.log)
+        who = self._who(fhir_request, address)
+        caller = ConsentCaller(self.services, who, log=self.log, cache=self.grants)
         context = Context(self.services, access=AccessFilter.nothing(), caller=caller)
         try:
             return dispatch(context, fhir_request)

@@ -6,8 +6,9 @@
 - the token's scopes give the upper bound (types, granular conditions) for the SMART
   letter the interaction needs (r, s, c, u, d);
 - the client (a patient token) reaches their own compartment; anyone else reaches only
-  what an active Consent of the client permits them, read from the database on every
-  request, so a revocation holds from the very next request;
+  what an active Consent of the client permits them. Every request reads the store's
+  access epoch; what a process derived from the Consents (:class:`GrantCache`) serves only
+  while that epoch stands still, so a revocation holds from the very next request;
 - AuditEvents are the client's and the auditors': nobody else sees them, nobody writes
   them through the API.
 
@@ -18,7 +19,9 @@ transaction, a read's straight after it, a refusal on its own.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import defaultdict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,7 +29,15 @@ import orjson
 
 from consent.audit import Access, audit_event
 from consent.context import AccessContext, Kind
-from consent.policy import CONSENT_SCOPE, Grant, Request, Target, decide, grant_from
+from consent.policy import (
+    CONSENT_SCOPE,
+    Grant,
+    Request,
+    Target,
+    decide,
+    grant_from,
+    next_change,
+)
 from consent.scopes import PERMISSION_OF_INTERACTION, ScopeRule, parse_scopes
 from gateway.interactions.auditlog import GroupCommit
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
@@ -39,6 +50,7 @@ from mappings.core.errors import Forbidden, Invalid, MethodNotAllowed, NotFound
 __all__ = [
     "AUDIT_TYPE",
     "ConsentCaller",
+    "GrantCache",
     "actors_of",
     "break_the_glass",
     "explain",
@@ -85,17 +97,71 @@ def load_grants(
     session: Session, actors: frozenset[str], action: str, purpose: str | None, services: Services
 ) -> tuple[Grant, ...]:
     """The rules of every active Consent naming one of ``actors``, for ``action``."""
+    return _grants_until(session, actors, action, purpose, services.clock.now())[0]
+
+
+def _grants_until(
+    session: Session, actors: frozenset[str], action: str, purpose: str | None, now: dt.datetime
+) -> tuple[tuple[Grant, ...], dt.datetime | None]:
+    """:func:`load_grants`, and the first instant after ``now`` when they may differ."""
     if not actors:
-        return ()
-    request = Request(actors, action, purpose, services.clock.now())
+        return (), None
+    request = Request(actors, action, purpose, now)
     grants = []
+    changes = []
     for row in session.referring("Consent", "actor", sorted(actors)):
         if row.content is None:
             continue
-        grant = grant_from(orjson.loads(row.content), request)
+        resource = orjson.loads(row.content)
+        grant = grant_from(resource, request)
         if grant is not None:
             grants.append(grant)
-    return tuple(grants)
+        if (change := next_change(resource, now)) is not None:
+            changes.append(change)
+    return tuple(grants), min(changes, default=None)
+
+
+class GrantCache:
+    """A process's memory of callers' actors and grants, per access epoch.
+
+    Deriving them reads the Consents naming the caller and the CareTeams, PractitionerRoles
+    and Organizations between (a GP practice granted by a thousand clients: a thousand
+    Consents) on every request. Every request still reads the store's access epoch, which
+    each write of those types raises in its own transaction; an entry serves only requests
+    that read the epoch it was derived under, and a grant entry only until the next instant
+    one of its Consents' periods starts or ends. So a revocation, a new care-team member or
+    an expiring grant is seen on the very next request, as without the cache.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._epoch: int | None = None
+        self._entries: dict[Hashable, tuple[Any, dt.datetime | None]] = {}
+
+    def get(
+        self,
+        epoch: int | None,
+        key: Hashable,
+        now: dt.datetime,
+        derive: Callable[[], tuple[Any, dt.datetime | None]],
+    ) -> Any:
+        """The entry for ``key`` under ``epoch``, derived (value, valid-until) when missing."""
+        if epoch is None:  # a store without the counter: derive every time
+            return derive()[0]
+        with self._lock:
+            found = self._entries.get(key) if epoch == self._epoch else None
+        if found is not None and (found[1] is None or now < found[1]):
+            return found[0]
+        value, until = derive()
+        with self._lock:
+            if epoch != self._epoch:  # any other value, even a lower one (a restored backup)
+                self._epoch = epoch
+                self._entries = {}
+            if len(self._entries) >= self._max:
+                self._entries = {}
+            self._entries[key] = (value, until)
+        return value
 
 
 @dataclass(slots=True)
@@ -106,6 +172,8 @@ class ConsentCaller:
     who: AccessContext
     pending: list[dict[str, Any]] = field(default_factory=list)
     log: GroupCommit | None = None  # the process's group commit of access-log entries
+    cache: GrantCache | None = None  # the process's actors and grants per access epoch
+    _epoch: int | None = None
     _actors: frozenset[str] | None = None
     _grants: dict[str, tuple[Grant, ...]] = field(default_factory=dict)
 
@@ -177,15 +245,40 @@ class ConsentCaller:
 
     def actors(self, session: Session) -> frozenset[str]:
         if self._actors is None:
-            self._actors = actors_of(session, self.who)
+            if self.cache is None:
+                self._actors = actors_of(session, self.who)
+            else:
+                who = self.who
+                key = ("actors", who.kind, who.user, who.organization, who.organization_identifier)
+                self._actors = self.cache.get(
+                    self._access_epoch(session),
+                    key,
+                    self.services.clock.now(),
+                    lambda: (actors_of(session, who), None),
+                )
         return self._actors
 
     def grants(self, session: Session, action: str) -> tuple[Grant, ...]:
         if action not in self._grants:
-            self._grants[action] = load_grants(
-                session, self.actors(session), action, self.who.purpose, self.services
-            )
+            actors, purpose = self.actors(session), self.who.purpose
+            now = self.services.clock.now()
+            if self.cache is None:
+                found = _grants_until(session, actors, action, purpose, now)[0]
+            else:
+                found = self.cache.get(
+                    self._access_epoch(session),
+                    ("grants", actors, action, purpose),
+                    now,
+                    lambda: _grants_until(session, actors, action, purpose, now),
+                )
+            self._grants[action] = found
         return self._grants[action]
+
+    def _access_epoch(self, session: Session) -> int | None:
+        """Read once per request, before anything derived from the Consents is used."""
+        if self._epoch is None:
+            self._epoch = session.access_epoch()
+        return self._epoch
 
     def check_resource(self, context: Context, resource: dict[str, Any]) -> None:
         """Rules on what is written, beyond where: see docs/adr/0005."""

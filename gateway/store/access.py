@@ -13,13 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from sqlalchemy import ColumnElement, FromClause, and_, false, not_, or_, select, true, tuple_
 
 from consent.policy import Grant, Rule, Selector, Target, decide
 from gateway.store.schema import patient_compartment, resources, search_token
 
-__all__ = ["AccessFilter", "Condition"]
+__all__ = ["ACCESS_TYPES", "AccessFilter", "Condition"]
+
+#: The types whose changes change who may see what, apart from dossier membership (which
+#: every query reads live): the Consents, and the CareTeams, PractitionerRoles and
+#: Organizations through which a caller is one of a Consent's actors. A write of one of
+#: them raises the store's access epoch (``Store.access_epoch``).
+ACCESS_TYPES = frozenset({"Consent", "CareTeam", "PractitionerRole", "Organization"})
 
 #: A granular-scope condition: a predicate on (an alias of) the resources table.
 Condition = Callable[[FromClause], ColumnElement[bool]]
@@ -65,28 +72,9 @@ class AccessFilter:
 
     def predicate(self, table: FromClause = resources) -> ColumnElement[bool]:
         """A SQL predicate on ``resources`` (or an alias of it) that admits what is allowed."""
-        columns = table.c
-        clauses: list[ColumnElement[bool]] = []
-        if self.resource_types is not None:
-            if not self.resource_types:
-                return false()
-            clauses.append(columns.res_type.in_(sorted(self.resource_types)))
-        for resource_type, conditions in self.conditions:
-            clauses.append(or_(columns.res_type != resource_type, *(c(table) for c in conditions)))
-        if self.patients is not None:
-            region: list[ColumnElement[bool]] = [
-                not_(columns.res_type.in_(sorted(self.compartment_types)))
-            ]
-            if self.patients:
-                region.append(_in_compartment(table, sorted(self.patients)))
-            if self.grants:
-                region.append(_granted(table, self.grants))
-            clauses.append(or_(*region))
-        if self.excluded:
-            clauses.append(
-                not_(tuple_(columns.res_type, columns.res_id).in_(sorted(self.excluded)))
-            )
-        return and_(true(), *clauses)
+        if table is resources:
+            return _on_resources(self)
+        return _predicate(self, table)
 
     def admits(self, target: Target) -> bool:
         """The decision in Python, for a resource (version) about to be written.
@@ -115,9 +103,49 @@ class AccessFilter:
         return decide(self.grants, replace(target, patients=others)).allowed
 
 
+@lru_cache(maxsize=512)
+def _on_resources(access: AccessFilter) -> ColumnElement[bool]:
+    """The predicate on the table itself, built once per distinct filter: the same grants
+    come back request after request (they are cached per access epoch), and building the
+    expression with its lists of granted patients costs more than running it."""
+    return _predicate(access, resources)
+
+
+def _predicate(access: AccessFilter, table: FromClause) -> ColumnElement[bool]:
+    columns = table.c
+    clauses: list[ColumnElement[bool]] = []
+    if access.resource_types is not None:
+        if not access.resource_types:
+            return false()
+        clauses.append(columns.res_type.in_(sorted(access.resource_types)))
+    for resource_type, conditions in access.conditions:
+        clauses.append(or_(columns.res_type != resource_type, *(c(table) for c in conditions)))
+    if access.patients is not None:
+        region: list[ColumnElement[bool]] = [
+            not_(columns.res_type.in_(sorted(access.compartment_types)))
+        ]
+        if access.patients:
+            region.append(_in_compartment(table, sorted(access.patients)))
+        if access.grants:
+            region.append(_granted(table, access.grants))
+        clauses.append(or_(*region))
+    if access.excluded:
+        clauses.append(not_(tuple_(columns.res_type, columns.res_id).in_(sorted(access.excluded))))
+    return and_(true(), *clauses)
+
+
 def _in_compartment(table: FromClause, patients: list[str]) -> ColumnElement[bool]:
-    return table.c.pk.in_(
-        select(patient_compartment.c.res_pk).where(patient_compartment.c.patient_id.in_(patients))
+    """The row lies in the dossier of one of ``patients``.
+
+    A correlated probe of the row's own compartment entries, not ``pk IN (the dossiers'
+    entries)``: SQLite would build the whole list of fifty granted dossiers for every read.
+    """
+    entry = patient_compartment.alias()
+    return (
+        select(entry.c.res_pk)
+        .where(entry.c.res_pk == table.c.pk, entry.c.patient_id.in_(patients))
+        .correlate(table)
+        .exists()
     )
 
 

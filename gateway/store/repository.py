@@ -19,13 +19,16 @@ from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Row,
     and_,
     bindparam,
     delete,
+    false,
     insert,
+    or_,
     select,
     tuple_,
     update,
@@ -35,10 +38,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from consent.policy import Target
 from gateway.search.dates import to_micros
 from gateway.search.extract import Extractor
-from gateway.store.access import AccessFilter
+from gateway.store.access import ACCESS_TYPES, AccessFilter
 from gateway.store.engine import SNAPSHOT, WRITE
 from gateway.store.schema import (
     INDEX_TABLES,
+    access_epoch,
     patient_compartment,
     resource_versions,
     resources,
@@ -69,6 +73,8 @@ _ADVANCE = (
         content=bindparam("content"),
     )
 )
+_EPOCH = select(access_epoch.c.n).where(access_epoch.c.id == 1)
+_RAISE_EPOCH = update(access_epoch).where(access_epoch.c.id == 1).values(n=access_epoch.c.n + 1)
 _PENDING_TABLES = {"compartment": patient_compartment, "versions": resource_versions}
 
 
@@ -127,6 +133,8 @@ class Store:
                         session = Session(self, connection)
                         result = unit(session)
                         session.flush()
+                        if session.access_changed:  # last: the row lock is held briefly
+                            connection.execute(_RAISE_EPOCH)
                         return result
             except (RetryWrite, IntegrityError):
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 (jitter)
@@ -139,6 +147,19 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _pairs_in(
+    kind: ColumnElement[str], ident: ColumnElement[str], pairs: list[tuple[str, str]]
+) -> ColumnElement[bool]:
+    """``(kind, ident) IN pairs`` written as one ``kind = ? AND ident IN (...)`` per kind.
+
+    SQLite answers a row-value IN list by scanning the whole index; this form it looks up.
+    """
+    ids: dict[str, set[str]] = {}
+    for k, i in pairs:
+        ids.setdefault(k, set()).add(i)
+    return or_(false(), *(and_(kind == k, ident.in_(sorted(v))) for k, v in sorted(ids.items())))
 
 
 def instant_of(micros: int) -> str:
@@ -158,6 +179,8 @@ class Session:
         self.guard: AccessFilter | None = None
         #: (type, id, patients) of every version written in this session, for the audit
         self.written: list[tuple[str, str, frozenset[str]]] = []
+        #: a version of one of ACCESS_TYPES was written: the access epoch is raised at commit
+        self.access_changed = False
 
     @property
     def connection(self) -> Connection:
@@ -175,6 +198,11 @@ class Session:
             self._connection.execute(insert(table), rows)
 
     # -- reading ---------------------------------------------------------------------
+
+    def access_epoch(self) -> int | None:
+        """The access epoch as this session sees it: while it stands still, no Consent nor
+        anything a Consent's actors resolve through has changed (None: no such counter)."""
+        return self._connection.execute(_EPOCH).scalar_one_or_none()
 
     def current(
         self,
@@ -345,6 +373,8 @@ class Session:
         method: str,
         content: bytes | None,
     ) -> None:
+        if res_type in ACCESS_TYPES:
+            self.access_changed = True
         self._pending.setdefault("versions", []).append(
             {
                 "res_type": res_type,
@@ -394,7 +424,7 @@ class Session:
         for start in range(0, len(refs), 500):
             rows = self.connection.execute(
                 select(resources.c.res_type, resources.c.res_id, resources.c.pk).where(
-                    tuple_(resources.c.res_type, resources.c.res_id).in_(refs[start : start + 500])
+                    _pairs_in(resources.c.res_type, resources.c.res_id, refs[start : start + 500])
                 )
             )
             out.update({(t, i): pk for t, i, pk in rows})
@@ -402,13 +432,14 @@ class Session:
 
     def referring(self, res_type: str, param: str, targets: list[str]) -> list[Current]:
         """Live resources of ``res_type`` whose reference ``param`` points at ``targets``."""
-        pairs = [tuple(t.split("/", 1)) for t in targets if "/" in t]
+        pairs = [(kind, ident) for kind, _, ident in (t.partition("/") for t in targets) if ident]
         if not pairs:
             return []
-        refs = select(search_reference.c.res_pk).where(
-            search_reference.c.res_type == res_type,
-            search_reference.c.param == param,
-            tuple_(search_reference.c.target_type, search_reference.c.target_id).in_(pairs),
+        ref = search_reference.c
+        refs = select(ref.res_pk).where(
+            ref.res_type == res_type,
+            ref.param == param,
+            _pairs_in(ref.target_type, ref.target_id, pairs),
         )
         rows = self._connection.execute(
             select(resources).where(resources.c.pk.in_(refs), resources.c.deleted.is_(False))

@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 __all__ = [
     "INDEX_TABLES",
+    "access_epoch",
     "accounts",
     "oauth_apps",
     "oauth_assertions",
@@ -167,6 +168,17 @@ patient_compartment = Table(
     Column("patient_id", String(64), nullable=False),
     Index("ix_compartment_patient", "patient_id", "res_pk"),
     Index("ix_compartment_pk", "res_pk"),
+)
+
+#: One counter, raised by every write transaction that changes who may see what (a
+#: Consent, or a resource through which a Consent's actors resolve: see
+#: ``gateway.store.access.ACCESS_TYPES``). A gateway process may keep what it derived from
+#: those resources for as long as the counter stands still; one row, id 1.
+access_epoch = Table(
+    "access_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("n", BigInteger, nullable=False),
 )
 
 INDEX_TABLES = {

@@ -6,11 +6,21 @@ client's care team) and the client (Anna) drive everything over real HTTP with r
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 
+from gateway.app import build_services
+from gateway.http.app import build_http_app
+from gateway.security import build_security
+from gateway.settings import Settings
+from mappings.core.clock import Clock
+from tests.conftest import _free_port, running
 from tests.consents import ACCESS, CORRECT, PSY, actor, classes, privacy_consent
 from tests.smart import account, backend_app, backend_token, bearer, login, public_app
 
@@ -87,6 +97,7 @@ def world(secure: dict[str, Any], client: httpx.Client) -> dict[str, Any]:
         "nurse_refresh": nurse["refresh_token"],
         "nurse_client": nurse["client_id"],
         "security": security,
+        "gp_app": (gp_id, gp_key),
     }
 
 
@@ -382,3 +393,90 @@ def test_a_practitioners_refresh_works_while_a_grant_holds_and_stops_after(
     _grant(world, {**grant, "status": "inactive"})
     ended = refresh(renewed.json()["refresh_token"])
     assert ended.status_code == 400 and ended.json()["error"] == "invalid_grant"
+
+
+# -- what a gateway process keeps of the Consents (GrantCache, per access epoch) -----------
+
+
+class _MovableClock:
+    def __init__(self) -> None:
+        self.ahead = dt.timedelta()
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.ahead
+
+
+@contextmanager
+def _another_gateway(database_url: str, clock: Clock | None = None) -> Iterator[str]:
+    """A second gateway process over the same database, as ``--workers`` or more machines
+    run it; its FHIR base."""
+    settings = Settings(database_url=database_url, port=_free_port())
+    services = build_services(settings, clock=clock, migrate=False)
+    security = build_security(services)
+    services = dataclasses.replace(services, oauth_base=security.server.oauth_base)
+    try:
+        with running(build_http_app(services, settings, security), settings.port):
+            yield settings.public_base_url
+    finally:
+        services.store.dispose()
+
+
+def _gp_at(world: dict[str, Any], base: str) -> dict[str, str]:
+    client_id, key = world["gp_app"]
+    token = backend_token(base, client_id, key, "system/*.rs")
+    assert token.status_code == 200, token.text
+    return bearer(token.json()["access_token"])
+
+
+def test_a_revocation_through_one_gateway_holds_at_another_on_the_next_request(
+    world: dict[str, Any], database_url: str
+) -> None:
+    consent = privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS)
+    with _another_gateway(database_url) as other:
+        gp, plan = _gp_at(world, other), f"{other}/CarePlan/plan-anna"
+        assert httpx.get(plan, headers=gp).status_code == 404  # nothing granted, and kept so
+        assert _grant(world, consent).status_code == 201  # through the first gateway
+        for _ in range(3):  # derived once, then served from what the other gateway keeps
+            assert httpx.get(plan, headers=gp).status_code == 200
+        assert _grant(world, {**consent, "status": "inactive"}).status_code == 200
+        assert httpx.get(plan, headers=gp).status_code == 404
+        assert _grant(world, consent).status_code == 200
+        assert httpx.get(plan, headers=gp).status_code == 200
+
+
+def test_leaving_the_care_team_ends_its_grant_on_the_next_request(
+    world: dict[str, Any], client: httpx.Client
+) -> None:
+    team_grant = {"type": "permit", "actor": [actor("CareTeam/team")]}
+    _grant(world, privacy_consent("team", "anna", team_grant))
+    for _ in range(2):
+        assert _get(world, "nurse", "CarePlan/plan-anna").status_code == 200
+    team = client.get("CareTeam/team").json()
+    without = {k: v for k, v in team.items() if k not in ("participant", "meta")}
+    assert client.put("CareTeam/team", json=without).status_code == 200
+    assert _get(world, "nurse", "CarePlan/plan-anna").status_code == 404
+    back = {k: v for k, v in team.items() if k != "meta"}
+    assert client.put("CareTeam/team", json=back).status_code == 200
+    assert _get(world, "nurse", "CarePlan/plan-anna").status_code == 200
+
+
+def test_a_kept_grant_starts_and_ends_with_its_period(
+    world: dict[str, Any], database_url: str
+) -> None:
+    turn = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    gp = {"type": "permit", "actor": [actor("Organization/gp")]}
+    until = {**gp, "class": classes("CarePlan"), "period": {"end": turn}}
+    since = {**gp, "class": classes("Observation"), "period": {"start": turn}}
+    assert _grant(world, privacy_consent("until", "anna", until)).status_code == 201
+    assert _grant(world, privacy_consent("since", "anna", since)).status_code == 201
+    clock = _MovableClock()
+    with _another_gateway(database_url, clock) as other:
+        headers = _gp_at(world, other)
+
+        def status(path: str) -> int:
+            return httpx.get(f"{other}/{path}", headers=headers).status_code
+
+        for _ in range(2):
+            assert (status("CarePlan/plan-anna"), status("Observation/obs-anna")) == (200, 404)
+        clock.ahead = dt.timedelta(minutes=3)  # within the token's five minutes
+        assert (status("CarePlan/plan-anna"), status("Observation/obs-anna")) == (404, 200)
