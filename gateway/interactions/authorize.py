@@ -23,7 +23,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -65,6 +65,7 @@ _LEVEL = {
     Kind.SYSTEM: "system",
 }
 _MAX_OBJECTS = 50  # per AuditEvent; a larger disclosure is split over more events
+T = TypeVar("T")
 
 
 def actors_of(session: Session, who: AccessContext) -> frozenset[str]:
@@ -137,22 +138,25 @@ class GrantCache:
         self._max = max_entries
         self._lock = threading.Lock()
         self._epoch: int | None = None
-        self._entries: dict[Hashable, tuple[Any, dt.datetime | None]] = {}
+        self._entries: dict[Hashable, tuple[object, dt.datetime | None]] = {}
 
     def get(
         self,
         epoch: int | None,
         key: Hashable,
         now: dt.datetime,
-        derive: Callable[[], tuple[Any, dt.datetime | None]],
-    ) -> Any:
-        """The entry for ``key`` under ``epoch``, derived (value, valid-until) when missing."""
+        derive: Callable[[], tuple[T, dt.datetime | None]],
+    ) -> T:
+        """The entry for ``key`` under ``epoch``, derived (value, valid-until) when missing.
+
+        A key names what its value is (``("grants", ...)`` holds grants): one key, one type.
+        """
         if epoch is None:  # a store without the counter: derive every time
             return derive()[0]
         with self._lock:
             found = self._entries.get(key) if epoch == self._epoch else None
         if found is not None and (found[1] is None or now < found[1]):
-            return found[0]
+            return cast(T, found[0])
         value, until = derive()
         with self._lock:
             if epoch != self._epoch:  # any other value, even a lower one (a restored backup)
@@ -172,7 +176,8 @@ class ConsentCaller:
     who: AccessContext
     pending: list[dict[str, Any]] = field(default_factory=list)
     log: GroupCommit | None = None  # the process's group commit of access-log entries
-    cache: GrantCache | None = None  # the process's actors and grants per access epoch
+    #: the process's actors and grants per access epoch (without one: this request's own)
+    cache: GrantCache = field(default_factory=GrantCache)
     _epoch: int | None = None
     _actors: frozenset[str] | None = None
     _grants: dict[str, tuple[Grant, ...]] = field(default_factory=dict)
@@ -245,33 +250,25 @@ class ConsentCaller:
 
     def actors(self, session: Session) -> frozenset[str]:
         if self._actors is None:
-            if self.cache is None:
-                self._actors = actors_of(session, self.who)
-            else:
-                who = self.who
-                key = ("actors", who.kind, who.user, who.organization, who.organization_identifier)
-                self._actors = self.cache.get(
-                    self._access_epoch(session),
-                    key,
-                    self.services.clock.now(),
-                    lambda: (actors_of(session, who), None),
-                )
+            who = self.who
+            self._actors = self.cache.get(
+                self._access_epoch(session),
+                ("actors", who.kind, who.user, who.organization, who.organization_identifier),
+                self.services.clock.now(),
+                lambda: (actors_of(session, who), None),
+            )
         return self._actors
 
     def grants(self, session: Session, action: str) -> tuple[Grant, ...]:
         if action not in self._grants:
             actors, purpose = self.actors(session), self.who.purpose
             now = self.services.clock.now()
-            if self.cache is None:
-                found = _grants_until(session, actors, action, purpose, now)[0]
-            else:
-                found = self.cache.get(
-                    self._access_epoch(session),
-                    ("grants", actors, action, purpose),
-                    now,
-                    lambda: _grants_until(session, actors, action, purpose, now),
-                )
-            self._grants[action] = found
+            self._grants[action] = self.cache.get(
+                self._access_epoch(session),
+                ("grants", actors, action, purpose),
+                now,
+                lambda: _grants_until(session, actors, action, purpose, now),
+            )
         return self._grants[action]
 
     def _access_epoch(self, session: Session) -> int | None:

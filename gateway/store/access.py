@@ -72,7 +72,7 @@ class AccessFilter:
 
     def predicate(self, table: FromClause = resources) -> ColumnElement[bool]:
         """A SQL predicate on ``resources`` (or an alias of it) that admits what is allowed."""
-        if table is resources:
+        if table is resources and not self.conditions:  # conditions are new per request
             return _on_resources(self)
         return _predicate(self, table)
 
