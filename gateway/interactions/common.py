@@ -13,6 +13,7 @@ from consent.policy import check_consent
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.store.repository import Stored
 from mappings.core.errors import Invalid, Issue, NotFound, Unprocessable, operation_outcome
+from mappings.nl.identifiers import identifier_issues
 
 __all__ = [
     "ID_PATTERN",
@@ -65,7 +66,9 @@ def validated(
 
 
 def profile_issues(context: Context, resource: dict[str, Any]) -> list[Issue]:
-    """How ``resource`` departs from the profiles of ours it claims in ``meta.profile``.
+    """How ``resource`` departs from the profiles of ours it claims in ``meta.profile``,
+    and from the NamingSystems we serve (a BSN passes the eleven test, an AGB code has
+    eight digits, ...: every identifier with one of those systems, claimed or not).
 
     A profile we do not know is not checked (as the base specification allows); one of
     ours is a promise the resource must keep.
@@ -73,7 +76,7 @@ def profile_issues(context: Context, resource: dict[str, Any]) -> list[Issue]:
     conformance = context.services.conformance
     meta = resource.get("meta")
     claimed = meta.get("profile", []) if isinstance(meta, dict) else []
-    issues: list[Issue] = []
+    issues: list[Issue] = identifier_issues(resource)
     for profile in claimed if isinstance(claimed, list) else []:
         url = profile.split("|", 1)[0] if isinstance(profile, str) else ""
         if conformance.knows(url):

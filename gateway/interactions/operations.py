@@ -14,6 +14,7 @@ from gateway.store.repository import Session
 from mappings.core.clock import format_instant
 from mappings.core.errors import Invalid, Issue, operation_outcome
 from mappings.core.uris import FHIR_VERSION
+from mappings.nl.identifiers import identifier_issues
 
 __all__ = ["capabilities", "validate"]
 
@@ -187,6 +188,7 @@ def validate(
             )
         else:
             issues += context.services.validator.validate(resource)
+            issues += identifier_issues(resource)
         if mode == "update" and resource.get("id") != resource_id:
             issues.append(
                 Issue(

@@ -21,6 +21,9 @@ _SURVEY = {
     ]
 }
 
+#: A score on a five-point scale: ZRM (1-5) and the Omaha KBS ratings (1-5).
+_SCORE = {"minValueInteger": 1, "maxValueInteger": 5}
+
 
 @dataclass(frozen=True, slots=True)
 class El:
@@ -32,7 +35,7 @@ class El:
     types: tuple[str, ...] = ()  # type codes; "Reference(Patient|Group)" for targets
     ext: str | None = None
     binding: str | None = None  # value set name, required
-    extra: dict[str, Any] = field(default_factory=dict)  # fixed[x] / pattern[x]
+    extra: dict[str, Any] = field(default_factory=dict)  # fixed[x], pattern[x], min/maxValue[x]
     short: str | None = None
 
 
@@ -171,7 +174,7 @@ PROFILES: tuple[Profile, ...] = (
             El("Observation.subject", 1, types=("Reference(Patient)",)),
             El("Observation.effective[x]", 1, types=("dateTime",)),
             El("Observation.performer", 1, types=("Reference(Practitioner|PractitionerRole)",)),
-            El("Observation.value[x]", 1, types=("integer",)),
+            El("Observation.value[x]", 1, types=("integer",), extra=_SCORE),
             El("Observation.derivedFrom", 1, "1", types=("Reference(QuestionnaireResponse)",)),
         ),
     ),
@@ -184,7 +187,7 @@ PROFILES: tuple[Profile, ...] = (
             El("Goal.subject", types=("Reference(Patient)",)),
             El("Goal.target", 1, "1"),
             El("Goal.target.measure", 1, binding="zrm-domains"),
-            El("Goal.target.detail[x]", 1, types=("integer",)),
+            El("Goal.target.detail[x]", 1, types=("integer",), extra=_SCORE),
             El("Goal.addresses", 1, "1", types=("Reference(Observation)",)),
         ),
     ),
@@ -226,7 +229,7 @@ PROFILES: tuple[Profile, ...] = (
             El("Goal.description.text", 1),
             El("Goal.target", 0, "1"),
             El("Goal.target.measure", 1, binding="zrm-2017"),
-            El("Goal.target.detail[x]", types=("integer",)),
+            El("Goal.target.detail[x]", types=("integer",), extra=_SCORE),
         ),
     ),
     Profile(
@@ -288,6 +291,7 @@ PROFILES: tuple[Profile, ...] = (
                 1,
                 extra={"patternDuration": {"system": "http://unitsofmeasure.org", "code": "min"}},
             ),
+            El("Encounter.length.value", 1, extra={"minValueDecimal": 0}),
             El("Encounter.basedOn", 0, "1", types=("Reference(CarePlan)",)),
             El("Encounter.serviceProvider", types=("Reference(Organization)",)),
         ),
@@ -307,7 +311,7 @@ PROFILES: tuple[Profile, ...] = (
             El("Observation.component", 3, "6"),
             El("Observation.component.extension", 0, "1", ext="omaha-target"),
             El("Observation.component.code", binding="omaha-rating"),
-            El("Observation.component.value[x]", 1, types=("integer",)),
+            El("Observation.component.value[x]", 1, types=("integer",), extra=_SCORE),
         ),
     ),
 )

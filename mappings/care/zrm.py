@@ -529,7 +529,8 @@ def zrm_progress(
     observations: Iterable[dict[str, Any]], canon: Canon = DEFAULT_CANON
 ) -> dict[str, dict[str, list[ZrmPoint]]]:
     """Scores over time: version -> domain -> points in date order (other
-    Observations are passed over; 2013 and 2017 stay apart)."""
+    Observations, and a value off the five-point scale, are passed over; 2013 and 2017
+    stay apart)."""
     series: dict[str, dict[str, list[ZrmPoint]]] = {}
     systems = {_system(canon, v): v for v in VERSIONS}
     moment_url = canon.extension("zrm-moment")
@@ -543,6 +544,8 @@ def zrm_progress(
                 version is None
                 or found.get("code") not in _NAMES[version]
                 or not isinstance(value, int)
+                or isinstance(value, bool)
+                or not 1 <= value <= 5
             ):
                 continue
             moment = next(

@@ -3,7 +3,8 @@
 What a differential of ours says, and what is checked: cardinality of each element per
 parent (``min``/``max``), extension slices by their URL, the allowed types of a choice
 element, reference targets (``targetProfile`` of the base resource types), ``fixed[x]``
-(equal) and ``pattern[x]`` (contained), and required bindings (at least one coding in
+(equal), ``pattern[x]`` (contained), ``minValue[x]``/``maxValue[x]`` (bounds of a number,
+date or quantity value), and required bindings (at least one coding in
 the value set, none from its systems outside it). Each extension whose definition is
 known is checked the same way wherever it occurs. The base specification is checked
 separately (:mod:`mappings.core.validate`); this adds what the profile adds.
@@ -101,6 +102,8 @@ class ProfileChecker:
                 issues.append(_issue(f"The profile fixes this value to {expected!r:.80}", at))
             if field.startswith("pattern") and not _contains(value, expected):
                 issues.append(_issue(f"The profile requires {expected!r:.120}", at))
+            if field.startswith(("minValue", "maxValue")):
+                _bound(field, expected, value, at, issues)
         binding = element.get("binding")
         if binding and binding.get("strength") == "required":
             self._binding(binding["valueSet"], value, at, issues)
@@ -177,6 +180,23 @@ def _contains(value: Any, pattern: Any) -> bool:
             any(_contains(item, part) for item in value) for part in pattern
         )
     return bool(value == pattern)
+
+
+def _bound(field: str, bound: Any, value: Any, at: str, issues: list[Issue]) -> None:
+    """``minValue[x]``/``maxValue[x]``: a number, a date (ISO strings compare in order when
+    of the same precision) or a Quantity's value; a value of another shape is the base
+    validator's concern."""
+    if isinstance(value, dict) and isinstance(bound, dict):
+        value, bound = value.get("value"), bound.get("value")
+    comparable = (isinstance(value, int | float) and isinstance(bound, int | float)) or (
+        isinstance(value, str) and isinstance(bound, str) and len(value) == len(bound)
+    )
+    if not comparable or isinstance(value, bool):
+        return
+    if field.startswith("minValue") and value < bound:
+        issues.append(_issue(f"The profile requires at least {bound}", at))
+    if field.startswith("maxValue") and value > bound:
+        issues.append(_issue(f"The profile allows at most {bound}", at))
 
 
 def _issue(message: str, expression: str) -> Issue:

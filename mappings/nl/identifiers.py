@@ -15,8 +15,11 @@ UZI register FAQ, Nictiz NamingSystem definitions; see DOMAIN.md §6.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from mappings.core.errors import Issue
 
 __all__ = [
     "AGB",
@@ -30,6 +33,7 @@ __all__ = [
     "IdentifierSystem",
     "bsn_error",
     "identifier_error",
+    "identifier_issues",
     "is_bsn",
     "naming_systems",
 ]
@@ -174,6 +178,38 @@ def identifier_error(system: str, value: str) -> str | None:
     """Why ``value`` is not valid in ``system``; None when valid or the system is not Dutch."""
     known = SYSTEMS.get(system)
     return known.error(value) if known else None
+
+
+def identifier_issues(resource: dict[str, Any]) -> list[Issue]:
+    """Every Identifier anywhere in ``resource`` (its own, a Reference's, a contained
+    resource's) whose system is one of ours and whose value is not valid in it, each
+    naming the element (``Patient.identifier[0].value``)."""
+    return [
+        Issue("error", "value", message, (f"{where}.value",))
+        for identifier, where in _identifiers(resource, str(resource.get("resourceType")))
+        if (message := _value_error(identifier)) is not None
+    ]
+
+
+def _value_error(identifier: dict[str, Any]) -> str | None:
+    value = identifier.get("value")
+    if not isinstance(value, str):
+        return f"A {SYSTEMS[identifier['system']].title} needs a value"
+    return identifier_error(identifier["system"], value)
+
+
+def _identifiers(value: Any, where: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """(Identifier, FHIRPath) of each object with one of our systems and a value: an
+    Identifier (a Coding has a code, a ContactPoint's system is no URI)."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        node, at = stack.pop()
+        if isinstance(node, dict):
+            if node.get("system") in SYSTEMS and "value" in node:
+                yield node, at
+            stack.extend((item, f"{at}.{key}") for key, item in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((item, f"{at}[{i}]") for i, item in reversed(list(enumerate(node))))
 
 
 def naming_systems(date: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import app
@@ -16,6 +17,7 @@ from gateway.loading import load
 from mappings.care.conformance import conformance_resources
 from mappings.care.demo import demo_dossier
 from mappings.care.zrm import ZrmAssessment, zrm_to_fhir
+from mappings.nl.identifiers import AGB, BSN
 from tests.smart import account, backend_app, backend_token, bearer, login
 
 PROFILE = "https://eigendossier.nl/fhir/StructureDefinition/zrm-observation"
@@ -60,6 +62,27 @@ def test_a_write_claiming_our_profile_must_fit_it(client: httpx.Client) -> None:
     assert client.get(f"Observation/{observation['id']}").status_code == 404  # nothing kept
     observation.pop("meta")  # without the claim, base FHIR is enough
     assert client.put(f"Observation/{observation['id']}", json=observation).status_code == 201
+
+
+def test_a_zrm_score_off_the_scale_is_refused_and_never_charted(client: httpx.Client) -> None:
+    client.put("Patient/anna", json={"resourceType": "Patient", "id": "anna"})
+    for score in (9, 0):
+        observation = _zrm()[1]
+        observation["valueInteger"] = score
+        refused = client.put(f"Observation/{observation['id']}", json=observation)
+        assert refused.status_code == 422, score
+        assert refused.json()["issue"][0]["expression"] == ["Observation.valueInteger"]
+        checked = client.post(
+            "Observation/$validate", params={"profile": PROFILE}, json=observation
+        )
+        errors = [i for i in checked.json()["issue"] if i["severity"] == "error"]
+        assert errors and errors[0]["expression"] == ["Observation.valueInteger"]
+    # without the profile claim base FHIR stores it, but the chart passes it over
+    observation = _zrm()[1]
+    observation.update(valueInteger=9)
+    observation.pop("meta")
+    assert client.put(f"Observation/{observation['id']}", json=observation).status_code == 201
+    assert client.get("Patient/anna/$zrm-progress").json().get("parameter", []) == []
 
 
 def test_validate_with_a_profile(client: httpx.Client) -> None:
@@ -138,3 +161,43 @@ def test_progress_respects_the_clients_consent(
     assert len(allowed) == 1 and len(refused) == 1  # Anna's own view, and the GP turned away
     shown = {entity["what"]["reference"] for entity in allowed[0]["entity"]}
     assert "Observation/anna-zrm-1-financien" in shown
+
+
+@pytest.mark.parametrize(
+    ("identifier", "expression"),
+    [
+        ({"system": BSN, "value": "123456789"}, "Patient.identifier[0].value"),
+        ({"system": BSN, "value": "abc"}, "Patient.identifier[0].value"),
+        ({"system": BSN, "value": "\uff11" * 9}, "Patient.identifier[0].value"),
+        ({"system": AGB, "value": "1234567"}, "Patient.generalPractitioner[0].identifier.value"),
+    ],
+)
+def test_dutch_identifiers_are_checked_on_every_write_and_by_validate(
+    client: httpx.Client, identifier: dict[str, str], expression: str
+) -> None:
+    patient: dict[str, Any] = {"resourceType": "Patient", "id": "ids"}
+    if expression.startswith("Patient.identifier"):
+        patient["identifier"] = [identifier]
+    else:
+        patient["generalPractitioner"] = [{"identifier": identifier, "display": "De Wijk"}]
+    refused = client.put("Patient/ids", json=patient)
+    assert refused.status_code == 422
+    assert refused.json()["issue"][0]["expression"] == [expression]
+    assert client.get("Patient/ids").status_code == 404  # nothing kept
+    created = client.post("Patient", json={k: v for k, v in patient.items() if k != "id"})
+    assert created.status_code == 422
+    checked = client.post("Patient/$validate", json=patient).json()
+    errors = [i for i in checked["issue"] if i["severity"] == "error"]
+    assert [e["expression"] for e in errors] == [[expression]]
+
+
+def test_a_valid_bsn_and_other_systems_pass(client: httpx.Client) -> None:
+    patient = {
+        "resourceType": "Patient",
+        "id": "ids",
+        "identifier": [
+            {"system": BSN, "value": "999911120"},
+            {"system": "urn:oid:2.16.840.1.113883.2.4.6.3", "value": "not-ours-to-check"},
+        ],
+    }
+    assert client.put("Patient/ids", json=patient).status_code == 201

@@ -94,8 +94,47 @@ def test_the_checker_names_what_departs_from_the_profile(
     assert expression in [e for issue in issues for e in issue.expression], issues
 
 
-def test_visit_profile_requires_minutes_and_the_contact_mode(conformance: Conformance) -> None:
-    visit = visit_to_fhir(
+@pytest.mark.parametrize("score", [0, 6, 9, -1])
+def test_a_zrm_score_off_the_five_point_scale_departs_from_the_profile(
+    conformance: Conformance, score: int
+) -> None:
+    observation = _observation()
+    observation["valueInteger"] = score
+    issues = conformance.check(observation, observation["meta"]["profile"][0])
+    assert [i.expression for i in issues] == [("Observation.valueInteger",)], issues
+
+
+def test_every_bounded_value_in_our_profiles_is_checked(conformance: Conformance) -> None:
+    rating = omaha_to_fhir(
+        OmahaRating(
+            "o", "anna", "Practitioner/s", "11", dt.date(2026, 1, 1),
+            {"knowledge": 2, "behavior": 3, "status": 2}, {"status": 4},
+        )
+    )  # fmt: skip
+    rating["component"][1]["valueInteger"] = 7
+    issues = conformance.check(rating, rating["meta"]["profile"][0])
+    assert [i.expression for i in issues] == [("Observation.component[1].valueInteger",)]
+    visit = _visit()
+    visit["length"]["value"] = -5
+    issues = conformance.check(visit, visit["meta"]["profile"][0])
+    assert [i.expression for i in issues] == [("Encounter.length.value",)]
+    visit["length"]["value"] = 0
+    assert conformance.check(visit, visit["meta"]["profile"][0]) == []
+    bounded = {
+        (e["path"], key)
+        for sd in conformance.resources
+        if sd["resourceType"] == "StructureDefinition"
+        for e in sd["differential"]["element"]
+        for key in e
+        if key.startswith(("minValue", "maxValue"))
+    }
+    assert ("Observation.value[x]", "maxValueInteger") in bounded
+    assert ("Goal.target.detail[x]", "minValueInteger") in bounded
+    assert ("Encounter.length.value", "minValueDecimal") in bounded
+
+
+def _visit() -> dict[str, Any]:
+    return visit_to_fhir(
         Visit(
             "v",
             "anna",
@@ -109,6 +148,10 @@ def test_visit_profile_requires_minutes_and_the_contact_mode(conformance: Confor
             product_code="1003",
         )
     )
+
+
+def test_visit_profile_requires_minutes_and_the_contact_mode(conformance: Conformance) -> None:
+    visit = _visit()
     profile = visit["meta"]["profile"][0]
     assert conformance.check(visit, profile) == []
     broken = copy.deepcopy(visit)
