@@ -4,10 +4,16 @@ Supported subset of R4 Consent (anything else is refused with an OperationOutcom
 :func:`check_consent`; docs/consent.md explains each choice):
 
 - ``scope`` patient-privacy, ``patient`` a literal ``Patient/id``, ``policyRule`` or
-  ``policy`` present (ppc-1), ``provision`` present with a ``type``.
+  ``policy`` present (ppc-1), ``provision`` present.
+- The root provision may carry no ``type`` (as in R4's own examples): its decision then
+  comes from ``policyRule`` (OPTIN permits, OPTOUT denies) and its conditions and nested
+  provisions refine it. Nested provisions state their ``type``.
 - ``provision.actor.reference``: literal references to Practitioner, PractitionerRole,
-  Organization, CareTeam or RelatedPerson. A root ``permit`` names at least one actor;
-  nested provisions without actors inherit their parent's.
+  Organization, CareTeam or RelatedPerson, in a recipient role (``IRCP``, ``PRCP``) or none:
+  a custodian or author role speaks of where data came from, which is not enforced here.
+  A root that permits names at least one actor (a consent to everyone is not the specified
+  consent the Wabvpz asks); nested provisions without actors inherit their parent's; a
+  root that denies without actors denies everyone, and nested permits name whom it lets in.
 - ``provision.action``: ``access``, ``use``, ``disclose``, ``collect`` mean read;
   ``correct`` means write. No action at all means read only (never write by omission).
 - ``provision.class``: resource types (system http://hl7.org/fhir/resource-types).
@@ -48,6 +54,7 @@ __all__ = [
     "grant_from",
     "next_change",
     "period_contains",
+    "root_decision",
 ]
 
 CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
@@ -58,6 +65,10 @@ ACTOR_TYPES = frozenset(
 _READ_ACTIONS = frozenset({"access", "use", "disclose", "collect"})
 _WRITE_ACTIONS = frozenset({"correct"})
 _MAX_DEPTH = 3
+_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+_PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+_RECIPIENT_ROLES = frozenset({"IRCP", "PRCP"})
+_POLICY_DECISION = {"OPTIN": "permit", "OPTOUT": "deny"}
 _REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 _UNSUPPORTED = ("code", "dataPeriod")
 
@@ -174,8 +185,37 @@ def check_consent(resource: Mapping[str, Any], served_types: frozenset[str]) -> 
     if not isinstance(provision, dict):
         refuse("A Consent without provision grants nothing; state what it permits", "Consent")
         return issues
-    _check_provision(provision, "Consent.provision", 1, served_types, refuse, root=True)
+    root_type = root_decision(resource)
+    if root_type is None:
+        refuse(
+            "The root provision states its type, or policyRule is OPTIN or OPTOUT",
+            "Consent.provision.type",
+        )
+    _check_provision(
+        {**provision, "type": root_type}, "Consent.provision", 1, served_types, refuse, root=True
+    )
     return issues
+
+
+def root_decision(resource: Mapping[str, Any]) -> str | None:
+    """The root provision's decision: its ``type``, or else what ``policyRule`` says
+    (OPTIN permits, OPTOUT denies); None when neither says."""
+    provision = resource.get("provision")
+    stated = provision.get("type") if isinstance(provision, dict) else None
+    if stated in ("permit", "deny"):
+        return str(stated)
+    if stated is not None:
+        return None
+    policy = resource.get("policyRule")
+    codings = policy.get("coding", []) if isinstance(policy, dict) else []
+    decisions = {
+        _POLICY_DECISION[str(c.get("code"))]
+        for c in codings
+        if isinstance(c, dict)
+        and c.get("system") == _ACT_CODE
+        and c.get("code") in _POLICY_DECISION
+    }
+    return decisions.pop() if len(decisions) == 1 else None
 
 
 def _check_provision(
@@ -186,21 +226,26 @@ def _check_provision(
     refuse: Any,
     *,
     root: bool = False,
+    named: bool = False,
 ) -> None:
+    """``named``: an enclosing provision names actors, whom this one speaks of too."""
     if depth > _MAX_DEPTH:
         refuse(f"Provisions nest at most {_MAX_DEPTH} levels deep", path)
         return
-    if provision.get("type") not in ("permit", "deny"):
-        refuse("Every provision states its type: permit or deny", f"{path}.type")
+    if provision.get("type") not in ("permit", "deny") and not root:
+        refuse("A nested provision states its type: permit or deny", f"{path}.type")
     for name in _UNSUPPORTED:
         if name in provision:
             refuse(f"provision.{name} is not enforced here; use class, data or a label", path)
-    actors = provision.get("actor", [])
-    if root and provision.get("type") == "permit" and not actors:
-        refuse("A permit must name who it permits (provision.actor)", f"{path}.actor")
+    named = named or bool(provision.get("actor"))
+    if provision.get("type") == "permit" and not named:
+        refuse(
+            "A permit names who it permits: a consent to everyone is not a specified consent",
+            f"{path}.actor",
+        )
     _check_elements(provision, path, served, refuse)
     for i, child in enumerate(provision.get("provision", [])):
-        _check_provision(child, f"{path}.provision[{i}]", depth + 1, served, refuse)
+        _check_provision(child, f"{path}.provision[{i}]", depth + 1, served, refuse, named=named)
 
 
 def _check_elements(
@@ -214,6 +259,17 @@ def _check_elements(
                 "An actor is a literal reference to a Practitioner, PractitionerRole, "
                 "Organization, CareTeam or RelatedPerson",
                 f"{path}.actor[{i}].reference",
+            )
+        roles = [
+            c for c in ((actor or {}).get("role") or {}).get("coding", []) if isinstance(c, dict)
+        ]
+        if roles and not any(
+            c.get("system") == _PARTICIPATION and c.get("code") in _RECIPIENT_ROLES for c in roles
+        ):
+            refuse(
+                "An actor receives the data (role IRCP or PRCP); a custodian or author role "
+                "speaks of the data's source, which is not enforced here",
+                f"{path}.actor[{i}].role",
             )
     for i, action in enumerate(provision.get("action", [])):
         words = {c.get("code") for c in (action or {}).get("coding", [])}
@@ -237,9 +293,11 @@ def grant_from(resource: Mapping[str, Any], request: Request) -> Grant | None:
         return None
     found = _REFERENCE.match((resource.get("patient") or {}).get("reference", ""))
     provision = resource.get("provision")
-    if not found or not isinstance(provision, dict):
+    decision = root_decision(resource)
+    if not found or not isinstance(provision, dict) or decision is None:
         return None
-    rule = _rule(provision, "Consent.provision", request, inherited_actor=True)
+    root = {**provision, "type": decision}
+    rule = _rule(root, "Consent.provision", request, inherited_actor=True)
     if rule is None:
         return None
     policy = resource.get("policyRule") or {}

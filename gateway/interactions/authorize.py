@@ -110,7 +110,7 @@ def _grants_until(
     request = Request(actors, action, purpose, now)
     grants = []
     changes = []
-    for row in session.referring("Consent", "actor", sorted(actors)):
+    for row in session.referring("Consent", "grantee", sorted(actors)):
         if row.content is None:
             continue
         resource = orjson.loads(row.content)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from mappings.core.uris import GRANTEE_PARAMETER
+
 __all__ = ["Definitions", "ElementDef", "Node", "load_definitions"]
 
 _JSON_KINDS = {
@@ -119,6 +121,20 @@ def _find(root: Node, dotted: str) -> Node:
     return node
 
 
+def _with_ours(official: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The official search parameters and ours (``Consent.grantee``; provisions nest at
+    most three levels deep, see ``consent.policy``)."""
+    levels = ("provision", "provision.provision", "provision.provision.provision")
+    grantee = {
+        "code": "grantee",
+        "type": "reference",
+        "expression": " | ".join(f"Consent.{level}.actor.reference" for level in levels),
+        "url": GRANTEE_PARAMETER,
+        "target": ["Practitioner", "PractitionerRole", "Organization", "CareTeam", "RelatedPerson"],
+    }
+    return {**official, "Consent": [*official.get("Consent", []), grantee]}
+
+
 @functools.cache
 def load_definitions() -> Definitions:
     """Load the vendored definitions once per process (they are immutable data)."""
@@ -144,7 +160,7 @@ def load_definitions() -> Definitions:
         types=type_nodes,
         primitives=primitives,
         valuesets=valuesets,
-        search_parameters=_read("r4-search-parameters.json"),
+        search_parameters=_with_ours(_read("r4-search-parameters.json")),
         compartment=_read("r4-patient-compartment.json")["resources"],
         served=served,
     )

@@ -480,3 +480,33 @@ def test_a_kept_grant_starts_and_ends_with_its_period(
             assert (status("CarePlan/plan-anna"), status("Observation/obs-anna")) == (200, 404)
         clock.ahead = dt.timedelta(minutes=3)  # within the token's five minutes
         assert (status("CarePlan/plan-anna"), status("Observation/obs-anna")) == (404, 200)
+
+
+def test_an_opt_out_with_a_nested_permit_is_found_for_that_actor_over_http(
+    world: dict[str, Any],
+) -> None:
+    """The root names nobody; the GP is named only in a nested permit (Consent.grantee)."""
+    consent = privacy_consent(
+        "opt-out",
+        "anna",
+        {"provision": [{"type": "permit", "actor": [actor("Organization/gp")]}]},
+    )
+    consent["policyRule"]["coding"][0]["code"] = "OPTOUT"
+    assert _grant(world, consent).status_code == 201
+    assert _get(world, "gp", "CarePlan/plan-anna").status_code == 200
+    assert _get(world, "nurse", "CarePlan/plan-anna").status_code == 404
+    assert _get(world, "gp", "CarePlan/plan-bert").status_code == 404
+
+
+def test_the_official_not_them_example_is_kept_and_enforced(world: dict[str, Any]) -> None:
+    from tests.conftest import example
+
+    consent = example("Consent-consent-example-notThem")
+    consent["patient"] = {"reference": "Patient/anna"}
+    consent["provision"]["actor"][0]["reference"] = {"reference": "Practitioner/nurse"}
+    assert _grant(world, consent).status_code == 201
+    assert _get(world, "nurse", "Observation/obs-anna").status_code == 200
+    assert _get(world, "gp", "Observation/obs-anna").status_code == 404
+    refused = _grant(world, example("Consent-consent-example-Out") | {"id": "out"})
+    assert refused.status_code == 422
+    assert refused.json()["issue"][0]["expression"] == ["Consent.provision.actor[0].role"]

@@ -16,7 +16,6 @@ OUTSIDE_CONSENT_SUBSET = {
         "basic",
         "grantor",
         "notAuthor",
-        "notThem",
         "notThis",
         "notTime",
         "pkb",
