@@ -717,6 +717,9 @@ class AuthorizationServer:
         claims = self.tokens.verify(token, audience=self.fhir_base)
         if self.store.token_revoked(str(claims["jti"]), claims.get("sid")):
             raise InvalidToken("revoked")
+        app = self.store.app(str(claims.get("client_id")))
+        if app is None or not app.active:  # removed or disabled since the token was issued
+            raise InvalidToken("the app is no longer registered")
         return claims
 
     def introspect(self, form: Mapping[str, str], authorization: str | None) -> OAuthResponse:

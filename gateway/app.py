@@ -21,7 +21,7 @@ from gateway.store.engine import make_engine
 from gateway.store.migrate import is_current, upgrade
 from gateway.store.repository import Store
 from mappings.care.base import Canon
-from mappings.care.conformance import Conformance
+from mappings.care.definitions import CareDefinitions
 from mappings.core.clock import Clock, SystemClock
 from mappings.core.definitions import load_definitions
 from mappings.core.validate import Validator
@@ -67,7 +67,7 @@ def build_services(
         base_url=base_url,
         clock=clock,
         ids=ids or IdFactory(),
-        conformance=Conformance(Canon(settings.canonical_base)),
+        care=CareDefinitions(Canon(settings.canonical_base)),
     )
 
 

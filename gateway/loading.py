@@ -1,6 +1,6 @@
 """Load resources into the store as one FHIR transaction, through the ordinary interactions.
 
-Used by ``eigendossier conformance load`` and ``eigendossier demo load``: every resource is
+Used by ``eigendossier definitions load`` and ``eigendossier demo load``: every resource is
 a PUT by id (create or update), validated against the base specification and against the
 profiles it claims, exactly as an API request would be; all or nothing.
 """
@@ -11,7 +11,8 @@ from collections import Counter
 from typing import Any
 
 from gateway.interactions.dispatch import dispatch
-from gateway.interactions.model import Context, FhirRequest, Services
+from gateway.interactions.model import FhirRequest, Services
+from gateway.interactions.privileged import system_context
 
 __all__ = ["as_transaction", "load"]
 
@@ -32,15 +33,18 @@ def as_transaction(resources: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def load(services: Services, resources: list[dict[str, Any]]) -> Counter[str]:
+def load(
+    services: Services, resources: list[dict[str, Any]], reason: str = "loading resources"
+) -> Counter[str]:
     """Put ``resources`` in one transaction; how many were created and updated.
 
     A fault anywhere raises the :class:`~mappings.core.errors.FhirError` of the first
     entry that failed, and nothing is kept. This runs with the database's own authority
-    (the operator's), as ``db upgrade`` does: no token, no consent.
+    (the operator's), as ``db upgrade`` does: no token, no consent; through the one
+    privileged door, naming ``reason``.
     """
     request = FhirRequest("POST", "", body=as_transaction(resources))
-    response = dispatch(Context(services), request)
+    response = dispatch(system_context(services, reason), request)
     outcome: Counter[str] = Counter()
     body = response.body if isinstance(response.body, dict) else {}
     for entry in body.get("entry", []):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -27,8 +28,9 @@ from gateway.http.formats import JSON, XML, choose_format, parse_body, render_bo
 from gateway.http.oauth import oauth_routes
 from gateway.interactions.auditlog import GroupCommit
 from gateway.interactions.authorize import ConsentCaller, GrantCache, commit_events
-from gateway.interactions.dispatch import dispatch
+from gateway.interactions.dispatch import Dispatcher, dispatch
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
+from gateway.interactions.privileged import system_context
 from gateway.security import Security
 from gateway.settings import Settings
 from gateway.store.access import AccessFilter
@@ -63,6 +65,11 @@ class FhirEndpoint:
         self.codec = XmlCodec(services.definitions)
         self.log = GroupCommit(lambda events: commit_events(services, events)) if security else None
         self.grants = GrantCache()
+        self.router = Dispatcher()
+        #: --open development mode: the one privileged context, made (and logged) once
+        self.open = (
+            None if security else system_context(services, "development mode (serve --open)")
+        )
 
     async def handle(self, request: Request) -> Response:
         media = JSON
@@ -83,12 +90,16 @@ class FhirEndpoint:
 
     def _call(self, request: Request, fhir_request: FhirRequest) -> FhirResponse:
         """Authorize (unless --open), dispatch, and write the access log of reads."""
-        if self.security is None or _public(fhir_request):
-            return dispatch(Context(self.services), fhir_request)
+        if self.open is not None:
+            return dispatch(replace(self.open, trail=[]), fhir_request)
+        if _public(fhir_request):  # the CapabilityStatement: no dossier in it
+            return dispatch(
+                Context(self.services, AccessFilter.nothing(), self.router), fhir_request
+            )
         address = request.client.host if request.client else None
         who = self._who(fhir_request, address)
         caller = ConsentCaller(self.services, who, log=self.log, cache=self.grants)
-        context = Context(self.services, access=AccessFilter.nothing(), caller=caller)
+        context = Context(self.services, AccessFilter.nothing(), self.router, caller=caller)
         try:
             return dispatch(context, fhir_request)
         finally:
@@ -121,8 +132,7 @@ class FhirEndpoint:
         event = audit_event(None, access, self.services.base_url)
         if address:
             event["agent"][0]["network"] = {"address": address, "type": "2"}
-        event["id"] = self.services.ids.new()
-        self.services.store.write(lambda s: s.put(event, method="POST", must_create=True))
+        commit_events(self.services, [event])
 
     async def _fhir_request(self, request: Request) -> FhirRequest:
         data = await self._read_body(request)

@@ -154,12 +154,10 @@ def process_bundle(context: Context, request: FhirRequest, session: Session | No
 
 
 def _batch_entry(context: Context, entry: _Entry, prefer: str | None) -> dict[str, Any]:
-    from gateway.interactions.dispatch import dispatch  # noqa: PLC0415 (routing table cycle)
-
     if entry.method in ("POST", "PUT") and entry.path == "":
         return _error_entry(Invalid("A batch cannot nest a Bundle"))
     try:
-        return _result_entry(dispatch(context, _sub_request(entry, prefer)))
+        return _result_entry(context.router.dispatch(context, _sub_request(entry, prefer)))
     except FhirError as error:
         return _error_entry(error)
 
@@ -167,11 +165,7 @@ def _batch_entry(context: Context, entry: _Entry, prefer: str | None) -> dict[st
 def _transaction(
     context: Context, entries: list[_Entry], prefer: str | None, session: Session
 ) -> list[dict[str, Any]]:
-    from gateway.interactions.dispatch import (  # noqa: PLC0415 (routing table cycle)
-        create_with_id,
-        dispatch,
-    )
-
+    router = context.router
     identities = _assign_ids(context, entries, session)
     for entry in entries:
         if entry.resource is not None:
@@ -183,12 +177,12 @@ def _transaction(
         sub = _sub_request(entry, prefer)
         try:
             if entry.method == "POST" and entry.target_id is not None:
-                response = create_with_id(context, sub, session, entry.path, entry.target_id)
+                response = router.create_with_id(context, sub, session, entry.path, entry.target_id)
             elif entry.method == "PUT" and entry.target_id is not None:
                 sub.path, sub.query = f"{entry.path}/{entry.target_id}", []
-                response = dispatch(context, sub, session)
+                response = router.dispatch(context, sub, session)
             else:
-                response = dispatch(context, sub, session)
+                response = router.dispatch(context, sub, session)
         except FhirError as error:
             error.issues = [
                 Issue(i.severity, i.code, f"Entry {entry.index}: {i.diagnostics}", i.expression)

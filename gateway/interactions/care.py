@@ -48,7 +48,7 @@ def zrm_progress_operation(
         if not page.has_next:
             break
         offset += MAX_COUNT
-    canon = context.services.conformance.canon
+    canon = context.services.care.canon
     series = []
     for version, domains in sorted(zrm_progress(observations, canon).items()):
         for domain, points in domains.items():

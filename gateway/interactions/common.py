@@ -73,14 +73,14 @@ def profile_issues(context: Context, resource: dict[str, Any]) -> list[Issue]:
     A profile we do not know is not checked (as the base specification allows); one of
     ours is a promise the resource must keep.
     """
-    conformance = context.services.conformance
+    care = context.services.care
     meta = resource.get("meta")
     claimed = meta.get("profile", []) if isinstance(meta, dict) else []
     issues: list[Issue] = identifier_issues(resource)
     for profile in claimed if isinstance(claimed, list) else []:
         url = profile.split("|", 1)[0] if isinstance(profile, str) else ""
-        if conformance.knows(url):
-            issues += conformance.check(resource, url)
+        if care.knows(url):
+            issues += care.check(resource, url)
     return issues
 
 

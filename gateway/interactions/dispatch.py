@@ -1,108 +1,44 @@
-"""The one routing table of the FHIR interactions, for HTTP and for Bundle entries alike.
+"""Dispatching a FHIR request: find its route, open a session, narrow, run, record.
 
-A route is (method, path pattern) -> (interaction, whether it writes). :func:`dispatch`
-finds the route, opens a read or write session of the store (or uses the one it is given,
-inside a transaction), and calls the interaction. The CapabilityStatement is generated
-from :data:`ROUTES`, so it cannot claim an interaction that is not routed.
+:func:`dispatch` finds the route (:mod:`gateway.interactions.routes`), opens a read or
+write session of the store (or uses the one it is given, inside a transaction), and calls
+the interaction, narrowed to what the caller may do.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from gateway.interactions import authorize, bundle, care, crud, history, operations, search
+from gateway.interactions import bundle, crud
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
+from gateway.interactions.routes import ROUTES, Route, match_route
 from gateway.store.repository import Session
-from mappings.core.errors import FhirError, MethodNotAllowed, NotFound
+from mappings.core.errors import FhirError
 
-__all__ = ["ROUTES", "Route", "dispatch", "match_route"]
-
-Interaction = Callable[..., FhirResponse]
-
-_TYPE = r"(?P<type>[A-Z][A-Za-z]+)"
-_ID = r"(?P<id>[^/?]+)"
+__all__ = ["Dispatcher", "create_with_id", "dispatch"]
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    method: str
-    pattern: re.Pattern[str]
-    interaction: Interaction
-    writes: bool
-    name: str  # the FHIR interaction code (CapabilityStatement) or operation
-    single_statement: bool = False  # a read of one statement needs no snapshot
+class Dispatcher:
+    """The router a :class:`Context` carries: what handlers (a Bundle's entries, the
+    CapabilityStatement) use to reach the table and each other without importing it."""
 
+    routes = ROUTES
 
-def _route(
-    method: str,
-    pattern: str,
-    interaction: Interaction,
-    name: str,
-    *,
-    writes: bool = False,
-    single: bool = False,
-) -> Route:
-    return Route(method, re.compile(f"^{pattern}$"), interaction, writes, name, single)
+    def dispatch(
+        self, context: Context, request: FhirRequest, session: Session | None = None
+    ) -> FhirResponse:
+        return dispatch(context, request, session)
 
-
-ROUTES: tuple[Route, ...] = (
-    _route("GET", "metadata", operations.capabilities, "capabilities"),
-    _route("GET", "", search.search_system, "search-system"),
-    _route("POST", "", bundle.process_bundle, "transaction", writes=True),
-    _route("GET", "_history", history.history, "history-system"),
-    _route("GET", f"{_TYPE}/_history", history.history, "history-type"),
-    _route("GET", f"{_TYPE}/{_ID}/_history", history.history, "history-instance"),
-    _route("GET", f"{_TYPE}/{_ID}/_history/(?P<vid>[^/]+)", crud.vread, "vread", single=True),
-    _route("GET", r"Consent/\$explain", authorize.explain, "$explain"),
-    _route("POST", r"Consent/\$explain", authorize.explain, "$explain"),
-    _route(
-        "POST",
-        rf"(?P<type>Patient)/{_ID}/\$break-the-glass",
-        authorize.break_the_glass,
-        "$break-the-glass",
-        writes=True,
-    ),
-    _route(
-        "GET",
-        rf"(?P<type>Patient)/{_ID}/\$zrm-progress",
-        care.zrm_progress_operation,
-        "$zrm-progress",
-    ),
-    _route("POST", rf"{_TYPE}/\$validate", operations.validate, "$validate"),
-    _route("POST", rf"{_TYPE}/{_ID}/\$validate", operations.validate, "$validate"),
-    _route("POST", f"{_TYPE}/_search", search.search_type, "search-type"),
-    _route("GET", _TYPE, search.search_type, "search-type"),
-    _route("POST", _TYPE, crud.create, "create", writes=True),
-    _route("PUT", _TYPE, crud.conditional_update, "update", writes=True),
-    _route("DELETE", _TYPE, crud.conditional_delete, "delete", writes=True),
-    _route("PATCH", _TYPE, crud.conditional_patch, "patch", writes=True),
-    _route("GET", f"{_TYPE}/{_ID}", crud.read, "read", single=True),
-    _route("PUT", f"{_TYPE}/{_ID}", crud.update, "update", writes=True),
-    _route("PATCH", f"{_TYPE}/{_ID}", crud.patch, "patch", writes=True),
-    _route("DELETE", f"{_TYPE}/{_ID}", crud.delete, "delete", writes=True),
-)
-
-
-def match_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
-    """The route for ``method`` and ``path``; 405 when the path exists for other methods."""
-    method = "GET" if method == "HEAD" else method
-    path = path.strip("/")
-    allowed = []
-    for route in ROUTES:
-        found = route.pattern.match(path)
-        if found is None:
-            continue
-        if route.method == method:
-            return route, {k: v for k, v in found.groupdict().items() if v is not None}
-        allowed.append(route.method)
-    if allowed:
-        raise MethodNotAllowed(
-            f"{method} is not allowed here", headers={"Allow": ", ".join(sorted(set(allowed)))}
-        )
-    raise NotFound("No such endpoint on this FHIR server")
+    def create_with_id(
+        self,
+        context: Context,
+        request: FhirRequest,
+        session: Session,
+        resource_type: str,
+        resource_id: str,
+    ) -> FhirResponse:
+        return create_with_id(context, request, session, resource_type, resource_id)
 
 
 def _arguments(route: Route, groups: dict[str, str]) -> list[Any]:

@@ -7,6 +7,7 @@ and render the :class:`FhirResponse`. Batch and transaction entries are FhirRequ
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -14,15 +15,24 @@ from gateway.search.compile import Compiler
 from gateway.search.registry import Registry
 from gateway.store.access import AccessFilter
 from gateway.store.repository import Store
-from mappings.care.conformance import Conformance
+from mappings.care.definitions import CareDefinitions
 from mappings.core.clock import Clock
 from mappings.core.definitions import Definitions
 from mappings.core.validate import Validator
 
 if TYPE_CHECKING:
+    from gateway.interactions.routes import Route
     from gateway.store.repository import Session
 
-__all__ = ["Caller", "Context", "FhirRequest", "FhirResponse", "IdFactory", "Services"]
+__all__ = [
+    "Caller",
+    "Context",
+    "FhirRequest",
+    "FhirResponse",
+    "IdFactory",
+    "Router",
+    "Services",
+]
 
 
 class IdFactory:
@@ -45,27 +55,51 @@ class Services:
     clock: Clock
     ids: IdFactory
     oauth_base: str | None = None  # where the authorization server is; None in --open mode
-    conformance: Conformance = field(default_factory=Conformance)  # our profiles, code systems
+    care: CareDefinitions = field(default_factory=CareDefinitions)  # our profiles, code systems
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
     """One interaction's context: the services, what the caller may see and write.
 
-    ``caller`` is None in ``--open`` development mode (no tokens, no consent, no audit);
-    otherwise it narrows the context for each interaction (:meth:`Caller.scoped`) and
-    records each access. ``trail`` collects the resources an interaction disclosed.
+    ``access`` is required: a caller's context starts at :meth:`AccessFilter.nothing` and
+    is narrowed per interaction (:meth:`Caller.scoped`), which also records each access.
+    Only :func:`gateway.interactions.privileged.system_context` makes a context that sees
+    everything, naming its reason in ``privilege``. ``trail`` collects the resources an
+    interaction disclosed. ``router`` reaches the routing table and the dispatcher.
     """
 
     services: Services
-    access: AccessFilter = field(default_factory=AccessFilter.unrestricted)
+    access: AccessFilter
+    router: Router
     write: AccessFilter | None = None
     caller: Caller | None = None
     trail: list[tuple[str, str]] = field(default_factory=list)
+    privilege: str | None = None  # the reason of a privileged context (system_context)
 
     def disclose(self, resource_type: str, resource_id: str) -> None:
         if self.caller is not None:
             self.trail.append((resource_type, resource_id))
+
+
+class Router(Protocol):
+    """The routing table and the dispatcher, as handlers see them."""
+
+    @property
+    def routes(self) -> Sequence[Route]: ...
+
+    def dispatch(
+        self, context: Context, request: FhirRequest, session: Session | None = None
+    ) -> FhirResponse: ...
+
+    def create_with_id(
+        self,
+        context: Context,
+        request: FhirRequest,
+        session: Session,
+        resource_type: str,
+        resource_id: str,
+    ) -> FhirResponse: ...
 
 
 class Caller(Protocol):

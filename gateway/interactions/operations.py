@@ -6,6 +6,7 @@ lists exactly the interactions routed and the parameters indexed, nothing more.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from gateway.interactions.common import check_type
@@ -18,14 +19,30 @@ from mappings.nl.identifiers import identifier_issues
 
 __all__ = ["capabilities", "validate"]
 
-SOFTWARE = {"name": "Eigen Dossier", "version": "0.1.0"}
+
+def _version() -> str:
+    try:
+        return version("eigendossier")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
+SOFTWARE = {"name": "Eigen Dossier", "version": _version()}
 _CORE_SD = "http://hl7.org/fhir/StructureDefinition/"
 _VALIDATE_OP = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 _SYSTEM = {"transaction", "search-system", "history-system"}
 
 
-def _resource_entry(context: Context, resource_type: str, names: list[str]) -> dict[str, Any]:
+def _resource_entry(context: Context, resource_type: str) -> dict[str, Any]:
     registry = context.services.registry
+    routes = [r for r in context.router.routes if r.type_level and r.supports(resource_type)]
+    names = list(dict.fromkeys(r.name for r in routes if not r.name.startswith("$")))
+    care = context.services.care
+    operations = [{"name": "validate", "definition": _VALIDATE_OP}]
+    operations += [
+        {"name": code, "definition": care.canon.url("OperationDefinition", code)}
+        for code in dict.fromkeys(r.name[1:] for r in routes if r.on == resource_type)
+    ]
     params = sorted(registry.by_type.get(resource_type, {}).values(), key=lambda p: p.code)
     references = [p.code for p in params if p.type == "reference"]
     entry: dict[str, Any] = {
@@ -34,11 +51,11 @@ def _resource_entry(context: Context, resource_type: str, names: list[str]) -> d
         "interaction": [{"code": n} for n in names],
         "versioning": "versioned-update",
         "readHistory": True,
-        "updateCreate": True,
-        "conditionalCreate": True,
+        "updateCreate": "update" in names,
+        "conditionalCreate": "create" in names,
         "conditionalRead": "not-supported",
-        "conditionalUpdate": True,
-        "conditionalDelete": "single",
+        "conditionalUpdate": "update" in names,
+        "conditionalDelete": "single" if "delete" in names else "not-supported",
         "referencePolicy": ["literal", "local"],
         "searchInclude": [f"{resource_type}:{c}" for c in references],
         "searchRevInclude": sorted(
@@ -48,34 +65,21 @@ def _resource_entry(context: Context, resource_type: str, names: list[str]) -> d
             if p.type == "reference" and (not p.targets or resource_type in p.targets)
         ),
         "searchParam": [{"name": p.code, "definition": p.url, "type": p.type} for p in params],
-        "operation": [{"name": "validate", "definition": _VALIDATE_OP}],
+        "operation": operations,
     }
-    conformance = context.services.conformance
     profiles = [
         r["url"]
-        for r in conformance.resources
+        for r in care.resources
         if r["resourceType"] == "StructureDefinition" and r["type"] == resource_type
     ]
     if profiles:
         entry["supportedProfile"] = profiles
-    if resource_type == "Patient":
-        entry["operation"].append(
-            {
-                "name": "zrm-progress",
-                "definition": conformance.canon.url("OperationDefinition", "zrm-progress"),
-            }
-        )
     return entry
 
 
 def capabilities(context: Context, request: FhirRequest, session: Session) -> FhirResponse:
-    from gateway.interactions.dispatch import ROUTES  # noqa: PLC0415 (the table imports us)
-
-    type_level = [
-        r.name for r in ROUTES if "(?P<type>" in r.pattern.pattern and not r.name.startswith("$")
-    ]
-    names = list(dict.fromkeys(type_level))
-    system = [n for n in dict.fromkeys(r.name for r in ROUTES) if n in _SYSTEM] + ["batch"]
+    routes = context.router.routes
+    system = [n for n in dict.fromkeys(r.name for r in routes) if n in _SYSTEM] + ["batch"]
     statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -101,8 +105,7 @@ def capabilities(context: Context, request: FhirRequest, session: Session) -> Fh
                     "Patch: JSON Patch only."
                 ),
                 "resource": [
-                    _resource_entry(context, t, names)
-                    for t in sorted(context.services.definitions.served)
+                    _resource_entry(context, t) for t in sorted(context.services.definitions.served)
                 ],
                 "interaction": [{"code": n} for n in system],
                 "operation": [{"name": "validate", "definition": _VALIDATE_OP}],
@@ -198,10 +201,10 @@ def validate(
                     (f"{resource_type}.id",),
                 )
             )
-    conformance = context.services.conformance
-    if profile and conformance.knows(profile.split("|", 1)[0]):
+    care = context.services.care
+    if profile and care.knows(profile.split("|", 1)[0]):
         if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
-            issues += conformance.check(resource, profile.split("|", 1)[0])
+            issues += care.check(resource, profile.split("|", 1)[0])
     elif profile and profile != f"{_CORE_SD}{resource_type}":
         issues.append(
             Issue("error", "not-supported", f"Profile {profile[:200]} is not known to this server")

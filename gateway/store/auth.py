@@ -133,6 +133,50 @@ class SqlAuthStore:
 
     # -- accounts ----------------------------------------------------------------------------
 
+    def remove_app(self, client_id: str) -> bool:
+        """Remove an app and revoke every authorization given to it; False if unknown."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(oauth_authorizations)
+                .where(oauth_authorizations.c.client_id == client_id)
+                .values(revoked=True)
+            )
+            removed = connection.execute(
+                delete(oauth_apps).where(oauth_apps.c.client_id == client_id)
+            ).rowcount
+        return bool(removed)
+
+    def accounts(self) -> list[Account]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(accounts).order_by(accounts.c.username)).all()
+        return [_account(r) for r in rows]
+
+    def remove_account(self, username: str) -> bool:
+        """Remove a login and revoke every authorization it gave; False if unknown."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(oauth_authorizations)
+                .where(oauth_authorizations.c.username == username)
+                .values(revoked=True)
+            )
+            removed = connection.execute(
+                delete(accounts).where(accounts.c.username == username)
+            ).rowcount
+        return bool(removed)
+
+    def revoke_authorizations_of_app(self, client_id: str) -> int:
+        with self.engine.begin() as connection:
+            return int(
+                connection.execute(
+                    update(oauth_authorizations)
+                    .where(
+                        oauth_authorizations.c.client_id == client_id,
+                        oauth_authorizations.c.revoked.is_(False),
+                    )
+                    .values(revoked=True)
+                ).rowcount
+            )
+
     def account(self, username: str) -> Account | None:
         with self.engine.connect() as connection:
             row = connection.execute(

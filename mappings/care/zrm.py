@@ -173,7 +173,7 @@ def _problems(assessment: ZrmAssessment) -> list[tuple[str, str]]:
     return found
 
 
-# -- conformance resources ----------------------------------------------------------------
+# -- definition resources-------------------------------------------------------------
 
 
 def zrm_code_systems(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:

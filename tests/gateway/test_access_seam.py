@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from gateway.interactions.dispatch import dispatch
+from gateway.interactions.dispatch import Dispatcher, dispatch
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
+from gateway.interactions.privileged import system_context
 from gateway.store.access import AccessFilter
 from mappings.core.errors import NotFound
 
@@ -44,7 +45,7 @@ def bundle_ids(response: FhirResponse) -> list[str]:
 
 @pytest.fixture()
 def two_dossiers(services: Services) -> Services:
-    open_context = Context(services)
+    open_context = system_context(services, "test set-up")
     call(
         open_context,
         "PUT",
@@ -82,7 +83,9 @@ def two_dossiers(services: Services) -> Services:
 @pytest.fixture()
 def anna_only(two_dossiers: Services) -> Context:
     return Context(
-        two_dossiers, AccessFilter(patients=frozenset({"anna"}), compartment_types=COMPARTMENT)
+        two_dossiers,
+        AccessFilter(patients=frozenset({"anna"}), compartment_types=COMPARTMENT),
+        Dispatcher(),
     )
 
 
@@ -140,6 +143,7 @@ def test_type_and_resource_exclusions(two_dossiers: Services) -> None:
         AccessFilter(
             resource_types=frozenset({"Patient"}), excluded=frozenset({("Patient", "bert")})
         ),
+        Dispatcher(),
     )
     assert bundle_ids(call(context, "GET", "Patient")) == ["anna"]
     assert call(context, "GET", "Observation").body["total"] == 0  # type: ignore[index]

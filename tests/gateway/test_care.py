@@ -1,4 +1,4 @@
-"""The care mappings in the gateway: conformance resources served, profiles enforced on
+"""The care mappings in the gateway: definitions served, profiles enforced on
 writes and by ``$validate?profile=``, the demo dossier, and ``Patient/$zrm-progress``
 with the client's consent applied."""
 
@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from gateway.cli import app
 from gateway.interactions.model import Services
 from gateway.loading import load
-from mappings.care.conformance import conformance_resources
+from mappings.care.definitions import definition_resources
 from mappings.care.demo import demo_dossier
 from mappings.care.zrm import ZrmAssessment, zrm_to_fhir
 from mappings.nl.identifiers import AGB, BSN
@@ -34,10 +34,10 @@ def _zrm(score: int = 2) -> list[dict[str, Any]]:
 
 def test_conformance_load_serves_every_resource(client: httpx.Client, services: Services) -> None:
     url = str(services.store.engine.url.render_as_string(hide_password=False))
-    result = CliRunner().invoke(app, ["conformance", "load", "--database-url", url])
+    result = CliRunner().invoke(app, ["definitions", "load", "--database-url", url])
     assert result.exit_code == 0, result.output
-    assert f"{len(conformance_resources())} created" in result.output
-    again = CliRunner().invoke(app, ["conformance", "load", "--database-url", url])
+    assert f"{len(definition_resources())} created" in result.output
+    again = CliRunner().invoke(app, ["definitions", "load", "--database-url", url])
     assert "0 created" in again.output
     definition = client.get("StructureDefinition/zrm-observation").json()
     assert definition["url"] == PROFILE and definition["derivation"] == "constraint"

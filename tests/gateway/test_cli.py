@@ -11,6 +11,7 @@ import sys
 import time
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import app
@@ -244,7 +245,7 @@ def test_demo_and_conformance_commands(tmp_path: pathlib.Path) -> None:
     loaded = RUNNER.invoke(app, ["demo", "load", "--today", "2026-11-22", "--database-url", url])
     assert loaded.exit_code == 0 and "60 created" in loaded.output
     exported = RUNNER.invoke(
-        app, ["conformance", "export", "--canonical-base", "https://x.example/fhir"]
+        app, ["definitions", "export", "--canonical-base", "https://x.example/fhir"]
     )
     bundle = json.loads(exported.output)
     assert bundle["type"] == "transaction"
@@ -253,3 +254,103 @@ def test_demo_and_conformance_commands(tmp_path: pathlib.Path) -> None:
         for e in bundle["entry"]
         if e["resource"]["resourceType"] != "NamingSystem"
     )
+
+
+def test_the_deprecated_conformance_command_still_works_and_says_so(
+    tmp_path: pathlib.Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/defs.db"
+    old = RUNNER.invoke(app, ["conformance", "load", "--database-url", url])
+    assert old.exit_code == 0, old.output
+    assert "deprecated: use `eigendossier definitions`" in old.output
+    new = RUNNER.invoke(app, ["definitions", "load", "--database-url", url])
+    assert new.exit_code == 0 and "0 created" in new.output
+
+
+def test_version() -> None:
+    result = RUNNER.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("eigendossier ") and len(result.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("nonsense://x", "not a database this gateway knows"),
+        ("not a url at all", "is not a database URL"),
+        ("postgresql+psycopg://postgres@127.0.0.1:1/x", "cannot be opened"),
+        ("sqlite:////nonexistent/dir/x.db", "cannot be opened"),
+    ],
+)
+def test_a_bad_database_url_is_one_line_and_exit_2(url: str, says: str) -> None:
+    for command in (["accounts", "list"], ["apps", "list"], ["db", "upgrade"], ["demo", "load"]):
+        result = RUNNER.invoke(app, [*command, "--database-url", url])
+        assert result.exit_code == 2, (command, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0], (command, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_a_missing_fhir_user_is_named_plainly(tmp_path: pathlib.Path) -> None:
+    url = f"sqlite:///{tmp_path}/a.db"
+    result = RUNNER.invoke(
+        app, ["accounts", "add", "anna", "--kind", "patient", "--database-url", url]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "A patient login is linked to its FHIR user: --fhir-user Patient/ID"
+    )
+
+
+def test_accounts_list_unlock_and_remove(secure: dict) -> None:
+    from consent.oauth import LoginFailed
+    from tests.smart import account, bearer, login
+
+    security, base = secure["security"], secure["base"]
+    url = security.store.engine.url.render_as_string(hide_password=False)
+    account(security, "anna", "patient", "Patient/anna")
+    token = login(base, security, "anna")["access_token"]
+    for _ in range(6):  # lock the account
+        with pytest.raises(LoginFailed):
+            security.server.login("anna", "wrong password wrong")
+    listed = RUNNER.invoke(app, ["accounts", "list", "--database-url", url])
+    assert listed.exit_code == 0
+    assert "anna\tpatient\tPatient/anna\tlocked" in listed.output
+    unlocked = RUNNER.invoke(app, ["accounts", "unlock", "anna", "--database-url", url])
+    assert unlocked.exit_code == 0
+    assert "locked" not in RUNNER.invoke(app, ["accounts", "list", "--database-url", url]).output
+    assert httpx.get(f"{base}/Patient/anna", headers=bearer(token)).status_code == 404
+    removed = RUNNER.invoke(app, ["accounts", "remove", "anna", "--database-url", url])
+    assert removed.exit_code == 0
+    assert httpx.get(f"{base}/Patient/anna", headers=bearer(token)).status_code == 401
+    again = RUNNER.invoke(app, ["accounts", "remove", "anna", "--database-url", url])
+    assert again.exit_code == 2 and "No login 'anna'" in again.output
+    assert (
+        RUNNER.invoke(app, ["accounts", "unlock", "nobody", "--database-url", url]).exit_code == 2
+    )
+
+
+def test_apps_disable_enable_and_remove_stop_tokens_at_once(secure: dict) -> None:
+    from tests.smart import backend_app, backend_token, bearer
+
+    security, base = secure["security"], secure["base"]
+    url = security.store.engine.url.render_as_string(hide_password=False)
+    client_id, key = backend_app(security)
+    token = backend_token(base, client_id, key, "system/*.rs").json()["access_token"]
+    assert httpx.get(f"{base}/Patient", headers=bearer(token)).status_code == 200
+    disabled = RUNNER.invoke(app, ["apps", "disable", client_id, "--database-url", url])
+    assert disabled.exit_code == 0, disabled.output
+    assert (
+        f"{client_id}\tbackend"
+        in RUNNER.invoke(app, ["apps", "list", "--database-url", url]).output
+    )
+    assert "disabled" in RUNNER.invoke(app, ["apps", "list", "--database-url", url]).output
+    assert httpx.get(f"{base}/Patient", headers=bearer(token)).status_code == 401
+    assert backend_token(base, client_id, key, "system/*.rs").status_code == 401
+    assert RUNNER.invoke(app, ["apps", "enable", client_id, "--database-url", url]).exit_code == 0
+    token = backend_token(base, client_id, key, "system/*.rs").json()["access_token"]
+    assert httpx.get(f"{base}/Patient", headers=bearer(token)).status_code == 200
+    assert RUNNER.invoke(app, ["apps", "remove", client_id, "--database-url", url]).exit_code == 0
+    assert httpx.get(f"{base}/Patient", headers=bearer(token)).status_code == 401
+    gone = RUNNER.invoke(app, ["apps", "remove", client_id, "--database-url", url])
+    assert gone.exit_code == 2 and "No app" in gone.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from gateway.interactions.dispatch import ROUTES
+from gateway.interactions.routes import ROUTES
 from tests.conftest import example
 
 JSON = {"Content-Type": "application/fhir+json"}

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from mappings.care.conformance import Conformance
+from mappings.care.definitions import CareDefinitions
 from mappings.core.definitions import load_definitions
 from mappings.core.validate import Validator
 
 _VALIDATOR = Validator(load_definitions())
-_CONFORMANCE = Conformance()
+_CONFORMANCE = CareDefinitions()
 
 
 def faults(resource: dict[str, Any]) -> list[str]:
@@ -26,5 +26,5 @@ def faults(resource: dict[str, Any]) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def conformance() -> Conformance:
+def care() -> CareDefinitions:
     return _CONFORMANCE

@@ -1,4 +1,4 @@
-"""The profiles: every conformance resource is valid FHIR, and the profile checker finds
+"""The profiles: every definition resource is valid FHIR, and the profile checker finds
 what a resource that claims a profile leaves out or gets wrong, naming the element."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mappings.care.conformance import Conformance
+from mappings.care.definitions import CareDefinitions
 from mappings.care.omaha import PROBLEMS, OmahaRating, omaha_concept_map, omaha_to_fhir
 from mappings.care.visits import Visit, visit_to_fhir
 from mappings.care.zrm import ZrmAssessment, zrm_to_fhir
@@ -19,8 +19,8 @@ from tests.mappings.care.conftest import faults
 TZ = dt.timezone(dt.timedelta(hours=1))
 
 
-def test_every_conformance_resource_is_valid_fhir(conformance: Conformance) -> None:
-    kinds = {r["resourceType"] for r in conformance.resources}
+def test_every_conformance_resource_is_valid_fhir(care: CareDefinitions) -> None:
+    kinds = {r["resourceType"] for r in care.resources}
     assert kinds == {
         "CodeSystem",
         "ValueSet",
@@ -30,14 +30,14 @@ def test_every_conformance_resource_is_valid_fhir(conformance: Conformance) -> N
         "StructureDefinition",
         "OperationDefinition",
     }
-    for resource in conformance.resources:
+    for resource in care.resources:
         assert faults(resource) == [], resource["id"]
-    ids = [(r["resourceType"], r["id"]) for r in conformance.resources]
+    ids = [(r["resourceType"], r["id"]) for r in care.resources]
     assert len(ids) == len(set(ids))
 
 
-def test_profiles_are_differentials_on_base_r4(conformance: Conformance) -> None:
-    profiles = [r for r in conformance.resources if r["resourceType"] == "StructureDefinition"]
+def test_profiles_are_differentials_on_base_r4(care: CareDefinitions) -> None:
+    profiles = [r for r in care.resources if r["resourceType"] == "StructureDefinition"]
     names = {p["id"] for p in profiles}
     assert {
         "zrm-observation",
@@ -85,26 +85,26 @@ def _observation() -> dict[str, Any]:
     ],
 )
 def test_the_checker_names_what_departs_from_the_profile(
-    conformance: Conformance, damage: Any, expression: str
+    care: CareDefinitions, damage: Any, expression: str
 ) -> None:
     observation = _observation()
-    assert conformance.check(observation, observation["meta"]["profile"][0]) == []
+    assert care.check(observation, observation["meta"]["profile"][0]) == []
     damage(observation)
-    issues = conformance.check(observation, observation["meta"]["profile"][0])
+    issues = care.check(observation, observation["meta"]["profile"][0])
     assert expression in [e for issue in issues for e in issue.expression], issues
 
 
 @pytest.mark.parametrize("score", [0, 6, 9, -1])
 def test_a_zrm_score_off_the_five_point_scale_departs_from_the_profile(
-    conformance: Conformance, score: int
+    care: CareDefinitions, score: int
 ) -> None:
     observation = _observation()
     observation["valueInteger"] = score
-    issues = conformance.check(observation, observation["meta"]["profile"][0])
+    issues = care.check(observation, observation["meta"]["profile"][0])
     assert [i.expression for i in issues] == [("Observation.valueInteger",)], issues
 
 
-def test_every_bounded_value_in_our_profiles_is_checked(conformance: Conformance) -> None:
+def test_every_bounded_value_in_our_profiles_is_checked(care: CareDefinitions) -> None:
     rating = omaha_to_fhir(
         OmahaRating(
             "o", "anna", "Practitioner/s", "11", dt.date(2026, 1, 1),
@@ -112,17 +112,17 @@ def test_every_bounded_value_in_our_profiles_is_checked(conformance: Conformance
         )
     )  # fmt: skip
     rating["component"][1]["valueInteger"] = 7
-    issues = conformance.check(rating, rating["meta"]["profile"][0])
+    issues = care.check(rating, rating["meta"]["profile"][0])
     assert [i.expression for i in issues] == [("Observation.component[1].valueInteger",)]
     visit = _visit()
     visit["length"]["value"] = -5
-    issues = conformance.check(visit, visit["meta"]["profile"][0])
+    issues = care.check(visit, visit["meta"]["profile"][0])
     assert [i.expression for i in issues] == [("Encounter.length.value",)]
     visit["length"]["value"] = 0
-    assert conformance.check(visit, visit["meta"]["profile"][0]) == []
+    assert care.check(visit, visit["meta"]["profile"][0]) == []
     bounded = {
         (e["path"], key)
-        for sd in conformance.resources
+        for sd in care.resources
         if sd["resourceType"] == "StructureDefinition"
         for e in sd["differential"]["element"]
         for key in e
@@ -150,15 +150,15 @@ def _visit() -> dict[str, Any]:
     )
 
 
-def test_visit_profile_requires_minutes_and_the_contact_mode(conformance: Conformance) -> None:
+def test_visit_profile_requires_minutes_and_the_contact_mode(care: CareDefinitions) -> None:
     visit = _visit()
     profile = visit["meta"]["profile"][0]
-    assert conformance.check(visit, profile) == []
+    assert care.check(visit, profile) == []
     broken = copy.deepcopy(visit)
     broken["length"]["code"] = "h"
     broken["type"][0]["coding"][0]["code"] = "carrier-pigeon"
     broken["extension"][0]["valueCoding"]["code"] = "wia"
-    found = {e for issue in conformance.check(broken, profile) for e in issue.expression}
+    found = {e for issue in care.check(broken, profile) for e in issue.expression}
     assert {"Encounter.length", "Encounter.type[0]", "Encounter.extension[0].valueCoding"} <= found
 
 
@@ -180,7 +180,7 @@ def test_omaha_has_42_problems_in_four_domains_and_a_routing_map() -> None:
     assert justitie["target"][0]["equivalence"] == "unmatched"
 
 
-def test_omaha_rating_components_carry_current_and_target(conformance: Conformance) -> None:
+def test_omaha_rating_components_carry_current_and_target(care: CareDefinitions) -> None:
     rating = omaha_to_fhir(
         OmahaRating(
             "o",
@@ -203,12 +203,12 @@ def test_omaha_rating_components_carry_current_and_target(conformance: Conforman
         ("status", 4, True),
     ]
     rating["code"]["coding"][0]["code"] = "environmental"  # a domain is not a problem
-    issues = conformance.check(rating, rating["meta"]["profile"][0])
+    issues = care.check(rating, rating["meta"]["profile"][0])
     assert issues and issues[0].expression == ("Observation.code",)
 
 
-def test_docs_list_every_profile_extension_and_code_system(conformance: Conformance) -> None:
+def test_docs_list_every_profile_extension_and_code_system(care: CareDefinitions) -> None:
     text = (pathlib.Path(__file__).parents[3] / "docs" / "mappings.md").read_text()
-    for resource in conformance.resources:
+    for resource in care.resources:
         if resource["resourceType"] in ("StructureDefinition", "CodeSystem", "NamingSystem"):
             assert f"`{resource['id']}`" in text, resource["id"]

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from mappings.care.base import Canon, MappingError
-from mappings.care.conformance import Conformance
+from mappings.care.definitions import CareDefinitions
 from mappings.care.zrm import (
     DOMAINS,
     ZrmAssessment,
@@ -62,7 +62,7 @@ def test_both_versions_are_separate_versioned_code_systems() -> None:
 
 def test_canonical_urls_follow_the_configured_base() -> None:
     canon = Canon("https://zorg.example.org/fhir")
-    resources = Conformance(canon).resources
+    resources = CareDefinitions(canon).resources
     urls = [r["url"] for r in resources if "url" in r]
     assert urls and all(u.startswith("https://zorg.example.org/fhir/") for u in urls)
     built = zrm_to_fhir(_assessment(), canon)

@@ -1,4 +1,5 @@
-"""All conformance resources of the care mappings, and the profile checker over them."""
+"""The definitions of the care mappings (code systems, value sets, profiles, operations, ...),
+and the profile checker over them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from mappings.care.base import DEFAULT_CANON, Canon, whole_value_set
 from mappings.care.omaha import omaha_code_systems, omaha_concept_map, omaha_value_sets
+from mappings.care.operations import operation_definitions
 from mappings.care.plans import plan_code_systems
 from mappings.care.profiles import structure_definitions
 from mappings.care.visits import visit_code_systems
@@ -15,12 +17,12 @@ from mappings.core.errors import Issue
 from mappings.core.profile import ProfileChecker
 from mappings.nl.identifiers import naming_systems
 
-__all__ = ["Conformance", "conformance_resources"]
+__all__ = ["CareDefinitions", "definition_resources"]
 
 PUBLISHED = "2026-11-22"
 
 
-def conformance_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
+def definition_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
     """Every CodeSystem, ValueSet, ConceptMap, Questionnaire, NamingSystem and
     StructureDefinition of the project, ready to load into a gateway."""
     systems = [
@@ -43,85 +45,19 @@ def conformance_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
         *systems,
         *value_sets,
         omaha_concept_map(canon),
-        _zrm_progress_definition(canon),
+        *operation_definitions(canon, PUBLISHED),
         *zrm_questionnaires(canon),
         *naming_systems(PUBLISHED),
         *structure_definitions(canon),
     ]
 
 
-def _zrm_progress_definition(canon: Canon) -> dict[str, Any]:
-    def out(
-        name: str, kind: str | None, low: int, high: str, doc: str, parts: list[Any] | None = None
-    ) -> dict[str, Any]:
-        found: dict[str, Any] = {
-            "name": name,
-            "use": "out",
-            "min": low,
-            "max": high,
-            "documentation": doc,
-        }
-        if kind:
-            found["type"] = kind
-        if parts:
-            found["part"] = parts
-        return found
-
-    return {
-        "resourceType": "OperationDefinition",
-        "id": "zrm-progress",
-        "url": canon.url("OperationDefinition", "zrm-progress"),
-        "name": "ZrmProgress",
-        "title": "ZRM-voortgang van een cliënt",
-        "status": "active",
-        "kind": "operation",
-        "publisher": "Eigen Dossier",
-        "date": PUBLISHED,
-        "description": (
-            "The ZRM scores of one client over time, per version and domain, in date order; "
-            "only the scores the caller may see (the client's consent applies)."
-        ),
-        "affectsState": False,
-        "code": "zrm-progress",
-        "resource": ["Patient"],
-        "system": False,
-        "type": False,
-        "instance": True,
-        "parameter": [
-            out(
-                "series",
-                None,
-                0,
-                "*",
-                "One version and domain",
-                [
-                    out("version", "string", 1, "1", "2013 or 2017"),
-                    out("domain", "Coding", 1, "1", "The ZRM domain"),
-                    out(
-                        "point",
-                        None,
-                        1,
-                        "*",
-                        "One score",
-                        [
-                            out("date", "string", 1, "1", "When it was scored"),
-                            out("score", "integer", 1, "1", "1 to 5"),
-                            out("moment", "code", 0, "1", "intake, progress or exit"),
-                            out("observation", "Reference", 1, "1", "The Observation"),
-                        ],
-                    ),
-                ],
-            ),
-        ],
-    }
-
-
-class Conformance:
+class CareDefinitions:
     """The resources of one canonical base, indexed; checks resources against profiles."""
 
     def __init__(self, canon: Canon = DEFAULT_CANON) -> None:
         self.canon = canon
-        self.resources = conformance_resources(canon)
+        self.resources = definition_resources(canon)
         self._code_systems = {
             r["url"]: r for r in self.resources if r["resourceType"] == "CodeSystem"
         }

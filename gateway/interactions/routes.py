@@ -1,0 +1,128 @@
+"""The one routing table of the FHIR interactions, for HTTP and for Bundle entries alike.
+
+A route is (method, path pattern) -> (interaction, whether it writes). The table says what
+each type supports: the access log (AuditEvent) is read and searched, never written through
+the API. The CapabilityStatement is generated from this table, so it cannot claim an
+interaction that is not routed. Handlers never import this module (it imports them): they
+reach the table and the dispatcher through :attr:`Context.router`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.interactions import authorize, bundle, care, crud, history, operations, search
+from gateway.interactions.model import FhirResponse
+from mappings.core.errors import MethodNotAllowed, NotFound
+
+__all__ = ["READ_ONLY_TYPES", "ROUTES", "Route", "match_route"]
+
+Interaction = Callable[..., FhirResponse]
+
+_TYPE = r"(?P<type>[A-Z][A-Za-z]+)"
+_ID = r"(?P<id>[^/?]+)"
+
+#: Types whose instances the API never creates, changes or deletes: the access log is
+#: written by the gateway itself, as a side effect of every access (NEN 7513).
+READ_ONLY_TYPES = frozenset({"AuditEvent"})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    interaction: Interaction
+    writes: bool
+    name: str  # the FHIR interaction code (CapabilityStatement) or operation
+    single_statement: bool = False  # a read of one statement needs no snapshot
+    on: str | None = None  # an operation defined on this one type only
+
+    @property
+    def type_level(self) -> bool:
+        """Whether the route is an interaction or operation of resource types."""
+        return "(?P<type>" in self.pattern.pattern or self.on is not None
+
+    def supports(self, resource_type: str | None) -> bool:
+        """Whether this is an interaction of ``resource_type`` (None: no type named)."""
+        if self.on is not None and resource_type is not None and resource_type != self.on:
+            return False
+        return not (self.writes and resource_type in READ_ONLY_TYPES)
+
+
+def _route(
+    method: str,
+    pattern: str,
+    interaction: Interaction,
+    name: str,
+    *,
+    writes: bool = False,
+    single: bool = False,
+    on: str | None = None,
+) -> Route:
+    return Route(method, re.compile(f"^{pattern}$"), interaction, writes, name, single, on)
+
+
+ROUTES: tuple[Route, ...] = (
+    _route("GET", "metadata", operations.capabilities, "capabilities"),
+    _route("GET", "", search.search_system, "search-system"),
+    _route("POST", "", bundle.process_bundle, "transaction", writes=True),
+    _route("GET", "_history", history.history, "history-system"),
+    _route("GET", f"{_TYPE}/_history", history.history, "history-type"),
+    _route("GET", f"{_TYPE}/{_ID}/_history", history.history, "history-instance"),
+    _route("GET", f"{_TYPE}/{_ID}/_history/(?P<vid>[^/]+)", crud.vread, "vread", single=True),
+    _route("GET", r"Consent/\$explain", authorize.explain, "$explain", on="Consent"),
+    _route("POST", r"Consent/\$explain", authorize.explain, "$explain", on="Consent"),
+    _route(
+        "POST",
+        rf"(?P<type>Patient)/{_ID}/\$break-the-glass",
+        authorize.break_the_glass,
+        "$break-the-glass",
+        writes=True,
+        on="Patient",
+    ),
+    _route(
+        "GET",
+        rf"(?P<type>Patient)/{_ID}/\$zrm-progress",
+        care.zrm_progress_operation,
+        "$zrm-progress",
+        on="Patient",
+    ),
+    _route("POST", rf"{_TYPE}/\$validate", operations.validate, "$validate"),
+    _route("POST", rf"{_TYPE}/{_ID}/\$validate", operations.validate, "$validate"),
+    _route("POST", f"{_TYPE}/_search", search.search_type, "search-type"),
+    _route("GET", _TYPE, search.search_type, "search-type"),
+    _route("POST", _TYPE, crud.create, "create", writes=True),
+    _route("PUT", _TYPE, crud.conditional_update, "update", writes=True),
+    _route("DELETE", _TYPE, crud.conditional_delete, "delete", writes=True),
+    _route("PATCH", _TYPE, crud.conditional_patch, "patch", writes=True),
+    _route("GET", f"{_TYPE}/{_ID}", crud.read, "read", single=True),
+    _route("PUT", f"{_TYPE}/{_ID}", crud.update, "update", writes=True),
+    _route("PATCH", f"{_TYPE}/{_ID}", crud.patch, "patch", writes=True),
+    _route("DELETE", f"{_TYPE}/{_ID}", crud.delete, "delete", writes=True),
+)
+
+
+def match_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
+    """The route for ``method`` and ``path``; 405 with ``Allow`` when the path exists for
+    other methods only (or its type does not support this one)."""
+    method = "GET" if method == "HEAD" else method
+    path = path.strip("/")
+    allowed = []
+    for route in ROUTES:
+        found = route.pattern.match(path)
+        if found is None:
+            continue
+        groups = {k: v for k, v in found.groupdict().items() if v is not None}
+        if not route.supports(groups.get("type")):
+            continue
+        if route.method == method:
+            return route, groups
+        allowed.append(route.method)
+    if allowed:
+        methods = sorted(set(allowed) | ({"HEAD"} if "GET" in allowed else set()))
+        raise MethodNotAllowed(
+            f"{method} is not allowed here", headers={"Allow": ", ".join(methods)}
+        )
+    raise NotFound("No such endpoint on this FHIR server")

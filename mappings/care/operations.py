@@ -1,0 +1,145 @@
+"""The OperationDefinitions of the operations the gateway adds to FHIR.
+
+``Patient/{id}/$zrm-progress`` (the ZRM scores over time), ``Consent/$explain`` (why an
+actor may or may not see a resource) and ``Patient/{id}/$break-the-glass`` (time-boxed
+emergency access). The CapabilityStatement names each with its canonical URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mappings.care.base import Canon
+
+__all__ = ["operation_definitions"]
+
+
+def _parameter(
+    name: str,
+    use: str,
+    kind: str | None,
+    low: int,
+    high: str,
+    doc: str,
+    parts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    found: dict[str, Any] = {"name": name, "use": use, "min": low, "max": high}
+    found["documentation"] = doc
+    if kind:
+        found["type"] = kind
+    if parts:
+        found["part"] = parts
+    return found
+
+
+def _definition(
+    canon: Canon,
+    published: str,
+    code: str,
+    title: str,
+    description: str,
+    resource: str,
+    *,
+    instance: bool,
+    affects_state: bool,
+    parameters: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationDefinition",
+        "id": code,
+        "url": canon.url("OperationDefinition", code),
+        "name": "".join(part.title() for part in code.split("-")),
+        "title": title,
+        "status": "active",
+        "kind": "operation",
+        "publisher": "Eigen Dossier",
+        "date": published,
+        "description": description,
+        "affectsState": affects_state,
+        "code": code,
+        "resource": [resource],
+        "system": False,
+        "type": not instance,
+        "instance": instance,
+        "parameter": parameters,
+    }
+
+
+def operation_definitions(canon: Canon, published: str) -> list[dict[str, Any]]:
+    """The OperationDefinitions of ``$zrm-progress``, ``$explain`` and ``$break-the-glass``."""
+    point = [
+        _parameter("date", "out", "string", 1, "1", "When it was scored"),
+        _parameter("score", "out", "integer", 1, "1", "1 to 5"),
+        _parameter("moment", "out", "code", 0, "1", "intake, progress or exit"),
+        _parameter("observation", "out", "Reference", 1, "1", "The Observation"),
+    ]
+    series = [
+        _parameter("version", "out", "string", 1, "1", "2013 or 2017"),
+        _parameter("domain", "out", "Coding", 1, "1", "The ZRM domain"),
+        _parameter("point", "out", None, 1, "*", "One score", point),
+    ]
+    return [
+        _definition(
+            canon,
+            published,
+            "zrm-progress",
+            "ZRM-voortgang van een cliënt",
+            "The ZRM scores of one client over time, per version and domain, in date order; "
+            "only the scores the caller may see (the client's consent applies).",
+            "Patient",
+            instance=True,
+            affects_state=False,
+            parameters=[
+                _parameter("series", "out", None, 0, "*", "One version and domain", series)
+            ],
+        ),
+        _definition(
+            canon,
+            published,
+            "explain",
+            "Waarom mag iemand dit (niet) zien",
+            "Why an actor may or may not act on a resource: the decision, the Consent and the "
+            "provision that decided, and the actors the caller counts as. For the client about "
+            "their own dossier, and for administrators.",
+            "Consent",
+            instance=False,
+            affects_state=False,
+            parameters=[
+                _parameter(
+                    "actor", "in", "string", 1, "1", "Practitioner/id, Organization/id, ..."
+                ),
+                _parameter("resource", "in", "string", 1, "1", "Type/id of the resource"),
+                _parameter(
+                    "action",
+                    "in",
+                    "code",
+                    0,
+                    "1",
+                    "A consentaction code (access, use, disclose, collect: reading; correct: "
+                    "writing) or read / write; default read",
+                ),
+                _parameter("purpose", "in", "code", 0, "1", "The purpose of use (v3-ActReason)"),
+                _parameter("decision", "out", "code", 1, "1", "permit or deny"),
+                _parameter("reason", "out", "string", 1, "1", "The reason, in words"),
+                _parameter("consent", "out", "Reference", 0, "1", "The Consent that decided"),
+                _parameter("provision", "out", "string", 0, "1", "The provision that decided"),
+                _parameter("actor", "out", "string", 0, "*", "Whom the actor counts as"),
+            ],
+        ),
+        _definition(
+            canon,
+            published,
+            "break-the-glass",
+            "Noodtoegang",
+            "Emergency access to one client's dossier for the practitioner calling it, for four "
+            "hours: it writes an active Consent (policyRule BTG with the reason) that the "
+            "client sees and can end; every access under it is logged with the reason.",
+            "Patient",
+            instance=True,
+            affects_state=True,
+            parameters=[
+                _parameter("reason", "in", "string", 1, "1", "Why (at most 500 characters)"),
+                _parameter("return", "out", "Consent", 1, "1", "The emergency Consent"),
+            ],
+        ),
+    ]
