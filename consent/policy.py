@@ -42,6 +42,7 @@ from mappings.core.errors import Issue
 
 __all__ = [
     "ACTOR_TYPES",
+    "action_of",
     "CONSENT_SCOPE",
     "Decision",
     "Grant",
@@ -305,6 +306,16 @@ def grant_from(resource: Mapping[str, Any], request: Request) -> Grant | None:
     if any(c.get("code") == "BTG" for c in policy.get("coding", [])):
         emergency = str(policy.get("text") or "break the glass")
     return Grant(f"Consent/{resource.get('id')}", found.group(2), rule, emergency)
+
+
+def action_of(code: str) -> str | None:
+    """``read`` or ``write`` for a consentaction code (access, use, disclose, collect:
+    reading; correct: writing) or for ``read`` / ``write`` themselves; None otherwise."""
+    if code in _READ_ACTIONS or code == "read":
+        return "read"
+    if code in _WRITE_ACTIONS or code == "write":
+        return "write"
+    return None
 
 
 def next_change(resource: Mapping[str, Any], now: dt.datetime) -> dt.datetime | None:

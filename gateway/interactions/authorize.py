@@ -34,6 +34,7 @@ from consent.policy import (
     Grant,
     Request,
     Target,
+    action_of,
     decide,
     grant_from,
     next_change,
@@ -468,9 +469,12 @@ def explain(context: Context, request: FhirRequest, session: Session) -> FhirRes
     """
     actor = _parameter(request, "actor") or ""
     target_ref = _parameter(request, "resource") or ""
-    action = _parameter(request, "action") or "read"
-    if "/" not in actor or "/" not in target_ref or action not in ("read", "write"):
-        raise Invalid("$explain takes actor=Type/id, resource=Type/id and action=read|write")
+    action = action_of(_parameter(request, "action") or "read")
+    if "/" not in actor or "/" not in target_ref or action is None:
+        raise Invalid(
+            "$explain takes actor=Type/id, resource=Type/id and action: a consentaction code "
+            "(access, use, disclose, collect, correct) or read / write"
+        )
     res_type, res_id = target_ref.split("/", 1)
     current = session.current(res_type, res_id)
     if current is None or current.content is None:

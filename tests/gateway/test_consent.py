@@ -333,6 +333,29 @@ def test_explain_names_the_consent_and_provision(world: dict[str, Any]) -> None:
     assert values["provision"] == "Consent.provision.provision[0]"
     assert _get(world, "anna", query + "Observation/obs-bert").status_code == 404
     assert _get(world, "gp", query + "Observation/obs-anna").status_code == 404
+    # the Consent's own action codes: access reads, correct writes
+    for code, decision in (("access", "permit"), ("disclose", "permit"), ("correct", "deny")):
+        url = f"Consent/$explain?actor=Organization/gp&action={code}&resource=CarePlan/plan-anna"
+        found = _get(world, "anna", url).json()["parameter"]
+        assert next(p["valueCode"] for p in found if p["name"] == "decision") == decision, code
+    unknown = _get(
+        world, "anna", query.replace("action=read", "action=peek") + "CarePlan/plan-anna"
+    )
+    assert unknown.status_code == 400
+
+
+def test_the_capability_statement_lists_our_operations(world: dict[str, Any]) -> None:
+    statement = _get(world, "anna", "metadata").json()
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    operations = {
+        t: {o["name"]: o["definition"] for o in resources[t]["operation"]}
+        for t in ("Patient", "Consent", "Observation")
+    }
+    base = "https://eigendossier.nl/fhir/OperationDefinition/"
+    assert operations["Patient"]["break-the-glass"] == base + "break-the-glass"
+    assert operations["Patient"]["zrm-progress"] == base + "zrm-progress"
+    assert operations["Consent"]["explain"] == base + "explain"
+    assert set(operations["Observation"]) == {"validate"}
 
 
 def test_break_the_glass_is_time_boxed_logged_and_shown_to_the_client(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from gateway.interactions.routes import ROUTES
+from mappings.care.definitions import CareDefinitions
 from tests.conftest import example
 
 JSON = {"Content-Type": "application/fhir+json"}
@@ -88,3 +89,13 @@ def test_validate_reports_faults_and_stores_nothing(client: httpx.Client) -> Non
         headers=JSON,
     ).json()
     assert unknown_profile["issue"][0]["code"] == "not-supported"
+
+
+def test_every_operation_of_ours_has_its_operation_definition() -> None:
+    care = CareDefinitions()
+    defined = {r["code"]: r for r in care.resources if r["resourceType"] == "OperationDefinition"}
+    ours = {r.name[1:] for r in ROUTES if r.name.startswith("$") and r.name != "$validate"}
+    assert ours == set(defined) == {"explain", "break-the-glass", "zrm-progress"}
+    for route in ROUTES:
+        if route.on is not None:
+            assert defined[route.name[1:]]["resource"] == [route.on]
