@@ -140,7 +140,12 @@ class FhirEndpoint:
         form: list[tuple[str, str]] = []
         if data:  # parsing may be heavy (a large Bundle): off the event loop
             body, form = await run_in_threadpool(
-                parse_body, request.headers.get("content-type"), data, self.codec, request.method
+                parse_body,
+                request.headers.get("content-type"),
+                data,
+                self.codec,
+                request.method,
+                request.path_params.get("path", ""),
             )
         query = [
             (k, v) for k, v in request.query_params.multi_items() if k not in ("_format", "_pretty")

@@ -56,9 +56,12 @@ def choose_format(accept: str | None, format_param: str | None) -> str:
 
 
 def parse_body(
-    content_type: str | None, data: bytes, codec: XmlCodec, method: str
+    content_type: str | None, data: bytes, codec: XmlCodec, method: str, path: str = ""
 ) -> tuple[Any, list[tuple[str, str]]]:
-    """(parsed resource or patch, form fields) of a request body."""
+    """(parsed resource or patch, form fields) of a request body.
+
+    A form is a search's parameters (``POST [type]/_search``); anywhere else the body is a
+    resource, and a form there is the wrong content type (415)."""
     if not data:
         return None, []
     media = (content_type or "").split(";")[0].strip().lower()
@@ -69,15 +72,16 @@ def parse_body(
             raise Invalid("The body is not well-formed JSON") from None
     if media in _XML_BODIES:
         return codec.from_xml(data), []
-    if media == _FORM and method == "POST":
+    if media == _FORM and method == "POST" and path.rstrip("/").endswith("_search"):
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise Invalid("The form body is not UTF-8") from None
         return None, parse_qsl(text, keep_blank_values=True)
     raise UnsupportedMediaType(
-        f"Content-Type {media[:60] or '(none)'} is not supported; "
+        f"Content-Type {media[:60] or '(none)'} is not supported here; "
         "send application/fhir+json or application/fhir+xml"
+        + (" (or a form to _search)" if media == _FORM else "")
     )
 
 

@@ -96,11 +96,14 @@ def split_escaped(text: str, separator: str) -> list[str]:
 
 
 def _integer(name: str, value: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise Invalid(f"{name} must be a whole number", name) from None
-    return max(low, min(high, number))
+    """A whole number of ASCII digits, at least ``low``; above ``high`` it is ``high``
+    (a server may page less than asked, and says what it applied in the links)."""
+    if not (value.isascii() and value.isdigit()):
+        raise Invalid(f"{name} must be a whole number of at least {low}", name)
+    number = int(value)
+    if number < low:
+        raise Invalid(f"{name} must be at least {low}", name)
+    return min(high, number)
 
 
 def _parse_include(value: str, iterate: bool) -> Include:
@@ -150,7 +153,9 @@ def parse_search(
         name, _, modifier = head.partition(":")
         if name in RESULT_PARAMS:
             _result_param(request, name, modifier or None, value)
-            if name not in ("_format", "_pretty", "_offset"):
+            if name == "_count":
+                request.echo.append((raw_name, str(request.count)))
+            elif name not in ("_format", "_pretty", "_offset"):
                 request.echo.append((raw_name, value))
             continue
         if not _known(resource_type, name, registry):

@@ -128,3 +128,30 @@ def test_an_internal_failure_is_500_with_a_correlation_id_and_no_internals(
         server.should_exit = True
         thread.join(timeout=10)
         services.store.dispose()
+
+
+@pytest.mark.parametrize("value", ["-5", "abc", "\u00b2", "\uff11\uff12", "1.5"])
+def test_a_count_that_is_no_whole_number_of_at_least_zero_is_400(
+    client: httpx.Client, value: str
+) -> None:
+    response = client.get("Patient", params={"_count": value})
+    assert response.status_code == 400, value
+    assert response.json()["issue"][0]["expression"] == ["_count"]
+
+
+def test_a_count_over_the_cap_echoes_what_was_applied(client: httpx.Client) -> None:
+    client.put("Patient/p", json={"resourceType": "Patient", "id": "p"})
+    bundle = client.get("Patient", params={"_count": "99999999999999999999"}).json()
+    self_link = next(x["url"] for x in bundle["link"] if x["relation"] == "self")
+    assert "_count=1000" in self_link and "99999" not in self_link
+
+
+def test_a_form_body_where_a_resource_belongs_is_415(client: httpx.Client) -> None:
+    response = client.post("Patient", data={"name": "x"})
+    assert response.status_code == 415
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "form to _search" in outcome["issue"][0]["diagnostics"]
+    assert client.get("Patient").json()["total"] == 0
+    searched = client.post("Patient/_search", data={"name": "x"})
+    assert searched.status_code == 200
