@@ -1,19 +1,22 @@
 """Small outgoing HTTP calls of the authorization server: JSON from other servers.
 
 Used for an app's JWKS by URL and for an external OpenID Connect provider. Each call is
-https (plain http only to this machine), bounded in time and size, and answers JSON
-objects only; every failure is a :class:`Unreachable` with a message fit to show.
+https (plain http only to this machine's loopback, for tests), never follows a redirect (a
+redirect could lead from https to http, or to another host than the one configured),
+is bounded in time and size, and answers JSON objects only; every failure is an
+:class:`Unreachable` with a message fit to show.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
-import urllib.error
-import urllib.request
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
-__all__ = ["Unreachable", "get_json", "is_local", "post_form"]
+import httpx
+
+__all__ = ["LIMIT", "TIMEOUT", "Unreachable", "get_json", "is_local", "post_form"]
 
 LIMIT = 256 * 1024
 TIMEOUT = 5.0
@@ -24,18 +27,26 @@ class Unreachable(Exception):
 
 
 def is_local(url: str) -> bool:
-    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+    """Whether ``url`` names this machine's loopback (where plain http is allowed)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check(url: str) -> None:
-    scheme = urlsplit(url).scheme
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        raise Unreachable("Not a URL") from None
     if scheme != "https" and not (scheme == "http" and is_local(url)):
-        raise Unreachable(f"{url} must use https")
+        raise Unreachable(f"{url[:200]} must use https")
 
 
 def _json_object(data: bytes) -> dict[str, Any]:
-    if len(data) > LIMIT:
-        raise Unreachable("The answer is too large")
     try:
         loaded = json.loads(data)
     except ValueError as error:
@@ -45,18 +56,36 @@ def _json_object(data: bytes) -> dict[str, Any]:
     return loaded
 
 
-def get_json(url: str) -> dict[str, Any]:
-    """The JSON object at ``url``."""
-    _check(url)
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+def _exchange(request: httpx.Request) -> tuple[int, bytes]:
+    """(status, body) of one request: no redirects, at most :data:`LIMIT` bytes."""
+    url = str(request.url)[:200]
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
-            return _json_object(response.read(LIMIT + 1))
-    except urllib.error.HTTPError as error:
-        error.close()
-        raise Unreachable(f"{url} answers {error.code}") from None
-    except OSError as error:
-        raise Unreachable(f"{url} cannot be read") from error
+        with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:
+            response = client.send(request, stream=True)
+            try:
+                if response.is_redirect:
+                    raise Unreachable(f"{url} answers a redirect, which is not followed")
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > LIMIT:
+                        raise Unreachable(f"The answer of {url} is too large")
+            finally:
+                response.close()
+    except httpx.TimeoutException:
+        raise Unreachable(f"{url} did not answer in time") from None
+    except httpx.HTTPError:
+        raise Unreachable(f"{url} cannot be reached") from None
+    return response.status_code, bytes(body)
+
+
+def get_json(url: str) -> dict[str, Any]:
+    """The JSON object at ``url`` (a 2xx answer)."""
+    _check(url)
+    status, body = _exchange(httpx.Request("GET", url, headers={"Accept": "application/json"}))
+    if not 200 <= status < 300:
+        raise Unreachable(f"{url[:200]} answers {status}")
+    return _json_object(body)
 
 
 def post_form(
@@ -64,21 +93,8 @@ def post_form(
 ) -> tuple[int, dict[str, Any]]:
     """POST an urlencoded form; (status, JSON object), also for 4xx answers with JSON."""
     _check(url)
-    request = urllib.request.Request(  # noqa: S310 (scheme checked)
-        url,
-        data=urlencode(form).encode(),
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "application/json",
-            **(headers or {}),
-        },
-        method="POST",
+    request = httpx.Request(
+        "POST", url, data=form, headers={"Accept": "application/json", **(headers or {})}
     )
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
-            return response.status, _json_object(response.read(LIMIT + 1))
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, _json_object(error.read(LIMIT + 1))
-    except OSError as error:
-        raise Unreachable(f"{url} cannot be reached") from error
+    status, body = _exchange(request)
+    return status, _json_object(body)
