@@ -131,6 +131,7 @@ class _Assertion(JWTBearerClientAssertion):  # type: ignore[misc]
     def __init__(self, server: AuthorizationServer) -> None:
         super().__init__(validate_jti=True, leeway=30)
         self.server = server
+        self._jku: str | None = None  # of the one assertion this instance checks
 
     def get_audiences(self) -> list[str]:
         return [self.server.token_endpoint]
@@ -170,7 +171,7 @@ class _Assertion(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def authenticate_client(self, client: Any) -> Any:
         app: App = client
-        jku = getattr(self, "_jku", None)
+        jku = self._jku
         if jku and jku != app.jwks_uri:
             raise InvalidClientError(description="jku differs from the registered JWKS URL")
         if app.jwks is None and not app.jwks_uri:
@@ -212,7 +213,6 @@ class AuthorizationServer:
         self.still_granted = still_granted or (lambda account: True)
         self.fetch_jwks = fetch_jwks or _fetch_jwks
         self.token_endpoint = f"{oauth_base}/token"
-        self._assertion = _Assertion(self)
         self.provider = provider
         self.link = link or (lambda identity: None)
 
@@ -548,7 +548,9 @@ class AuthorizationServer:
     def authenticate(self, form: Mapping[str, str], authorization: str | None) -> App:
         """The calling app, authenticated as it registered (or public with its client_id)."""
         if form.get("client_assertion_type") == ASSERTION_TYPE:
-            app = self._assertion(self._query_app, _Form(form))
+            # one checker per request: what it reads from the assertion (its jku) is this
+            # request's own, never another's running in the next thread
+            app = _Assertion(self)(self._query_app, _Form(form))
             if app is None:
                 raise InvalidClientError(description="The client assertion is not valid")
             return app  # type: ignore[no-any-return]

@@ -62,6 +62,7 @@ def assertion(
     jti: str | None = None,
     exp_in: int = 240,
     aud: str | None = None,
+    jku: str | None = None,
 ) -> str:
     alg = algorithm or ("RS384" if isinstance(key, RSAKey) else "ES384")
     now = int(time.time())
@@ -73,7 +74,10 @@ def assertion(
         "iat": now,
         "jti": jti or uuid.uuid4().hex,
     }
-    return jwt.encode({"alg": alg, "kid": key.kid, "typ": "JWT"}, claims, key, algorithms=[alg])
+    header = {"alg": alg, "kid": key.kid, "typ": "JWT"}
+    if jku is not None:
+        header["jku"] = jku
+    return jwt.encode(header, claims, key, algorithms=[alg])
 
 
 def backend_token(

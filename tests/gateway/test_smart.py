@@ -468,3 +468,23 @@ def test_the_smart_python_client_fhirclient_launches_and_reads(
     smart.handle_callback(answer.headers["location"])
     assert smart.patient_id == "anna"
     assert smart.patient.name[0].family == "Jansen"
+
+
+def test_concurrent_assertions_never_read_each_others_jku(secure: dict[str, Any]) -> None:
+    """An assertion's jku is that request's own: token requests run in a thread pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    security, base = secure["security"], secure["base"]
+    honest, honest_key = backend_app(security)
+    forger, forger_key = backend_app(security)
+
+    def ask(i: int) -> tuple[str, int]:
+        if i % 2:
+            jku = "https://attacker.example/jwks"  # not the registered JWKS URL: refused
+            return "forger", backend_token(base, forger, forger_key, jku=jku).status_code
+        return "honest", backend_token(base, honest, honest_key).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(ask, range(60)))
+    assert {code for who, code in results if who == "honest"} == {200}
+    assert {code for who, code in results if who == "forger"} == {401}
