@@ -10,6 +10,7 @@ algorithm confusion are refused before any key is touched), ``exp``, ``iat``, ``
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,10 @@ def _import(jwk: dict[str, Any]) -> ECKey | RSAKey:
     return ECKey.import_key(jwk) if jwk.get("kty") == "EC" else RSAKey.import_key(jwk)
 
 
+#: how often at most an unknown kid makes the ring be read again
+RELOAD_INTERVAL = dt.timedelta(seconds=10)
+
+
 @dataclass(frozen=True, slots=True)
 class KeyRing:
     """The signing keys: the newest signs, all that are not retired still verify."""
@@ -94,10 +99,14 @@ class TokenIssuer:
         issuer: str,
         clock: Clock,
         reload: Callable[[], KeyRing] | None = None,
+        reload_interval: dt.timedelta = RELOAD_INTERVAL,
     ) -> None:
         self.issuer = issuer
         self.clock = clock
         self._reload = reload
+        self._reload_interval = reload_interval
+        self._reloaded: dt.datetime | None = None
+        self._lock = threading.Lock()
         self._use(ring)
 
     def _use(self, ring: KeyRing) -> None:
@@ -106,10 +115,19 @@ class TokenIssuer:
         self._kids = {str(k["kid"]) for k in ring.keys}
 
     def _known(self, kid: Any) -> bool:
-        """Whether ``kid`` is ours; a key rotated in by another process is loaded once."""
+        """Whether ``kid`` is ours. A key rotated in by another process is found by reloading
+        the ring, at most once per ``reload_interval``: a stream of tokens with made-up kids
+        costs one database read per interval, not one each."""
         if kid in self._kids:
             return True
-        if self._reload is not None and isinstance(kid, str):
+        if self._reload is None or not isinstance(kid, str):
+            return False
+        now = self.clock.now()
+        with self._lock:
+            due = self._reloaded is None or now - self._reloaded >= self._reload_interval
+            if due:
+                self._reloaded = now
+        if due:
             self._use(self._reload())
         return kid in self._kids
 

@@ -181,12 +181,21 @@ def _secure_state(_server_state: dict[str, Any], database_url: str) -> Iterator[
     services = build_services(settings, migrate=False)
     security = build_security(services)
     services = dataclasses.replace(services, oauth_base=security.server.oauth_base)
-    with running(build_http_app(services, settings, security), port):
-        yield {"services": services, "security": security, "base": settings.public_base_url}
+    app = build_http_app(services, settings, security)
+    with running(app, port):
+        yield {
+            "services": services,
+            "security": security,
+            "base": settings.public_base_url,
+            "refusals": app.state.endpoint.refusals,
+        }
     services.store.dispose()
 
 
 @pytest.fixture()
 def secure(_secure_state: dict[str, Any], services: Services) -> dict[str, Any]:
-    """The secured server (database emptied): services, security, base."""
+    """The secured server (database emptied): services, security, base, and its tally of
+    refusals without a valid token (emptied: each test starts a window of its own)."""
+    _secure_state["refusals"].flush()
+    _empty(services.store.engine)
     return _secure_state

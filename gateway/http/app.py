@@ -8,9 +8,11 @@ hold SQL or health data).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -31,9 +33,11 @@ from gateway.interactions.authorize import ConsentCaller, GrantCache, commit_eve
 from gateway.interactions.dispatch import Dispatcher, dispatch
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
 from gateway.interactions.privileged import system_context
+from gateway.interactions.refusals import Refusal, RefusalTally
 from gateway.security import Security
 from gateway.settings import Settings
 from gateway.store.access import AccessFilter
+from mappings.core.clock import format_instant
 from mappings.core.errors import (
     FhirError,
     Invalid,
@@ -66,6 +70,7 @@ class FhirEndpoint:
         self.log = GroupCommit(lambda events: commit_events(services, events)) if security else None
         self.grants = GrantCache()
         self.router = Dispatcher()
+        self.refusals = RefusalTally(self._write_refusals)
         #: --open development mode: the one privileged context, made (and logged) once
         self.open = (
             None if security else system_context(services, "development mode (serve --open)")
@@ -116,23 +121,33 @@ class FhirEndpoint:
             )
         try:
             claims = self.security.server.verify_access_token(token.strip())
-        except InvalidToken:
-            self._log_refusal(address)
+        except InvalidToken as error:
+            self.refusals.refused(address, str(error)[:120], self.services.clock.now())
             raise Unauthorized(
                 "The access token is not valid",
                 headers={"WWW-Authenticate": f'{challenge}, error="invalid_token"'},
             ) from None
         return self.security.context_of(claims, address)
 
-    def _log_refusal(self, address: str | None) -> None:
-        """A forged, expired or revoked token is logged for the auditors (no patient)."""
-        access = Access(
-            "read", "4", self.services.clock.now(), description="refused: no valid token"
-        )
-        event = audit_event(None, access, self.services.base_url)
-        if address:
-            event["agent"][0]["network"] = {"address": address, "type": "2"}
-        commit_events(self.services, [event])
+    def _write_refusals(self, refusals: list[Refusal]) -> None:
+        """Forged, expired or revoked tokens, for the auditors (no patient): one entry per
+        address, reason and window (:mod:`gateway.interactions.refusals`)."""
+        events = []
+        for refusal in refusals:
+            text = f"refused: no valid token ({refusal.reason})"
+            if refusal.count > 1:
+                text += f", {refusal.count} times"
+            access = Access("read", "4", refusal.last, description=text)
+            event = audit_event(None, access, self.services.base_url)
+            if refusal.count > 1:
+                event["period"] = {
+                    "start": format_instant(refusal.first),
+                    "end": format_instant(refusal.last),
+                }
+            if refusal.address:
+                event["agent"][0]["network"] = {"address": refusal.address, "type": "2"}
+            events.append(event)
+        commit_events(self.services, events)
 
     async def _fhir_request(self, request: Request) -> FhirRequest:
         data = await self._read_body(request)
@@ -227,6 +242,13 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
         Route(f"{mount}/{{path:path}}", endpoint.handle, methods=_METHODS),
         Route(f"{mount}" or "/", endpoint.handle, methods=_METHODS),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: _not_found})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(endpoint.refusals.flush)  # counts held are written, not lost
+
+    app = Starlette(routes=routes, exception_handlers={404: _not_found}, lifespan=lifespan)
     app.state.services = services
+    app.state.endpoint = endpoint
     return app
