@@ -33,5 +33,6 @@ def from_environment() -> Starlette:
         oidc_scope=env("oidc_scope") or "openid",
         oidc_claim=env("oidc_claim") or "sub",
         oidc_link=env("oidc_link") or "account",
+        cors_origins=tuple(o.strip() for o in (env("cors_origins") or "").split(",") if o.strip()),
     )
     return create_app(settings, migrate=False)

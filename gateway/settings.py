@@ -36,6 +36,8 @@ class Settings:
     oidc_scope: str = "openid"
     oidc_claim: str = "sub"
     oidc_link: str = "account"
+    #: origins allowed to call the API from a browser, besides registered apps' (CORS)
+    cors_origins: tuple[str, ...] = ()
 
     def provider(self) -> ProviderConfig | None:
         """The external login provider, when one is configured."""

@@ -99,6 +99,13 @@ def serve(
             "bsn: the claim is the client's BSN, matched to Patient.identifier",
         ),
     ] = "account",
+    cors_origins: Annotated[
+        str,
+        typer.Option(
+            envvar="EIGENDOSSIER_CORS_ORIGINS",
+            help="Browser origins allowed besides registered apps' (comma-separated)",
+        ),
+    ] = "",
 ) -> None:
     """Run the gateway; prints the FHIR base URL."""
     import uvicorn  # noqa: PLC0415
@@ -128,6 +135,7 @@ def serve(
         oidc_scope=oidc_scope,
         oidc_claim=oidc_claim,
         oidc_link=oidc_link,
+        cors_origins=tuple(o.strip() for o in cors_origins.split(",") if o.strip()),
     )
     try:
         settings.provider()
@@ -168,6 +176,7 @@ def serve(
             "EIGENDOSSIER_OIDC_SCOPE": settings.oidc_scope,
             "EIGENDOSSIER_OIDC_CLAIM": settings.oidc_claim,
             "EIGENDOSSIER_OIDC_LINK": settings.oidc_link,
+            "EIGENDOSSIER_CORS_ORIGINS": ",".join(settings.cors_origins),
         }
     )
     uvicorn.run(

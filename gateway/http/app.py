@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -26,6 +27,7 @@ from starlette.routing import Route
 from consent.audit import Access, audit_event
 from consent.context import AccessContext
 from consent.tokens import InvalidToken
+from gateway.http.cors import Cors
 from gateway.http.formats import JSON, XML, choose_format, parse_body, render_body
 from gateway.http.oauth import oauth_routes
 from gateway.interactions.auditlog import GroupCommit
@@ -248,7 +250,20 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
         yield
         await run_in_threadpool(endpoint.refusals.flush)  # counts held are written, not lost
 
-    app = Starlette(routes=routes, exception_handlers={404: _not_found}, lifespan=lifespan)
+    registered = None
+    if security is not None:
+        store = security.store
+
+        def registered() -> list[str]:
+            return [u for app in store.apps() if app.active for u in app.redirect_uris]
+
+    cors = Middleware(Cors, mount=mount, configured=settings.cors_origins, registered=registered)
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: _not_found},
+        lifespan=lifespan,
+        middleware=[cors],
+    )
     app.state.services = services
     app.state.endpoint = endpoint
     return app

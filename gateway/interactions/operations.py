@@ -115,7 +115,7 @@ def capabilities(context: Context, request: FhirRequest, session: Session) -> Fh
     oauth = context.services.oauth_base
     if oauth:  # SMART discovery is .well-known/smart-configuration; older clients read this
         statement["rest"][0]["security"] = {
-            "cors": False,
+            "cors": True,
             "service": [
                 {
                     "coding": [
