@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli.common import DatabaseUrl, fail, opened, security_of
+from gateway.cli.common import DatabaseUrl, fail, opened, security_at
 from gateway.settings import DEFAULT_DATABASE_URL
 
 __all__ = ["accounts_app", "apps_app", "keys_app"]
@@ -53,8 +53,7 @@ def apps_register(
         keys = json.load(jwks) if jwks is not None else None
     except ValueError:
         fail("--jwks is not a JSON file")
-    with opened(database_url):
-        security = security_of(database_url)
+    with opened(database_url), security_at(database_url) as security:
         try:
             new, client_secret = security.server.new_app(
                 name=name,
@@ -85,8 +84,8 @@ def apps_register(
 @apps_app.command("list")
 def apps_list(database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
     """The registered apps: client_id, kind, name, scopes, and whether disabled."""
-    with opened(database_url):
-        found = security_of(database_url).store.apps()
+    with opened(database_url), security_at(database_url) as security:
+        found = security.store.apps()
     for entry in found:
         state = "" if entry.active else "\tdisabled"
         typer.echo(f"{entry.client_id}\t{entry.kind}\t{entry.name}\t{entry.scopes}{state}")
@@ -105,8 +104,8 @@ def apps_enable(client_id: str, database_url: DatabaseUrl = DEFAULT_DATABASE_URL
 
 
 def _set_active(client_id: str, database_url: str, *, active: bool) -> None:
-    with opened(database_url):
-        store = security_of(database_url).store
+    with opened(database_url), security_at(database_url) as security:
+        store = security.store
         found = store.app(client_id)
         if found is None:
             fail(f"No app {client_id!r}; see `eigendossier apps list`")
@@ -119,8 +118,8 @@ def _set_active(client_id: str, database_url: str, *, active: bool) -> None:
 @apps_app.command("remove")
 def apps_remove(client_id: str, database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
     """Remove an app; every authorization given to it is revoked."""
-    with opened(database_url):
-        removed = security_of(database_url).store.remove_app(client_id)
+    with opened(database_url), security_at(database_url) as security:
+        removed = security.store.remove_app(client_id)
     if not removed:
         fail(f"No app {client_id!r}; see `eigendossier apps list`")
     typer.echo(f"app {client_id} removed")
@@ -178,8 +177,8 @@ def accounts_add(
         if len(password) < 12:
             fail("A password has at least 12 characters")
         password_hash = hash_secret(password)
-    with opened(database_url):
-        security_of(database_url).store.save_account(
+    with opened(database_url), security_at(database_url) as security:
+        security.store.save_account(
             Account(username, password_hash, kind, fhir_user, organization, external_subject=linked)
         )
     how = " (logs in through the external provider)" if linked else ""
@@ -191,8 +190,8 @@ def accounts_list(database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
     """The logins: username, kind, FHIR user, and whether locked or external."""
     from consent.registry import NO_PASSWORD  # noqa: PLC0415
 
-    with opened(database_url):
-        found = security_of(database_url).store.accounts()
+    with opened(database_url), security_at(database_url) as security:
+        found = security.store.accounts()
     now = dt.datetime.now(dt.UTC)
     for entry in found:
         notes = []
@@ -209,8 +208,8 @@ def accounts_list(database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
 @accounts_app.command("unlock")
 def accounts_unlock(username: str, database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
     """Lift the lock after too many failed logins."""
-    with opened(database_url):
-        store = security_of(database_url).store
+    with opened(database_url), security_at(database_url) as security:
+        store = security.store
         if store.account(username) is None:
             fail(f"No login {username!r}; see `eigendossier accounts list`")
         store.login_succeeded(username)
@@ -220,8 +219,8 @@ def accounts_unlock(username: str, database_url: DatabaseUrl = DEFAULT_DATABASE_
 @accounts_app.command("remove")
 def accounts_remove(username: str, database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
     """Remove a login; every app authorization it gave is revoked (its tokens stop)."""
-    with opened(database_url):
-        removed = security_of(database_url).store.remove_account(username)
+    with opened(database_url), security_at(database_url) as security:
+        removed = security.store.remove_account(username)
     if not removed:
         fail(f"No login {username!r}; see `eigendossier accounts list`")
     typer.echo(f"account {username} removed")
@@ -232,8 +231,7 @@ def keys_rotate(database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
     """Add a new generation of signing keys; the one before the previous is retired."""
     from consent.tokens import new_signing_keys  # noqa: PLC0415
 
-    with opened(database_url):
-        security = security_of(database_url)
+    with opened(database_url), security_at(database_url) as security:
         security.store.add_signing_keys(new_signing_keys())
         retired = security.store.retire_signing_keys_before(keep=2)
     typer.echo(f"new signing keys added; {retired} old key(s) retired")

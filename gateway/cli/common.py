@@ -25,8 +25,8 @@ __all__ = [
     "DatabaseUrl",
     "fail",
     "opened",
-    "security_of",
-    "services_of",
+    "security_at",
+    "services_at",
 ]
 
 DatabaseUrl = Annotated[
@@ -95,18 +95,28 @@ def opened(database_url: str) -> Iterator[None]:
         fail(str(error))
 
 
-def services_of(database_url: str, *, canonical_base: str = "", base_url: str = "") -> Services:
-    """The gateway's services on ``database_url`` (inside :func:`opened`)."""
+@contextmanager
+def services_at(
+    database_url: str, *, canonical_base: str = "", base_url: str = ""
+) -> Iterator[Services]:
+    """The gateway's services on ``database_url``, disposed of afterwards (use inside
+    :func:`opened`)."""
     from gateway.app import build_services  # noqa: PLC0415
 
     settings = Settings(database_url=database_url, base_url=base_url)
     if canonical_base:
         settings = dataclasses.replace(settings, canonical_base=canonical_base)
-    return build_services(settings)
+    services = build_services(settings)
+    try:
+        yield services
+    finally:
+        services.store.dispose()
 
 
-def security_of(database_url: str) -> Security:
+@contextmanager
+def security_at(database_url: str) -> Iterator[Security]:
     """The authorization server's side of the gateway on ``database_url``."""
     from gateway.security import build_security  # noqa: PLC0415
 
-    return build_security(services_of(database_url, base_url=Settings.env("base_url") or ""))
+    with services_at(database_url, base_url=Settings.env("base_url") or "") as services:
+        yield build_security(services)

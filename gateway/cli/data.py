@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway.cli.common import CanonicalBase, DatabaseUrl, fail, opened, services_of
+from gateway.cli.common import CanonicalBase, DatabaseUrl, fail, opened, services_at
 from gateway.settings import DEFAULT_DATABASE_URL
 from mappings.care.base import DEFAULT_BASE
 
@@ -62,16 +62,13 @@ def _load(
     from gateway.loading import load  # noqa: PLC0415
     from mappings.core.errors import FhirError  # noqa: PLC0415
 
-    with opened(database_url):
-        services = services_of(database_url, canonical_base=canonical_base)
+    with opened(database_url), services_at(database_url, canonical_base=canonical_base) as s:
         try:
-            outcome = load(services, resources, reason)
+            outcome = load(s, resources, reason)
         except FhirError as error:
             where = ", ".join([e for issue in error.issues for e in issue.expression][:3])
             typer.echo(f"Nothing was loaded: {error.diagnostics} ({where})", err=True)
             raise typer.Exit(1) from None
-        finally:
-            services.store.dispose()
     typer.echo(f"{outcome['created']} created, {outcome['updated']} updated")
 
 
