@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import html
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -20,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from consent.context import Kind
-from consent.federation import FederationError, Provider
+from consent.federation import FederationError
 from consent.oauth import (
     MANAGE_LIFETIME,
     PENDING_LIFETIME,
@@ -29,8 +28,10 @@ from consent.oauth import (
     OAuthResponse,
     Pending,
 )
-from consent.registry import Account
+from consent.registry import Account, App, Authorization
 from consent.tokens import InvalidToken
+from gateway.http.pages import grants_page, login_page, manage_login_page, message_page
+from gateway.http.texts import Texts, texts_for
 from gateway.security import Security
 
 __all__ = ["oauth_routes"]
@@ -38,14 +39,6 @@ __all__ = ["oauth_routes"]
 _MAX_FORM = 64 * 1024
 _BROWSER_COOKIE = "eigendossier_login"
 _MANAGE_COOKIE = "eigendossier_manage"
-_MANAGE_TITLE = "Your app authorizations"
-_SCOPE_TEXT = {
-    "openid": "know who you are (your login name)",
-    "fhirUser": "know which person in the dossier you are",
-    "launch/patient": "work with your dossier",
-    "offline_access": "keep access until you withdraw it",
-    "online_access": "keep access while you are logged in",
-}
 
 
 def _json(result: OAuthResponse) -> Response:
@@ -83,80 +76,6 @@ async def _form(request: Request) -> dict[str, str] | Response:
     return form
 
 
-def _page(
-    title: str, body: str, status: int = 200, form_targets: tuple[str, ...] = ()
-) -> HTMLResponse:
-    document = (
-        "<!doctype html><html lang='nl'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width'>"
-        f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;"
-        "padding:0 1rem}label{display:block;margin:.4rem 0}input[type=text],"
-        "input[type=password]{width:100%;padding:.4rem}.error{color:#a00}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
-    )
-    headers = {
-        "Cache-Control": "no-store",
-        "X-Frame-Options": "DENY",
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-        "form-action " + " ".join(("'self'", *form_targets)),
-    }
-    return HTMLResponse(document, status_code=status, headers=headers)
-
-
-_V1_VERBS = {"read": "read", "write": "change", "*": "read and change"}
-_V2_VERBS = {"c": "create", "r": "read", "u": "change", "d": "delete", "s": "search"}
-
-
-def _scope_label(scope: str) -> str:
-    if scope in _SCOPE_TEXT:
-        return _SCOPE_TEXT[scope]
-    level, _, rest = scope.partition("/")
-    kind, _, permission = rest.partition(".")
-    letters, _, condition = permission.partition("?")
-    what = "everything" if kind == "*" else kind
-    if letters in _V1_VERBS:
-        verbs = _V1_VERBS[letters]
-    else:  # SMART v2: a subset of c, r, u, d, s, in that order
-        words = [_V2_VERBS[c] for c in letters if c in _V2_VERBS]
-        verbs = ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
-    where = f" where {condition}" if condition else ""
-    return f"{verbs or letters} {what}{where} ({level})"
-
-
-def _login_page(
-    sealed: str, pending: Pending, message: str = "", provider: Provider | None = None
-) -> HTMLResponse:
-    boxes = "".join(
-        f"<label><input type='checkbox' name='scope' value='{html.escape(s)}' checked> "
-        f"{html.escape(_scope_label(s))} <code>{html.escape(s)}</code></label>"
-        for s in pending.scopes
-    )
-    error = f"<p class='error' role='alert'>{html.escape(message)}</p>" if message else ""
-    external = ""
-    targets: tuple[str, ...] = ()
-    if provider is not None:
-        name = html.escape(provider.config.name)
-        external = (
-            f"<p>Or, without a password here: <button name='decision' value='external' "
-            f"formnovalidate>Log in with {name} and allow</button></p>"
-        )
-        targets = tuple(provider.origins())
-    body = (
-        f"<p><strong>{html.escape(pending.app_name)}</strong> asks for access. "
-        "Untick what you do not want to give; you can withdraw it later.</p>"
-        f"{error}<form method='post'>"
-        f"<input type='hidden' name='request' value='{html.escape(sealed)}'>"
-        f"<fieldset><legend>What the app may do</legend>{boxes}</fieldset>"
-        "<label>Login name <input type='text' name='username' autocomplete='username' "
-        "required></label><label>Password <input type='password' name='password' "
-        "autocomplete='current-password' required></label>"
-        "<button name='decision' value='approve'>Log in and allow</button> "
-        f"<button name='decision' value='deny' formnovalidate>Refuse</button>{external}</form>"
-    )
-    return _page("Eigen Dossier: allow access?", body, 401 if message else 200, targets)
-
-
 class _Endpoints:
     """The handlers; each delegates to the authorization server."""
 
@@ -174,6 +93,7 @@ class _Endpoints:
         return _json(OAuthResponse(200, self.server.jwks(), {}))
 
     async def authorize(self, request: Request) -> Response:
+        texts = _texts(request)
         if request.method == "GET":
             params = dict(request.query_params)
         else:
@@ -181,47 +101,46 @@ class _Endpoints:
             if isinstance(form, Response):
                 return form
             if "request" in form:
-                return await self._decide(form)
+                return await self._decide(form, texts)
             params = form
         try:
             pending = await run_in_threadpool(self.server.check_authorization_request, params)
         except AuthorizeError as error:
             if error.redirect:
                 return RedirectResponse(error.redirect, status_code=302)
-            return _page("This app cannot sign in", f"<p>{html.escape(error.description)}</p>", 400)
-        return _login_page(self.server.seal(pending), pending, provider=self.server.provider)
+            return message_page(texts, "cannot_sign_in", error.description, 400)
+        return login_page(texts, self.server.seal(pending), pending, provider=self.server.provider)
 
-    async def _decide(self, form: dict[str, str]) -> Response:
+    async def _decide(self, form: dict[str, str], texts: Texts) -> Response:
         try:
             pending = self.server.unseal(form["request"])
         except AuthorizeError as error:
-            return _page("Please start again", f"<p>{html.escape(error.description)}</p>", 400)
+            return message_page(texts, "start_again", error.description, 400)
         if form.get("decision") == "deny":
             return RedirectResponse(self.server.refuse(pending), status_code=302)
         granted = form.get("scope", "").split()
         if form.get("decision") == "external" and self.server.provider is not None:
-            return await self._federated_start(pending, granted)
+            return await self._federated_start(pending, granted, texts)
         try:
             account = await run_in_threadpool(
                 self.server.login, form.get("username", ""), form.get("password", "")
             )
         except LoginFailed:
-            message = (
-                "Login failed. After five failures in a row the account is locked for "
-                "fifteen minutes."
-            )
-            return _login_page(form["request"], pending, message, self.server.provider)
+            message = texts.t("login_failed")
+            return login_page(texts, form["request"], pending, message, self.server.provider)
         target = await run_in_threadpool(self.server.approve, pending, account, granted)
         return RedirectResponse(target, status_code=302)
 
-    async def _federated_start(self, pending: Pending | None, granted: list[str]) -> Response:
+    async def _federated_start(
+        self, pending: Pending | None, granted: list[str], texts: Texts
+    ) -> Response:
         """To the external provider, for an app's request or (``pending`` None) to manage."""
         try:
             target, browser_key = await run_in_threadpool(
                 self.server.federated_start, pending, granted
             )
         except FederationError as error:
-            return _page("Log in another way", f"<p>{html.escape(error.description)}</p>", 502)
+            return message_page(texts, "other_way", error.description, 502)
         response = RedirectResponse(target, status_code=302)
         self._cookie(response, _BROWSER_COOKIE, browser_key, PENDING_LIFETIME, "/oauth/callback")
         return response
@@ -243,18 +162,17 @@ class _Endpoints:
 
     async def callback(self, request: Request) -> Response:
         """Where the external provider sends the person back after logging in."""
+        texts = _texts(request)
         params = dict(request.query_params)
         browser_key = request.cookies.get(_BROWSER_COOKIE)
         try:
             target = await run_in_threadpool(self.server.federated_finish, params, browser_key)
         except AuthorizeError as error:
             # not this browser's login: its own login (and cookie) stays as it was
-            return _page("Please start again", f"<p>{html.escape(error.description)}</p>", 400)
+            return message_page(texts, "start_again", error.description, 400)
         except FederationError as error:
-            response: Response = _page(
-                "The login did not succeed",
-                f"<p>{html.escape(error.description)}</p>",
-                error.status,
+            response: Response = message_page(
+                texts, "login_unsuccessful", error.description, error.status
             )
         else:
             if isinstance(target, Account):  # logged in to manage their authorizations
@@ -318,33 +236,34 @@ class _Endpoints:
         session cookie; every change posts the session's form token back, so another site
         cannot make the browser withdraw anything.
         """
+        texts = _texts(request)
         session = request.cookies.get(_MANAGE_COOKIE)
         if request.method == "GET":
             try:
                 account, form_token = await run_in_threadpool(self.server.managing, session)
             except InvalidToken:
-                return self._manage_login()
-            return await self._manage_listing(account, form_token)
+                return self._manage_login(texts)
+            return await self._manage_listing(account, form_token, texts)
         form = await _form(request)
         if isinstance(form, Response):
             return form
         action = form.get("action", "")
         if action == "external" and self.server.provider is not None:
-            return await self._federated_start(None, [])
+            return await self._federated_start(None, [], texts)
         if action == "login":
             try:
                 account = await run_in_threadpool(
                     self.server.login, form.get("username", ""), form.get("password", "")
                 )
             except LoginFailed:
-                return self._manage_login("Login failed.", 401)
+                return self._manage_login(texts, texts.t("manage_failed"), 401)
             return await self._start_managing(account)
         try:
             account, form_token = await run_in_threadpool(self.server.managing, session)
         except InvalidToken:
-            return self._manage_login("Please log in again.", 401)
+            return self._manage_login(texts, texts.t("manage_again"), 401)
         if not hmac.compare_digest(form.get("form", ""), form_token):
-            return _page(_MANAGE_TITLE, "<p>This form has expired; please try again.</p>", 403)
+            return message_page(texts, "manage_title", texts.t("form_expired"), 403)
         if action == "withdraw":
             await run_in_threadpool(self.server.withdraw, account, form.get("authorization", ""))
             return RedirectResponse(self.server.manage_uri, status_code=303)
@@ -354,7 +273,7 @@ class _Endpoints:
             response = RedirectResponse(self.server.manage_uri, status_code=303)
             response.delete_cookie(_MANAGE_COOKIE, path="/oauth/manage")
             return response
-        return _page(_MANAGE_TITLE, "<p>Unknown action.</p>", 400)
+        return message_page(texts, "manage_title", texts.t("unknown_action"), 400)
 
     async def _start_managing(self, account: Account) -> Response:
         session = await run_in_threadpool(self.server.manage_session, account)
@@ -362,56 +281,22 @@ class _Endpoints:
         self._cookie(response, _MANAGE_COOKIE, session, MANAGE_LIFETIME, "/oauth/manage")
         return response
 
-    def _manage_login(self, message: str = "", status: int = 200) -> HTMLResponse:
-        error = f"<p class='error' role='alert'>{html.escape(message)}</p>" if message else ""
-        provider = self.server.provider
-        external = ""
-        targets: tuple[str, ...] = ()
-        if provider is not None:
-            external = (
-                "<form method='post'><button name='action' value='external'>Log in with "
-                f"{html.escape(provider.config.name)}</button></form>"
-            )
-            targets = tuple(provider.origins())
-        body = (
-            "<p>Log in to see which apps you allowed into your dossier, and to withdraw "
-            f"them.</p>{error}<form method='post'><label>Login name <input type='text' "
-            "name='username' autocomplete='username' required></label><label>Password "
-            "<input type='password' name='password' autocomplete='current-password' "
-            f"required></label><button name='action' value='login'>Log in</button></form>"
-            f"{external}"
-        )
-        return _page(_MANAGE_TITLE, body, status, targets)
+    def _manage_login(self, texts: Texts, message: str = "", status: int = 200) -> HTMLResponse:
+        return manage_login_page(texts, self.server.provider, message, status)
 
-    async def _manage_listing(self, account: Account, form_token: str) -> HTMLResponse:
-        grants = await run_in_threadpool(self.security.store.authorizations_of, account.username)
-        token = f"<input type='hidden' name='form' value='{html.escape(form_token)}'>"
-        rows = []
-        for grant in sorted(grants, key=lambda g: (g.revoked, g.created)):
-            app = await run_in_threadpool(self.security.store.app, grant.client_id)
-            name = html.escape(app.name if app else grant.client_id)
-            what = ", ".join(html.escape(_scope_label(s)) for s in grant.scope.split())
-            if grant.revoked:
-                state = "<em>withdrawn</em>"
-            else:
-                state = (
-                    f"<form method='post'>{token}<input type='hidden' name='authorization' "
-                    f"value='{html.escape(grant.id)}'><button name='action' value='withdraw'>"
-                    f"Withdraw {name}</button></form>"
-                )
-            rows.append(
-                f"<li><strong>{name}</strong>, since {grant.created:%Y-%m-%d}: {what}. {state}</li>"
-            )
-        listing = (
-            "<ul>" + "".join(rows) + "</ul>" if rows else "<p>You have not allowed any app.</p>"
-        )
-        body = (
-            "<p>Withdrawing an app stops it at once: its tokens no longer work. What you "
-            "share with care providers is set by your consents in your dossier.</p>"
-            f"{listing}<form method='post'>{token}<button name='action' value='logout'>"
-            "Log out</button></form>"
-        )
-        return _page(_MANAGE_TITLE, body)
+    async def _manage_listing(
+        self, account: Account, form_token: str, texts: Texts
+    ) -> HTMLResponse:
+        store = self.security.store
+
+        def grants() -> list[tuple[Authorization, App | None]]:
+            return [(g, store.app(g.client_id)) for g in store.authorizations_of(account.username)]
+
+        return grants_page(texts, await run_in_threadpool(grants), form_token)
+
+
+def _texts(request: Request) -> Texts:
+    return texts_for(request.headers.get("accept-language"))
 
 
 def oauth_routes(security: Security, mount: str) -> list[Route]:

@@ -147,7 +147,7 @@ def _start(party: dict[str, Any], browser: httpx.Client, challenge: str) -> http
     """On the login page, the person picks the external login."""
     page = _login_page(party, browser, challenge)
     client_id = page.extensions["client_id"]
-    assert "Log in with DigiD and allow" in page.text
+    assert "Inloggen met DigiD en toestaan" in page.text
     sealed = re.search(r"name='request' value='([^']+)'", page.text)
     assert sealed is not None
     form = [("request", sealed.group(1)), ("decision", "external")]
@@ -239,7 +239,7 @@ def test_a_digid_client_manages_their_apps_without_a_password(
     manage = f"{origin(party['base'])}/oauth/manage"
     with httpx.Client() as browser:
         page = browser.get(manage)
-        assert "Log in with DigiD" in page.text
+        assert "Inloggen met DigiD" in page.text
         assert origin(fresh["issuer"]) in page.headers["content-security-policy"]
         started = browser.post(manage, data={"action": "external"})
         callback = _at_provider(fresh, started, "jan.digid")

@@ -227,7 +227,7 @@ def test_an_account_locks_after_five_failures(secure: dict[str, Any], client: ht
         page = authorize(
             base, client_id, PATIENT_SCOPE, challenge, username="anna", password="wrong password!"
         )
-        assert page.status_code == 401 and "Login failed" in page.text
+        assert page.status_code == 401 and "Inloggen mislukt" in page.text
     locked = authorize(base, client_id, PATIENT_SCOPE, challenge, username="anna")
     assert locked.status_code == 401
     assert security.store.account("anna").locked_until is not None
