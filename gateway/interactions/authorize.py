@@ -29,6 +29,7 @@ import orjson
 
 from consent.audit import Access, audit_event
 from consent.context import AccessContext, Kind
+from consent.decision import AUDIT_TYPE, reach, write_refusal
 from consent.policy import (
     CONSENT_SCOPE,
     Grant,
@@ -58,13 +59,6 @@ __all__ = [
     "load_grants",
 ]
 
-AUDIT_TYPE = "AuditEvent"
-_LEVEL = {
-    Kind.PATIENT: "patient",
-    Kind.PRACTITIONER: "user",
-    Kind.ADMIN: "user",
-    Kind.SYSTEM: "system",
-}
 _MAX_OBJECTS = 50  # per AuditEvent; a larger disclosure is split over more events
 T = TypeVar("T")
 
@@ -192,55 +186,17 @@ class ConsentCaller:
         return replace(context, access=read, write=write, caller=self, trail=[])
 
     def _filter(self, session: Session, letter: str) -> AccessFilter:
-        who = self.who
-        rules = [r for r in self.who.scopes.for_permission(letter) if r.level == _LEVEL[who.kind]]
-        if not rules:
-            return AccessFilter.nothing()
+        """The decision (:func:`consent.decision.reach`), compiled for the store."""
         definitions = self.services.definitions
         served = frozenset(definitions.served)
-        types, conditions = self._scope_bounds(rules, served)
         compartment = frozenset(t for t, params in definitions.compartment.items() if params)
-        writing = letter in "cud"
-        directory = served - compartment
-        if who.kind == Kind.ADMIN:  # the directory and (to read) the access log; no dossier
-            if writing:
-                return AccessFilter(resource_types=types & directory)
-            return AccessFilter(resource_types=(types & directory) | ({AUDIT_TYPE} & types))
-        if who.kind != Kind.PATIENT or writing:
-            types = types - {AUDIT_TYPE}  # the log is the client's to read, nobody's to write
-        if who.kind == Kind.PATIENT:
-            if writing:  # the client changes their own dossier, not the shared directory
-                types = types & compartment
-            own = frozenset({who.patient}) if who.patient else frozenset()
-            return AccessFilter(
-                resource_types=types,
-                patients=own,
-                compartment_types=compartment,
-                conditions=conditions,
-            )
-        action = "write" if writing else "read"
-        return AccessFilter(
-            resource_types=types,
-            patients=frozenset(),
-            compartment_types=compartment,
-            grants=self.grants(session, action),
-            conditions=conditions,
+        scope = reach(
+            self.who, letter, served, compartment, lambda action: self.grants(session, action)
         )
-
-    def _scope_bounds(
-        self, rules: list[ScopeRule], served: frozenset[str]
-    ) -> tuple[frozenset[str], tuple[tuple[str, tuple[Condition, ...]], ...]]:
-        plain = {r.resource_type for r in rules if not r.conditions}
-        types = served if "*" in plain else frozenset(plain & served)
-        conditional: dict[str, list[Condition]] = defaultdict(list)
-        for rule in rules:
-            if not rule.conditions or rule.resource_type in plain or "*" in plain:
-                continue
-            if rule.resource_type == "*":
-                continue  # a condition on every type is not a supported granular scope
-            conditional[rule.resource_type].append(self._condition(rule))
-        types = types | frozenset(conditional)
-        return types, tuple((t, tuple(c)) for t, c in sorted(conditional.items()))
+        conditions = tuple(
+            (t, tuple(self._condition(rule) for rule in rules)) for t, rules in scope.conditional
+        )
+        return AccessFilter.of(scope, conditions)
 
     def _condition(self, rule: ScopeRule) -> Condition:
         services = self.services
@@ -279,19 +235,12 @@ class ConsentCaller:
         return self._epoch
 
     def check_resource(self, context: Context, resource: dict[str, Any]) -> None:
-        """Rules on what is written, beyond where: see docs/adr/0005."""
-        kind = resource.get("resourceType")
-        if kind == AUDIT_TYPE:
+        """Rules on what is written, beyond where (:func:`consent.decision.write_refusal`)."""
+        if resource.get("resourceType") == AUDIT_TYPE:
             raise MethodNotAllowed("AuditEvents are written by the server only")
-        if (
-            kind == "Consent"
-            and self.who.kind != Kind.PATIENT
-            and resource.get("status") == "active"
-        ):
-            raise Forbidden(
-                "Only the client can make a consent active; record it as proposed and "
-                "the client confirms it"
-            )
+        reason = write_refusal(self.who, resource)
+        if reason is not None:
+            raise Forbidden(reason)
 
     # -- the access log --------------------------------------------------------------------
 

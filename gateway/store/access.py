@@ -12,12 +12,13 @@ same rules in Python for a resource about to be written (:meth:`AccessFilter.adm
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from sqlalchemy import ColumnElement, FromClause, and_, false, not_, or_, select, true, tuple_
 
-from consent.policy import Grant, Rule, Selector, Target, decide
+from consent.decision import Reach, admits
+from consent.policy import Grant, Rule, Selector, Target
 from gateway.store.schema import patient_compartment, resources, search_token
 
 __all__ = ["ACCESS_TYPES", "AccessFilter", "Condition"]
@@ -54,6 +55,20 @@ class AccessFilter:
     conditions: tuple[tuple[str, tuple[Condition, ...]], ...] = ()
 
     @classmethod
+    def of(
+        cls, scope: Reach, conditions: tuple[tuple[str, tuple[Condition, ...]], ...]
+    ) -> AccessFilter:
+        """The filter of a decision (:func:`consent.decision.reach`), its granular scopes'
+        conditions compiled into predicates."""
+        return cls(
+            resource_types=scope.types,
+            patients=scope.patients,
+            compartment_types=scope.compartment_types,
+            grants=scope.grants,
+            conditions=conditions,
+        )
+
+    @classmethod
     def unrestricted(cls) -> AccessFilter:
         return cls()
 
@@ -77,30 +92,18 @@ class AccessFilter:
         return _predicate(self, table)
 
     def admits(self, target: Target) -> bool:
-        """The decision in Python, for a resource (version) about to be written.
-
-        Every client whose dossier would hold it must be the caller's own or permit it:
-        a client cannot write into a household's plan what another member has not allowed,
-        nor add a stranger to their household. (Reading asks less of the client's own: a
-        household plan is theirs to read. For everyone else both ask the same.)
-
-        A type held back by granular-scope conditions is not admitted: those conditions are
-        search expressions, decided in SQL only, so writes under them are refused.
-        """
-        if self.resource_types is not None and target.resource_type not in self.resource_types:
-            return False
+        """The decision in Python, for a resource (version) about to be written: the same
+        :func:`consent.decision.admits` the SQL of this filter answers for reads."""
         if (target.resource_type, target.resource_id) in self.excluded:
             return False
-        if any(t == target.resource_type for t, _ in self.conditions):
-            return False
-        if self.patients is None or target.resource_type not in self.compartment_types:
-            return True
-        if not target.patients:
-            return False
-        others = target.patients - self.patients
-        if not others:
-            return True
-        return decide(self.grants, replace(target, patients=others)).allowed
+        scope = Reach(
+            self.resource_types,
+            self.patients,
+            self.compartment_types,
+            self.grants,
+            tuple((t, ()) for t, _ in self.conditions),
+        )
+        return admits(scope, target).allowed
 
 
 @lru_cache(maxsize=512)
