@@ -18,7 +18,7 @@ from consent.oauth import AuthorizationServer
 from consent.registry import NO_PASSWORD, Account, AccountKind
 from consent.scopes import parse_scopes
 from consent.tokens import KeyRing, TokenIssuer, new_signing_keys
-from gateway.interactions.authorize import actors_of, load_grants
+from gateway.interactions.grants import actors_of, load_grants
 from gateway.interactions.model import Services
 from gateway.store.auth import SqlAuthStore
 from mappings.nl.identifiers import BSN, is_bsn

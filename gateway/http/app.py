@@ -31,8 +31,9 @@ from gateway.http.cors import Cors
 from gateway.http.formats import JSON, XML, choose_format, parse_body, render_body
 from gateway.http.oauth import oauth_routes
 from gateway.interactions.auditlog import GroupCommit
-from gateway.interactions.authorize import ConsentCaller, GrantCache, commit_events
+from gateway.interactions.authorize import ConsentCaller, commit_events
 from gateway.interactions.dispatch import Dispatcher, dispatch
+from gateway.interactions.grants import GrantCache
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
 from gateway.interactions.privileged import system_context
 from gateway.interactions.refusals import Refusal, RefusalTally

@@ -18,149 +18,28 @@ transaction, a read's straight after it, a refusal on its own.
 
 from __future__ import annotations
 
-import datetime as dt
-import threading
 from collections import defaultdict
-from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar, cast
-
-import orjson
+from typing import Any
 
 from consent.audit import Access, audit_event
-from consent.context import AccessContext, Kind
+from consent.context import AccessContext
 from consent.decision import AUDIT_TYPE, reach, write_refusal
 from consent.policy import (
-    CONSENT_SCOPE,
     Grant,
-    Request,
-    Target,
-    action_of,
-    decide,
-    grant_from,
-    next_change,
 )
-from consent.scopes import PERMISSION_OF_INTERACTION, ScopeRule, parse_scopes
+from consent.scopes import PERMISSION_OF_INTERACTION, ScopeRule
 from gateway.interactions.auditlog import GroupCommit
-from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
+from gateway.interactions.grants import GrantCache, actors_of, grants_until
+from gateway.interactions.model import Context, FhirRequest, Services
 from gateway.search.params import parse_search
 from gateway.store.access import AccessFilter, Condition
 from gateway.store.repository import Session
-from mappings.core.clock import format_instant
-from mappings.core.errors import Forbidden, Invalid, MethodNotAllowed, NotFound
+from mappings.core.errors import Forbidden, MethodNotAllowed
 
-__all__ = [
-    "AUDIT_TYPE",
-    "ConsentCaller",
-    "GrantCache",
-    "actors_of",
-    "break_the_glass",
-    "explain",
-    "load_grants",
-]
+__all__ = ["AUDIT_TYPE", "ConsentCaller", "commit_events", "write_events"]
 
 _MAX_OBJECTS = 50  # per AuditEvent; a larger disclosure is split over more events
-T = TypeVar("T")
-
-
-def actors_of(session: Session, who: AccessContext) -> frozenset[str]:
-    """The references a Consent may name to permit ``who``: the user, their roles, their
-    care teams and organisation (or the backend app's organisation)."""
-    actors: set[str] = set()
-    if who.kind == Kind.PRACTITIONER and who.user:
-        actors.add(who.user)
-        if who.user.startswith("Practitioner/"):
-            actors.update(
-                f"PractitionerRole/{r.res_id}"
-                for r in session.referring("PractitionerRole", "practitioner", [who.user])
-            )
-    if who.organization:
-        actors.add(who.organization)
-    if who.kind == Kind.SYSTEM and who.organization_identifier:
-        system, _, value = who.organization_identifier.partition("|")
-        actors.update(
-            f"Organization/{i}" for i in session.with_identifier("Organization", system, value)
-        )
-    if actors:
-        actors.update(
-            f"CareTeam/{t.res_id}"
-            for t in session.referring("CareTeam", "participant", sorted(actors))
-        )
-    return frozenset(actors)
-
-
-def load_grants(
-    session: Session, actors: frozenset[str], action: str, purpose: str | None, services: Services
-) -> tuple[Grant, ...]:
-    """The rules of every active Consent naming one of ``actors``, for ``action``."""
-    return _grants_until(session, actors, action, purpose, services.clock.now())[0]
-
-
-def _grants_until(
-    session: Session, actors: frozenset[str], action: str, purpose: str | None, now: dt.datetime
-) -> tuple[tuple[Grant, ...], dt.datetime | None]:
-    """:func:`load_grants`, and the first instant after ``now`` when they may differ."""
-    if not actors:
-        return (), None
-    request = Request(actors, action, purpose, now)
-    grants = []
-    changes = []
-    for row in session.referring("Consent", "grantee", sorted(actors)):
-        if row.content is None:
-            continue
-        resource = orjson.loads(row.content)
-        grant = grant_from(resource, request)
-        if grant is not None:
-            grants.append(grant)
-        if (change := next_change(resource, now)) is not None:
-            changes.append(change)
-    return tuple(grants), min(changes, default=None)
-
-
-class GrantCache:
-    """A process's memory of callers' actors and grants, per access epoch.
-
-    Deriving them reads the Consents naming the caller and the CareTeams, PractitionerRoles
-    and Organizations between (a GP practice granted by a thousand clients: a thousand
-    Consents) on every request. Every request still reads the store's access epoch, which
-    each write of those types raises in its own transaction; an entry serves only requests
-    that read the epoch it was derived under, and a grant entry only until the next instant
-    one of its Consents' periods starts or ends. So a revocation, a new care-team member or
-    an expiring grant is seen on the very next request, as without the cache.
-    """
-
-    def __init__(self, max_entries: int = 4096) -> None:
-        self._max = max_entries
-        self._lock = threading.Lock()
-        self._epoch: int | None = None
-        self._entries: dict[Hashable, tuple[object, dt.datetime | None]] = {}
-
-    def get(
-        self,
-        epoch: int | None,
-        key: Hashable,
-        now: dt.datetime,
-        derive: Callable[[], tuple[T, dt.datetime | None]],
-    ) -> T:
-        """The entry for ``key`` under ``epoch``, derived (value, valid-until) when missing.
-
-        A key names what its value is (``("grants", ...)`` holds grants): one key, one type.
-        """
-        if epoch is None:  # a store without the counter: derive every time
-            return derive()[0]
-        with self._lock:
-            found = self._entries.get(key) if epoch == self._epoch else None
-        if found is not None and (found[1] is None or now < found[1]):
-            return cast(T, found[0])
-        value, until = derive()
-        with self._lock:
-            if epoch != self._epoch:  # any other value, even a lower one (a restored backup)
-                self._epoch = epoch
-                self._entries = {}
-            if len(self._entries) >= self._max:
-                self._entries = {}
-            self._entries[key] = (value, until)
-        return value
 
 
 @dataclass(slots=True)
@@ -224,7 +103,7 @@ class ConsentCaller:
                 self._access_epoch(session),
                 ("grants", actors, action, purpose),
                 now,
-                lambda: _grants_until(session, actors, action, purpose, now),
+                lambda: grants_until(session, actors, action, purpose, now),
             )
         return self._grants[action]
 
@@ -387,142 +266,3 @@ def _patients_named(request: FhirRequest) -> list[str]:
         if len(parts) >= 2 and parts[1] and not parts[1].startswith("$"):
             found.append(parts[1])
     return found
-
-
-# -- operations of the consent model ----------------------------------------------------
-
-BREAK_GLASS_HOURS = 4
-_ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-
-
-def _parameter(request: FhirRequest, name: str) -> str | None:
-    for key, text in request.query:
-        if key == name:
-            return text
-    body = request.body
-    if isinstance(body, dict) and body.get("resourceType") == "Parameters":
-        for item in body.get("parameter", []):
-            if isinstance(item, dict) and item.get("name") == name:
-                value = item.get("valueString") or item.get("valueCode")
-                reference = (item.get("valueReference") or {}).get("reference")
-                found = value or reference
-                return str(found) if found else None
-    return None
-
-
-def explain(context: Context, request: FhirRequest, session: Session) -> FhirResponse:
-    """``Consent/$explain``: why may ``actor`` (not) ``action`` ``resource``.
-
-    For the client about their own dossier, and for administrators; the answer names the
-    Consent and the provision that decided, or says that nothing permits it.
-    """
-    actor = _parameter(request, "actor") or ""
-    target_ref = _parameter(request, "resource") or ""
-    action = action_of(_parameter(request, "action") or "read")
-    if "/" not in actor or "/" not in target_ref or action is None:
-        raise Invalid(
-            "$explain takes actor=Type/id, resource=Type/id and action: a consentaction code "
-            "(access, use, disclose, collect, correct) or read / write"
-        )
-    res_type, res_id = target_ref.split("/", 1)
-    current = session.current(res_type, res_id)
-    if current is None or current.content is None:
-        raise NotFound(f"{target_ref} is not known")
-    patients = session.patients_of([current.pk]).get(current.pk, frozenset())
-    caller = context.caller
-    if isinstance(caller, ConsentCaller):
-        who = caller.who
-        mine = who.kind == Kind.PATIENT and who.patient in patients
-        if not mine and who.kind != Kind.ADMIN:
-            raise NotFound(f"{target_ref} is not known")
-    kind = actor.split("/", 1)[0]
-    subject = AccessContext(
-        kind=Kind.SYSTEM if kind == "Organization" else Kind.PRACTITIONER,
-        client_id="",
-        scopes=parse_scopes("")[0],
-        subject=actor,
-        token_id="",
-        user=actor if kind != "Organization" else None,
-        organization=actor if kind == "Organization" else None,
-    )
-    actors = actors_of(session, subject)
-    purpose = _parameter(request, "purpose")
-    grants = load_grants(session, actors, action, purpose, context.services)
-    resource = orjson.loads(current.content)
-    decision = decide(grants, Target.of(resource, patients))
-    parameters: list[dict[str, Any]] = [
-        {"name": "decision", "valueCode": "permit" if decision.allowed else "deny"},
-        {"name": "reason", "valueString": decision.reason},
-    ]
-    if decision.consent:
-        parameters.append({"name": "consent", "valueReference": {"reference": decision.consent}})
-    if decision.provision:
-        parameters.append({"name": "provision", "valueString": decision.provision})
-    parameters.extend({"name": "actor", "valueString": a} for a in sorted(actors))
-    context.disclose(res_type, res_id)
-    return FhirResponse(200, {"resourceType": "Parameters", "parameter": parameters})
-
-
-def break_the_glass(
-    context: Context, request: FhirRequest, session: Session, resource_type: str, patient: str
-) -> FhirResponse:
-    """``Patient/{id}/$break-the-glass``: time-boxed emergency access for a practitioner.
-
-    It writes a Consent in the client's dossier (active for four hours, policyRule BTG with
-    the reason), which the client sees and can end; every access under it is logged with
-    purpose BTG and the reason.
-    """
-    caller = context.caller
-    if not isinstance(caller, ConsentCaller) or caller.who.kind != Kind.PRACTITIONER:
-        raise Forbidden("Only a practitioner, logged in as a person, can break the glass")
-    user = caller.who.user
-    reason = (_parameter(request, "reason") or "").strip()
-    if not reason or len(reason) > 500 or not user:
-        raise Invalid("A reason (at most 500 characters) is required to break the glass")
-    if session.current("Patient", patient) is None:
-        raise NotFound(f"Patient/{patient} is not known")
-    now = context.services.clock.now()
-    until = now + dt.timedelta(hours=BREAK_GLASS_HOURS)
-    consent = {
-        "resourceType": "Consent",
-        "id": context.services.ids.new(),
-        "status": "active",
-        "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{patient}"},
-        "dateTime": format_instant(now),
-        "policyRule": {"coding": [{"system": _ACT_REASON, "code": "BTG"}], "text": reason},
-        "provision": {
-            "type": "permit",
-            "period": {"start": format_instant(now), "end": format_instant(until)},
-            "actor": [
-                {
-                    "role": {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/"
-                                "v3-ParticipationType",
-                                "code": "PRCP",
-                            }
-                        ]
-                    },
-                    "reference": {"reference": user},
-                }
-            ],
-            "action": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/consentaction",
-                            "code": "access",
-                        }
-                    ]
-                }
-            ],
-        },
-    }
-    with session.unguarded("the Consent of a break-the-glass"):
-        stored = session.put(consent, method="POST", must_create=True)
-    caller.who = replace(caller.who, break_glass=reason)
-    headers = {"Location": f"{context.services.base_url}/Consent/{stored.res_id}"}
-    return FhirResponse(201, consent, headers)

@@ -13,7 +13,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.interactions import authorize, bundle, care, crud, history, operations, search
+from gateway.interactions import (
+    bundle,
+    care,
+    consent_operations,
+    crud,
+    history,
+    operations,
+    search,
+)
 from gateway.interactions.model import FhirResponse
 from mappings.core.errors import MethodNotAllowed, NotFound
 
@@ -72,12 +80,12 @@ ROUTES: tuple[Route, ...] = (
     _route("GET", f"{_TYPE}/_history", history.history, "history-type"),
     _route("GET", f"{_TYPE}/{_ID}/_history", history.history, "history-instance"),
     _route("GET", f"{_TYPE}/{_ID}/_history/(?P<vid>[^/]+)", crud.vread, "vread", single=True),
-    _route("GET", r"Consent/\$explain", authorize.explain, "$explain", on="Consent"),
-    _route("POST", r"Consent/\$explain", authorize.explain, "$explain", on="Consent"),
+    _route("GET", r"Consent/\$explain", consent_operations.explain, "$explain", on="Consent"),
+    _route("POST", r"Consent/\$explain", consent_operations.explain, "$explain", on="Consent"),
     _route(
         "POST",
         rf"(?P<type>Patient)/{_ID}/\$break-the-glass",
-        authorize.break_the_glass,
+        consent_operations.break_the_glass,
         "$break-the-glass",
         writes=True,
         on="Patient",

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from consent.policy import next_change
-from gateway.interactions.authorize import GrantCache
+from gateway.interactions.grants import GrantCache
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 

@@ -42,7 +42,10 @@ def test_only_the_door_lifts_a_write_guard() -> None:
     assert _uses(r"\.guard = None|guard = .*, None|\.guard, None") == {
         "gateway/store/repository.py"
     }
-    assert _uses(r"\.unguarded\(") == {"gateway/interactions/authorize.py"}
+    assert _uses(r"\.unguarded\(") == {
+        "gateway/interactions/authorize.py",
+        "gateway/interactions/consent_operations.py",
+    }
 
 
 def test_every_system_context_names_its_reason() -> None:
