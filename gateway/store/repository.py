@@ -20,18 +20,12 @@ from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
-    ColumnElement,
-    Connection,
     Engine,
     Row,
     and_,
     bindparam,
-    delete,
-    false,
     insert,
-    or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -41,15 +35,15 @@ from gateway.search.dates import to_micros
 from gateway.search.extract import Extractor
 from gateway.store.access import ACCESS_TYPES, AccessFilter
 from gateway.store.engine import SNAPSHOT, WRITE
+from gateway.store.indexing import Indexing
+from gateway.store.lookups import Lookups
 from gateway.store.schema import (
-    INDEX_TABLES,
     access_epoch,
     patient_compartment,
     resource_versions,
     resources,
-    search_reference,
-    search_token,
 )
+from gateway.store.session_base import Current
 from mappings.core.clock import Clock, format_instant
 from mappings.core.errors import Conflict, Forbidden, PreconditionFailed
 
@@ -83,19 +77,6 @@ _PENDING_TABLES = {"compartment": patient_compartment, "versions": resource_vers
 
 class RetryWrite(Exception):
     """Another writer got there first; the unit of work runs again from the start."""
-
-
-@dataclass(frozen=True, slots=True)
-class Current:
-    """The current row of a resource (possibly a delete marker)."""
-
-    pk: int
-    res_type: str
-    res_id: str
-    version_id: int
-    last_updated: int
-    deleted: bool
-    content: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,66 +133,16 @@ class Store:
         self.engine.dispose()
 
 
-def _pairs_in(
-    kind: ColumnElement[str], ident: ColumnElement[str], pairs: list[tuple[str, str]]
-) -> ColumnElement[bool]:
-    """``(kind, ident) IN pairs`` written as one ``kind = ? AND ident IN (...)`` per kind.
-
-    SQLite answers a row-value IN list by scanning the whole index; this form it looks up.
-    """
-    ids: dict[str, set[str]] = {}
-    for k, i in pairs:
-        ids.setdefault(k, set()).add(i)
-    return or_(false(), *(and_(kind == k, ident.in_(sorted(v))) for k, v in sorted(ids.items())))
-
-
 def instant_of(micros: int) -> str:
     """The R4 instant text for a stored time."""
     moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
     return format_instant(moment)
 
 
-class Session:
-    """One database transaction of the store."""
-
-    def __init__(self, store: Store, connection: Connection) -> None:
-        self.store = store
-        self._connection = connection
-        self._pending: dict[str, list[dict[str, Any]]] = {}
-        #: what the caller may write; None means the server itself writes (audit, open mode)
-        self.guard: AccessFilter | None = None
-        #: (type, id, patients) of every version written in this session, for the audit
-        self.written: list[tuple[str, str, frozenset[str]]] = []
-        #: a version of one of ACCESS_TYPES was written: the access epoch is raised at commit
-        self.access_changed = False
-
-    @contextmanager
-    def unguarded(self, reason: str) -> Iterator[Session]:
-        """This session without its write guard while the block runs, for ``reason``: a
-        write inside a caller's request that the caller's write filter must not refuse (the
-        request's access log, the Consent a break-the-glass writes). One of the two
-        privileged doors; see :mod:`gateway.interactions.privileged`."""
-        _privileged.debug("unguarded write: %s", reason)
-        guard, self.guard = self.guard, None
-        try:
-            yield self
-        finally:
-            self.guard = guard
-
-    @property
-    def connection(self) -> Connection:
-        """The transaction's connection, with every pending index row written first."""
-        self.flush()
-        return self._connection
-
-    def flush(self) -> None:
-        """Write the index rows collected by :meth:`put`, one multi-row insert per table."""
-        pending, self._pending = self._pending, {}
-        for name, rows in pending.items():
-            if not rows:
-                continue
-            table = _PENDING_TABLES[name] if name in _PENDING_TABLES else INDEX_TABLES[name]
-            self._connection.execute(insert(table), rows)
+class Session(Indexing, Lookups):
+    """One database transaction of the store: reading and writing versions; the index
+    (:class:`~gateway.store.indexing.Indexing`) and the lookups behind access decisions
+    (:class:`~gateway.store.lookups.Lookups`) are its other halves."""
 
     # -- reading ---------------------------------------------------------------------
 
@@ -403,10 +334,6 @@ class Session:
             }
         )
 
-    def _unindex(self, pk: int) -> None:
-        for table in (*INDEX_TABLES.values(), patient_compartment):
-            self.connection.execute(delete(table).where(table.c.res_pk == pk))
-
     def _check_guard(self, current: Current) -> frozenset[str]:
         """The patients of the current version; Forbidden if the caller may not change it."""
         patients = self.patients_of([current.pk]).get(current.pk, frozenset())
@@ -418,146 +345,3 @@ class Session:
         if not self.guard.admits(Target.of(resource, patients)):
             raise Forbidden(f"No grant of the client allows changing this {current.res_type}")
         return patients
-
-    # -- lookups for the access decision and the audit ---------------------------------------
-
-    def patients_of(self, pks: list[int]) -> dict[int, frozenset[str]]:
-        """The compartment patients of each resource pk (unfiltered: for decisions only)."""
-        found: dict[int, set[str]] = {}
-        for start in range(0, len(pks), 500):
-            rows = self.connection.execute(
-                select(patient_compartment.c.res_pk, patient_compartment.c.patient_id).where(
-                    patient_compartment.c.res_pk.in_(pks[start : start + 500])
-                )
-            )
-            for pk, patient in rows:
-                found.setdefault(pk, set()).add(patient)
-        return {pk: frozenset(p) for pk, p in found.items()}
-
-    def locate(self, refs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """The pks of resources by (type, id), whether or not the caller may see them."""
-        out: dict[tuple[str, str], int] = {}
-        for start in range(0, len(refs), 500):
-            rows = self.connection.execute(
-                select(resources.c.res_type, resources.c.res_id, resources.c.pk).where(
-                    _pairs_in(resources.c.res_type, resources.c.res_id, refs[start : start + 500])
-                )
-            )
-            out.update({(t, i): pk for t, i, pk in rows})
-        return out
-
-    def referring(self, res_type: str, param: str, targets: list[str]) -> list[Current]:
-        """Live resources of ``res_type`` whose reference ``param`` points at ``targets``."""
-        pairs = [(kind, ident) for kind, _, ident in (t.partition("/") for t in targets) if ident]
-        if not pairs:
-            return []
-        ref = search_reference.c
-        refs = select(ref.res_pk).where(
-            ref.res_type == res_type,
-            ref.param == param,
-            _pairs_in(ref.target_type, ref.target_id, pairs),
-        )
-        rows = self._connection.execute(
-            select(resources).where(resources.c.pk.in_(refs), resources.c.deleted.is_(False))
-        )
-        return [Current(*row) for row in rows]
-
-    def with_identifier(self, res_type: str, system: str, value: str) -> list[str]:
-        """Ids of live resources of ``res_type`` carrying identifier ``system|value``."""
-        keys = select(search_token.c.res_pk).where(
-            search_token.c.res_type == res_type,
-            search_token.c.param == "identifier",
-            search_token.c.system == system,
-            search_token.c.code == value,
-        )
-        rows = self._connection.execute(
-            select(resources.c.res_id).where(
-                resources.c.pk.in_(keys), resources.c.deleted.is_(False)
-            )
-        )
-        return [r.res_id for r in rows]
-
-    def _reindex(self, pk: int, resource: dict[str, Any], *, fresh: bool) -> set[str]:
-        """Replace the index rows of ``pk``; a fresh resource has none to delete."""
-        if not fresh:
-            self._unindex(pk)
-        # an evaluator fault propagates: the edge logs it with a correlation id, and the
-        # transaction rolls back, so no resource is ever stored unindexed
-        extractor = self.store.extractor
-        rows, patients = extractor.rows(pk, resource)
-        for kind, table_rows in rows.items():
-            self._pending.setdefault(kind, []).extend(table_rows)
-        households = extractor.households(resource["resourceType"], rows)
-        if households:
-            patients |= set().union(*self._members(households).values())
-        if patients:
-            self._pending.setdefault("compartment", []).extend(
-                {"res_pk": pk, "patient_id": p} for p in sorted(patients)
-            )
-        if resource["resourceType"] == "Group":
-            self._rehouse(resource["id"])
-        return patients
-
-    # -- households: a resource about a Group lies in each Patient member's compartment ----
-
-    def _members(self, groups: set[str]) -> dict[str, set[str]]:
-        """The Patient members of each live Group (its own compartment), by Group id."""
-        query = (
-            select(resources.c.res_id, patient_compartment.c.patient_id)
-            .join(patient_compartment, patient_compartment.c.res_pk == resources.c.pk)
-            .where(
-                resources.c.res_type == "Group",
-                resources.c.res_id.in_(sorted(groups)),
-                resources.c.deleted.is_(False),
-            )
-        )
-        found: dict[str, set[str]] = {}
-        for group, patient in self.connection.execute(query):
-            found.setdefault(group, set()).add(patient)
-        return found
-
-    def _rehouse(self, group: str) -> None:
-        """The members of ``group`` changed: derive again the compartments of the resources
-        that name it, from their index rows (direct Patient references and households)."""
-        household = self.store.extractor.registry.household
-        pairs = sorted((t, p) for t, params in household.items() for p in params)
-        if not pairs:
-            return
-        ref = search_reference.c
-        naming = select(ref.res_pk).where(
-            ref.target_type == "Group",
-            ref.target_id == group,
-            tuple_(ref.res_type, ref.param).in_(pairs),
-        )
-        pks = sorted({pk for (pk,) in self.connection.execute(naming)})
-        for start in range(0, len(pks), 500):
-            self._rederive(pks[start : start + 500])
-
-    def _rederive(self, pks: list[int]) -> None:
-        """Replace the compartment rows of ``pks`` by what their reference rows say now."""
-        household = self.store.extractor.registry.household
-        compartment = self.store.extractor.registry.compartment
-        ref = search_reference.c
-        direct = {(t, p) for t in household for p in compartment.get(t, ())}
-        patients: dict[int, set[str]] = {pk: set() for pk in pks}
-        groups: dict[int, set[str]] = {}
-        rows = self.connection.execute(
-            select(ref.res_pk, ref.res_type, ref.param, ref.target_type, ref.target_id).where(
-                ref.res_pk.in_(pks), ref.target_type.in_(("Patient", "Group"))
-            )
-        )
-        for pk, res_type, param, target_type, target_id in rows:
-            if target_type == "Patient" and (res_type, param) in direct:
-                patients[pk].add(target_id)
-            elif target_type == "Group" and param in household.get(res_type, ()):
-                groups.setdefault(pk, set()).add(target_id)
-        members = self._members(set().union(*groups.values()))
-        for pk, named in groups.items():
-            for each in named:
-                patients[pk] |= members.get(each, set())
-        self._connection.execute(
-            delete(patient_compartment).where(patient_compartment.c.res_pk.in_(pks))
-        )
-        fresh = [{"res_pk": pk, "patient_id": p} for pk in pks for p in sorted(patients[pk])]
-        if fresh:
-            self._connection.execute(insert(patient_compartment), fresh)

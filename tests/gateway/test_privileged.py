@@ -40,7 +40,7 @@ def test_only_the_door_makes_an_unrestricted_filter() -> None:
 
 def test_only_the_door_lifts_a_write_guard() -> None:
     assert _uses(r"\.guard = None|guard = .*, None|\.guard, None") == {
-        "gateway/store/repository.py"
+        "gateway/store/session_base.py"
     }
     assert _uses(r"\.unguarded\(") == {
         "gateway/interactions/authorize.py",

@@ -1,0 +1,117 @@
+"""The search index of a session's writes, and households: a resource about a Group lies in
+the compartment of each Patient member, derived again when the members change."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    delete,
+    insert,
+    select,
+    tuple_,
+)
+
+from gateway.store.schema import (
+    INDEX_TABLES,
+    patient_compartment,
+    resources,
+    search_reference,
+)
+
+if TYPE_CHECKING:
+    pass
+from gateway.store.session_base import SessionBase
+
+__all__ = ["Indexing"]
+
+
+class Indexing(SessionBase):
+    """Index rows and compartments of the resources a session writes."""
+
+    def _unindex(self, pk: int) -> None:
+        for table in (*INDEX_TABLES.values(), patient_compartment):
+            self.connection.execute(delete(table).where(table.c.res_pk == pk))
+
+    def _reindex(self, pk: int, resource: dict[str, Any], *, fresh: bool) -> set[str]:
+        """Replace the index rows of ``pk``; a fresh resource has none to delete."""
+        if not fresh:
+            self._unindex(pk)
+        # an evaluator fault propagates: the edge logs it with a correlation id, and the
+        # transaction rolls back, so no resource is ever stored unindexed
+        extractor = self.store.extractor
+        rows, patients = extractor.rows(pk, resource)
+        for kind, table_rows in rows.items():
+            self._pending.setdefault(kind, []).extend(table_rows)
+        households = extractor.households(resource["resourceType"], rows)
+        if households:
+            patients |= set().union(*self._members(households).values())
+        if patients:
+            self._pending.setdefault("compartment", []).extend(
+                {"res_pk": pk, "patient_id": p} for p in sorted(patients)
+            )
+        if resource["resourceType"] == "Group":
+            self._rehouse(resource["id"])
+        return patients
+
+    def _members(self, groups: set[str]) -> dict[str, set[str]]:
+        """The Patient members of each live Group (its own compartment), by Group id."""
+        query = (
+            select(resources.c.res_id, patient_compartment.c.patient_id)
+            .join(patient_compartment, patient_compartment.c.res_pk == resources.c.pk)
+            .where(
+                resources.c.res_type == "Group",
+                resources.c.res_id.in_(sorted(groups)),
+                resources.c.deleted.is_(False),
+            )
+        )
+        found: dict[str, set[str]] = {}
+        for group, patient in self.connection.execute(query):
+            found.setdefault(group, set()).add(patient)
+        return found
+
+    def _rehouse(self, group: str) -> None:
+        """The members of ``group`` changed: derive again the compartments of the resources
+        that name it, from their index rows (direct Patient references and households)."""
+        household = self.store.extractor.registry.household
+        pairs = sorted((t, p) for t, params in household.items() for p in params)
+        if not pairs:
+            return
+        ref = search_reference.c
+        naming = select(ref.res_pk).where(
+            ref.target_type == "Group",
+            ref.target_id == group,
+            tuple_(ref.res_type, ref.param).in_(pairs),
+        )
+        pks = sorted({pk for (pk,) in self.connection.execute(naming)})
+        for start in range(0, len(pks), 500):
+            self._rederive(pks[start : start + 500])
+
+    def _rederive(self, pks: list[int]) -> None:
+        """Replace the compartment rows of ``pks`` by what their reference rows say now."""
+        household = self.store.extractor.registry.household
+        compartment = self.store.extractor.registry.compartment
+        ref = search_reference.c
+        direct = {(t, p) for t in household for p in compartment.get(t, ())}
+        patients: dict[int, set[str]] = {pk: set() for pk in pks}
+        groups: dict[int, set[str]] = {}
+        rows = self.connection.execute(
+            select(ref.res_pk, ref.res_type, ref.param, ref.target_type, ref.target_id).where(
+                ref.res_pk.in_(pks), ref.target_type.in_(("Patient", "Group"))
+            )
+        )
+        for pk, res_type, param, target_type, target_id in rows:
+            if target_type == "Patient" and (res_type, param) in direct:
+                patients[pk].add(target_id)
+            elif target_type == "Group" and param in household.get(res_type, ()):
+                groups.setdefault(pk, set()).add(target_id)
+        members = self._members(set().union(*groups.values()))
+        for pk, named in groups.items():
+            for each in named:
+                patients[pk] |= members.get(each, set())
+        self._connection.execute(
+            delete(patient_compartment).where(patient_compartment.c.res_pk.in_(pks))
+        )
+        fresh = [{"res_pk": pk, "patient_id": p} for pk in pks for p in sorted(patients[pk])]
+        if fresh:
+            self._connection.execute(insert(patient_compartment), fresh)

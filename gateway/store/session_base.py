@@ -1,0 +1,103 @@
+"""What every part of a store session holds: its connection, the index rows pending, the
+write guard; and the current-row record the parts share."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    false,
+    insert,
+    or_,
+)
+
+from gateway.store.schema import (
+    INDEX_TABLES,
+    patient_compartment,
+    resource_versions,
+)
+
+if TYPE_CHECKING:
+    from gateway.store.access import AccessFilter
+    from gateway.store.repository import Store
+
+__all__ = ["Current", "SessionBase", "pairs_in"]
+
+_privileged = logging.getLogger("eigendossier.privileged")
+_PENDING_TABLES = {"compartment": patient_compartment, "versions": resource_versions}
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """The current row of a resource (possibly a delete marker)."""
+
+    pk: int
+    res_type: str
+    res_id: str
+    version_id: int
+    last_updated: int
+    deleted: bool
+    content: bytes | None
+
+
+def pairs_in(
+    kind: ColumnElement[str], ident: ColumnElement[str], pairs: list[tuple[str, str]]
+) -> ColumnElement[bool]:
+    """``(kind, ident) IN pairs`` written as one ``kind = ? AND ident IN (...)`` per kind.
+
+    SQLite answers a row-value IN list by scanning the whole index; this form it looks up.
+    """
+    ids: dict[str, set[str]] = {}
+    for k, i in pairs:
+        ids.setdefault(k, set()).add(i)
+    return or_(false(), *(and_(kind == k, ident.in_(sorted(v))) for k, v in sorted(ids.items())))
+
+
+class SessionBase:
+    """The state of one database transaction of the store."""
+
+    def __init__(self, store: Store, connection: Connection) -> None:
+        self.store = store
+        self._connection = connection
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        #: what the caller may write; None means the server itself writes (audit, open mode)
+        self.guard: AccessFilter | None = None
+        #: (type, id, patients) of every version written in this session, for the audit
+        self.written: list[tuple[str, str, frozenset[str]]] = []
+        #: a version of one of ACCESS_TYPES was written: the access epoch is raised at commit
+        self.access_changed = False
+
+    @contextmanager
+    def unguarded(self, reason: str) -> Iterator[Self]:
+        """This session without its write guard while the block runs, for ``reason``: a
+        write inside a caller's request that the caller's write filter must not refuse (the
+        request's access log, the Consent a break-the-glass writes). One of the two
+        privileged doors; see :mod:`gateway.interactions.privileged`."""
+        _privileged.debug("unguarded write: %s", reason)
+        guard, self.guard = self.guard, None
+        try:
+            yield self
+        finally:
+            self.guard = guard
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, with every pending index row written first."""
+        self.flush()
+        return self._connection
+
+    def flush(self) -> None:
+        """Write the index rows collected by :meth:`put`, one multi-row insert per table."""
+        pending, self._pending = self._pending, {}
+        for name, rows in pending.items():
+            if not rows:
+                continue
+            table = _PENDING_TABLES[name] if name in _PENDING_TABLES else INDEX_TABLES[name]
+            self._connection.execute(insert(table), rows)
