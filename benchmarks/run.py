@@ -277,13 +277,13 @@ def grant_every_patient(base: str, patients: int) -> None:
     ).raise_for_status()
 
 
-def backend_token(
-    base: str, env: dict[str, str], database_url: str, workdir: pathlib.Path
-) -> tuple[str, Any, str]:
-    """Register a GP backend app with a fresh key; (client_id, key, token URL)."""
-    from joserfc.jwk import RSAKey  # noqa: PLC0415
+def register_backend(
+    env: dict[str, str], database_url: str, workdir: pathlib.Path
+) -> tuple[str, Any]:
+    """Register a GP backend app with a fresh key; (client_id, private key)."""
+    from conformance import smart  # noqa: PLC0415
 
-    key = RSAKey.generate_key(2048, parameters={"kid": "bench"}, private=True)
+    key = smart.new_key("RS384")
     jwks = workdir / "gp-jwks.json"
     jwks.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
     output = subprocess.run(
@@ -311,32 +311,14 @@ def backend_token(
         capture_output=True,
         text=True,
     ).stdout
-    origin = base.rsplit("/fhir", 1)[0]
-    return output.strip().splitlines()[-1], key, f"{origin}/oauth/token"
+    return output.strip().splitlines()[-1], key
 
 
-def fresh_token(client_id: str, key: Any, token_url: str) -> str:
-    from joserfc import jwt  # noqa: PLC0415
+def fresh_token(client_id: str, key: Any, base: str) -> str:
+    """A backend token through the project's SMART client."""
+    from conformance import smart  # noqa: PLC0415
 
-    now = int(time.time())
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": token_url,
-        "exp": now + 240,
-        "iat": now,
-        "jti": f"{now}-{random.random()}",
-    }
-    assertion = jwt.encode({"alg": "RS384", "kid": key.kid}, claims, key, algorithms=["RS384"])
-    response = httpx.post(
-        token_url,
-        data={
-            "grant_type": "client_credentials",
-            "scope": "system/*.rs",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion,
-        },
-    )
+    response = smart.backend_token(base, client_id, key, "system/*.rs")
     response.raise_for_status()
     return str(response.json()["access_token"])
 
@@ -491,7 +473,7 @@ def measure_with_consent(
     workdir: pathlib.Path,
 ) -> dict[str, Any]:
     """The same reads and searches by a GP backend app that every client granted."""
-    client_id, key, token_url = backend_token(base, env, database_url, workdir)
+    client_id, key = register_backend(env, database_url, workdir)
     server = start(
         [
             sys.executable,
@@ -514,7 +496,7 @@ def measure_with_consent(
     out: dict[str, Any] = {"observations": loaded, "grants": patients}
     try:
         for kind in ("read", "token", "reference", "date"):
-            token = fresh_token(client_id, key, token_url)  # five-minute tokens
+            token = fresh_token(client_id, key, base)  # five-minute tokens
             out[kind] = wrk(
                 f"http://127.0.0.1:{port}", kind, loaded, patients, args, workdir, token
             )

@@ -1,33 +1,36 @@
-"""Real SMART flows over HTTP for the tests: apps, logins, tokens; no shortcuts."""
+"""Real SMART flows over HTTP for the tests: apps, logins, tokens; no shortcuts.
+
+The HTTP side is the project's one SMART client (:mod:`conformance.smart`); what is here
+registers apps and accounts in the server under test, as its operator would.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-import secrets
-import time
-import uuid
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
-from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
+from conformance import smart
+from conformance.smart import (
+    ASSERTION_TYPE,
+    FHIR,
+    REDIRECT,
+    assertion,
+    backend_token,
+    bearer,
+    exchange,
+    new_key,
+    origin,
+    pkce,
+    submit_login,
+)
 from consent.registry import Account
 from consent.secrets import hash_secret
 from gateway.security import Security
 
-ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-REDIRECT = "http://127.0.0.1:9/callback"
+ASSERTION = ASSERTION_TYPE
 PASSWORD = "correct horse battery staple"
-FHIR = {"Accept": "application/fhir+json"}
-
-
-def origin(base: str) -> str:
-    parts = urlsplit(base)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def backend_app(
@@ -37,10 +40,7 @@ def backend_app(
     algorithm: str = "RS384",
 ) -> tuple[str, RSAKey | ECKey]:
     """A backend app with a fresh key pair; (client_id, private key)."""
-    if algorithm == "RS384":
-        key: RSAKey | ECKey = RSAKey.generate_key(2048, parameters={"kid": uuid.uuid4().hex})
-    else:
-        key = ECKey.generate_key("P-384", parameters={"kid": uuid.uuid4().hex})
+    key = new_key(algorithm)
     jwks = {"keys": [key.as_dict(private=False)]}
     app, _ = security.server.new_app(
         name="GP system",
@@ -51,47 +51,6 @@ def backend_app(
     )
     security.store.save_app(app)
     return app.client_id, key
-
-
-def assertion(
-    base: str,
-    client_id: str,
-    key: RSAKey | ECKey,
-    *,
-    algorithm: str | None = None,
-    jti: str | None = None,
-    exp_in: int = 240,
-    aud: str | None = None,
-    jku: str | None = None,
-) -> str:
-    alg = algorithm or ("RS384" if isinstance(key, RSAKey) else "ES384")
-    now = int(time.time())
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": aud or f"{origin(base)}/oauth/token",
-        "exp": now + exp_in,
-        "iat": now,
-        "jti": jti or uuid.uuid4().hex,
-    }
-    header = {"alg": alg, "kid": key.kid, "typ": "JWT"}
-    if jku is not None:
-        header["jku"] = jku
-    return jwt.encode(header, claims, key, algorithms=[alg])
-
-
-def backend_token(
-    base: str, client_id: str, key: RSAKey | ECKey, scope: str = "system/*.rs", **kw: Any
-) -> httpx.Response:
-    return httpx.post(
-        f"{origin(base)}/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "scope": scope,
-            "client_assertion_type": ASSERTION,
-            "client_assertion": assertion(base, client_id, key, **kw),
-        },
-    )
 
 
 def public_app(
@@ -110,12 +69,6 @@ def account(
     security.store.save_account(Account(username, hash_secret(PASSWORD), kind, user, organization))
 
 
-def pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    return verifier, challenge.decode().rstrip("=")
-
-
 def authorize(
     base: str,
     client_id: str,
@@ -127,64 +80,24 @@ def authorize(
     grant: list[str] | None = None,
     redirect: str = REDIRECT,
 ) -> httpx.Response:
-    """GET the login page, then POST the form as a person would; the 302 (or the page)."""
-    page = httpx.get(
-        f"{origin(base)}/oauth/authorize",
-        params={
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": redirect,
-            "scope": scope,
-            "state": "s-123",
-            "aud": base,
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        },
-    )
-    if page.status_code != 200:
-        return page
-    return submit_login(
-        base, page, username, password, grant if grant is not None else scope.split()
-    )
-
-
-def submit_login(
-    base: str, page: httpx.Response, username: str, password: str, scopes: list[str]
-) -> httpx.Response:
-    """Fill in and post the login-and-approve page as a person would."""
-    sealed = re.search(r"name='request' value='([^']+)'", page.text)
-    assert sealed is not None
-    form = [
-        ("request", sealed.group(1)),
-        ("username", username),
-        ("password", password),
-        ("decision", "approve"),
-        *(("scope", s) for s in scopes),
-    ]
-    return httpx.post(
-        f"{origin(base)}/oauth/authorize",
-        content=urlencode(form),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    """The login page filled in and posted as a person would, with the tests' password."""
+    return smart.authorize(
+        base,
+        client_id,
+        scope,
+        challenge,
+        username=username,
+        password=password,
+        grant=grant,
+        redirect=redirect,
     )
 
 
 def code_of(response: httpx.Response) -> str:
     assert response.status_code == 302, response.text
-    query = parse_qs(urlsplit(response.headers["location"]).query)
-    assert query["state"] == ["s-123"]
-    return query["code"][0]
-
-
-def exchange(base: str, client_id: str, code: str, verifier: str, **extra: str) -> httpx.Response:
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": REDIRECT,
-        "client_id": client_id,
-        "code_verifier": verifier,
-        **extra,
-    }
-    return httpx.post(f"{origin(base)}/oauth/token", data=form)
+    code, state = smart.code_from(response)
+    assert state == "s-123"
+    return code
 
 
 def login(
@@ -203,5 +116,22 @@ def login(
     return {**response.json(), "client_id": client_id}
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {**FHIR, "Authorization": f"Bearer {token}"}
+__all__ = [
+    "ASSERTION",
+    "FHIR",
+    "PASSWORD",
+    "REDIRECT",
+    "account",
+    "assertion",
+    "authorize",
+    "backend_app",
+    "backend_token",
+    "bearer",
+    "code_of",
+    "exchange",
+    "login",
+    "origin",
+    "pkce",
+    "public_app",
+    "submit_login",
+]
