@@ -12,7 +12,7 @@ from mappings.care.operations import operation_definitions
 from mappings.care.plans import plan_code_systems
 from mappings.care.profiles import structure_definitions
 from mappings.care.visits import visit_code_systems
-from mappings.care.zrm import zrm_code_systems, zrm_questionnaires, zrm_value_sets
+from mappings.care.zrm_codes import zrm_code_systems, zrm_questionnaires, zrm_value_sets
 from mappings.core.errors import Issue
 from mappings.core.profile import ProfileChecker
 from mappings.nl.identifiers import naming_systems

@@ -15,6 +15,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mappings.care.base import DEFAULT_CANON, Canon, narrative
+from mappings.care.crisisplan import CrisisAction, CrisisPlan, crisis_plan_to_fhir
+from mappings.care.krachtplan import (
+    Activity,
+    Krachtplan,
+    PlanGoal,
+    ProgressNote,
+    krachtplan_to_fhir,
+)
 from mappings.care.omaha import OmahaRating, omaha_to_fhir
 from mappings.care.people import (
     CareOrganization,
@@ -25,16 +33,6 @@ from mappings.care.people import (
     network_member_to_fhir,
     organization_to_fhir,
     professional_to_fhir,
-)
-from mappings.care.plans import (
-    Activity,
-    CrisisAction,
-    CrisisPlan,
-    Krachtplan,
-    PlanGoal,
-    ProgressNote,
-    crisis_plan_to_fhir,
-    krachtplan_to_fhir,
 )
 from mappings.care.visits import Visit, visit_to_fhir
 from mappings.care.zrm import ZrmAssessment, zrm_to_fhir

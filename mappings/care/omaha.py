@@ -34,7 +34,7 @@ from mappings.care.base import (
     reference_to,
     whole_value_set,
 )
-from mappings.care.zrm import DOMAINS as ZRM_DOMAINS
+from mappings.care.zrm_codes import DOMAINS as ZRM_DOMAINS
 
 __all__ = [
     "CATEGORIES",

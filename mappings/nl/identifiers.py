@@ -10,7 +10,7 @@
 | BIG number | eleven digits | form only |
 
 Sources: Logius / Wet algemene bepalingen BSN (elfproef), Vektis AGB register, CIBG
-UZI register FAQ, Nictiz NamingSystem definitions; see DOMAIN.md §6.
+UZI register FAQ, Nictiz NamingSystem definitions; see docs/mappings.md.
 """
 
 from __future__ import annotations

@@ -6,20 +6,13 @@ import datetime as dt
 
 from hypothesis import strategies as st
 
+from mappings.care.crisisplan import CrisisAction, CrisisPlan
+from mappings.care.krachtplan import Activity, Krachtplan, PlanGoal, ProgressNote
 from mappings.care.omaha import PROBLEMS, OmahaRating
-from mappings.care.plans import (
-    ACTIVITY_STATUSES,
-    GOAL_STATUSES,
-    PLAN_STATUSES,
-    Activity,
-    CrisisAction,
-    CrisisPlan,
-    Krachtplan,
-    PlanGoal,
-    ProgressNote,
-)
+from mappings.care.plans import ACTIVITY_STATUSES, GOAL_STATUSES, PLAN_STATUSES
 from mappings.care.visits import FUNDING, MODES, STATUSES, Visit
-from mappings.care.zrm import DOMAINS, MOMENTS, ZrmAssessment
+from mappings.care.zrm import ZrmAssessment
+from mappings.care.zrm_codes import DOMAINS, MOMENTS
 
 ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9\-]{0,20}", fullmatch=True)
 keys = st.from_regex(r"[a-z][a-z0-9]{0,10}", fullmatch=True)

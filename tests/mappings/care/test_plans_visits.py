@@ -7,10 +7,9 @@ import datetime as dt
 import pytest
 
 from mappings.care.base import MappingError
-from mappings.care.plans import (
+from mappings.care.crisisplan import CrisisAction, CrisisPlan
+from mappings.care.krachtplan import (
     Activity,
-    CrisisAction,
-    CrisisPlan,
     Krachtplan,
     PlanGoal,
     krachtplan_from_fhir,

@@ -7,15 +7,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
+from mappings.care.crisisplan import CrisisPlan, crisis_plan_from_fhir, crisis_plan_to_fhir
+from mappings.care.krachtplan import Krachtplan, krachtplan_from_fhir, krachtplan_to_fhir
 from mappings.care.omaha import OmahaRating, omaha_from_fhir, omaha_to_fhir
-from mappings.care.plans import (
-    CrisisPlan,
-    Krachtplan,
-    crisis_plan_from_fhir,
-    crisis_plan_to_fhir,
-    krachtplan_from_fhir,
-    krachtplan_to_fhir,
-)
 from mappings.care.visits import Visit, visit_from_fhir, visit_to_fhir
 from mappings.care.zrm import ZrmAssessment, zrm_from_fhir, zrm_to_fhir
 from tests.mappings.care.conftest import faults

@@ -9,15 +9,8 @@ import pytest
 
 from mappings.care.base import Canon, MappingError
 from mappings.care.definitions import CareDefinitions
-from mappings.care.zrm import (
-    DOMAINS,
-    ZrmAssessment,
-    zrm_code_systems,
-    zrm_from_fhir,
-    zrm_progress,
-    zrm_questionnaires,
-    zrm_to_fhir,
-)
+from mappings.care.zrm import ZrmAssessment, zrm_from_fhir, zrm_progress, zrm_to_fhir
+from mappings.care.zrm_codes import DOMAINS, zrm_code_systems, zrm_questionnaires
 from tests.mappings.care.conftest import faults
 
 DAY = dt.date(2026, 3, 1)
