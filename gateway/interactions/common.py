@@ -16,6 +16,8 @@ from mappings.core.errors import Invalid, Issue, NotFound, Unprocessable, operat
 from mappings.nl.identifiers import identifier_issues
 
 __all__ = [
+    "MAX_VERSION",
+    "version_number",
     "ID_PATTERN",
     "check_id",
     "check_type",
@@ -27,7 +29,9 @@ __all__ = [
 ]
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-_ETAG = re.compile(r'^(W/)?"(\d+)"$')
+_ETAG = re.compile(r'^(W/)?"([0-9]+)"$')
+#: the largest version number the store can hold (a 32-bit column on PostgreSQL)
+MAX_VERSION = 2**31 - 1
 
 
 def check_type(context: Context, resource_type: str) -> None:
@@ -90,7 +94,19 @@ def parse_etag(value: str | None, name: str = "If-Match") -> int | None:
     match = _ETAG.match(value.strip())
     if match is None:
         raise Invalid(f'{name} must be an ETag such as W/"3"', name)
-    return int(match.group(2))
+    version = int(match.group(2))
+    if version > MAX_VERSION:
+        raise Invalid(f"{name} names a version no resource can have", name)
+    return version
+
+
+def version_number(text: str) -> int | None:
+    """A version id from a URL: ASCII digits within what the store holds; None otherwise
+    (such a version cannot exist)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_VERSION else None
 
 
 def http_date(micros: int) -> str:

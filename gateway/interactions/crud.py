@@ -13,6 +13,7 @@ from gateway.interactions.common import (
     stored_response,
     validated,
     version_headers,
+    version_number,
 )
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.interactions.patch import apply_patch
@@ -90,10 +91,11 @@ def vread(
     resource_id: str,
     version: str,
 ) -> FhirResponse:
-    if not version.isdigit():
-        raise NotFound("Not a version of this resource")
+    number = version_number(version)
     visible(context, session, resource_type, resource_id)
-    found = session.version(resource_type, resource_id, int(version))
+    if number is None:
+        raise NotFound(f"{resource_type}/{resource_id} has no such version")
+    found = session.version(resource_type, resource_id, number)
     if found is None:
         raise NotFound(f"Version {version} of {resource_type}/{resource_id} is not known")
     deleted, content = found

@@ -17,7 +17,7 @@ from gateway.interactions.common import check_type
 from gateway.interactions.crud import visible
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.search.dates import parse_date_range
-from gateway.search.params import DEFAULT_COUNT, MAX_COUNT
+from gateway.search.params import DEFAULT_COUNT, MAX_COUNT, MAX_OFFSET, whole_number
 from gateway.store.repository import Session, instant_of
 from mappings.core.clock import format_instant
 from mappings.core.errors import Invalid, NotSupported
@@ -30,9 +30,9 @@ def _paging(request: FhirRequest) -> tuple[int, int, int | None]:
     for name, value in request.query:
         try:
             if name == "_count":
-                count = max(1, min(MAX_COUNT, int(value)))
+                count = max(1, whole_number("_count", value, 0, MAX_COUNT))
             elif name == "_offset":
-                offset = max(0, int(value))
+                offset = whole_number("_offset", value, 0, MAX_OFFSET)
             elif name == "_since":
                 since = parse_date_range(value)[0]
             elif name == "_at":

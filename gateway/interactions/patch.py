@@ -35,7 +35,7 @@ def _parent(document: Any, parts: list[str]) -> tuple[Any, str]:
 def _child(container: Any, key: str) -> Any:
     try:
         if isinstance(container, list):
-            return container[int(key)]
+            return container[_index(key, len(container))]
         if isinstance(container, dict):
             return container[key]
     except (KeyError, IndexError, ValueError):
@@ -71,8 +71,10 @@ def _remove(document: Any, parts: list[str]) -> Any:
 
 
 def _index(key: str, bound: int) -> int:
-    if not key.isdigit() or int(key) >= bound:
-        raise Unprocessable(f"Array index '{key}' is out of range")
+    """An array index of a JSON Pointer (RFC 6901): ASCII digits, no leading zero."""
+    valid = key.isascii() and key.isdigit() and (key == "0" or not key.startswith("0"))
+    if not valid or len(key) > 9 or int(key) >= bound:
+        raise Unprocessable(f"Array index '{key[:20]}' is out of range")
     return int(key)
 
 

@@ -14,15 +14,20 @@ from gateway.search.registry import Registry
 from mappings.core.errors import Invalid, Issue, NotSupported
 
 __all__ = [
+    "DEFAULT_COUNT",
+    "MAX_COUNT",
+    "MAX_OFFSET",
     "Filter",
     "Include",
     "SearchRequest",
     "parse_search",
     "split_escaped",
+    "whole_number",
 ]
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 1000
+MAX_OFFSET = 10**9  # a page offset beyond it is clamped to it
 RESULT_PARAMS = {
     "_count",
     "_offset",
@@ -95,7 +100,7 @@ def split_escaped(text: str, separator: str) -> list[str]:
     return parts
 
 
-def _integer(name: str, value: str, low: int, high: int) -> int:
+def whole_number(name: str, value: str, low: int, high: int) -> int:
     """A whole number of ASCII digits, at least ``low``; above ``high`` it is ``high``
     (a server may page less than asked, and says what it applied in the links)."""
     if not (value.isascii() and value.isdigit()):
@@ -115,9 +120,9 @@ def _parse_include(value: str, iterate: bool) -> Include:
 
 def _result_param(request: SearchRequest, name: str, modifier: str | None, value: str) -> None:
     if name == "_count":
-        request.count = _integer("_count", value, 0, MAX_COUNT)
+        request.count = whole_number("_count", value, 0, MAX_COUNT)
     elif name == "_offset":
-        request.offset = _integer("_offset", value, 0, 10**9)
+        request.offset = whole_number("_offset", value, 0, MAX_OFFSET)
     elif name == "_sort":
         for item in value.split(","):
             if item:

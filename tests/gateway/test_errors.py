@@ -155,3 +155,42 @@ def test_a_form_body_where_a_resource_belongs_is_415(client: httpx.Client) -> No
     assert client.get("Patient").json()["total"] == 0
     searched = client.post("Patient/_search", data={"name": "x"})
     assert searched.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "version", ["9223372036854775808", "2147483648", "%C2%B2", "0", "-1", "1e3"]
+)
+def test_a_version_that_cannot_exist_is_404_not_an_overflow(
+    client: httpx.Client, version: str
+) -> None:
+    client.put("Patient/x", json={"resourceType": "Patient", "id": "x"})
+    response = client.get(f"Patient/x/_history/{version}")
+    assert response.status_code == 404, version
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize("query", ["_offset=9223372036854775808", "_count=9223372036854775808"])
+def test_huge_paging_numbers_in_history_are_clamped(client: httpx.Client, query: str) -> None:
+    client.put("Patient/x", json={"resourceType": "Patient", "id": "x"})
+    for url in (f"Patient/x/_history?{query}", f"Patient/_history?{query}", f"_history?{query}"):
+        assert client.get(url).status_code == 200, url
+    assert client.get("Patient/x/_history?_offset=\u00b2").status_code == 400
+
+
+def test_non_ascii_digits_and_huge_numbers_in_patch_and_etags(client: httpx.Client) -> None:
+    client.put("Patient/x", json={"resourceType": "Patient", "id": "x", "name": [{"text": "a"}]})
+    for path in ("/name/\u00b2", "/name/99999999999999999999", "/name/01"):
+        patched = client.patch(
+            "Patient/x",
+            json=[{"op": "replace", "path": f"{path}/text", "value": "b"}],
+            headers={"Content-Type": "application/json-patch+json"},
+        )
+        assert patched.status_code == 422, path
+    for etag in ('W/"99999999999999999999"', 'W/"\u00b2"'):
+        response = client.put(
+            "Patient/x",
+            json={"resourceType": "Patient", "id": "x"},
+            headers={"If-Match": etag.encode()},
+        )
+        assert response.status_code == 400, etag
+    assert client.get("Patient/x").json()["name"] == [{"text": "a"}]
