@@ -32,6 +32,7 @@ disagree about a resource: a property test holds them to that.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -336,7 +337,9 @@ def next_change(resource: Mapping[str, Any], now: dt.datetime) -> dt.datetime | 
             if start := period.get("start"):
                 found.append(_bounds(start)[0])
             if end := period.get("end"):
-                found.append(_bounds(end)[1] + dt.timedelta(microseconds=1))
+                last = _bounds(end)[1]
+                if last < _LAST:
+                    found.append(last + dt.timedelta(microseconds=1))
         provisions.extend(provision.get("provision") or [])
     later = [moment for moment in found if moment > now]
     return min(later, default=None)
@@ -449,7 +452,8 @@ def _verdict(rule: Rule, target: Target) -> tuple[bool, str] | None:
 
 # -- periods --------------------------------------------------------------------------
 
-_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$", re.ASCII)
+_LAST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def _bounds(text: str) -> tuple[dt.datetime, dt.datetime]:
@@ -460,12 +464,14 @@ def _bounds(text: str) -> tuple[dt.datetime, dt.datetime]:
         assert year is not None
         start = dt.datetime(year, month or 1, day or 1, tzinfo=dt.UTC)
         if day is not None:
-            end = start + dt.timedelta(days=1)
+            days = 1
         elif month is not None:
-            end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=dt.UTC)
+            days = calendar.monthrange(year, month)[1]
         else:
-            end = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
-        return start, end - dt.timedelta(microseconds=1)
+            days = 366 if calendar.isleap(year) else 365
+        if start >= _LAST - dt.timedelta(days=days):  # the last day a datetime can hold
+            return start, _LAST
+        return start, start + dt.timedelta(days=days, microseconds=-1)
     moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)

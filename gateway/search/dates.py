@@ -2,8 +2,9 @@
 
 Every date, dateTime and instant stands for the range its precision implies: ``2026`` is
 the whole year, ``2026-03`` the month, ``2026-03-04T10:00`` the minute. A range is a pair
-of integers, microseconds since the Unix epoch, low inclusive and high exclusive. A time
-without a zone is taken as UTC (the server's zone), as are dates.
+of integers, microseconds since the Unix epoch, low inclusive and high exclusive: the high
+end is computed as a number, so ``9999-12-31`` (whose end no datetime can hold) has one. A
+time without a zone is taken as UTC (the server's zone), as are dates. Digits are ASCII.
 """
 
 from __future__ import annotations
@@ -23,8 +24,12 @@ MAX = 2**62
 _PATTERN = re.compile(
     r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
     r"(?:T(?P<hour>\d{2})(?::(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?)?)?"
-    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?",
+    re.ASCII,
 )
+_DAY = 86_400_000_000
+_MINUTE = 60_000_000
+_SECOND = 1_000_000
 
 
 def to_micros(moment: dt.datetime) -> int:
@@ -53,32 +58,29 @@ def parse_date_range(text: str) -> DateRange:
     if year < 1:
         raise ValueError("year out of range")
     if parts["month"] is None:
-        low = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
-        high = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC) if year < 9999 else None
-        return to_micros(low), to_micros(high) if high else MAX
+        low = to_micros(dt.datetime(year, 1, 1, tzinfo=dt.UTC))
+        return low, low + (366 if calendar.isleap(year) else 365) * _DAY
     month = int(parts["month"])
     if parts["day"] is None:
-        low = dt.datetime(year, month, 1, tzinfo=dt.UTC)
-        days = calendar.monthrange(year, month)[1]
-        return to_micros(low), to_micros(low + dt.timedelta(days=days))
+        low = to_micros(dt.datetime(year, month, 1, tzinfo=dt.UTC))
+        return low, low + calendar.monthrange(year, month)[1] * _DAY
     day = int(parts["day"])
     if parts["hour"] is None:
-        low = dt.datetime(year, month, day, tzinfo=dt.UTC)
-        return to_micros(low), to_micros(low + dt.timedelta(days=1))
+        low = to_micros(dt.datetime(year, month, day, tzinfo=dt.UTC))
+        return low, low + _DAY
     if parts["minute"] is None:
         raise ValueError("an hour needs minutes")
     zone = _zone(parts["zone"])
     hour, minute = int(parts["hour"]), int(parts["minute"])
     if parts["second"] is None:
-        low = dt.datetime(year, month, day, hour, minute, tzinfo=zone)
-        return to_micros(low), to_micros(low + dt.timedelta(minutes=1))
+        low = to_micros(dt.datetime(year, month, day, hour, minute, tzinfo=zone))
+        return low, low + _MINUTE
     second = int(parts["second"])
     fraction = parts["fraction"]
     if fraction is None:
-        low = dt.datetime(year, month, day, hour, minute, second, tzinfo=zone)
-        return to_micros(low), to_micros(low + dt.timedelta(seconds=1))
+        low = to_micros(dt.datetime(year, month, day, hour, minute, second, tzinfo=zone))
+        return low, low + _SECOND
     digits = min(len(fraction), 6)
     micros = int(fraction[:digits].ljust(6, "0"))
-    low = dt.datetime(year, month, day, hour, minute, second, micros, tzinfo=zone)
-    step = 10 ** (6 - digits)
-    return to_micros(low), to_micros(low) + step
+    low = to_micros(dt.datetime(year, month, day, hour, minute, second, micros, tzinfo=zone))
+    return low, low + 10 ** (6 - digits)

@@ -194,3 +194,82 @@ def test_non_ascii_digits_and_huge_numbers_in_patch_and_etags(client: httpx.Clie
         )
         assert response.status_code == 400, etag
     assert client.get("Patient/x").json()["name"] == [{"text": "a"}]
+
+
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+
+def test_dates_at_both_ends_of_their_range_are_storable_and_searchable(
+    client: httpx.Client,
+) -> None:
+    late = client.put(
+        "Patient/late", json={"resourceType": "Patient", "id": "late", "birthDate": "9999-12-31"}
+    )
+    assert late.status_code == 201
+    early = client.put(
+        "Patient/early", json={"resourceType": "Patient", "id": "early", "birthDate": "0001-01-01"}
+    )
+    assert early.status_code == 201
+
+    def ids(query: str) -> list[str]:
+        response = client.get(f"Patient?{query}")
+        assert response.status_code == 200, (query, response.text)
+        return sorted(e["resource"]["id"] for e in response.json().get("entry", []))
+
+    assert ids("birthdate=9999-12-31") == ["late"]
+    assert ids("birthdate=9999") == ["late"]
+    assert ids("birthdate=sa9999-12-30") == ["late"]
+    assert ids("birthdate=eb0001-01-02") == ["early"]
+    assert ids("birthdate=0001-01-01T00:00:00-10:00") == []
+    assert ids("_lastUpdated=gt9999-12-31T23:59:59Z") == []
+    for url in ("Observation?date=sa9999-12-31", "_history?_since=9999-12-31"):
+        assert client.get(url).status_code == 200, url
+    consent = {
+        "resourceType": "Consent",
+        "id": "long",
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": "Patient/late"},
+        "policyRule": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}
+            ]
+        },
+        "provision": {
+            "type": "permit",
+            "actor": [
+                {
+                    "role": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/"
+                                "v3-ParticipationType",
+                                "code": "IRCP",
+                            }
+                        ]
+                    },
+                    "reference": {"reference": "Organization/gp"},
+                }
+            ],
+            "period": {"start": "0001-01-01", "end": "9999-12-31"},
+        },
+    }
+    stored = client.put("Consent/long", json=consent)
+    assert stored.status_code == 201, stored.text
+
+
+def test_non_ascii_digits_are_no_date(client: httpx.Client) -> None:
+    arabic = "\u0662\u0660\u0662\u0666"  # 2026 in Arabic-Indic digits
+    assert client.get(f"Patient?birthdate={arabic}").status_code == 400
+    stored = client.put(
+        "Patient/d", json={"resourceType": "Patient", "id": "d", "birthDate": arabic}
+    )
+    assert stored.status_code == 400
