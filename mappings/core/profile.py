@@ -120,7 +120,13 @@ class ProfileChecker:
         if not isinstance(value, dict):
             return
         codings = [value] if "coding" not in value else value.get("coding", [])
-        pairs = [(c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)]
+        pairs = [
+            (c.get("system"), c.get("code"))
+            for c in codings
+            if isinstance(c, dict)
+            and isinstance(c.get("system"), str | None)
+            and isinstance(c.get("code"), str | None)
+        ]
         inside = [p for p in pairs if p in codes]
         stray = [p for p in pairs if p[0] in systems and p not in codes]
         if not inside or stray:

@@ -2,8 +2,9 @@
 
 Checks what FHIR R4 ``validation.html`` lists for a base-spec validator, from the vendored
 StructureDefinitions: known elements only, cardinality (min and JSON array vs. single),
-types and the primitive regexes, no empty objects/arrays/strings, well-formed narrative
-XHTML, reference format, and **required value-set bindings** (which the fhir.resources
+types and the primitive regexes, no empty objects/arrays/strings, narrative XHTML as
+narrative.html allows it (an allow-list of elements and attributes, no active content:
+txt-1, txt-2), reference format, and **required value-set bindings** (which the fhir.resources
 models do not check). Each fault is an :class:`Issue` whose ``expression`` is the FHIRPath
 of the element, e.g. ``Observation.component[1].code``.
 """
@@ -19,7 +20,7 @@ from mappings.core.definitions import Definitions, ElementDef, Node
 from mappings.core.errors import Issue
 from mappings.core.uris import XHTML_NS
 
-__all__ = ["REFERENCE_FORMAT", "Validator"]
+__all__ = ["REFERENCE_FORMAT", "Validator", "narrative_problem"]
 
 REFERENCE_FORMAT = re.compile(
     r"^(#.*|urn:(uuid|oid):\S+|[A-Za-z][A-Za-z0-9]+/[A-Za-z0-9\-.]{1,64}"
@@ -29,6 +30,26 @@ _INT32 = (-(2**31), 2**31 - 1)
 _XHTML_PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
 )
+#: R4 narrative (narrative.html, invariant txt-1): the basic HTML formatting elements, links,
+#: images, tables; nothing that runs, embeds, submits or loads.
+_ELEMENTS = frozenset(
+    """a abbr acronym address area b bdo big blockquote br caption cite code col colgroup dd
+    del dfn div dl dt em h1 h2 h3 h4 h5 h6 hr i img ins kbd li map ol p pre q s samp small
+    span strike strong sub sup table tbody td tfoot th thead tr tt u ul var""".split()  # noqa: SIM905
+)
+_ATTRIBUTES = frozenset(
+    """id class style title lang dir accesskey tabindex href name rel rev hreflang type shape
+    coords src alt width height longdesc usemap ismap border align valign hspace vspace
+    rowspan colspan headers scope abbr axis char charoff span summary frame rules cellpadding
+    cellspacing nowrap bgcolor start value compact cite datetime clear""".split()  # noqa: SIM905
+)
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+_URL_ATTRIBUTES = frozenset({"href", "src", "longdesc", "usemap", "cite"})
+_SAFE_SCHEMES = re.compile(r"^(https?:|ftp:|mailto:|tel:|urn:|#|/|\./|\.\./|[^:]*$)", re.I)
+_ACTIVE_STYLE = re.compile(
+    r"expression\s*\(|javascript:|vbscript:|@import|behavio(u)?r\s*:|-moz-binding", re.I
+)
+_STYLE_URL = re.compile(r"url\s*\(\s*['\"]?([^)'\"]*)", re.I)
 
 
 class Validator:
@@ -221,9 +242,10 @@ class Validator:
             return
         codings = [value] if type_name == "Coding" else value.get("coding", [])
         for index, coding in enumerate(codings if isinstance(codings, list) else []):
-            if not isinstance(coding, dict):
-                continue
-            codes = valueset.get(coding.get("system", ""))
+            system = coding.get("system", "") if isinstance(coding, dict) else None
+            if not isinstance(system, str) or not isinstance(coding.get("code"), str | None):
+                continue  # types first (reported above), bindings only of well-typed codings
+            codes = valueset.get(system)
             if codes is not None and coding.get("code") not in codes:
                 at = path if type_name == "Coding" else f"{path}.coding[{index}]"
                 issues.append(
@@ -238,15 +260,61 @@ class Validator:
         if not isinstance(value, str):
             issues.append(_error("structure", "Narrative must be an XHTML string", path))
             return
-        try:
-            root = etree.fromstring(value.encode("utf-8"), _XHTML_PARSER)
-        except etree.XMLSyntaxError:
-            issues.append(_error("value", "Narrative is not well-formed XHTML", path))
-            return
-        if root.tag != f"{{{XHTML_NS}}}div":
-            issues.append(_error("value", "Narrative must be an XHTML <div>", path))
-        elif any(el.tag in (f"{{{XHTML_NS}}}script", f"{{{XHTML_NS}}}form") for el in root.iter()):
-            issues.append(_error("value", "Narrative must not hold scripts or forms", path))
+        problem = narrative_problem(value)
+        if problem is not None:
+            issues.append(_error("value", problem, path))
+
+
+def narrative_problem(text: str) -> str | None:
+    """Why ``text`` is not a narrative FHIR R4 allows (None: it is one).
+
+    It must be well-formed XML without a DOCTYPE or processing instruction, an XHTML
+    ``<div>`` (txt-3: the root), made only of the allowed elements and attributes (txt-1),
+    with no active content (event attributes, ``javascript:`` and other non-web URLs,
+    styles that load or run anything), and with some text or an image (txt-2).
+    """
+    if "<!DOCTYPE" in text.upper() or "<?" in text:
+        return "Narrative must not carry a DOCTYPE or processing instruction"
+    try:
+        root = etree.fromstring(text.encode("utf-8"), _XHTML_PARSER)
+    except (etree.XMLSyntaxError, ValueError):
+        return "Narrative is not well-formed XHTML"
+    if root.tag != f"{{{XHTML_NS}}}div":
+        return "Narrative must be an XHTML <div>"
+    has_image = False
+    for element in root.iter():
+        if not isinstance(element.tag, str):  # a comment
+            continue
+        namespace, _, name = element.tag[1:].partition("}")
+        if namespace != XHTML_NS or name not in _ELEMENTS:
+            return f"Narrative must not hold <{name or element.tag}> (txt-1)"
+        has_image = has_image or name == "img"
+        for attribute, content in element.attrib.items():
+            if attribute == _XML_LANG:
+                continue
+            if attribute not in _ATTRIBUTES:
+                return f"Narrative must not carry the attribute '{attribute[:40]}' (txt-1)"
+            if attribute in _URL_ATTRIBUTES and not _safe_url(attribute, name, content):
+                return f"Narrative must not link to active content ({attribute})"
+            if attribute == "style" and not _safe_style(content):
+                return "Narrative styles must not run anything or load active content"
+    if not has_image and not "".join(root.itertext()).strip():
+        return "Narrative must have some text or an image (txt-2)"
+    return None
+
+
+def _safe_style(style: str) -> bool:
+    """No script in a style; an image it names (``url(...)``) is a web or relative URL."""
+    if _ACTIVE_STYLE.search(style) or "\\" in style:  # CSS escapes could hide a scheme
+        return False
+    return all(_safe_url("src", "img", url) for url in _STYLE_URL.findall(style))
+
+
+def _safe_url(attribute: str, element: str, url: str) -> bool:
+    value = "".join(url.split()).lower()  # browsers ignore whitespace inside a scheme
+    if attribute == "src" and element == "img" and value.startswith("data:image/"):
+        return not value.startswith("data:image/svg")
+    return bool(_SAFE_SCHEMES.match(value))
 
 
 def _present(value: dict[str, Any], element: ElementDef) -> bool:

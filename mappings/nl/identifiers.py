@@ -205,7 +205,8 @@ def _identifiers(value: Any, where: str) -> Iterator[tuple[dict[str, Any], str]]
     while stack:
         node, at = stack.pop()
         if isinstance(node, dict):
-            if node.get("system") in SYSTEMS and "value" in node:
+            system = node.get("system")
+            if isinstance(system, str) and system in SYSTEMS and "value" in node:
                 yield node, at
             stack.extend((item, f"{at}.{key}") for key, item in reversed(node.items()))
         elif isinstance(node, list):

@@ -201,3 +201,13 @@ def test_a_valid_bsn_and_other_systems_pass(client: httpx.Client) -> None:
         ],
     }
     assert client.put("Patient/ids", json=patient).status_code == 201
+
+
+def test_a_profile_check_of_ill_typed_codings_is_a_fault_not_a_crash(client: httpx.Client) -> None:
+    observation = _zrm()[1]
+    observation["code"]["coding"][0]["system"] = {"not": "a string"}
+    observation["extension"][0]["url"] = ["not a string"]
+    checked = client.post("Observation/$validate", params={"profile": PROFILE}, json=observation)
+    assert checked.status_code == 200
+    assert any(i["severity"] == "error" for i in checked.json()["issue"])
+    assert client.put(f"Observation/{observation['id']}", json=observation).status_code == 400

@@ -273,3 +273,36 @@ def test_non_ascii_digits_are_no_date(client: httpx.Client) -> None:
         "Patient/d", json={"resourceType": "Patient", "id": "d", "birthDate": arabic}
     )
     assert stored.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "div",
+    [
+        "<div xmlns='http://www.w3.org/1999/xhtml'><img src='x' onerror='alert(1)'/>x</div>",
+        "<div xmlns='http://www.w3.org/1999/xhtml'><a href='javascript:x'>x</a></div>",
+        "<!DOCTYPE x><div xmlns='http://www.w3.org/1999/xhtml'>x</div>",
+    ],
+)
+def test_a_narrative_with_active_content_is_never_stored(client: httpx.Client, div: str) -> None:
+    patient = {"resourceType": "Patient", "id": "n", "text": {"status": "generated", "div": div}}
+    refused = client.put("Patient/n", json=patient)
+    assert refused.status_code == 400
+    assert refused.json()["issue"][0]["expression"] == ["Patient.text.div"]
+    assert client.get("Patient/n").status_code == 404
+    checked = client.post("Patient/$validate", json=patient).json()
+    assert any(i["severity"] == "error" for i in checked["issue"])
+
+
+def test_a_non_string_where_a_code_is_bound_is_a_type_fault_not_a_crash(
+    client: httpx.Client,
+) -> None:
+    for system, code in (({}, "active"), ("http://x", {}), (["x"], 5)):
+        condition = {
+            "resourceType": "Condition",
+            "clinicalStatus": {"coding": [{"system": system, "code": code}]},
+            "subject": {"reference": "Patient/x"},
+        }
+        checked = client.post("Condition/$validate", json=condition)
+        assert checked.status_code == 200, checked.text
+        assert any(i["severity"] == "error" for i in checked.json()["issue"])
+        assert client.post("Condition", json=condition).status_code == 400
