@@ -289,7 +289,8 @@ def narrative_problem(text: str) -> str | None:
         if namespace != XHTML_NS or name not in _ELEMENTS:
             return f"Narrative must not hold <{name or element.tag}> (txt-1)"
         has_image = has_image or name == "img"
-        for attribute, content in element.attrib.items():
+        for key, raw in element.attrib.items():
+            attribute, content = str(key), str(raw)
             if attribute == _XML_LANG:
                 continue
             if attribute not in _ATTRIBUTES:
@@ -298,7 +299,7 @@ def narrative_problem(text: str) -> str | None:
                 return f"Narrative must not link to active content ({attribute})"
             if attribute == "style" and not _safe_style(content):
                 return "Narrative styles must not run anything or load active content"
-    if not has_image and not "".join(root.itertext()).strip():
+    if not has_image and not "".join(str(t) for t in root.itertext()).strip():
         return "Narrative must have some text or an image (txt-2)"
     return None
 
