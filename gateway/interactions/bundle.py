@@ -11,6 +11,9 @@ own; a failing entry becomes an OperationOutcome in its response entry.
 from __future__ import annotations
 
 import base64
+import logging
+import traceback
+import uuid
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -22,7 +25,16 @@ from gateway.interactions import crud
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.store.repository import Session
 from mappings.core.clock import format_instant
-from mappings.core.errors import FhirError, Invalid, Issue, PreconditionFailed, Unprocessable
+from mappings.core.errors import (
+    FhirError,
+    Invalid,
+    Issue,
+    PreconditionFailed,
+    ServerError,
+    Unprocessable,
+)
+
+log = logging.getLogger("eigendossier.interactions")
 
 __all__ = ["process_bundle"]
 
@@ -136,14 +148,19 @@ def process_bundle(context: Context, request: FhirRequest, session: Session | No
     raw_entries = body.get("entry", [])
     if not isinstance(raw_entries, list) or len(raw_entries) > MAX_ENTRIES:
         raise Invalid(f"Bundle.entry must be a list of at most {MAX_ENTRIES}", "Bundle.entry")
-    entries = [_parse_entry(i, e) for i, e in enumerate(raw_entries)]
     prefer = request.header("prefer")
-    if kind == "batch":
-        results = [_batch_entry(context, entry, prefer) for entry in entries]
-    elif session is not None:
+    if kind == "batch":  # each entry on its own: its fault is its own OperationOutcome
+        results = [_batch_entry(context, i, raw, prefer) for i, raw in enumerate(raw_entries)]
+        return _response(context, kind, results)
+    entries = [_parse_entry(i, e) for i, e in enumerate(raw_entries)]
+    if session is not None:
         results = _transaction(context, entries, prefer, session)
     else:
         results = context.services.store.write(lambda s: _transaction(context, entries, prefer, s))
+    return _response(context, kind, results)
+
+
+def _response(context: Context, kind: str, results: list[dict[str, Any]]) -> FhirResponse:
     bundle = {
         "resourceType": "Bundle",
         "id": context.services.ids.new(),
@@ -153,13 +170,27 @@ def process_bundle(context: Context, request: FhirRequest, session: Session | No
     return FhirResponse(200, bundle)
 
 
-def _batch_entry(context: Context, entry: _Entry, prefer: str | None) -> dict[str, Any]:
-    if entry.method in ("POST", "PUT") and entry.path == "":
-        return _error_entry(Invalid("A batch cannot nest a Bundle"))
+def _batch_entry(context: Context, index: int, raw: Any, prefer: str | None) -> dict[str, Any]:
+    """One batch entry, in a transaction of its own; never the whole batch's failure."""
     try:
+        entry = _parse_entry(index, raw)
+        if entry.method in ("POST", "PUT") and entry.path == "":
+            raise Invalid("A batch cannot nest a Bundle", f"Bundle.entry[{index}]")
         return _result_entry(context.router.dispatch(context, _sub_request(entry, prefer)))
     except FhirError as error:
         return _error_entry(error)
+    except Exception as error:
+        correlation = str(uuid.uuid4())
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        log.error(
+            "unexpected %s in batch entry %d [correlation %s]\n%s",
+            type(error).__name__,
+            index,
+            correlation,
+            frames,
+        )
+        failure = ServerError(f"Internal error; correlation id {correlation}")
+        return {"response": {"status": "500", "outcome": failure.outcome()}}
 
 
 def _transaction(

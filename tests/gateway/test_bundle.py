@@ -215,3 +215,36 @@ def test_transaction_conditional_put_and_patch_entries(client: httpx.Client) -> 
         }
     )
     assert client.post("", json=bad, headers=JSON).status_code == 400
+
+
+def test_a_batch_answers_200_with_each_entrys_own_status(client: httpx.Client) -> None:
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "resource": {"resourceType": "Patient", "id": "b1"},
+                "request": {"method": "PUT", "url": "Patient/b1"},
+            },
+            {"resource": {"resourceType": "Patient"}},  # no request: this entry's fault
+            "not an entry at all",
+            {"request": {"method": "GET", "url": "Nonsense/x"}},
+            {
+                "resource": {"resourceType": "Patient", "id": "b2", "birthDate": "not a date"},
+                "request": {"method": "PUT", "url": "Patient/b2"},
+            },
+            {
+                "resource": {"resourceType": "Patient", "id": "b3"},
+                "request": {"method": "PUT", "url": "Patient/b3"},
+            },
+        ],
+    }
+    response = client.post("", json=batch)
+    assert response.status_code == 200, response.text
+    statuses = [e["response"]["status"][:3] for e in response.json()["entry"]]
+    assert statuses == ["201", "400", "400", "404", "400", "201"]
+    for entry in response.json()["entry"][1:5]:
+        assert entry["response"]["outcome"]["resourceType"] == "OperationOutcome"
+    assert client.get("Patient/b1").status_code == 200
+    assert client.get("Patient/b3").status_code == 200
+    assert client.get("Patient/b2").status_code == 404
