@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from mappings.core.errors import Invalid, NotAcceptable, UnsupportedMediaType
+from mappings.core.limits import MAX_DEPTH, too_deep
 from mappings.core.xml import XmlCodec
 
 __all__ = ["JSON", "XML", "choose_format", "parse_body", "render_body"]
@@ -67,11 +68,14 @@ def parse_body(
     media = (content_type or "").split(";")[0].strip().lower()
     if media in _JSON_BODIES or (method == "PATCH" and media in _PATCH_BODIES):
         try:
-            return orjson.loads(data), []
-        except orjson.JSONDecodeError:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            if "depth" in str(error):  # orjson's own limit, beyond ours
+                raise Invalid(f"The body nests deeper than {MAX_DEPTH} levels") from None
             raise Invalid("The body is not well-formed JSON") from None
+        return _shallow(parsed), []
     if media in _XML_BODIES:
-        return codec.from_xml(data), []
+        return _shallow(codec.from_xml(data)), []
     if media == _FORM and method == "POST" and path.rstrip("/").endswith("_search"):
         try:
             text = data.decode("utf-8")
@@ -83,6 +87,17 @@ def parse_body(
         "send application/fhir+json or application/fhir+xml"
         + (" (or a form to _search)" if media == _FORM else "")
     )
+
+
+def _shallow(body: Any) -> Any:
+    """``body``, unless it nests deeper than the limit (a 400 naming where)."""
+    where = too_deep(body, str(body.get("resourceType", "$")) if isinstance(body, dict) else "$")
+    if where is not None:
+        raise Invalid(
+            f"The body nests deeper than {MAX_DEPTH} levels of objects and arrays",
+            where[:300],
+        )
+    return body
 
 
 def render_body(

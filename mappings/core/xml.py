@@ -13,6 +13,7 @@ from lxml import etree
 
 from mappings.core.definitions import Definitions, ElementDef, Node
 from mappings.core.errors import Invalid
+from mappings.core.limits import MAX_DEPTH
 from mappings.core.uris import FHIR_NS, XHTML_NS
 
 __all__ = ["XmlCodec"]
@@ -34,6 +35,8 @@ def parse_hardened(data: bytes) -> etree._Element:
     try:
         tree = etree.fromstring(data, _PARSER).getroottree()
     except etree.XMLSyntaxError as error:
+        if "depth" in str(error).lower():  # libxml2's own limit, beyond ours
+            raise Invalid(f"The body nests deeper than {MAX_DEPTH} elements") from None
         raise Invalid(f"XML is not well-formed (line {error.lineno})") from None
     if tree.docinfo.doctype:  # type: ignore[union-attr]
         raise Invalid("XML with a DOCTYPE is refused")
@@ -134,6 +137,9 @@ class XmlCodec:
 
     def from_xml(self, data: bytes) -> dict[str, Any]:
         root = parse_hardened(data)
+        deep = _too_deep(root)
+        if deep is not None:
+            raise Invalid(f"The body nests deeper than {MAX_DEPTH} elements", deep[:300])
         return self._read_resource(root)
 
     def _read_resource(self, element: etree._Element) -> dict[str, Any]:
@@ -223,6 +229,19 @@ class XmlCodec:
         except ValueError:
             raise Invalid(f"Not a valid {type_name}", path) from None
         return raw
+
+
+def _too_deep(root: etree._Element) -> str | None:
+    """The path of the first element nested deeper than the limit (an explicit stack)."""
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            names = [e.tag.rpartition("}")[2] for e in element.iterancestors()]
+            tag = element.tag.rpartition("}")[2] if isinstance(element.tag, str) else "?"
+            return ".".join([*reversed(names), tag])
+        stack.extend((child, depth + 1) for child in element)
+    return None
 
 
 def _primitive_text(value: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -306,3 +307,53 @@ def test_a_non_string_where_a_code_is_bound_is_a_type_fault_not_a_crash(
         assert checked.status_code == 200, checked.text
         assert any(i["severity"] == "error" for i in checked.json()["issue"])
         assert client.post("Condition", json=condition).status_code == 400
+
+
+def _nested_extension(levels: int) -> bytes:
+    """The JSON text itself: a client's encoder has a depth limit of its own."""
+    inner = '{"url": "http://example.org/x", "valueString": "bottom"}'
+    for _ in range(levels - 1):
+        inner = f'{{"url": "http://example.org/x", "extension": [{inner}]}}'
+    return f'{{"resourceType": "Patient", "id": "deep", "extension": [{inner}]}}'.encode()
+
+
+def _nested_xml(levels: int) -> bytes:
+    inner = '<valueString value="bottom"/>'
+    for _ in range(levels):
+        inner = f'<extension url="http://example.org/x">{inner}</extension>'
+    return f'<Patient xmlns="http://hl7.org/fhir"><id value="deep"/>{inner}</Patient>'.encode()
+
+
+@pytest.mark.parametrize("levels", [49, 126, 330, 2000])
+def test_nesting_is_bounded_once_at_parse_time(client: httpx.Client, levels: int) -> None:
+    body = _nested_extension(levels)
+    xml = {"Content-Type": "application/fhir+xml"}
+    json = {"Content-Type": "application/fhir+json"}
+    for response in (
+        client.put("Patient/deep", content=body, headers=json),
+        client.post("Patient/$validate", content=body, headers=json),
+        client.put("Patient/deep", content=_nested_xml(levels), headers=xml),
+        client.post("Patient/$validate", content=_nested_xml(levels), headers=xml),
+    ):
+        if levels < 50:
+            assert response.status_code in (200, 201), response.text[:300]
+            continue
+        assert response.status_code == 400, (levels, response.status_code)
+        issue = response.json()["issue"][0]
+        assert "deeper than 100" in issue["diagnostics"]
+        if levels < 256:  # beyond, the parsers' own limits speak first
+            assert issue["expression"][0].startswith("Patient.extension")
+    if levels >= 50:
+        assert client.get("Patient/deep").status_code == 404
+
+
+def test_deeply_nested_questionnaire_answers_within_the_limit(client: httpx.Client) -> None:
+    item: dict[str, Any] = {"linkId": "q20", "answer": [{"valueString": "x"}]}
+    for level in range(19, 0, -1):
+        item = {"linkId": f"q{level}", "answer": [{"valueString": "x", "item": [item]}]}
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "item": [item],
+    }
+    assert client.post("QuestionnaireResponse", json=response).status_code == 201
