@@ -15,8 +15,12 @@ from mappings.core.errors import Invalid, Issue, NotSupported
 
 __all__ = [
     "DEFAULT_COUNT",
+    "MAX_CHAIN",
     "MAX_COUNT",
+    "MAX_FILTERS",
+    "MAX_HAS",
     "MAX_OFFSET",
+    "MAX_VALUES",
     "Filter",
     "Include",
     "SearchRequest",
@@ -28,6 +32,12 @@ __all__ = [
 DEFAULT_COUNT = 20
 MAX_COUNT = 1000
 MAX_OFFSET = 10**9  # a page offset beyond it is clamped to it
+#: what one search may ask, the same on every database (SQLite's parser has limits that
+#: PostgreSQL's does not; a search beyond these is a 400 before any SQL is built)
+MAX_VALUES = 100  # comma-separated values of one parameter
+MAX_CHAIN = 3  # hops of a chain: subject:Patient.organization.name is two
+MAX_HAS = 3  # nested _has
+MAX_FILTERS = 40  # search parameters in one query
 RESULT_PARAMS = {
     "_count",
     "_offset",
@@ -170,12 +180,29 @@ def parse_search(
             request.warnings.append(Issue("warning", "not-supported", message, (raw_name,)))
             continue
         values = tuple(v for v in split_escaped(value, ","))
+        _check_limits(raw_name, chain, values, len(request.filters))
         if name.startswith("_has"):
             request.filters.append(Filter(raw_name, None, values))
         else:
             request.filters.append(Filter(name, modifier or None, values, chain or None))
         request.echo.append((raw_name, value))
     return request
+
+
+def _check_limits(raw_name: str, chain: str, values: tuple[str, ...], before: int) -> None:
+    if before >= MAX_FILTERS:
+        raise Invalid(f"A search takes at most {MAX_FILTERS} parameters", raw_name[:100])
+    if len(values) > MAX_VALUES:
+        raise Invalid(f"A parameter takes at most {MAX_VALUES} values", raw_name[:100])
+    if raw_name.count("_has:") > MAX_HAS:
+        raise Invalid(f"_has nests at most {MAX_HAS} deep", raw_name[:100])
+    hops = (
+        raw_name.count(".")
+        if raw_name.startswith("_has")
+        else (chain.count(".") + 1 if chain else 0)
+    )
+    if hops > MAX_CHAIN:
+        raise Invalid(f"A chain has at most {MAX_CHAIN} links", raw_name[:100])
 
 
 def _known(resource_type: str | None, name: str, registry: Registry) -> bool:

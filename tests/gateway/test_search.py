@@ -397,3 +397,46 @@ def test_a_resource_matching_twice_counts_once(client: httpx.Client) -> None:
     page = client.get("Observation", params={"code": "x", "_count": 2}).json()
     assert page["total"] == 4  # counted, not taken from the page
     assert len(page["entry"]) == 2
+
+
+class TestLimits:
+    """The same answer on SQLite and PostgreSQL: within the limits a search runs, beyond them
+    it is a 400 before any SQL is built."""
+
+    def test_the_most_a_search_may_ask_runs(self, client: httpx.Client) -> None:
+        client.put(
+            "Organization/o", json={"resourceType": "Organization", "id": "o", "name": "Zorg"}
+        )
+        client.put(
+            "Patient/p",
+            json={
+                "resourceType": "Patient",
+                "id": "p",
+                "managingOrganization": {"reference": "Organization/o"},
+            },
+        )
+        codes = ",".join(f"http://loinc.org|{n}" for n in range(100))
+        queries = [
+            f"Observation?code={codes}",
+            "Observation?subject:Patient.organization.partof.name=x",
+            "Patient?_has:Observation:subject:_has:Provenance:target:_has:AuditEvent:entity:type=x",
+            "Patient?_has:Observation:subject:subject:Patient.organization.name=Zorg",
+            "Observation?" + "&".join(f"code=x{n}" for n in range(40)),
+        ]
+        for query in queries:
+            response = client.get(query)
+            assert response.status_code == 200, (query[:80], response.text[:300])
+
+    def test_beyond_the_limits_is_400_naming_the_parameter(self, client: httpx.Client) -> None:
+        codes = ",".join(f"http://loinc.org|{n}" for n in range(101))
+        has = "_has:Observation:subject:" * 4 + "code=x"
+        queries = {
+            f"Observation?code={codes}": "at most 100 values",
+            "Observation?subject:Patient.organization.partof.partof.name=x": "at most 3 links",
+            f"Patient?{has}": "_has nests at most 3",
+            "Observation?" + "&".join(f"code=x{n}" for n in range(41)): "at most 40 parameters",
+        }
+        for query, says in queries.items():
+            response = client.get(query)
+            assert response.status_code == 400, query[:80]
+            assert says in response.json()["issue"][0]["diagnostics"]
