@@ -117,7 +117,10 @@ class Compiler:
                     for v in item.values
                 )
             )
-        assert resource_type is not None
+        if item.name == "_type":
+            return table.c.res_type.in_(sorted(set(item.values)))
+        if resource_type is None:
+            return self._common(item, table)
         param = self.registry.get(resource_type, item.name)
         if param is None:
             raise Invalid(f"Unknown search parameter '{item.name}'", item.name)
@@ -152,8 +155,27 @@ class Compiler:
     def binds_type(item: Filter) -> bool:
         """True when the filter only admits rows of the searched type (it reads an index
         table keyed by type), so the query needs no ``res_type`` test of its own."""
-        plain = not item.name.startswith("_has") and item.name not in ("_id", "_lastUpdated")
+        plain = not item.name.startswith("_has") and item.name not in (
+            "_id",
+            "_lastUpdated",
+            "_type",
+        )
         return plain and item.modifier not in ("not", "missing")
+
+    def _common(self, item: Filter, table: FromClause) -> ColumnElement[bool]:
+        """A parameter of Resource itself across all types (``_tag``, ``_profile``, ...)."""
+        param = self.registry.common(item.name)
+        if param is None:
+            raise Invalid(f"Unknown search parameter '{item.name}' across types", item.name)
+        if item.chain is not None or item.modifier in ("missing", "of-type"):
+            raise NotSupported(f"{item.name} across types takes values only", item.name)
+        index = INDEX_TABLES[param.type]
+        handler = getattr(self, f"_{param.type}")
+        modifier = None if item.modifier == "not" else item.modifier
+        clause = or_(*(handler(param, index, v, modifier) for v in item.values))
+        rows = select(index.c.res_pk).where(index.c.param == param.code, clause)
+        found = table.c.pk.in_(rows)
+        return not_(found) if item.modifier == "not" else found
 
     @staticmethod
     def _rows(

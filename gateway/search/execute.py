@@ -90,7 +90,11 @@ class _Plan:
     """The WHERE clause of a search, and the cheaper count when one filter is all there is."""
 
     def __init__(self, compiler: Compiler, request: SearchRequest, access: AccessFilter) -> None:
-        driving = next((f for f in request.filters if compiler.binds_type(f)), None)
+        driving = (
+            next((f for f in request.filters if compiler.binds_type(f)), None)
+            if request.resource_type is not None
+            else None
+        )
         self.where = compiler.base_query(
             None if driving is not None else request.resource_type, access, live=driving is None
         )
@@ -104,7 +108,10 @@ class _Plan:
             if item is not driving:
                 self.where.append(
                     compiler.predicate(
-                        request.resource_type, item, access, correlated=compiler.binds_type(item)
+                        request.resource_type,
+                        item,
+                        access,
+                        correlated=compiler.binds_type(item) and request.resource_type is not None,
                     )
                 )
 

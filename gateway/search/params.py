@@ -181,6 +181,10 @@ def parse_search(
             continue
         values = tuple(v for v in split_escaped(value, ","))
         _check_limits(raw_name, chain, values, len(request.filters))
+        if name == "_type":
+            unknown = [v for v in values if v not in registry.by_type]
+            if unknown or modifier or chain:
+                raise Invalid("_type names resource types served here", "_type")
         if name.startswith("_has"):
             request.filters.append(Filter(raw_name, None, values))
         else:
@@ -209,5 +213,5 @@ def _known(resource_type: str | None, name: str, registry: Registry) -> bool:
     if name in ("_id", "_lastUpdated", "_has"):
         return True
     if resource_type is None:
-        return False
+        return name == "_type" or registry.common(name) is not None
     return registry.get(resource_type, name) is not None

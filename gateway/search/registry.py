@@ -15,13 +15,15 @@ from typing import Any
 from gateway.search.paths import Evaluator, RelativeEvaluator, compile_expression, compile_relative
 from mappings.core.definitions import Definitions
 
-__all__ = ["INDEXED_TYPES", "Registry", "SearchParam"]
+__all__ = ["COMMON_PARAMS", "INDEXED_TYPES", "Registry", "SearchParam"]
 
 INDEXED_TYPES = frozenset(
     {"token", "string", "date", "reference", "quantity", "number", "uri", "composite"}
 )
 COMPONENT_TYPES = frozenset({"token", "string", "date", "reference", "quantity", "uri"})
 _FROM_TABLE = {"_id", "_lastUpdated"}
+#: the parameters of Resource itself that a search across all types takes
+COMMON_PARAMS = frozenset({"_tag", "_profile", "_security", "_source"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,13 @@ class Registry:
 
     def get(self, resource_type: str, code: str) -> SearchParam | None:
         return self.by_type.get(resource_type, {}).get(code)
+
+    def common(self, code: str) -> SearchParam | None:
+        """A parameter every resource has (``_tag``, ``_profile``, ``_security``,
+        ``_source``), for a search across all types; None for any other code."""
+        if code not in COMMON_PARAMS:
+            return None
+        return next((p[code] for p in self.by_type.values() if code in p), None)
 
     def indexed(self, resource_type: str) -> list[SearchParam]:
         """The parameters whose values go into the index tables on write."""

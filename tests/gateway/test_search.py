@@ -440,3 +440,36 @@ class TestLimits:
             response = client.get(query)
             assert response.status_code == 400, query[:80]
             assert says in response.json()["issue"][0]["diagnostics"]
+
+
+def test_system_search_takes_type_and_the_common_parameters(client: httpx.Client) -> None:
+    tag = {"system": "http://example.org/tags", "code": "proef"}
+    resources = [
+        {"resourceType": "Patient", "id": "t1", "meta": {"tag": [tag]}},
+        {"resourceType": "Patient", "id": "t2"},
+        {
+            "resourceType": "Organization",
+            "id": "t3",
+            "meta": {"tag": [tag], "profile": ["http://example.org/sd"]},
+        },
+        {"resourceType": "Practitioner", "id": "t4"},
+    ]
+    for resource in resources:
+        client.put(f"{resource['resourceType']}/{resource['id']}", json=resource)
+
+    def ids(query: str) -> list[str]:
+        response = client.get(f"?{query}")
+        assert response.status_code == 200, (query, response.text[:300])
+        assert not any(
+            e.get("search", {}).get("mode") == "outcome" for e in response.json().get("entry", [])
+        ), query  # nothing ignored as unknown
+        return sorted(e["resource"]["id"] for e in response.json().get("entry", []))
+
+    assert ids("_tag=http://example.org/tags|proef") == ["t1", "t3"]
+    assert ids("_tag=proef&_type=Patient") == ["t1"]
+    assert ids("_type=Patient,Practitioner") == ["t1", "t2", "t4"]
+    assert ids("_profile=http://example.org/sd") == ["t3"]
+    assert ids("_tag:not=proef&_type=Patient") == ["t2"]
+    assert ids("_id=t2,t4&_type=Practitioner") == ["t4"]
+    assert client.get("?_type=Nonsense").status_code == 400
+    assert client.get("?_tag:missing=true").status_code in (400, 501)
