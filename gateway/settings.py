@@ -38,6 +38,12 @@ class Settings:
     oidc_link: str = "account"
     #: origins allowed to call the API from a browser, besides registered apps' (CORS)
     cors_origins: tuple[str, ...] = ()
+    #: the HTTP connection's limits (gateway.http.protocol)
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
 
     def provider(self) -> ProviderConfig | None:
         """The external login provider, when one is configured."""

@@ -28,6 +28,7 @@ from sqlalchemy import Engine, text
 
 from gateway.app import build_services
 from gateway.http.app import build_http_app
+from gateway.http.protocol import GuardedHttpProtocol
 from gateway.interactions.model import Services
 from gateway.settings import Settings
 from gateway.store.engine import make_engine
@@ -79,7 +80,14 @@ def _free_port() -> int:
 def running(app: Any, port: int) -> Iterator[None]:
     """``app`` served by uvicorn on 127.0.0.1:``port`` in a thread, for the block's duration."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            http=GuardedHttpProtocol,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

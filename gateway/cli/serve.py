@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli.common import DatabaseUrl, fail, opened
+from gateway.http.protocol import ConnectionLimits, GuardedHttpProtocol, configure
 from gateway.settings import DEFAULT_DATABASE_URL, Settings
 from mappings.care.base import DEFAULT_BASE
 
@@ -106,6 +107,20 @@ def serve(
             help="Browser origins allowed besides registered apps' (comma-separated)",
         ),
     ] = "",
+    max_header_bytes: Annotated[
+        int, typer.Option(envvar="EIGENDOSSIER_MAX_HEADER_BYTES", help="Request line + headers")
+    ] = 32 * 1024,
+    max_headers: Annotated[int, typer.Option(envvar="EIGENDOSSIER_MAX_HEADERS")] = 100,
+    header_timeout: Annotated[
+        float, typer.Option(envvar="EIGENDOSSIER_HEADER_TIMEOUT", help="Seconds for the headers")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(envvar="EIGENDOSSIER_BODY_TIMEOUT", help="Seconds a body may pause"),
+    ] = 30.0,
+    max_connections: Annotated[
+        int, typer.Option(envvar="EIGENDOSSIER_MAX_CONNECTIONS", help="Open at once, per process")
+    ] = 1000,
 ) -> None:
     """Run the gateway; prints the FHIR base URL."""
     import uvicorn  # noqa: PLC0415
@@ -136,6 +151,21 @@ def serve(
         oidc_claim=oidc_claim,
         oidc_link=oidc_link,
         cors_origins=tuple(o.strip() for o in cors_origins.split(",") if o.strip()),
+        max_header_bytes=max_header_bytes,
+        max_headers=max_headers,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
+    )
+    if (
+        min(max_header_bytes, max_headers, max_connections) < 1
+        or min(header_timeout, body_timeout) <= 0
+    ):
+        fail("The connection limits are positive numbers")
+    configure(
+        ConnectionLimits(
+            max_header_bytes, max_headers, header_timeout, body_timeout, max_connections
+        )
     )
     try:
         settings.provider()
@@ -155,7 +185,12 @@ def serve(
     sys.stdout.flush()
     if workers == 1:
         uvicorn.run(
-            application, host=host, port=port, log_level=log_level.lower(), access_log=False
+            application,
+            host=host,
+            port=port,
+            log_level=log_level.lower(),
+            access_log=False,
+            http=GuardedHttpProtocol,
         )
         return
     application.state.services.store.dispose()
@@ -177,6 +212,11 @@ def serve(
             "EIGENDOSSIER_OIDC_CLAIM": settings.oidc_claim,
             "EIGENDOSSIER_OIDC_LINK": settings.oidc_link,
             "EIGENDOSSIER_CORS_ORIGINS": ",".join(settings.cors_origins),
+            "EIGENDOSSIER_MAX_HEADER_BYTES": str(max_header_bytes),
+            "EIGENDOSSIER_MAX_HEADERS": str(max_headers),
+            "EIGENDOSSIER_HEADER_TIMEOUT": str(header_timeout),
+            "EIGENDOSSIER_BODY_TIMEOUT": str(body_timeout),
+            "EIGENDOSSIER_MAX_CONNECTIONS": str(max_connections),
         }
     )
     uvicorn.run(
@@ -187,4 +227,5 @@ def serve(
         log_level=log_level.lower(),
         access_log=False,
         workers=workers,
+        http=GuardedHttpProtocol,
     )

@@ -231,6 +231,18 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return Response(_NOT_HERE, status_code=404, media_type=_CONTENT_TYPES[JSON])
 
 
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    """A method no route takes (OPTIONS, TRACE, PROPFIND, ...): an OperationOutcome, or
+    RFC 6749 error JSON on the OAuth endpoints, with ``Allow``."""
+    headers = dict(getattr(exc, "headers", None) or {})
+    text = f"{request.method[:20]} is not allowed here"
+    if request.url.path.startswith("/oauth/"):
+        body = orjson.dumps({"error": "invalid_request", "error_description": text})
+        return Response(body, 405, headers, media_type="application/json")
+    body = orjson.dumps(operation_outcome([Issue("error", "not-supported", text)]))
+    return Response(body, 405, headers, media_type=_CONTENT_TYPES[JSON])
+
+
 def _public(request: FhirRequest) -> bool:
     """The CapabilityStatement is readable without a token (SMART discovery starts there)."""
     return request.method in ("GET", "HEAD") and request.path.strip("/") == "metadata"
@@ -261,7 +273,7 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
     cors = Middleware(Cors, mount=mount, configured=settings.cors_origins, registered=registered)
     app = Starlette(
         routes=routes,
-        exception_handlers={404: _not_found},
+        exception_handlers={404: _not_found, 405: _not_allowed},
         lifespan=lifespan,
         middleware=[cors],
     )

@@ -1,0 +1,202 @@
+"""The HTTP connection itself: limits an abusive client cannot get past, and answers that are
+OperationOutcomes even where the application never sees the request.
+
+uvicorn's protocol (httptools) is extended, not replaced:
+
+- **header size and count**: at most ``max_header_bytes`` of request line and headers, at
+  most ``max_headers`` headers (431 otherwise);
+- **read timeouts**: the request line and headers must arrive within ``header_timeout``
+  seconds of the first byte (or of the connection, for a client that sends nothing); the
+  body may pause at most ``body_timeout`` seconds between two chunks (408 otherwise);
+- **connections**: at most ``max_connections`` open at once per process (503 otherwise);
+- a request the HTTP parser cannot read (an unknown method, a broken request line) is a 400
+  with an OperationOutcome instead of uvicorn's plain text.
+
+uvicorn takes the protocol as a class, in every worker process: the limits are read from
+``EIGENDOSSIER_*`` variables when a worker starts, or set by :func:`configure` in the
+process that serves alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from mappings.core.errors import Issue, operation_outcome
+
+__all__ = ["ConnectionLimits", "GuardedHttpProtocol", "configure"]
+
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
+_CODES = {400: "structure", 408: "timeout", 431: "too-long", 503: "transient"}
+_LINGER = 2.0  # seconds a refused connection is drained before it is closed
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
+
+    @classmethod
+    def from_env(cls) -> ConnectionLimits:
+        def number(name: str, default: float) -> float:
+            value = os.environ.get(f"EIGENDOSSIER_{name.upper()}")
+            try:
+                return float(value) if value else default
+            except ValueError:
+                return default
+
+        base = cls()
+        return cls(
+            max_header_bytes=int(number("max_header_bytes", base.max_header_bytes)),
+            max_headers=int(number("max_headers", base.max_headers)),
+            header_timeout=number("header_timeout", base.header_timeout),
+            body_timeout=number("body_timeout", base.body_timeout),
+            max_connections=int(number("max_connections", base.max_connections)),
+        )
+
+
+def configure(limits: ConnectionLimits) -> None:
+    """Set the limits of this process's connections."""
+    GuardedHttpProtocol.limits = limits
+
+
+def _answer(status: int, message: str) -> bytes:
+    body = orjson.dumps(operation_outcome([Issue("error", _CODES[status], message)]))
+    head = (
+        f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
+        "content-type: application/fhir+json; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits above."""
+
+    limits: ClassVar[ConnectionLimits] = ConnectionLimits.from_env()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._refused = False
+        self._header_bytes = 0
+        self._header_count = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- the connection --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(503, "The gateway has as many connections as it serves; try again")
+            return
+        self._arm(self.limits.header_timeout, silent=True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(400, "The request is not valid HTTP/1.1 (its method, line or headers)")
+
+    # -- the parser's callbacks ----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+        self._header_count = 0
+        self._arm(self.limits.header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        if self._refused:
+            return
+        self._count(len(url), 0)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
+        self._count(len(name) + len(value) + 4, 1)
+        if not self._refused:
+            super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._refused:
+            return
+        self._arm(self.limits.body_timeout)
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._refused:
+            return
+        self._arm(self.limits.body_timeout)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        self._disarm()
+        super().on_message_complete()
+
+    # -- limits ----------------------------------------------------------------------------
+
+    def _count(self, size: int, headers: int) -> None:
+        self._header_bytes += size
+        self._header_count += headers
+        if self._header_bytes > self.limits.max_header_bytes:
+            self._refuse(
+                431, f"Request line and headers exceed {self.limits.max_header_bytes} bytes"
+            )
+        elif self._header_count > self.limits.max_headers:
+            self._refuse(431, f"A request has at most {self.limits.max_headers} headers")
+
+    def _arm(self, seconds: float, *, silent: bool = False) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, self._timed_out, silent)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self, silent: bool) -> None:
+        self._timer = None
+        if silent:  # a connection that never sent a byte: just close it
+            self._refused = True
+            self.transport.close()
+            return
+        self._refuse(408, "The request did not arrive in time")
+
+    def _refuse(self, status: int, message: str) -> None:
+        if self._refused:
+            return
+        self._refused = True
+        self._disarm()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True  # an application task in flight stops writing
+            self.cycle.message_event.set()
+        if not self.transport.is_closing():
+            # answer, end our side, and drain what the client still sends for a moment:
+            # closing at once would reset the connection and lose the answer
+            self.transport.write(_answer(status, message))
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.loop.call_later(_LINGER, self.transport.close)
