@@ -57,7 +57,11 @@ def choose_format(accept: str | None, format_param: str | None) -> str:
 
 
 def parse_body(
-    content_type: str | None, data: bytes, codec: XmlCodec, method: str, path: str = ""
+    content_type: str | None,
+    data: bytes | bytearray,
+    codec: XmlCodec,
+    method: str,
+    path: str = "",
 ) -> tuple[Any, list[tuple[str, str]]]:
     """(parsed resource or patch, form fields) of a request body.
 
@@ -75,7 +79,7 @@ def parse_body(
             raise Invalid("The body is not well-formed JSON") from None
         return _shallow(parsed), []
     if media in _XML_BODIES:
-        return _shallow(codec.from_xml(data)), []
+        return _shallow(codec.from_xml(bytes(data))), []
     if media == _FORM and method == "POST" and path.rstrip("/").endswith("_search"):
         try:
             text = data.decode("utf-8")
