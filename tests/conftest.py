@@ -47,6 +47,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=["sqlite", "postgresql"],
         help="the store backend to test against",
     )
+    parser.addoption(
+        "--fuzz-long",
+        action="store_true",
+        default=False,
+        help="run the fuzz suite with many more examples (minutes, not seconds)",
+    )
 
 
 def example(name: str) -> dict[str, Any]:
