@@ -221,6 +221,12 @@ class FhirEndpoint:
         except FhirError as error:
             content = render_body(error.outcome(), media, self.codec, pretty=pretty)
             return Response(content, status_code=error.status, media_type=_CONTENT_TYPES[media])
+        except Exception as error:
+            failed = self._server_error(error)
+            content = render_body(failed.body or b"", JSON, self.codec, pretty=False)
+            return Response(
+                content, status_code=500, headers=failed.headers, media_type=_CONTENT_TYPES[JSON]
+            )
         return Response(
             content, status_code=response.status, headers=headers, media_type=_CONTENT_TYPES[media]
         )

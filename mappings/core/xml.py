@@ -7,6 +7,7 @@ definitions, as the XML format requires; ids of elements and Extension.url are a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lxml import etree
@@ -244,7 +245,13 @@ def _too_deep(root: etree._Element) -> str | None:
     return None
 
 
+#: characters XML 1.0 cannot carry (C0 controls but tab, CR, LF; lone surrogates; FFFE/FFFF)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _primitive_text(value: Any) -> str:
+    """A primitive as XML text. Valid FHIR strings hold no character XML cannot carry; an
+    OperationOutcome that quotes a request may, and shows U+FFFD in its place."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return _NOT_XML.sub("\ufffd", str(value))

@@ -357,3 +357,11 @@ def test_deeply_nested_questionnaire_answers_within_the_limit(client: httpx.Clie
         "item": [item],
     }
     assert client.post("QuestionnaireResponse", json=response).status_code == 201
+
+
+def test_an_outcome_quoting_control_characters_renders_as_xml(client: httpx.Client) -> None:
+    response = client.get(
+        "AuditEvent", params={"_lastUpdated": "\x0c"}, headers={"Accept": "application/fhir+xml"}
+    )
+    assert response.status_code == 400
+    assert b"<OperationOutcome" in response.content[:200]

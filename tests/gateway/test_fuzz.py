@@ -176,6 +176,14 @@ def _versions(services: Services) -> int:
         )
 
 
+def _is_outcome(response: httpx.Response) -> bool:
+    """The body is an OperationOutcome, in JSON or in XML (as the request's Accept chose)."""
+    kind = response.headers.get("content-type", "")
+    if "xml" in kind:
+        return b"<OperationOutcome" in response.content[:200]
+    return bool(response.json().get("resourceType") == "OperationOutcome")
+
+
 def _check(
     response: httpx.Response, before: int | None = None, services: Services | None = None
 ) -> None:
