@@ -2,7 +2,7 @@
 
 Serves ``GET /fhir/Observation/{id}`` and ``GET /fhir/Observation?subject=Patient/x&_count=50``
 straight from Eigen Dossier's tables, so that benchmarks/run.py can report our figures as a
-ratio of what uvicorn + SQLite can do at all on this machine (see shared PERFORMANCE.md).
+ratio of what uvicorn + SQLite can do at all on this machine (see the README, "Performance").
 Run: ``BARE_DB=/path/to.db uvicorn benchmarks.bare_asgi:app``.
 """
 
