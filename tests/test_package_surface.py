@@ -31,3 +31,27 @@ def test_module_declares_all(name: str) -> None:
     assert hasattr(module, "__all__"), name
     for export in module.__all__:
         assert hasattr(module, export), f"{name}.__all__ names missing {export}"
+
+
+def test_every_dependency_is_used_and_postgresql_is_an_extra() -> None:
+    import pathlib
+    import re
+    import tomllib
+
+    root = pathlib.Path(__file__).parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    names = [re.split(r"[\[<>=]", d)[0].strip().lower() for d in project["dependencies"]]
+    assert "psycopg" not in names and "cryptography" not in names
+    assert any("psycopg" in d for d in project["optional-dependencies"]["postgres"])
+    modules = {"tzdata": None, "uvicorn": "uvicorn"}  # tzdata: data for zoneinfo, no import
+    source = "\n".join(
+        p.read_text() for pkg in ("mappings", "consent", "gateway", "conformance")
+        for p in (root / pkg).rglob("*.py")
+    )  # fmt: skip
+    for name in names:
+        module = modules.get(name, name)
+        if module is None:
+            continue
+        assert re.search(rf"^\s*(from|import) {module}\b", source, re.M), (
+            f"{name} is never imported"
+        )
