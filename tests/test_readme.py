@@ -4,10 +4,12 @@ are not run here; CI installs the package the way the set-up block says)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -32,17 +34,22 @@ def _env() -> dict[str, str]:
 def test_each_shell_example_runs(code: str, tmp_path: pathlib.Path) -> None:
     script = tmp_path / "example.sh"
     script.write_text("set -euo pipefail\n" + code)
-    done = subprocess.run(
+    process = subprocess.Popen(
         ["bash", str(script)],
         cwd=ROOT,
         env=_env(),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=180,
-        check=False,
+        start_new_session=True,  # a gateway left running by a failed example is ended below
     )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
+    try:
+        stdout, stderr = process.communicate(timeout=180)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    assert process.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.parametrize("code", PYTHON, ids=[f"py-{i}" for i in range(len(PYTHON))])
