@@ -7,12 +7,14 @@ import pkgutil
 
 import pytest
 
+import adapters
+import conformance
 import gateway
 import mappings
 
 MODULES = sorted(
     info.name
-    for package in (gateway, mappings)
+    for package in (gateway, mappings, adapters, conformance)
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
     if ".migrations" not in info.name
 )
