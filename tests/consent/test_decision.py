@@ -14,6 +14,7 @@ from consent.context import AccessContext, Kind
 from consent.decision import AUDIT_TYPE, Reach, admits, reach, write_refusal
 from consent.policy import Request, Target, check_consent, grant_from
 from consent.scopes import parse_scopes
+from tests.consents import privacy_consent
 
 SERVED = frozenset({"Patient", "Observation", "CarePlan", "Encounter", "Organization", AUDIT_TYPE})
 COMPARTMENT = frozenset({"Patient", "Observation", "CarePlan", "Encounter", AUDIT_TYPE})
@@ -137,26 +138,7 @@ def provisions(draw: Any, depth: int = 1) -> dict[str, Any]:
 
 
 def _consent(provision: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Consent",
-        "id": "c",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "patient": {"reference": "Patient/anna"},
-        "policyRule": {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}
-            ]
-        },
-        "provision": provision,
-    }
+    return privacy_consent("c", "anna", provision)
 
 
 targets = st.builds(

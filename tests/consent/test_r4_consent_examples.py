@@ -14,6 +14,7 @@ import pytest
 
 from consent.policy import Request, Target, check_consent, decide, grant_from, root_decision
 from tests.conftest import example
+from tests.consents import privacy_consent
 
 SERVED = frozenset({"Patient", "Observation", "CarePlan", "Consent", "Encounter"})
 
@@ -97,26 +98,9 @@ def test_not_org_denies_that_organisation() -> None:
 
 
 def _privacy(policy: str, provision: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Consent",
-        "id": "c",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "patient": {"reference": "Patient/anna"},
-        "policyRule": {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": policy}
-            ]
-        },
-        "provision": provision,
-    }
+    consent = privacy_consent("c", "anna", provision)
+    consent["policyRule"]["coding"][0]["code"] = policy
+    return consent
 
 
 def _actor(reference: str) -> dict[str, Any]:
