@@ -62,5 +62,9 @@ def test_each_python_example_runs_alone(code: str) -> None:
 
 def test_the_examples_say_what_they_show() -> None:
     text = (ROOT / "README.md").read_text()
-    assert "../shared" not in text and "see `issues`" not in text
+    assert "see `issues`" not in text
+    for target in re.findall(r"\]\(([^)#]+)\)", text):  # every link stays inside the clone
+        if not target.startswith(("http://", "https://")):
+            resolved = (ROOT / target).resolve()
+            assert resolved.is_relative_to(ROOT) and resolved.exists(), target
     assert len(SHELL) >= 3 and len(PYTHON) >= 4

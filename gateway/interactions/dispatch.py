@@ -117,7 +117,9 @@ def create_with_id(
     resource_type: str,
     resource_id: str,
 ) -> FhirResponse:
-    """A transaction's POST entry whose id was assigned beforehand, as a create."""
+    """A transaction's POST entry whose id was assigned beforehand, as a create: the same
+    route as any create of the type (a type that takes no create is refused with 405)."""
+    create, _ = match_route("POST", resource_type)
     route = Route(
         "POST",
         re.compile(""),
@@ -125,6 +127,6 @@ def create_with_id(
             c, r, s, crud.validated_for(c, r, resource_type), resource_id
         ),
         writes=True,
-        name="create",
+        name=create.name,
     )
     return run(route, context, request, session, [])

@@ -127,3 +127,22 @@ def test_consents_outside_the_enforced_subset_are_refused_with_the_reason(
         assert issue["code"] == "not-supported", name
         assert issue["expression"][0].startswith("Consent."), name
         assert client.get(f"Consent/{resource['id']}").status_code == 404, name
+
+
+def test_a_transaction_cannot_create_an_access_log_entry(client: httpx.Client) -> None:
+    resource = {k: v for k, v in example("AuditEvent-example").items() if k != "id"}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:0b7c4f5e-1d0c-4d2e-9f47-2c1a0f3e5a11",
+                "resource": resource,
+                "request": {"method": "POST", "url": "AuditEvent"},
+            }
+        ],
+    }
+    response = client.post("", json=bundle)
+    assert response.status_code == 405
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert client.get("AuditEvent").json()["total"] == 0
