@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import logging
 
-from gateway.interactions.dispatch import Dispatcher
-from gateway.interactions.model import Context, Services
+from gateway.interactions.model import Context, Router, Services
 from gateway.store.access import AccessFilter
 
 __all__ = ["system_context"]
@@ -30,12 +29,18 @@ __all__ = ["system_context"]
 log = logging.getLogger("eigendossier.privileged")
 
 
-def system_context(services: Services, reason: str) -> Context:
-    """A context that every access filter admits, for ``reason`` (logged)."""
+def system_context(services: Services, reason: str, router: Router | None = None) -> Context:
+    """A context that every access filter admits, for ``reason`` (logged).
+
+    ``router``: the caller's, when a handler opens the door (it never imports the
+    dispatcher); the dispatcher itself otherwise.
+    """
     reason = reason.strip()
     if not reason:
         raise ValueError("A privileged context names its reason")
+    if router is None:
+        from gateway.interactions.dispatch import Dispatcher  # noqa: PLC0415 (routes import us)
+
+        router = Dispatcher()
     log.info("privileged access to the store: %s", reason)
-    return Context(
-        services, access=AccessFilter.unrestricted(), router=Dispatcher(), privilege=reason
-    )
+    return Context(services, access=AccessFilter.unrestricted(), router=router, privilege=reason)

@@ -6,6 +6,7 @@ of the page, of ``_include`` targets and of ``_revinclude`` sources.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from gateway.store.access import AccessFilter
 from gateway.store.schema import INDEX_TABLES, resources, search_reference
 from mappings.core.errors import Invalid
 
-__all__ = ["Match", "Page", "run_search"]
+__all__ = ["Match", "Page", "run_search", "stream_search"]
 
 MAX_INCLUDED = 1000
 MAX_ITERATIONS = 4
@@ -79,6 +80,32 @@ def run_search(
     if request.includes or request.revincludes:
         page.included = _included(connection, compiler, request, page.matches, access)
     return page
+
+
+def stream_search(
+    connection: Connection,
+    compiler: Compiler,
+    request: SearchRequest,
+    access: AccessFilter,
+    chunk: int = 1000,
+) -> Iterator[list[Match]]:
+    """Every match of ``request`` for ``access``, in chunks of at most ``chunk``.
+
+    For work over a whole period (declarations, exports), not for pages a person reads:
+    no count, no includes, no sort; each chunk continues after the last key of the one
+    before (keyset paging), so the cost per chunk stays flat however far the stream is.
+    """
+    where = _Plan(compiler, request, access).where
+    last = 0
+    while True:
+        keys = select(resources.c.pk).where(*where, resources.c.pk > last)
+        pks = [row[0] for row in connection.execute(keys.order_by(resources.c.pk).limit(chunk))]
+        if not pks:
+            return
+        yield _by_keys(connection, pks)
+        if len(pks) < chunk:
+            return
+        last = pks[-1]
 
 
 def _count(connection: Connection, where: list[ColumnElement[bool]]) -> int:

@@ -7,6 +7,7 @@ import functools
 from typing import Any
 
 from mappings.care.base import DEFAULT_CANON, Canon, whole_value_set
+from mappings.care.declarations import declaration_code_systems, declaration_value_sets
 from mappings.care.omaha import omaha_code_systems, omaha_concept_map, omaha_value_sets
 from mappings.care.operations import operation_definitions
 from mappings.care.plans import plan_code_systems
@@ -30,6 +31,7 @@ def definition_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
         *omaha_code_systems(canon),
         *plan_code_systems(canon),
         *visit_code_systems(canon),
+        *declaration_code_systems(canon),
     ]
     value_sets = [
         *zrm_value_sets(canon),
@@ -38,6 +40,7 @@ def definition_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
             whole_value_set(canon, name)
             for name in ("plan-kind", "activity-owner", "contact-mode", "funding-stream")
         ),
+        *declaration_value_sets(canon),
     ]
     for resource in [*systems, *value_sets]:
         resource.setdefault("date", PUBLISHED)

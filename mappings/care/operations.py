@@ -43,6 +43,7 @@ def _definition(
     instance: bool,
     affects_state: bool,
     parameters: list[dict[str, Any]],
+    system: bool = False,
 ) -> dict[str, Any]:
     return {
         "resourceType": "OperationDefinition",
@@ -57,16 +58,17 @@ def _definition(
         "description": description,
         "affectsState": affects_state,
         "code": code,
-        "resource": [resource],
-        "system": False,
-        "type": not instance,
+        **({"resource": [resource]} if resource else {}),
+        "system": system,
+        "type": not instance and not system,
         "instance": instance,
         "parameter": parameters,
     }
 
 
 def operation_definitions(canon: Canon, published: str) -> list[dict[str, Any]]:
-    """The OperationDefinitions of ``$zrm-progress``, ``$explain`` and ``$break-the-glass``."""
+    """The OperationDefinitions of ``$zrm-progress``, ``$explain``, ``$break-the-glass`` and
+    ``$declare``."""
     point = [
         _parameter("date", "out", "string", 1, "1", "When it was scored"),
         _parameter("score", "out", "integer", 1, "1", "1 to 5"),
@@ -140,6 +142,53 @@ def operation_definitions(canon: Canon, published: str) -> list[dict[str, Any]]:
             parameters=[
                 _parameter("reason", "in", "string", 1, "1", "Why (at most 500 characters)"),
                 _parameter("return", "out", "Consent", 1, "1", "The emergency Consent"),
+            ],
+        ),
+        _definition(
+            canon,
+            published,
+            "declare",
+            "Declareren",
+            "Turn the finished visits of one month into the declaration files of one format "
+            "(one per payer) and record a Claim per declared line in each client's dossier. "
+            "Idempotent: a line is declared once; a changed or cancelled visit gives a credit "
+            "and a new debit. For administrators and back-office apps with system/Claim.c. "
+            "Answers a Bundle (collection) with a Binary per file and an OperationOutcome of "
+            "what was declared, held or refused.",
+            "",
+            instance=False,
+            system=True,
+            affects_state=True,
+            parameters=[
+                _parameter(
+                    "format", "in", "code", 1, "1", "wmo323 (iWmo), aw319 (Vektis) or gds801"
+                ),
+                _parameter("period", "in", "string", 1, "1", "The month: YYYY-MM"),
+                _parameter(
+                    "payer",
+                    "in",
+                    "string",
+                    0,
+                    "1",
+                    "One payer only: its CBS municipality code or UZOVI number",
+                ),
+                _parameter(
+                    "dry-run",
+                    "in",
+                    "boolean",
+                    0,
+                    "1",
+                    "Validate and report; write no file to the dossier and record no Claim",
+                ),
+                _parameter(
+                    "return",
+                    "out",
+                    "Bundle",
+                    1,
+                    "1",
+                    "A collection: a Binary per file (contentType, data) and an "
+                    "OperationOutcome with what was declared, held and refused",
+                ),
             ],
         ),
     ]

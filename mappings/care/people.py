@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from mappings.care.base import DEFAULT_CANON, Canon, Reader, date_of, fail, narrative, reference_id
-from mappings.nl.identifiers import AGB, BIG, BSN, SYSTEMS, URA, UZI_PERSON, UZOVI, identifier_error
+from mappings.nl.identifiers import (
+    AGB,
+    BIG,
+    BSN,
+    MUNICIPALITY,
+    SYSTEMS,
+    URA,
+    UZI_PERSON,
+    UZOVI,
+    identifier_error,
+)
 
 __all__ = [
     "CareOrganization",
@@ -214,12 +224,21 @@ class CareOrganization:
     agb: str | None = None
     ura: str | None = None
     uzovi: str | None = None
+    municipality: str | None = None  # CBS gemeentecode
     part_of: str | None = None  # Organization ID (a team of a larger organisation)
 
     def __post_init__(self) -> None:
         if not self.name:
             fail("An organisation has a name", "Organization.name")
-        _identifiers([(AGB, self.agb), (URA, self.ura), (UZOVI, self.uzovi)], "Organization")
+        _identifiers(
+            [
+                (AGB, self.agb),
+                (URA, self.ura),
+                (UZOVI, self.uzovi),
+                (MUNICIPALITY, self.municipality),
+            ],
+            "Organization",
+        )
 
 
 def organization_to_fhir(
@@ -234,11 +253,17 @@ def organization_to_fhir(
                 ("AGB", organization.agb or ""),
                 ("URA", organization.ura or ""),
                 ("UZOVI", organization.uzovi or ""),
+                ("Gemeentecode", organization.municipality or ""),
             ],
         ),
     }
     identifiers = _identifiers(
-        [(AGB, organization.agb), (URA, organization.ura), (UZOVI, organization.uzovi)],
+        [
+            (AGB, organization.agb),
+            (URA, organization.ura),
+            (UZOVI, organization.uzovi),
+            (MUNICIPALITY, organization.municipality),
+        ],
         "Organization",
     )
     if identifiers:
@@ -259,6 +284,7 @@ def organization_from_fhir(resource: Any, canon: Canon = DEFAULT_CANON) -> CareO
         agb=_identifier_of(read, AGB),
         ura=_identifier_of(read, URA),
         uzovi=_identifier_of(read, UZOVI),
+        municipality=_identifier_of(read, MUNICIPALITY),
         part_of=reference_id(part_of, "Organization", "Organization.partOf") if part_of else None,
     )
 

@@ -8,6 +8,7 @@
 | UZI number, person or system | nine digits | form only |
 | UZOVI (insurer) | four digits | form only |
 | BIG number | eleven digits | form only |
+| CBS gemeentecode (municipality) | four digits, leading zeros kept | form only |
 
 Sources: Logius / Wet algemene bepalingen BSN (elfproef), Vektis AGB register, CIBG
 UZI register FAQ, Nictiz NamingSystem definitions; see docs/mappings.md.
@@ -25,6 +26,7 @@ __all__ = [
     "AGB",
     "BIG",
     "BSN",
+    "MUNICIPALITY",
     "SYSTEMS",
     "URA",
     "UZI_PERSON",
@@ -46,6 +48,8 @@ UZI_PERSON = f"{_NS}/uzi-nr-pers"
 UZI_SYSTEM = f"{_NS}/uzi-nr-sys"
 UZOVI = f"{_NS}/uzovi"
 BIG = f"{_NS}/big"
+#: No Nictiz NamingSystem for the CBS municipality code was found: this URI is ours.
+MUNICIPALITY = "https://eigendossier.nl/fhir/NamingSystem/cbs-gemeentecode"
 
 _BSN_WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2, -1)
 
@@ -55,7 +59,7 @@ class IdentifierSystem:
     """One Dutch identifier system: its URI, OID, name and the digits it has."""
 
     uri: str
-    oid: str
+    oid: str  # empty when the system has none
     name: str
     title: str
     description: str
@@ -155,6 +159,17 @@ SYSTEMS: dict[str, IdentifierSystem] = {
             11,
             "identifier",
         ),
+        IdentifierSystem(
+            MUNICIPALITY,
+            "",
+            "CBSGemeentecode",
+            "CBS municipality code",
+            "CBS gemeentecode of a Dutch municipality: four digits with leading zeros (0363 "
+            "Amsterdam); the receiver of an iWmo declaration.",
+            4,
+            4,
+            "identifier",
+        ),
     )
 }
 
@@ -228,7 +243,7 @@ def naming_systems(date: str) -> list[dict[str, Any]]:
             "jurisdiction": [{"coding": [{"system": "urn:iso:std:iso:3166", "code": "NL"}]}],
             "uniqueId": [
                 {"type": "uri", "value": system.uri, "preferred": True},
-                {"type": "oid", "value": system.oid, "preferred": False},
+                *([{"type": "oid", "value": system.oid, "preferred": False}] if system.oid else []),
             ],
         }
         for system in SYSTEMS.values()

@@ -1,0 +1,131 @@
+"""The dossier an adapter is handed (:class:`mappings.core.plugins.Dossier`), in process.
+
+Opened through the one privileged door (:func:`system_context`) with the reason the adapter
+gives: it reads every client's dossier, because it acts under a legal basis other than the
+client's Consent (a declaration: the care contract). What it reads and writes is logged in
+each client's own access log as the adapter declares it (:class:`Disclosure`): the purpose of
+use, the resources concerned and the organisation the data goes to.
+
+Writes are ordinary PUTs through the interactions (validated and indexed as any write), all
+in one transaction with their access-log entries: all or nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from consent.audit import Access, audit_event
+from consent.context import AccessContext, Kind
+from consent.scopes import parse_scopes
+from gateway.interactions.authorize import commit_events, write_events
+from gateway.interactions.model import FhirRequest, Router, Services
+from gateway.interactions.privileged import system_context
+from gateway.search.execute import stream_search
+from gateway.search.params import parse_search
+from gateway.store.repository import Session
+from mappings.core.plugins import Disclosure
+
+__all__ = ["InProcessDossier"]
+
+_PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+
+
+class InProcessDossier:
+    """The dossier for one adapter run: ``source`` names the adapter (``declarations``),
+    ``requester`` who started it (an account, a client id, ``operator`` on the command line)."""
+
+    def __init__(
+        self,
+        services: Services,
+        reason: str,
+        *,
+        source: str,
+        requester: str,
+        router: Router | None = None,
+    ) -> None:
+        self._services = services
+        self._context = system_context(services, reason, router)
+        self._source = source
+        self._requester = requester
+
+    @property
+    def base_url(self) -> str:
+        return self._services.base_url
+
+    def now(self) -> dt.datetime:
+        return self._services.clock.now()
+
+    def search(
+        self, resource_type: str, query: Sequence[tuple[str, str]], chunk: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
+        services = self._services
+        request = parse_search(resource_type, list(query), services.registry, strict=True)
+        with services.store.read() as session:
+            for matches in stream_search(
+                session.connection, services.compiler, request, self._context.access, chunk
+            ):
+                yield [orjson.loads(match.content) for match in matches]
+
+    def record(
+        self, resources: Sequence[dict[str, Any]], disclosures: Sequence[Disclosure]
+    ) -> None:
+        router = self._context.router
+
+        def unit(session: Session) -> None:
+            for resource in resources:
+                path = f"{resource['resourceType']}/{resource['id']}"
+                router.dispatch(self._context, FhirRequest("PUT", path, body=resource), session)
+            write_events(self._services, session, self._events(disclosures))
+
+        self._services.store.write(unit)
+
+    def disclose(self, disclosures: Sequence[Disclosure]) -> None:
+        events = self._events(disclosures)
+        if events:
+            commit_events(self._services, events)
+
+    def _events(self, disclosures: Sequence[Disclosure]) -> list[dict[str, Any]]:
+        services = self._services
+        now = services.clock.now()
+        events = []
+        for item in disclosures:
+            who = AccessContext(
+                kind=Kind.SYSTEM,
+                client_id=f"eigendossier-{self._source}",
+                scopes=parse_scopes("")[0],
+                subject=self._requester,
+                token_id="",
+                purpose=item.purpose,
+            )
+            access = Access(
+                interaction=f"${self._source}",
+                outcome="0",
+                recorded=now,
+                patient=item.patient,
+                objects=item.objects,
+                description=item.description,
+            )
+            event = audit_event(who, access, services.base_url)
+            event["action"] = item.action
+            if item.recipient:
+                event["agent"].append(
+                    {
+                        "type": {
+                            "coding": [
+                                {
+                                    "system": _PARTICIPATION,
+                                    "code": "IRCP",
+                                    "display": "information recipient",
+                                }
+                            ]
+                        },
+                        "who": {"reference": item.recipient},
+                        "requestor": False,
+                    }
+                )
+            events.append(event)
+        return events
