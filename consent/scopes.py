@@ -43,6 +43,7 @@ PERMISSION_OF_INTERACTION = {
     "$explain": "r",
     "$break-the-glass": "r",
     "$zrm-progress": "s",
+    "$operation": "r",  # a plugin's system operation: it checks its own scope
 }
 
 _V2 = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(c?r?u?d?s?)(\?.*)?$")

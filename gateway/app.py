@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 
 from gateway.http.app import build_http_app
 from gateway.interactions.model import IdFactory, Services
+from gateway.plugins import load_plugins, operations_of
 from gateway.search.compile import Compiler
 from gateway.search.extract import Extractor
 from gateway.search.registry import Registry
@@ -68,6 +69,7 @@ def build_services(
         clock=clock,
         ids=ids or IdFactory(),
         care=CareDefinitions(Canon(settings.canonical_base)),
+        operations=operations_of(load_plugins()),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from gateway.interactions.dispatch import dispatch
+from gateway.interactions.dispatch import Dispatcher, dispatch
 from gateway.interactions.model import FhirRequest, Services
 from gateway.interactions.privileged import system_context
 
@@ -44,7 +44,7 @@ def load(
     privileged door, naming ``reason``.
     """
     request = FhirRequest("POST", "", body=as_transaction(resources))
-    response = dispatch(system_context(services, reason), request)
+    response = dispatch(system_context(services, reason, Dispatcher()), request)
     outcome: Counter[str] = Counter()
     body = response.body if isinstance(response.body, dict) else {}
     for entry in body.get("entry", []):

@@ -12,7 +12,7 @@ amounts are eurocents with a separate debet/credit indicator. The layout is data
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from adapters.declarations.aw319_layout import LAYOUT, RECORD_LENGTH
@@ -24,6 +24,7 @@ __all__ = [
     "Aw319Prestatie",
     "Verzekerde",
     "aw319_faults",
+    "aw319_records",
     "aw319_text",
     "decode",
     "encode",
@@ -125,7 +126,8 @@ def decode(line: str) -> tuple[str, dict[str, str]]:
     return record, {f.code: line[f.start - 1 : f.end] for f in fields}
 
 
-def _records(bericht: Aw319Bericht) -> Iterator[str]:
+def aw319_records(bericht: Aw319Bericht) -> Iterator[str]:
+    """The records of the file, one at a time (without their CR LF)."""
     yield encode(
         "01",
         {
@@ -211,14 +213,19 @@ def _records(bericht: Aw319Bericht) -> Iterator[str]:
 
 def aw319_text(bericht: Aw319Bericht) -> str:
     """The file, CR LF after every record (write it as ISO-8859-1)."""
-    return "".join(record + _CRLF for record in _records(bericht))
+    return "".join(record + _CRLF for record in aw319_records(bericht))
 
 
-def aw319_faults(text: str) -> list[Fault]:
-    """Where ``text`` departs from the layout and the cross-record rules (empty: none)."""
-    lines = text.split(_CRLF)
-    if lines and lines[-1] == "":
-        lines.pop()
+def aw319_faults(text: str | Iterable[str]) -> list[Fault]:
+    """Where a file departs from the layout and the cross-record rules (empty: none).
+
+    ``text``: the whole file, or its records one at a time (without CR LF)."""
+    if isinstance(text, str):
+        lines: Iterable[str] = text.split(_CRLF)
+        if text.endswith(_CRLF):
+            lines = list(lines)[:-1]
+    else:
+        lines = text
     faults: list[Fault] = []
     parsed: list[tuple[str, dict[str, str]]] = []
     for number, line in enumerate(lines, 1):

@@ -16,9 +16,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
+from typing import BinaryIO
 
 from lxml import etree
 
@@ -31,7 +32,9 @@ __all__ = [
     "Fault",
     "Prestatie",
     "rule_faults",
+    "faults_of",
     "total",
+    "write_wmo323",
     "wmo323_xml",
     "xsd_faults",
 ]
@@ -130,9 +133,7 @@ def _amount(parent: etree._Element, name: str, kind: str, cents: int, debet: boo
     _sub(amount, _IWMO, "DebetCredit", "D" if debet else "C")
 
 
-def wmo323_xml(declaratie: Declaratie) -> bytes:
-    """The message as XML (UTF-8), in the order the XSD fixes."""
-    root = etree.Element(f"{{{_WMO}}}Bericht", nsmap=_NSMAP)
+def _header(root: etree._Element, declaratie: Declaratie) -> None:
     header = _sub(root, _WMO, "Header")
     _sub(header, _WMO, "BerichtCode", BERICHT_CODE)
     _sub(header, _WMO, "BerichtVersie", "3")
@@ -145,20 +146,66 @@ def wmo323_xml(declaratie: Declaratie) -> bytes:
     versions = _sub(header, _WMO, "XsdVersie")
     _sub(versions, _IWMO, "BasisschemaXsdVersie", XSD_VERSION)
     _sub(versions, _IWMO, "BerichtXsdVersie", XSD_VERSION)
-    body = _sub(root, _WMO, "Declaratie")
+
+
+def _declaratie_head(body: etree._Element, declaratie: Declaratie, cents: int, debet: bool) -> None:
     _sub(body, _WMO, "DeclaratieNummer", declaratie.nummer)
     _period(body, "DeclaratiePeriode", declaratie.begin, declaratie.eind)
     _sub(body, _WMO, "DeclaratieDagtekening", declaratie.dagtekening.isoformat())
-    cents, debet = total(declaratie)
     _amount(body, "TotaalIngediendBedrag", "TotaalBedrag", cents, debet)
+
+
+def _client(parent: etree._Element | None, client: Client) -> etree._Element:
+    tag = f"{{{_WMO}}}Client"
+    element = (
+        etree.SubElement(parent, tag) if parent is not None else etree.Element(tag, nsmap=_NSMAP)
+    )
+    _sub(element, _WMO, "Bsn", client.bsn)
+    lines = _sub(element, _WMO, "Prestaties")
+    for prestatie in client.prestaties:
+        _prestatie(lines, prestatie)
+    return element
+
+
+def wmo323_xml(declaratie: Declaratie) -> bytes:
+    """The message as XML (UTF-8), in the order the XSD fixes."""
+    root = etree.Element(f"{{{_WMO}}}Bericht", nsmap=_NSMAP)
+    _header(root, declaratie)
+    body = _sub(root, _WMO, "Declaratie")
+    _declaratie_head(body, declaratie, *total(declaratie))
     clients = _sub(body, _WMO, "Clienten")
     for client in declaratie.clients:
-        element = _sub(clients, _WMO, "Client")
-        _sub(element, _WMO, "Bsn", client.bsn)
-        lines = _sub(element, _WMO, "Prestaties")
-        for prestatie in client.prestaties:
-            _prestatie(lines, prestatie)
+        _client(clients, client)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+
+
+def write_wmo323(declaratie: Declaratie, out: BinaryIO) -> None:
+    """Write the message to ``out`` a client at a time (memory does not grow with it)."""
+    with etree.xmlfile(out, encoding="UTF-8") as xml:
+        xml.write_declaration()
+        with xml.element(f"{{{_WMO}}}Bericht", nsmap=_NSMAP):
+            head = etree.Element(f"{{{_WMO}}}Root", nsmap=_NSMAP)
+            _header(head, declaratie)
+            xml.write(head[0], pretty_print=True)
+            with xml.element(f"{{{_WMO}}}Declaratie"):
+                body = etree.Element(f"{{{_WMO}}}Root", nsmap=_NSMAP)
+                _declaratie_head(body, declaratie, *total(declaratie))
+                for element in body:
+                    xml.write(element, pretty_print=True)
+                with xml.element(f"{{{_WMO}}}Clienten"):
+                    for client in declaratie.clients:
+                        xml.write(_client(None, client), pretty_print=True)
+
+
+def faults_of(declaratie: Declaratie, chunk: int = 1000) -> list[Fault]:
+    """Every fault of the message: the message rules over the whole of it, and the XSD for
+    every client, ``chunk`` clients at a time under the message's own header."""
+    faults = rule_faults(declaratie)
+    clients = declaratie.clients
+    for start in range(0, max(len(clients), 1), chunk):
+        part = replace(declaratie, clients=clients[start : start + chunk])
+        faults += xsd_faults(wmo323_xml(part))
+    return faults
 
 
 def _prestatie(parent: etree._Element, prestatie: Prestatie) -> None:

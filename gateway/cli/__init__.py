@@ -1,5 +1,5 @@
 """The ``eigendossier`` command: ``serve``, ``db``, ``apps``, ``accounts``, ``keys``,
-``definitions``, ``demo``.
+``definitions``, ``demo``, and the commands of the installed plugins (``declare``).
 
 Every command that touches the database takes ``--database-url`` (or
 ``EIGENDOSSIER_DATABASE_URL``); the default is the embedded SQLite file
@@ -16,6 +16,7 @@ import typer
 from gateway.cli.admin import accounts_app, apps_app, keys_app
 from gateway.cli.data import conformance_app, db_app, definitions_app, demo_app
 from gateway.cli.serve import serve
+from gateway.plugins import command_line_opener, load_plugins
 
 __all__ = ["app", "main", "package_version"]
 
@@ -32,6 +33,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(demo_app, name="demo")
 app.add_typer(conformance_app, name="conformance")
+for _plugin in load_plugins():  # adapters: `eigendossier declare ...` (ADR 0012)
+    if _plugin.commands is not None:
+        app.add_typer(_plugin.commands(command_line_opener(_plugin.name)), name=_plugin.name)
 
 
 def package_version() -> str:

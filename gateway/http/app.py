@@ -78,7 +78,9 @@ class FhirEndpoint:
         self.refusals = RefusalTally(self._write_refusals)
         #: --open development mode: the one privileged context, made (and logged) once
         self.open = (
-            None if security else system_context(services, "development mode (serve --open)")
+            None
+            if security
+            else system_context(services, "development mode (serve --open)", Dispatcher())
         )
 
     async def handle(self, request: Request) -> Response:

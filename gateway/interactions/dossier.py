@@ -45,7 +45,7 @@ class InProcessDossier:
         *,
         source: str,
         requester: str,
-        router: Router | None = None,
+        router: Router,
     ) -> None:
         self._services = services
         self._context = system_context(services, reason, router)

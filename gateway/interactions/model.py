@@ -7,7 +7,7 @@ and render the :class:`FhirResponse`. Batch and transaction entries are FhirRequ
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,6 +18,7 @@ from gateway.store.repository import Store
 from mappings.care.definitions import CareDefinitions
 from mappings.core.clock import Clock
 from mappings.core.definitions import Definitions
+from mappings.core.plugins import Operation
 from mappings.core.validate import Validator
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class Services:
     ids: IdFactory
     oauth_base: str | None = None  # where the authorization server is; None in --open mode
     care: CareDefinitions = field(default_factory=CareDefinitions)  # our profiles, code systems
+    #: the system-level operations of the installed plugins (``POST [base]/$name``)
+    operations: Mapping[str, Operation] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,7 +108,13 @@ def capabilities(context: Context, request: FhirRequest, session: Session) -> Fh
                     _resource_entry(context, t) for t in sorted(context.services.definitions.served)
                 ],
                 "interaction": [{"code": n} for n in system],
-                "operation": [{"name": "validate", "definition": _VALIDATE_OP}],
+                "operation": [
+                    {"name": "validate", "definition": _VALIDATE_OP},
+                    *(
+                        {"name": op.name, "definition": op.definition}
+                        for op in context.services.operations.values()
+                    ),
+                ],
             }
         ],
     }

@@ -29,18 +29,13 @@ __all__ = ["system_context"]
 log = logging.getLogger("eigendossier.privileged")
 
 
-def system_context(services: Services, reason: str, router: Router | None = None) -> Context:
+def system_context(services: Services, reason: str, router: Router) -> Context:
     """A context that every access filter admits, for ``reason`` (logged).
 
-    ``router``: the caller's, when a handler opens the door (it never imports the
-    dispatcher); the dispatcher itself otherwise.
+    ``router``: the dispatcher (a handler passes its own ``context.router``).
     """
     reason = reason.strip()
     if not reason:
         raise ValueError("A privileged context names its reason")
-    if router is None:
-        from gateway.interactions.dispatch import Dispatcher  # noqa: PLC0415 (routes import us)
-
-        router = Dispatcher()
     log.info("privileged access to the store: %s", reason)
     return Context(services, access=AccessFilter.unrestricted(), router=router, privilege=reason)

@@ -70,7 +70,11 @@ _EUR = "EUR"
 FORMATS: dict[str, tuple[str, str, str]] = {
     "wmo323": ("iWmo 3.2 WMO323 declaratie (gemeente)", "wmo", "municipality"),
     "aw319": ("Vektis AW319 v1.4 declaratie wijkverpleging (zorgverzekeraar)", "zvw", "insurer"),
-    "gds801": ("Vektis GDS801 declaratie GGZ (zorgverzekeraar; niet geverifieerd)", "ggz", "insurer"),
+    "gds801": (
+        "Vektis GDS801 declaratie GGZ (zorgverzekeraar; niet geverifieerd)",
+        "ggz",
+        "insurer",
+    ),
 }
 
 #: tariff unit -> (Dutch, English, iWmo Eenheid (WJ756), Vektis tijdseenheid (COD218))
@@ -199,10 +203,15 @@ class Allocation:
         if self.end is not None and self.end < self.start:
             fail("An allocation ends after it starts", "Coverage.period")
         if self.funding == "wmo" and not (
-            self.number and self.number.isascii() and self.number.isdigit()
+            self.number
+            and self.number.isascii()
+            and self.number.isdigit()
             and len(self.number) <= 9
         ):
-            fail("A Wmo allocation has its ToewijzingNummer: at most nine digits", "Coverage.identifier")
+            fail(
+                "A Wmo allocation has its ToewijzingNummer: at most nine digits",
+                "Coverage.identifier",
+            )
 
     def covers(self, day: dt.date) -> bool:
         return self.start <= day and (self.end is None or day <= self.end)
@@ -314,7 +323,10 @@ class Tariff:
         if self.funding not in FUNDING:
             fail(f"The funding stream is one of {', '.join(FUNDING)}", "ChargeItemDefinition.code")
         if self.unit not in UNITS:
-            fail(f"The tariff unit is one of {', '.join(UNITS)}", "ChargeItemDefinition.propertyGroup")
+            fail(
+                f"The tariff unit is one of {', '.join(UNITS)}",
+                "ChargeItemDefinition.propertyGroup",
+            )
         if not 0 <= self.cents <= 99_999_999:
             fail("A tariff is 0 to 999,999.99 euros", "ChargeItemDefinition.propertyGroup")
         if not (self.code and len(self.code) <= 6 and self.code.isascii() and self.code.isalnum()):
@@ -322,7 +334,10 @@ class Tariff:
         if self.funding == "wmo" and not (
             self.category and len(self.category) == 2 and self.category.isdigit()
         ):
-            fail("A Wmo product has its ProductCategorie (two digits)", "ChargeItemDefinition.extension")
+            fail(
+                "A Wmo product has its ProductCategorie (two digits)",
+                "ChargeItemDefinition.extension",
+            )
         if self.end is not None and self.end < self.start:
             fail("A tariff ends after it starts", "ChargeItemDefinition.effectivePeriod")
 
@@ -483,6 +498,12 @@ class DeclaredLine:
     credit_of: str | None = None
     previous: str | None = None
     state: str = "open"
+    category: str | None = None  # the Wmo ProductCategorie
+
+    @property
+    def batch(self) -> str:
+        """The tag of the lines of one format and month: ``wmo323-2026-11``."""
+        return f"{self.format}-{self.begin.year:04d}-{self.begin.month:02d}"
 
     @property
     def credit(self) -> bool:
@@ -499,6 +520,12 @@ def line_to_fhir(line: DeclaredLine, canon: Canon = DEFAULT_CANON) -> dict[str, 
     resource: dict[str, Any] = {
         "resourceType": "Claim",
         "id": line.id,
+        "meta": {
+            "tag": [
+                coding(canon.code_system("declaration-batch"), line.batch),
+                coding(canon.url("NamingSystem", "declaration-message"), line.message),
+            ]
+        },
         "text": narrative(
             f"{'Creditering' if line.credit else 'Declaratie'} {line.product}, "
             f"{line.begin.isoformat()} tot en met {line.end.isoformat()}",
@@ -551,6 +578,15 @@ def line_to_fhir(line: DeclaredLine, canon: Canon = DEFAULT_CANON) -> dict[str, 
     ]
     item: dict[str, Any] = {
         "sequence": 1,
+        **(
+            {
+                "category": {
+                    "coding": [coding(canon.code_system("wmo-product-category"), line.category)]
+                }
+            }
+            if line.category
+            else {}
+        ),
         "productOrService": {"coding": [coding(product_system(canon, line.funding), line.product)]},
         "servicedPeriod": {"start": line.begin.isoformat(), "end": line.end.isoformat()},
         "quantity": {
@@ -622,7 +658,14 @@ def line_from_fhir(resource: Any, canon: Canon = DEFAULT_CANON) -> DeclaredLine:
         credit_of=credit_of,
         previous=(related.get("reference") or {}).get("value"),
         state=str(extension("declaration-state", "valueCoding").get("code")),
+        category=_first_code(item.get("category")),
     )
+
+
+def _first_code(concept: Any) -> str | None:
+    codings = (concept or {}).get("coding") or [{}] if isinstance(concept, dict) else [{}]
+    code = codings[0].get("code") if isinstance(codings[0], dict) else None
+    return str(code) if code else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -668,11 +711,15 @@ def answer_to_fhir(answer: Answer, canon: Canon = DEFAULT_CANON) -> dict[str, An
                 "itemSequence": 1,
                 "adjudication": [
                     {
-                        "category": {"coding": [coding(_ADJUDICATION, "submitted", "Submitted Amount")]},
+                        "category": {
+                            "coding": [coding(_ADJUDICATION, "submitted", "Submitted Amount")]
+                        },
                         "amount": {"value": euros(sign * line.cents), "currency": _EUR},
                     },
                     {
-                        "category": {"coding": [coding(_ADJUDICATION, "benefit", "Benefit Amount")]},
+                        "category": {
+                            "coding": [coding(_ADJUDICATION, "benefit", "Benefit Amount")]
+                        },
                         "amount": {"value": euros(sign * answer.cents_granted), "currency": _EUR},
                     },
                 ],

@@ -67,7 +67,9 @@ class Dossier(Protocol):
         """Every match of a FHIR search, in chunks: for work over a whole period."""
         ...
 
-    def record(self, resources: Sequence[dict[str, Any]], disclosures: Sequence[Disclosure]) -> None:
+    def record(
+        self, resources: Sequence[dict[str, Any]], disclosures: Sequence[Disclosure]
+    ) -> None:
         """Write ``resources`` (each with its id: create or update) and the access-log
         entries of ``disclosures``, all in one transaction: all of it or nothing. Each
         resource is validated as any write is; a fault raises and nothing is written."""

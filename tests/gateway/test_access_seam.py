@@ -45,7 +45,7 @@ def bundle_ids(response: FhirResponse) -> list[str]:
 
 @pytest.fixture()
 def two_dossiers(services: Services) -> Services:
-    open_context = system_context(services, "test set-up")
+    open_context = system_context(services, "test set-up", Dispatcher())
     call(
         open_context,
         "PUT",

@@ -54,9 +54,10 @@ def test_every_system_context_names_its_reason() -> None:
         "gateway/interactions/privileged.py",
         "gateway/http/app.py",
         "gateway/loading.py",
+        "gateway/interactions/dossier.py",  # the adapters' dossier (declarations)
     }
     with pytest.raises(ValueError, match="reason"):
-        system_context(None, "  ")  # type: ignore[arg-type]
+        system_context(None, "  ", None)  # type: ignore[arg-type]
 
 
 def test_a_privileged_load_is_logged_with_its_reason(
