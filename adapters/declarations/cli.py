@@ -34,10 +34,10 @@ DatabaseUrl = Annotated[
 Period = Annotated[str, typer.Option("--period", help="The month: YYYY-MM")]
 
 
-def _failed(error: DeclarationError) -> typer.Exit:
+def _failed(error: DeclarationError, what: str = "declared") -> typer.Exit:
     for fault in error.faults:
         typer.echo(f"{fault.where}: {fault.rule}: {fault.text}", err=True)
-    typer.echo(f"Nothing was declared: {len(error.faults)} fault(s).", err=True)
+    typer.echo(f"Nothing was {what}: {len(error.faults)} fault(s).", err=True)
     return typer.Exit(2)
 
 
@@ -148,7 +148,7 @@ def _read(open_dossier: DossierOpener, file: Path, database_url: str) -> None:
         try:
             answer = read_answer(dossier, data)
         except DeclarationError as error:
-            raise _failed(error) from None
+            raise _failed(error, "recorded") from None
     codes = ", ".join(f"{code} x{count}" for code, count in sorted(answer.codes.items()))
     typer.echo(
         f"message {answer.message}: {answer.accepted} accepted, {answer.rejected} rejected"
@@ -159,12 +159,13 @@ def _read(open_dossier: DossierOpener, file: Path, database_url: str) -> None:
 _HEADER = (
     "format",
     "payer",
+    "code",
     "lines",
     "accepted",
     "rejected",
     "open",
     "credited",
-    "declared",
+    "declared EUR",
     "accepted EUR",
 )
 
@@ -182,7 +183,8 @@ def _status(open_dossier: DossierOpener, period: str, database_url: str) -> None
     for row in rows:
         cells = (
             row.format,
-            row.payer,
+            row.name or row.payer,
+            row.code,
             row.lines,
             row.accepted,
             row.rejected,

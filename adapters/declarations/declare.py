@@ -68,7 +68,7 @@ from mappings.care.declarations import (
     line_to_fhir,
 )
 from mappings.core.plugins import Disclosure, Dossier
-from mappings.nl.identifiers import AGB, MUNICIPALITY
+from mappings.nl.identifiers import AGB, MUNICIPALITY, UZOVI
 
 __all__ = [
     "AnswerRead",
@@ -433,6 +433,7 @@ def _write_and_record(
             handle, name = tempfile.mkstemp(prefix=".declaring-", dir=out_dir)
             with os.fdopen(handle, "wb") as out:
                 message.write(out)
+            os.chmod(name, 0o666 & ~_umask())
             temporary.append((Path(name), out_dir / message.name))
         claims = [line_to_fhir(line, canon) for m in result.messages for line in m.lines]
         claims += [line_to_fhir(line, canon) for line in decided.credited]
@@ -448,6 +449,12 @@ def _write_and_record(
         [m for m in result.messages if out_dir is not None], temporary, strict=True
     ):
         message.path = final
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 # -- answers --------------------------------------------------------------------------
@@ -608,6 +615,8 @@ def _answer_faults(
 class PayerStatus:
     format: str
     payer: str  # Organization id
+    code: str = ""  # its CBS municipality code or UZOVI number
+    name: str = ""
     lines: int = 0  # debits declared
     accepted: int = 0
     rejected: int = 0
@@ -640,4 +649,12 @@ def status(dossier: Dossier, period: str, canon: Canon = DEFAULT_CANON) -> list[
                 row.credited += 1
             else:
                 row.open += 1
+    payers = sorted({row.payer for row in rows.values()})
+    for chunk in dossier.search("Organization", [("_id", ",".join(payers))]) if payers else ():
+        for organization in chunk:
+            codes = _codes(organization, MUNICIPALITY) | _codes(organization, UZOVI)
+            for row in rows.values():
+                if row.payer == organization.get("id"):
+                    row.code = min(codes, default="")
+                    row.name = str(organization.get("name", ""))
     return [rows[k] for k in sorted(rows)]

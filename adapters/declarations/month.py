@@ -420,7 +420,7 @@ def _add(
         key = f"{collected.format}|{patient}|{allocation.id}|{tariff.code}|{day}|{visit}"
     else:  # the month, clipped to the allocation and the tariff
         begin = max(month.begin, allocation.start, tariff.start)
-        end = min(month.end, *(d for d in (allocation.end, tariff.end) if d is not None))
+        end = min([month.end, *(d for d in (allocation.end, tariff.end) if d is not None)])
         key = f"{collected.format}|{patient}|{allocation.id}|{tariff.code}|{begin}"
     group = collected.wanted.get(key)
     if group is None:

@@ -33,6 +33,7 @@ __all__ = [
     "Prestatie",
     "rule_faults",
     "faults_of",
+    "read_wmo323",
     "total",
     "write_wmo323",
     "wmo323_xml",
@@ -334,3 +335,58 @@ def _key_faults(d: Declaratie) -> list[Fault]:
         if count > 1
     ]
     return faults
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def read_wmo323(xml: bytes) -> Declaratie:
+    """A WMO323 message back into the model (what a municipality reads); the file must
+    pass the XSD first (:class:`ValueError` names the first fault)."""
+    faults = xsd_faults(xml)
+    if faults:
+        raise ValueError(f"{faults[0].where}: {faults[0].text}")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    root = etree.fromstring(xml, parser)
+    ns = {"w": _WMO, "i": _IWMO}
+
+    def text(element: etree._Element, path: str) -> str:
+        return str(element.findtext(path, namespaces=ns) or "")
+
+    def day(element: etree._Element, path: str) -> dt.date:
+        return dt.date.fromisoformat(text(element, path))
+
+    body = root.find("w:Declaratie", ns)
+    assert body is not None
+    clients = []
+    for client in body.iterfind("w:Clienten/w:Client", ns):
+        lines = []
+        for line in client.iterfind("w:Prestaties/w:Prestatie", ns):
+            tarief = text(line, "w:ProductTarief")
+            lines.append(
+                Prestatie(
+                    referentie=text(line, "w:ProductReferentie/i:ReferentieNummer"),
+                    toewijzing=int(text(line, "w:ToewijzingNummer")),
+                    categorie=text(line, "w:ProductCategorie"),
+                    code=text(line, "w:ProductCode"),
+                    begin=day(line, "w:ProductPeriode/i:Begindatum"),
+                    eind=day(line, "w:ProductPeriode/i:Einddatum"),
+                    volume=int(text(line, "w:GeleverdVolume")),
+                    eenheid=text(line, "w:Eenheid"),
+                    bedrag=int(text(line, "w:IngediendBedrag/i:Bedrag")),
+                    tarief=int(tarief) if tarief else None,
+                    vorig_referentie=text(line, "w:ProductReferentie/i:VorigReferentieNummer")
+                    or None,
+                )
+            )
+        clients.append(Client(text(client, "w:Bsn"), tuple(lines)))
+    return Declaratie(
+        afzender=text(root, "w:Header/w:Afzender"),
+        gemeente=text(root, "w:Header/w:Ontvanger"),
+        identificatie=text(root, "w:Header/w:BerichtIdentificatie/i:Identificatie"),
+        dagtekening=day(root, "w:Header/w:BerichtIdentificatie/i:Dagtekening"),
+        nummer=text(body, "w:DeclaratieNummer"),
+        begin=day(body, "w:DeclaratiePeriode/i:Begindatum"),
+        eind=day(body, "w:DeclaratiePeriode/i:Einddatum"),
+        clients=tuple(clients),
+    )

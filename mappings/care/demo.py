@@ -4,7 +4,8 @@ Anna Jansen (fictional; BSN 999911120 is a test number that passes the eleven te
 lives alone; her daughter Lisa is her network. Buurtteam Oost works with her: a krachtplan
 about money, housing and her network, three ZRM 2017 measurements showing progress, home
 visits and a phone call, a crisis plan with Lisa, an Omaha rating for the nurses, and her
-GP practice. Anna's Consent lets her care team read and record in her dossier; her GP
+GP practice; and a declarable month of six more clients (:mod:`mappings.care.demo_month`).
+Anna's Consent lets her care team read and record in her dossier; her GP
 sees nothing until she grants it (see the README).
 """
 
@@ -16,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 from mappings.care.base import DEFAULT_CANON, Canon, narrative
 from mappings.care.crisisplan import CrisisAction, CrisisPlan, crisis_plan_to_fhir
+from mappings.care.declarations import DECLARANT
+from mappings.care.demo_month import demo_month
 from mappings.care.krachtplan import (
     Activity,
     Krachtplan,
@@ -56,7 +59,12 @@ def demo_dossier(today: dt.date, canon: Canon = DEFAULT_CANON) -> list[dict[str,
         organization_to_fhir(
             CareOrganization("gp", "Huisartsenpraktijk Zuid", agb="01234567", ura="12345678")
         ),
-        organization_to_fhir(CareOrganization("buurtteam-oost", "Buurtteam Oost", agb="87654321")),
+        _declarant(
+            organization_to_fhir(
+                CareOrganization("buurtteam-oost", "Buurtteam Oost", agb="87654321"), canon
+            ),
+            canon,
+        ),
         professional_to_fhir(
             Professional("sanne", "de Vries", ("Sanne",), agb="12345678", big="19012345601")
         ),
@@ -374,4 +382,21 @@ def demo_dossier(today: dt.date, canon: Canon = DEFAULT_CANON) -> list[dict[str,
             canon,
         )
     )
+    resources += demo_month(today, canon)  # a declarable month (README "Declarations")
     return resources
+
+
+def _declarant(organization: dict[str, Any], canon: Canon) -> dict[str, Any]:
+    """The team's organisation is the provider that sends the declarations."""
+    organization["type"] = [
+        {
+            "coding": [
+                {
+                    "system": canon.code_system("declaration-party"),
+                    "code": DECLARANT,
+                    "display": "Declarerende zorgaanbieder",
+                }
+            ]
+        }
+    ]
+    return organization

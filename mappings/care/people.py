@@ -224,8 +224,8 @@ class CareOrganization:
     agb: str | None = None
     ura: str | None = None
     uzovi: str | None = None
-    municipality: str | None = None  # CBS gemeentecode
     part_of: str | None = None  # Organization ID (a team of a larger organisation)
+    municipality: str | None = None  # CBS gemeentecode
 
     def __post_init__(self) -> None:
         if not self.name:
