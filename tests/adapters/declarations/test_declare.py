@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import os
 import pathlib
+import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.declarations.aw319 import aw319_faults
 from adapters.declarations.declare import declare, read_answer, status
@@ -28,6 +32,7 @@ from gateway.interactions.model import Services
 from gateway.loading import load
 from mappings.care.declarations import line_from_fhir
 from mappings.care.demo import demo_dossier
+from mappings.care.visits import Visit, visit_to_fhir
 
 TODAY = dt.date(2026, 12, 2)
 MONTH = "2026-11"
@@ -361,3 +366,77 @@ def test_a_dry_run_records_nothing_but_the_access(
     assert _resources(services, "Claim") == []
     reads = [e for e in _resources(services, "AuditEvent") if e["action"] == "R"]
     assert len(reads) == 3  # the three clients whose data was read
+
+
+# -- any set of visits gives a file that validates and adds up -------------------------
+
+_CLIENTS = {  # client -> (funding, allocation number for Wmo, product)
+    "anna": ("wmo", "20260001", "07A08"),
+    "karim": ("wmo", "20260002", "02A01"),
+    "fatima": ("wmo", "50310007", "02A01"),
+    "henk": ("zvw", None, "1032"),
+    "joke": ("zvw", None, "1033"),
+    "piet": ("zvw", None, "1032"),
+}
+_visits = st.lists(
+    st.tuples(
+        st.sampled_from(sorted(_CLIENTS)),
+        st.integers(1, 30),
+        st.integers(0, 600),
+        st.sampled_from(["home", "phone", "video", "practice"]),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(visits=_visits, month=st.integers(6, 10))
+def test_any_visits_give_files_that_validate_and_add_up(
+    demo: InProcessDossier, services: Services, visits: list[tuple[str, int, int, str]], month: int
+) -> None:
+    resources = []
+    for client, day, minutes, mode in visits:
+        funding, number, product = _CLIENTS[client]
+        begin = dt.datetime(2026, month, day, 9, tzinfo=_LOCAL)
+        resources.append(
+            visit_to_fhir(
+                Visit(
+                    id=f"h-{uuid.uuid4().hex[:12]}",
+                    patient=client,
+                    mode=mode,
+                    status="finished",
+                    start=begin,
+                    end=begin + dt.timedelta(minutes=minutes),
+                    minutes=minutes,
+                    participants=("Practitioner/sanne",),
+                    funding=funding,
+                    product_code=product,
+                    allocation_number=number,
+                )
+            )
+        )
+    load(services, resources, "test: random visits")
+    period = f"2026-{month:02d}"
+    for format_code in ("wmo323", "aw319"):
+        result = declare(demo, format_code, period, dry_run=True)
+        for message in result.messages:
+            out = io.BytesIO()
+            message.write(out)
+            data = out.getvalue()
+            if format_code == "wmo323":
+                assert xsd_faults(data) == []
+                sent = read_wmo323(data)
+                assert rule_faults(sent) == []
+                cents, debet = total(sent)
+                assert cents == sum(p.bedrag for _, p in sent.prestaties()) and debet
+            else:
+                text = data.decode("latin-1")
+                assert aw319_faults(text) == []
+                closing = text.split("\r\n")[-2]
+                assert int(closing[33:44]) == sum(line.cents for line in message.lines)
+            assert message.net_cents == sum(line.cents for line in message.lines)
