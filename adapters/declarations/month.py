@@ -38,7 +38,6 @@ from mappings.care.declarations import (
     line_from_fhir,
     tariff_from_fhir,
 )
-from mappings.care.visits import visit_from_fhir
 from mappings.core.plugins import Dossier
 from mappings.nl.identifiers import AGB, BSN, MUNICIPALITY, UZOVI, bsn_error
 
@@ -330,10 +329,14 @@ def _visit(
 ) -> None:
     where = f"Encounter/{resource.get('id')}"
     try:
-        visit = visit_from_fhir(resource, canon)
-    except MappingError as error:
-        faults.append(Fault("visit", where, f"Not a visit we can declare: {error}"))
+        visit = _declarable(resource, canon)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        faults.append(
+            Fault("visit", where, "Not a visit we can declare: no subject, period or length")
+        )
         return
+    if visit.funding is not None and visit.funding != funding:
+        return  # another stream's: read no further
     where = f"Patient/{visit.patient}, {where}"
     day = visit.start.astimezone(_LOCAL).date()
     if not collected.month.contains(day):
@@ -383,6 +386,45 @@ def _visit(
         )
         return
     _add(collected, visit.id, visit.patient, allocation, tariff, day, visit.minutes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Declarable:
+    """What a declaration reads of a visit (written through the visit profile, so read
+    directly here: one pass over its extensions, no second validation)."""
+
+    id: str
+    patient: str
+    start: dt.datetime
+    minutes: int
+    funding: str | None
+    product_code: str | None
+    allocation_number: str | None
+
+
+def _declarable(resource: dict[str, Any], canon: Canon) -> _Declarable:
+    extensions = {e.get("url"): e for e in resource.get("extension", ()) if isinstance(e, dict)}
+    funding = extensions.get(canon.extension("funding-stream"))
+    product = extensions.get(canon.extension("product-code"))
+    allocation = extensions.get(canon.extension("allocation-number"))
+    subject = resource["subject"]["reference"]
+    if not subject.startswith("Patient/"):
+        raise ValueError(subject)
+    start = dt.datetime.fromisoformat(resource["period"]["start"].replace("Z", "+00:00"))
+    if start.tzinfo is None:
+        raise ValueError("no time zone")
+    minutes = resource["length"]["value"]
+    if not isinstance(minutes, int) or isinstance(minutes, bool):
+        raise TypeError("minutes")
+    return _Declarable(
+        id=str(resource["id"]),
+        patient=subject.removeprefix("Patient/"),
+        start=start,
+        minutes=minutes,
+        funding=funding["valueCoding"]["code"] if funding else None,
+        product_code=product.get("valueString") if product else None,
+        allocation_number=allocation.get("valueString") if allocation else None,
+    )
 
 
 def _allocation_of(

@@ -92,20 +92,19 @@ def stream_search(
     """Every match of ``request`` for ``access``, in chunks of at most ``chunk``.
 
     For work over a whole period (declarations, exports), not for pages a person reads:
-    no count, no includes, no sort; each chunk continues after the last key of the one
-    before (keyset paging), so the cost per chunk stays flat however far the stream is.
+    no count, no includes, no sort. One query, read as it goes (a server-side cursor on
+    PostgreSQL), so the database evaluates the filters once however long the stream is,
+    and memory holds one chunk.
     """
     where = _Plan(compiler, request, access).where
-    last = 0
-    while True:
-        keys = select(resources.c.pk).where(*where, resources.c.pk > last)
-        pks = [row[0] for row in connection.execute(keys.order_by(resources.c.pk).limit(chunk))]
-        if not pks:
-            return
-        yield _by_keys(connection, pks)
-        if len(pks) < chunk:
-            return
-        last = pks[-1]
+    query = (
+        select(resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content)
+        .where(*where)
+        .order_by(resources.c.pk)
+    )
+    streaming = connection.execution_options(stream_results=True, yield_per=chunk)
+    for rows in streaming.execute(query).partitions(chunk):
+        yield [Match(*row) for row in rows]
 
 
 def _count(connection: Connection, where: list[ColumnElement[bool]]) -> int:

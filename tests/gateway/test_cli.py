@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import pathlib
@@ -15,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import app
+from mappings.care.demo import demo_dossier
 from tests.conftest import _free_port
 
 RUNNER = CliRunner()
@@ -243,7 +245,8 @@ def test_demo_and_conformance_commands(tmp_path: pathlib.Path) -> None:
         == 2
     )
     loaded = RUNNER.invoke(app, ["demo", "load", "--today", "2026-11-22", "--database-url", url])
-    assert loaded.exit_code == 0 and "60 created" in loaded.output
+    expected = len(demo_dossier(dt.date(2026, 11, 22)))
+    assert loaded.exit_code == 0 and f"{expected} created" in loaded.output
     exported = RUNNER.invoke(
         app, ["definitions", "export", "--canonical-base", "https://x.example/fhir"]
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from gateway.interactions.routes import ROUTES
+from gateway.plugins import load_plugins, operations_of
 from mappings.care.definitions import CareDefinitions
 from tests.conftest import example
 
@@ -91,11 +92,26 @@ def test_validate_reports_faults_and_stores_nothing(client: httpx.Client) -> Non
     assert unknown_profile["issue"][0]["code"] == "not-supported"
 
 
+_NOT_OURS = ("$validate", "$operation")  # the core's, and the one route of plugins' operations
+
+
 def test_every_operation_of_ours_has_its_operation_definition() -> None:
     care = CareDefinitions()
     defined = {r["code"]: r for r in care.resources if r["resourceType"] == "OperationDefinition"}
-    ours = {r.name[1:] for r in ROUTES if r.name.startswith("$") and r.name != "$validate"}
-    assert ours == set(defined) == {"explain", "break-the-glass", "zrm-progress"}
+    ours = {r.name[1:] for r in ROUTES if r.name.startswith("$") and r.name not in _NOT_OURS}
+    plugins = {op.name for op in operations_of(load_plugins())}
+    assert (
+        ours | plugins
+        == set(defined)
+        == {
+            "explain",
+            "break-the-glass",
+            "zrm-progress",
+            "declare",
+        }
+    )
+    for name in plugins:
+        assert defined[name]["system"] is True
     for route in ROUTES:
         if route.on is not None:
             assert defined[route.name[1:]]["resource"] == [route.on]
