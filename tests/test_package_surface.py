@@ -47,7 +47,7 @@ def test_every_dependency_is_used_and_postgresql_is_an_extra() -> None:
     assert any("psycopg" in d for d in project["optional-dependencies"]["postgres"])
     modules = {"tzdata": None, "uvicorn": "uvicorn"}  # tzdata: data for zoneinfo, no import
     source = "\n".join(
-        p.read_text() for pkg in ("mappings", "consent", "gateway", "conformance")
+        p.read_text() for pkg in ("mappings", "consent", "gateway", "conformance", "adapters")
         for p in (root / pkg).rglob("*.py")
     )  # fmt: skip
     for name in names:
