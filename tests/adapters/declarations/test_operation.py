@@ -16,7 +16,7 @@ from adapters.declarations.wmo323 import read_wmo323, rule_faults, xsd_faults
 from gateway.interactions.model import Services
 from gateway.loading import load
 from mappings.care.demo import demo_dossier
-from tests.smart import backend_app, backend_token, bearer
+from tests.smart import account, backend_app, backend_token, bearer, login
 
 # the demo of today: its declarable month is the one before (the clock is the real one here)
 TODAY = dt.date.today()
@@ -134,3 +134,32 @@ def test_the_command_prints_each_file_and_names_faults(
         "declare", "read", str(tmp_path / "nope.xml"), database=database_url, cwd=tmp_path
     )
     assert missing.returncode == 2 and "cannot be read" in missing.stderr
+
+
+def test_the_client_sees_what_was_declared_and_who_received_it(
+    client: httpx.Client, secure: dict[str, Any], services: Services
+) -> None:
+    load(services, demo_dossier(TODAY), "test: the demo")
+    assert client.post("$declare", json=_parameters(format="wmo323", period=PERIOD)).is_success
+    base, security = secure["base"], secure["security"]
+    account(security, "karim", "patient", "Patient/karim")
+    karim = bearer(login(base, security, "karim")["access_token"])
+    claims = httpx.get(f"{base}/Claim", headers=karim).json()
+    assert [e["resource"]["patient"]["reference"] for e in claims["entry"]] == ["Patient/karim"]
+    (line,) = claims["entry"]
+    assert line["resource"]["insurer"]["reference"] == "Organization/gemeente-amsterdam"
+    assert len(line["resource"]["item"][0]["encounter"]) == 4
+    log = httpx.get(
+        f"{base}/AuditEvent", params={"patient": "karim", "_count": "100"}, headers=karim
+    ).json()
+    payments = [
+        e["resource"]
+        for e in log["entry"]
+        if e["resource"].get("purposeOfEvent", [{}])[0].get("coding", [{}])[0].get("code")
+        == "HPAYMT"
+    ]
+    assert len(payments) == 1
+    recipients = [a["who"].get("reference") for a in payments[0]["agent"]]
+    assert "Organization/gemeente-amsterdam" in recipients
+    others = httpx.get(f"{base}/Claim", params={"patient": "anna"}, headers=karim).json()
+    assert others.get("total", 0) == 0 and not others.get("entry")
