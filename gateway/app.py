@@ -56,7 +56,8 @@ def build_services(
     elif not is_current(engine):
         raise SchemaBehind("The database schema is not current: run `eigendossier db upgrade`")
     definitions = load_definitions()
-    registry = Registry(definitions)
+    care = CareDefinitions(Canon(settings.canonical_base))
+    registry = Registry(definitions, care.search_parameters)
     base_url = settings.public_base_url
     store = Store(engine, Extractor(registry, base_url), clock)
     return Services(
@@ -68,7 +69,7 @@ def build_services(
         base_url=base_url,
         clock=clock,
         ids=ids or IdFactory(),
-        care=CareDefinitions(Canon(settings.canonical_base)),
+        care=care,
         operations=operations_of(load_plugins()),
     )
 

@@ -270,13 +270,17 @@ def collect(
         ("date", f"le{(month.end + dt.timedelta(days=1)).isoformat()}"),
         ("status", "finished"),
     ]
+    stream = f"{canon.code_system('funding-stream')}|{funding}"
     seen = 0
-    for chunk in dossier.search("Encounter", window):
-        for resource in chunk:
-            _visit(collected, resource, funding, by_patient, payer_code, kind_of, faults, canon)
-        seen += len(chunk)
-        if progress is not None:
-            progress(len(chunk))
+    # the stream's own visits through the index; then every visit the index has no stream
+    # for (none recorded: a fault; or stored before the index knew the parameter)
+    for narrowed in (("funding-stream", stream), ("funding-stream:missing", "true")):
+        for chunk in dossier.search("Encounter", [*window, narrowed]):
+            for resource in chunk:
+                _visit(collected, resource, funding, by_patient, payer_code, kind_of, faults, canon)
+            seen += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
     collected.visits = seen
     collected.clients = clients_of(dossier, {g.patient for g in collected.wanted.values()}, faults)
     if faults:

@@ -9,6 +9,7 @@ parameters are not indexed (the CapabilityStatement leaves them out); ``_id`` an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,12 +52,20 @@ class SearchParam:
 class Registry:
     """Search parameters by resource type and code, plus the patient compartment."""
 
-    def __init__(self, definitions: Definitions) -> None:
+    def __init__(
+        self,
+        definitions: Definitions,
+        ours: Mapping[str, list[dict[str, Any]]] | None = None,
+    ) -> None:
+        """``ours``: our own search parameters by type (``CareDefinitions.search_parameters``:
+        their expressions name our extensions under the canonical base of this gateway)."""
         self.definitions = definitions
         self.by_type: dict[str, dict[str, SearchParam]] = {}
+        ours = ours or {}
         for resource_type in definitions.served:
             params: dict[str, SearchParam] = {}
-            for raw in definitions.search_parameters.get(resource_type, []):
+            official = definitions.search_parameters.get(resource_type, [])
+            for raw in [*official, *ours.get(resource_type, [])]:
                 param = self._compile(resource_type, raw)
                 if param is not None:
                     params[param.code] = param

@@ -50,6 +50,7 @@ __all__ = [
     "allocation_to_fhir",
     "answer_to_fhir",
     "declaration_code_systems",
+    "declaration_search_parameters",
     "declaration_value_sets",
     "euros",
     "line_from_fhir",
@@ -170,6 +171,27 @@ def declaration_code_systems(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any
             }
         )
     return systems
+
+
+def declaration_search_parameters(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
+    """``Encounter?funding-stream=``: a month's visits of one law, found through the index
+    (a declaration reads only its own stream; ``:missing=true`` finds the visits without)."""
+    return [
+        {
+            "resourceType": "SearchParameter",
+            "id": "Encounter-funding-stream",
+            "url": canon.url("SearchParameter", "Encounter-funding-stream"),
+            "name": "FundingStream",
+            "status": "active",
+            "publisher": "Eigen Dossier",
+            "description": "The funding stream (law) a visit is paid under: its extension "
+            "funding-stream.",
+            "code": "funding-stream",
+            "base": ["Encounter"],
+            "type": "token",
+            "expression": f"Encounter.extension('{canon.extension('funding-stream')}').value",
+        }
+    ]
 
 
 def declaration_value_sets(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:

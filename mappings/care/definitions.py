@@ -7,7 +7,11 @@ import functools
 from typing import Any
 
 from mappings.care.base import DEFAULT_CANON, Canon, whole_value_set
-from mappings.care.declarations import declaration_code_systems, declaration_value_sets
+from mappings.care.declarations import (
+    declaration_code_systems,
+    declaration_search_parameters,
+    declaration_value_sets,
+)
 from mappings.care.omaha import omaha_code_systems, omaha_concept_map, omaha_value_sets
 from mappings.care.operations import operation_definitions
 from mappings.care.plans import plan_code_systems
@@ -49,6 +53,7 @@ def definition_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
         *value_sets,
         omaha_concept_map(canon),
         *operation_definitions(canon, PUBLISHED),
+        *declaration_search_parameters(canon),
         *zrm_questionnaires(canon),
         *naming_systems(PUBLISHED),
         *structure_definitions(canon),
@@ -66,6 +71,14 @@ class CareDefinitions:
         }
         self._value_sets = {r["url"]: r for r in self.resources if r["resourceType"] == "ValueSet"}
         definitions = [r for r in self.resources if r["resourceType"] == "StructureDefinition"]
+        #: our search parameters, by base type, in the shape of the vendored R4 ones
+        self.search_parameters: dict[str, list[dict[str, Any]]] = {}
+        for r in self.resources:
+            if r["resourceType"] == "SearchParameter":
+                for base in r["base"]:
+                    self.search_parameters.setdefault(base, []).append(
+                        {k: r[k] for k in ("code", "type", "expression", "url")}
+                    )
         self.checker = ProfileChecker(definitions, self.expand)
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 (one instance per process)

@@ -30,6 +30,7 @@ from gateway.interactions.dispatch import Dispatcher
 from gateway.interactions.dossier import InProcessDossier
 from gateway.interactions.model import Services
 from gateway.loading import load
+from gateway.store.schema import search_token
 from mappings.care.declarations import line_from_fhir
 from mappings.care.demo import demo_dossier
 from mappings.care.visits import Visit, visit_to_fhir
@@ -440,3 +441,17 @@ def test_any_visits_give_files_that_validate_and_add_up(
                 closing = text.split("\r\n")[-2]
                 assert int(closing[33:44]) == sum(line.cents for line in message.lines)
             assert message.net_cents == sum(line.cents for line in message.lines)
+
+
+def test_visits_stored_before_the_funding_stream_was_indexed_are_declared(
+    demo: InProcessDossier, services: Services, tmp_path: pathlib.Path
+) -> None:
+    expected = declare(demo, "wmo323", MONTH, dry_run=True)
+    with services.store.engine.begin() as connection:  # as a store from before the parameter
+        gone = connection.execute(
+            search_token.delete().where(search_token.c.param == "funding-stream")
+        )
+        assert gone.rowcount > 0
+    again = declare(demo, "wmo323", MONTH, dry_run=True)
+    assert again.visits > expected.visits  # found through funding-stream:missing, and read
+    assert [m.lines for m in again.messages] == [m.lines for m in expected.messages]
