@@ -228,7 +228,7 @@ def write_events(services: Services, session: Session, events: list[dict[str, An
     with session.unguarded("the access log of this request"):
         for event in events:
             event["id"] = services.ids.new()
-            session.put(event, method="POST", must_create=True)
+        session.add_new(events)
         session.written = []
 
 

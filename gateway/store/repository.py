@@ -60,6 +60,7 @@ _CURRENT = select(resources).where(
 )
 _CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
 _INSERT_RESOURCE = insert(resources).returning(resources.c.pk)
+_INSERT_RESOURCES = insert(resources).returning(resources.c.pk, sort_by_parameter_order=True)
 _ADVANCE = (
     update(resources)
     .where(resources.c.pk == bindparam("pk_"), resources.c.version_id == bindparam("expected"))
@@ -276,6 +277,41 @@ class Session(Indexing, Lookups):
         self.written.append((res_type, res_id, frozenset(patients)))
         created = current is None or current.deleted
         return Stored(res_type, res_id, version_id, now, content, created)
+
+    def add_new(self, batch: list[dict[str, Any]], *, method: str = "POST") -> None:
+        """Store each resource of ``batch`` as the first version of a new id, in one insert.
+
+        For entries nobody has written before (access-log entries under fresh ids): no
+        lookup per resource; an id that exists after all fails the insert, and the unit of
+        work runs again with new ids, as a collision in :meth:`put` does.
+        """
+        if not batch:
+            return
+        now = to_micros(self.store.clock.now())
+        rows = []
+        for resource in batch:
+            meta = dict(resource.get("meta") or {})
+            meta["versionId"] = "1"
+            meta["lastUpdated"] = instant_of(now)
+            resource["meta"] = meta
+            rows.append(
+                {
+                    "res_type": resource["resourceType"],
+                    "res_id": resource["id"],
+                    "version_id": 1,
+                    "last_updated": now,
+                    "deleted": False,
+                    "content": orjson.dumps(resource),
+                }
+            )
+        pks = [row[0] for row in self._connection.execute(_INSERT_RESOURCES, rows)]
+        for pk, resource, row in zip(pks, batch, rows, strict=True):
+            res_type, res_id = row["res_type"], row["res_id"]
+            self._version_row(res_type, res_id, 1, now, False, method, row["content"])
+            patients = self._reindex(pk, resource, fresh=True)
+            if self.guard is not None and not self.guard.admits(Target.of(resource, patients)):
+                raise Forbidden(f"No grant of the client allows writing this {res_type}")
+            self.written.append((res_type, res_id, frozenset(patients)))
 
     def delete(self, res_type: str, res_id: str) -> Stored | None:
         """Mark the resource deleted as a new version; None when there was nothing to delete."""
