@@ -132,8 +132,9 @@ def _write(
     if dry_run:
         for message in result.messages:
             typer.echo(f"would write {message.name} ({len(message.lines)} lines)")
-        summary += "; dry run: nothing written or recorded"
-    typer.echo(summary, err=True)
+        summary += "; dry run: no file written, no Claim recorded"
+    timings = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.timings.items())
+    typer.echo(f"{summary} ({timings})", err=True)
     for fault in plan.held:
         typer.echo(f"held: {fault.where}: {fault.text}", err=True)
 

@@ -19,6 +19,7 @@ Memory grows with the number of lines (clients), not with the number of visits.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -167,6 +168,10 @@ class Collected:
     wanted: dict[str, _Group]
     clients: dict[str, Client]
     visits: int = 0
+    bounds: tuple[dt.date, dt.date] = field(init=False)  # the month's first and last day
+
+    def __post_init__(self) -> None:
+        self.bounds = (self.month.begin, self.month.end)
 
 
 def _parties(dossier: Dossier, canon: Canon) -> tuple[Party | None, dict[str, Party]]:
@@ -343,7 +348,8 @@ def _visit(
         return  # another stream's: read no further
     where = f"Patient/{visit.patient}, {where}"
     day = visit.start.astimezone(_LOCAL).date()
-    if not collected.month.contains(day):
+    first, last = collected.bounds
+    if not first <= day <= last:
         return
     if visit.funding is None:
         faults.append(Fault("funding", where, "The visit has no funding stream"))
@@ -406,11 +412,21 @@ class _Declarable:
     allocation_number: str | None
 
 
+@functools.cache
+def _extension_urls(canon: Canon) -> tuple[str, str, str]:
+    return (
+        canon.extension("funding-stream"),
+        canon.extension("product-code"),
+        canon.extension("allocation-number"),
+    )
+
+
 def _declarable(resource: dict[str, Any], canon: Canon) -> _Declarable:
     extensions = {e.get("url"): e for e in resource.get("extension", ()) if isinstance(e, dict)}
-    funding = extensions.get(canon.extension("funding-stream"))
-    product = extensions.get(canon.extension("product-code"))
-    allocation = extensions.get(canon.extension("allocation-number"))
+    funding_url, product_url, allocation_url = _extension_urls(canon)
+    funding = extensions.get(funding_url)
+    product = extensions.get(product_url)
+    allocation = extensions.get(allocation_url)
     subject = resource["subject"]["reference"]
     if not subject.startswith("Patient/"):
         raise ValueError(subject)
@@ -460,13 +476,13 @@ def _add(
     day: dt.date,
     minutes: int,
 ) -> None:
-    month = collected.month
+    month_begin, month_end = collected.bounds
     if collected.format == "gds801":  # list 071: one contact, one prestatie, one day
         begin = end = day
         key = f"{collected.format}|{patient}|{allocation.id}|{tariff.code}|{day}|{visit}"
     else:  # the month, clipped to the allocation and the tariff
-        begin = max(month.begin, allocation.start, tariff.start)
-        end = min([month.end, *(d for d in (allocation.end, tariff.end) if d is not None)])
+        begin = max(month_begin, allocation.start, tariff.start)
+        end = min([month_end, *(d for d in (allocation.end, tariff.end) if d is not None)])
         key = f"{collected.format}|{patient}|{allocation.id}|{tariff.code}|{begin}"
     group = collected.wanted.get(key)
     if group is None:

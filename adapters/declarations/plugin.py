@@ -52,7 +52,7 @@ def declare_operation(dossier: Dossier, call: OperationCall) -> dict[str, Any]:
             "informational",
             f"{result.visits} visits; {len(plan.debits)} new line(s), {len(plan.credits)} "
             f"credit(s), {plan.unchanged} unchanged, {len(plan.held)} held"
-            + ("; dry run: nothing recorded" if result.dry_run else ""),
+            + ("; dry run: no Claim recorded" if result.dry_run else ""),
         ),
         *(Issue("warning", "business-rule", f.text, (f.where,)) for f in plan.held),
     ]
