@@ -481,9 +481,11 @@ def _write_and_record(
         result.timings["files"] = time.perf_counter() - mark
         mark = time.perf_counter()
         claims = [line_to_fhir(line, canon) for m in result.messages for line in m.lines]
-        claims += [line_to_fhir(line, canon) for line in decided.credited]
-        if claims:
-            dossier.record(claims, _disclosures(result, "C", f"declared ({result.format})"))
+        credited = [line_to_fhir(line, canon) for line in decided.credited]
+        if claims or credited:
+            dossier.record(
+                credited, _disclosures(result, "C", f"declared ({result.format})"), new=claims
+            )
         result.timings["record"] = time.perf_counter() - mark
     except BaseException:
         for made, _ in temporary:

@@ -22,11 +22,13 @@ from consent.audit import Access, audit_event
 from consent.context import AccessContext, Kind
 from consent.scopes import parse_scopes
 from gateway.interactions.authorize import commit_events, write_events
+from gateway.interactions.common import check_id, check_type, validated
 from gateway.interactions.model import FhirRequest, Router, Services
 from gateway.interactions.privileged import system_context
 from gateway.search.execute import stream_search
 from gateway.search.params import parse_search
 from gateway.store.repository import Session
+from mappings.core.errors import Conflict
 from mappings.core.plugins import Disclosure
 
 __all__ = ["InProcessDossier"]
@@ -71,15 +73,30 @@ class InProcessDossier:
                 yield [orjson.loads(match.content) for match in matches]
 
     def record(
-        self, resources: Sequence[dict[str, Any]], disclosures: Sequence[Disclosure]
+        self,
+        resources: Sequence[dict[str, Any]],
+        disclosures: Sequence[Disclosure],
+        new: Sequence[dict[str, Any]] = (),
     ) -> None:
-        router = self._context.router
+        router, context = self._context.router, self._context
+        fresh = []
+        for resource in new:  # validated before the transaction: it holds the lock briefly
+            resource_type, resource_id = str(resource.get("resourceType")), str(resource.get("id"))
+            check_type(context, resource_type)
+            check_id(resource_id)
+            fresh.append(validated(context, dict(resource), resource_type, resource_id))
+        events = self._events(disclosures)
 
         def unit(session: Session) -> None:
+            taken = session.locate([(r["resourceType"], r["id"]) for r in fresh])
+            if taken:
+                resource_type, resource_id = min(taken)
+                raise Conflict(f"{resource_type}/{resource_id} exists already")
             for resource in resources:
                 path = f"{resource['resourceType']}/{resource['id']}"
-                router.dispatch(self._context, FhirRequest("PUT", path, body=resource), session)
-            write_events(self._services, session, self._events(disclosures))
+                router.dispatch(context, FhirRequest("PUT", path, body=resource), session)
+            session.add_new([dict(r) for r in fresh], method="PUT")
+            write_events(self._services, session, [dict(e) for e in events])
 
         self._services.store.write(unit)
 

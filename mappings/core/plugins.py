@@ -68,11 +68,15 @@ class Dossier(Protocol):
         ...
 
     def record(
-        self, resources: Sequence[dict[str, Any]], disclosures: Sequence[Disclosure]
+        self,
+        resources: Sequence[dict[str, Any]],
+        disclosures: Sequence[Disclosure],
+        new: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Write ``resources`` (each with its id: create or update) and the access-log
-        entries of ``disclosures``, all in one transaction: all of it or nothing. Each
-        resource is validated as any write is; a fault raises and nothing is written."""
+        """Write ``resources`` (each with its id: create or update), ``new`` (ids that do
+        not exist yet: written in bulk) and the access-log entries of ``disclosures``, all
+        in one transaction: all of it or nothing. Each resource is validated as any write
+        is; a fault, or an id in ``new`` that exists, raises and nothing is written."""
         ...
 
     def disclose(self, disclosures: Sequence[Disclosure]) -> None:

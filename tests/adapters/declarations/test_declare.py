@@ -34,6 +34,7 @@ from gateway.store.schema import search_token
 from mappings.care.declarations import line_from_fhir
 from mappings.care.demo import demo_dossier
 from mappings.care.visits import Visit, visit_to_fhir
+from mappings.core.errors import Conflict, Invalid
 
 TODAY = dt.date(2026, 12, 2)
 MONTH = "2026-11"
@@ -455,3 +456,18 @@ def test_visits_stored_before_the_funding_stream_was_indexed_are_declared(
     again = declare(demo, "wmo323", MONTH, dry_run=True)
     assert again.visits > expected.visits  # found through funding-stream:missing, and read
     assert [m.lines for m in again.messages] == [m.lines for m in expected.messages]
+
+
+def test_the_dossier_records_new_resources_all_or_nothing(
+    demo: InProcessDossier, services: Services, tmp_path: pathlib.Path
+) -> None:
+    declare(demo, "aw319", MONTH, out_dir=tmp_path)
+    claims = _resources(services, "Claim")
+    before = _count(services)
+    fresh = dict(claims[0], id="decl-another")
+    with pytest.raises(Conflict, match="exists already"):  # a new id that is taken
+        demo.record([], [], new=[fresh, dict(claims[1])])
+    broken = dict(fresh, status="sent")  # not a financial-resource-status code
+    with pytest.raises(Invalid):
+        demo.record([], [], new=[broken])
+    assert _count(services) == before
