@@ -15,6 +15,7 @@ import typer
 
 from adapters.declarations.declare import declare, read_answer, status
 from adapters.declarations.month import DeclarationError
+from mappings.core.errors import FhirError
 from mappings.core.plugins import DossierOpener
 
 __all__ = ["declare_commands"]
@@ -121,6 +122,9 @@ def _write(
             )
         except DeclarationError as error:
             raise _failed(error) from None
+        except FhirError as error:  # the dossier refused what was to be recorded
+            typer.echo(f"Nothing was recorded: {error.diagnostics}", err=True)
+            raise typer.Exit(2) from None
     plan = result.plan
     for message in result.messages:
         if message.path is not None:
@@ -150,6 +154,9 @@ def _read(open_dossier: DossierOpener, file: Path, database_url: str) -> None:
             answer = read_answer(dossier, data)
         except DeclarationError as error:
             raise _failed(error, "recorded") from None
+        except FhirError as error:
+            typer.echo(f"Nothing was recorded: {error.diagnostics}", err=True)
+            raise typer.Exit(2) from None
     codes = ", ".join(f"{code} x{count}" for code, count in sorted(answer.codes.items()))
     typer.echo(
         f"message {answer.message}: {answer.accepted} accepted, {answer.rejected} rejected"

@@ -60,7 +60,7 @@ from adapters.declarations.month import (
 from adapters.declarations.wmo323 import Client as WmoClient
 from adapters.declarations.wmo323 import Declaratie, Fault, Prestatie, faults_of, write_wmo323
 from adapters.declarations.wmo325 import AnswerError, Wmo325, read_wmo325
-from mappings.care.base import DEFAULT_CANON, Canon, MappingError
+from mappings.care.base import DEFAULT_CANON, Canon
 from mappings.care.declarations import (
     FORMATS,
     UNITS,
@@ -602,10 +602,7 @@ def read_answer(dossier: Dossier, data: bytes, canon: Canon = DEFAULT_CANON) -> 
         )
         for patient, objects in sorted(disclosed.items())
     ]
-    try:
-        dossier.record(records, disclosures)
-    except MappingError as error:  # pragma: no cover - our own resources are valid
-        raise DeclarationError([Fault("record", "ClaimResponse", str(error))]) from None
+    dossier.record(records, disclosures)
     return AnswerRead("wmo323", answer.declaratie, accepted, rejected, dict(counted))
 
 

@@ -29,6 +29,7 @@ def test_every_conformance_resource_is_valid_fhir(care: CareDefinitions) -> None
         "NamingSystem",
         "StructureDefinition",
         "OperationDefinition",
+        "SearchParameter",
     }
     for resource in care.resources:
         assert faults(resource) == [], resource["id"]
