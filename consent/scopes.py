@@ -43,6 +43,7 @@ PERMISSION_OF_INTERACTION = {
     "$explain": "r",
     "$break-the-glass": "r",
     "$zrm-progress": "s",
+    "$summary": "s",
     "$operation": "r",  # a plugin's system operation: it checks its own scope
 }
 

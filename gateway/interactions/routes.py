@@ -99,6 +99,13 @@ ROUTES: tuple[Route, ...] = (
         "$zrm-progress",
         on="Patient",
     ),
+    _route(
+        "GET",
+        rf"(?P<type>Patient)/{_ID}/\$summary",
+        care.summary_operation,
+        "$summary",
+        on="Patient",
+    ),
     _route("POST", rf"{_TYPE}/\$validate", operations.validate, "$validate"),
     _route("POST", rf"{_TYPE}/{_ID}/\$validate", operations.validate, "$validate"),
     _route("POST", f"{_TYPE}/_search", search.search_type, "search-type"),

@@ -16,6 +16,7 @@ from mappings.care.omaha import omaha_code_systems, omaha_concept_map, omaha_val
 from mappings.care.operations import operation_definitions
 from mappings.care.plans import plan_code_systems
 from mappings.care.profiles import structure_definitions
+from mappings.care.summary import summary_code_systems
 from mappings.care.visits import visit_code_systems
 from mappings.care.zrm_codes import zrm_code_systems, zrm_questionnaires, zrm_value_sets
 from mappings.core.errors import Issue
@@ -36,6 +37,7 @@ def definition_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
         *plan_code_systems(canon),
         *visit_code_systems(canon),
         *declaration_code_systems(canon),
+        *summary_code_systems(canon),
     ]
     value_sets = [
         *zrm_value_sets(canon),
@@ -45,6 +47,7 @@ def definition_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
             for name in ("plan-kind", "activity-owner", "contact-mode", "funding-stream")
         ),
         *declaration_value_sets(canon),
+        whole_value_set(canon, "summary-section"),
     ]
     for resource in [*systems, *value_sets]:
         resource.setdefault("date", PUBLISHED)

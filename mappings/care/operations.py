@@ -147,6 +147,22 @@ def operation_definitions(canon: Canon, published: str) -> list[dict[str, Any]]:
         _definition(
             canon,
             published,
+            "summary",
+            "Samenvatting voor de huisarts",
+            "The client's summary as a FHIR document (Bundle of type document): a Composition "
+            "with the active krachtplan (goals, activities), the latest ZRM score per domain "
+            "with the change since the first, the crisis plan with who to call, the visits of "
+            "the last 90 days and the care team, each section with a Dutch narrative. Only "
+            "what the caller may see; a section with nothing visible says so in the same "
+            "words whether or not there is anything.",
+            "Patient",
+            instance=True,
+            affects_state=False,
+            parameters=[_parameter("return", "out", "Bundle", 1, "1", "The document")],
+        ),
+        _definition(
+            canon,
+            published,
             "declare",
             "Declareren",
             "Turn the finished visits of one month into the declaration files of one format "

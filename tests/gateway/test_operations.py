@@ -107,6 +107,7 @@ def test_every_operation_of_ours_has_its_operation_definition() -> None:
             "explain",
             "break-the-glass",
             "zrm-progress",
+            "summary",
             "declare",
         }
     )

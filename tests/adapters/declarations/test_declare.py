@@ -95,7 +95,7 @@ def test_the_demo_month_gives_the_golden_files(
     assert len(written) == (2 if format_code != "gds801" else 1)  # one file per payer
     for path in written:
         golden = GOLDEN / path.name
-        if os.environ.get("EIGENDOSSIER_UPDATE_GOLDEN"):
+        if os.environ.get("EIGENDOSSIER_REGENERATE_GOLDEN"):
             GOLDEN.mkdir(parents=True, exist_ok=True)
             golden.write_bytes(path.read_bytes())
         assert path.read_bytes() == golden.read_bytes(), path.name
