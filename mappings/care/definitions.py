@@ -14,6 +14,7 @@ from mappings.care.declarations import (
 )
 from mappings.care.omaha import omaha_code_systems, omaha_concept_map, omaha_value_sets
 from mappings.care.operations import operation_definitions
+from mappings.care.outcomes import outcome_measure
 from mappings.care.plans import plan_code_systems
 from mappings.care.profiles import structure_definitions
 from mappings.care.summary import summary_code_systems
@@ -57,6 +58,7 @@ def definition_resources(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
         omaha_concept_map(canon),
         *operation_definitions(canon, PUBLISHED),
         *declaration_search_parameters(canon),
+        outcome_measure(canon, PUBLISHED),
         *zrm_questionnaires(canon),
         *naming_systems(PUBLISHED),
         *structure_definitions(canon),

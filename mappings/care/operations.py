@@ -163,6 +163,27 @@ def operation_definitions(canon: Canon, published: str) -> list[dict[str, Any]]:
         _definition(
             canon,
             published,
+            "evaluate-measure",
+            "Uitkomsten ZRM per team en wijk",
+            "The ZRM outcome reports of one quarter (Measure zrm-outcomes): one MeasureReport "
+            "for all clients, one per team (reporter) and one per neighbourhood (postcode "
+            "area), per ZRM 2017 domain the clients with intake and follow-up, the mean change "
+            "and how many improved, stayed or got worse. Counts under 5 are suppressed; no "
+            "client is named. Recorded in the dossier. For administrators and backend apps "
+            "with system/MeasureReport.c.",
+            "",
+            instance=False,
+            system=True,
+            affects_state=True,
+            parameters=[
+                _parameter("period", "in", "string", 1, "1", "The quarter: YYYY-Qn"),
+                _parameter("measure", "in", "string", 0, "1", "The Measure (default zrm-outcomes)"),
+                _parameter("return", "out", "Bundle", 1, "1", "The MeasureReports"),
+            ],
+        ),
+        _definition(
+            canon,
+            published,
             "declare",
             "Declareren",
             "Turn the finished visits of one month into the declaration files of one format "

@@ -109,6 +109,7 @@ def test_every_operation_of_ours_has_its_operation_definition() -> None:
             "zrm-progress",
             "summary",
             "declare",
+            "evaluate-measure",
         }
     )
     for name in plugins:

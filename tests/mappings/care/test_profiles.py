@@ -30,6 +30,7 @@ def test_every_conformance_resource_is_valid_fhir(care: CareDefinitions) -> None
         "StructureDefinition",
         "OperationDefinition",
         "SearchParameter",
+        "Measure",
     }
     for resource in care.resources:
         assert faults(resource) == [], resource["id"]
