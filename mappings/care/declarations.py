@@ -642,7 +642,9 @@ def line_from_fhir(resource: Any, canon: Canon = DEFAULT_CANON) -> DeclaredLine:
     item = items[0]
     product = (item.get("productOrService") or {}).get("coding") or [{}]
     system = str(product[0].get("system", ""))
-    funding = system.rsplit("product-", 1)[-1]
+    funding = next((f for f in FUNDING if product_system(canon, f) == system), None)
+    if funding is None:
+        fail("The product is a code of one funding stream", "Claim.item[0].productOrService")
     related = (read.get("related") or [{}])[0]
     credit_of = (
         reference_id(related.get("claim"), "Claim", "Claim.related[0].claim")
