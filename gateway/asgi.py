@@ -34,5 +34,6 @@ def from_environment() -> Starlette:
         oidc_claim=env("oidc_claim") or "sub",
         oidc_link=env("oidc_link") or "account",
         cors_origins=tuple(o.strip() for o in (env("cors_origins") or "").split(",") if o.strip()),
+        delivery_worker=env("delivery_worker") == "1",
     )
     return create_app(settings, migrate=False)

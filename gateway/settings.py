@@ -44,6 +44,8 @@ class Settings:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_connections: int = 1000
+    #: run a delivery worker (the outbox: notifications) inside this process
+    delivery_worker: bool = False
 
     def provider(self) -> ProviderConfig | None:
         """The external login provider, when one is configured."""

@@ -121,6 +121,14 @@ def serve(
     max_connections: Annotated[
         int, typer.Option(envvar="EIGENDOSSIER_MAX_CONNECTIONS", help="Open at once, per process")
     ] = 1000,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker",
+            envvar="EIGENDOSSIER_NO_WORKER",
+            help="Deliver nothing here: run `eigendossier worker` apart",
+        ),
+    ] = False,
 ) -> None:
     """Run the gateway; prints the FHIR base URL."""
     import uvicorn  # noqa: PLC0415
@@ -156,6 +164,7 @@ def serve(
         header_timeout=header_timeout,
         body_timeout=body_timeout,
         max_connections=max_connections,
+        delivery_worker=not no_worker,
     )
     if (
         min(max_header_bytes, max_headers, max_connections) < 1
@@ -217,6 +226,7 @@ def serve(
             "EIGENDOSSIER_HEADER_TIMEOUT": str(header_timeout),
             "EIGENDOSSIER_BODY_TIMEOUT": str(body_timeout),
             "EIGENDOSSIER_MAX_CONNECTIONS": str(max_connections),
+            "EIGENDOSSIER_DELIVERY_WORKER": "0" if no_worker else "1",
         }
     )
     uvicorn.run(

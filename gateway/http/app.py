@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import traceback
 import uuid
 from collections.abc import AsyncIterator
@@ -274,7 +275,20 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        stop = threading.Event()
+        worker = None
+        if settings.delivery_worker:  # the outbox's deliveries, in a thread of this process
+            from gateway.delivery import Worker  # noqa: PLC0415
+
+            apps = security.store.app if security is not None else None
+            worker = threading.Thread(
+                target=Worker(services, apps=apps).run, args=(stop,), daemon=True
+            )
+            worker.start()
         yield
+        stop.set()
+        if worker is not None:
+            await run_in_threadpool(worker.join, 15)
         await run_in_threadpool(endpoint.refusals.flush)  # counts held are written, not lost
 
     registered = None

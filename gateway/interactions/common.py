@@ -64,6 +64,10 @@ def validated(
         issues = check_consent(body, frozenset(context.services.definitions.served))
         if issues:
             raise Unprocessable(issues[0].diagnostics, issues=issues)
+    if resource_type == "Subscription":
+        from gateway.interactions.subscriptions import check_subscription  # noqa: PLC0415
+
+        check_subscription(context, body)
     if context.caller is not None:
         context.caller.check_resource(context, body)
     return body

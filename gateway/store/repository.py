@@ -358,6 +358,7 @@ class Session(Indexing, Lookups):
     ) -> None:
         if res_type in ACCESS_TYPES:
             self.access_changed = True
+        self.enqueue_change(res_type, res_id, version_id, now)
         self._pending.setdefault("versions", []).append(
             {
                 "res_type": res_type,

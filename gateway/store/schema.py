@@ -36,6 +36,7 @@ __all__ = [
     "oauth_codes",
     "oauth_refresh_tokens",
     "oauth_revoked",
+    "outbox",
     "signing_keys",
     "metadata",
     "patient_compartment",
@@ -179,6 +180,33 @@ access_epoch = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("n", BigInteger, nullable=False),
+)
+
+#: The outbox: what must leave the dossier because of a change, written in the change's own
+#: transaction (``change`` rows), and the deliveries a worker derives from them
+#: (``notify`` rows, one per subscription). ``key`` is unique: the idempotency key the
+#: receiver gets, so a delivery retried after a crash can be recognised. A worker leases a
+#: row (``lease_until``) before it delivers; a lease that runs out makes the row claimable
+#: again. Times are microseconds since the epoch, as ``resources.last_updated``.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("pk", _Pk, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("subscription", String(64), nullable=True),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version_id", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", BigInteger, nullable=False),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created", BigInteger, nullable=False),
+    Column("finished", BigInteger, nullable=True),
+    UniqueConstraint("key", name="uq_outbox_key"),
+    Index("ix_outbox_due", "state", "next_at"),
 )
 
 INDEX_TABLES = {

@@ -16,12 +16,15 @@ from sqlalchemy import (
     false,
     insert,
     or_,
+    select,
 )
 
 from gateway.store.schema import (
     INDEX_TABLES,
+    outbox,
     patient_compartment,
     resource_versions,
+    resources,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +34,13 @@ if TYPE_CHECKING:
 __all__ = ["Current", "SessionBase", "pairs_in"]
 
 _privileged = logging.getLogger("eigendossier.privileged")
-_PENDING_TABLES = {"compartment": patient_compartment, "versions": resource_versions}
+_PENDING_TABLES = {
+    "compartment": patient_compartment,
+    "versions": resource_versions,
+    "outbox": outbox,
+}
+#: the types whose changes nobody subscribes to (the access log is the client's own)
+UNWATCHED = frozenset({"AuditEvent"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +82,8 @@ class SessionBase:
         self.written: list[tuple[str, str, frozenset[str]]] = []
         #: a version of one of ACCESS_TYPES was written: the access epoch is raised at commit
         self.access_changed = False
+        #: whether any Subscription exists (asked once per transaction, at the first write)
+        self._watched: bool | None = None
 
     @contextmanager
     def unguarded(self, reason: str) -> Iterator[Self]:
@@ -92,6 +103,36 @@ class SessionBase:
         """The transaction's connection, with every pending index row written first."""
         self.flush()
         return self._connection
+
+    def enqueue_change(self, res_type: str, res_id: str, version_id: int, now: int) -> None:
+        """An outbox row for this version, in this transaction, when anyone may be
+        subscribed (the worker matches it against the Subscriptions when it delivers)."""
+        if res_type in UNWATCHED:
+            return
+        if self._watched is None:
+            exists = select(resources.c.pk).where(
+                resources.c.res_type == "Subscription", resources.c.deleted.is_(False)
+            )
+            self._watched = self._connection.execute(exists.limit(1)).first() is not None
+        if not self._watched and res_type != "Subscription":
+            return
+        self._pending.setdefault("outbox", []).append(
+            {
+                "kind": "change",
+                "key": f"change:{res_type}/{res_id}/_history/{version_id}",
+                "subscription": None,
+                "res_type": res_type,
+                "res_id": res_id,
+                "version_id": version_id,
+                "state": "pending",
+                "attempts": 0,
+                "next_at": now,
+                "lease_until": None,
+                "last_error": None,
+                "created": now,
+                "finished": None,
+            }
+        )
 
     def flush(self) -> None:
         """Write the index rows collected by :meth:`put`, one multi-row insert per table."""

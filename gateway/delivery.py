@@ -1,0 +1,511 @@
+"""The delivery worker: what the outbox holds leaves the dossier, once the client allows it.
+
+Every write of a resource leaves a ``change`` row in the outbox, in the write's own
+transaction (:meth:`SessionBase.enqueue_change`), whenever a Subscription exists. A worker
+leases due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers in several
+processes each take a row once; on SQLite the write lock makes one worker at a time) and:
+
+- turns a change into a ``notify`` row per active Subscription of that type (and a
+  ``handshake`` row for a Subscription that was requested), in one transaction;
+- delivers a notify row over HTTP only if, at that moment, the subscribing app may see the
+  changed resource under the client's Consents and it matches the criteria: a revoked
+  grant sends nothing from the very next change, and an id-only notification never names
+  what the app could not read; each delivery is an entry in the client's access log;
+- retries a failed delivery with exponential backoff and jitter, and after
+  ``max_attempts`` moves it to ``dead`` and puts the Subscription in ``error`` with the
+  reason.
+
+Delivery is at least once: every request carries the row's ``Idempotency-Key``; a worker
+killed after the receiver answered and before it recorded that, delivers the row again
+when its lease runs out, with the same key, for the receiver to drop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import and_, or_, select, update
+
+from consent.audit import Access, audit_event
+from consent.context import AccessContext, Kind
+from consent.registry import App
+from consent.scopes import parse_scopes
+from gateway.interactions.authorize import ConsentCaller, write_events
+from gateway.interactions.dispatch import Dispatcher
+from gateway.interactions.model import Context, FhirRequest, Services
+from gateway.interactions.privileged import system_context
+from gateway.interactions.subscriptions import OWNER, PAYLOAD, criteria_of
+from gateway.search.dates import to_micros
+from gateway.search.execute import run_search
+from gateway.search.params import parse_search
+from gateway.store.access import AccessFilter
+from gateway.store.repository import Session
+from gateway.store.schema import outbox
+
+__all__ = ["DeliverySettings", "Worker", "dead_rows", "outbox_status", "retry_dead"]
+
+log = logging.getLogger("eigendossier.delivery")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    batch: int = 50
+    lease: dt.timedelta = dt.timedelta(seconds=60)
+    max_attempts: int = 8
+    first_delay: dt.timedelta = dt.timedelta(seconds=2)
+    max_delay: dt.timedelta = dt.timedelta(minutes=30)
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    pk: int
+    kind: str
+    key: str
+    subscription: str | None
+    res_type: str
+    res_id: str
+    version_id: int
+    attempts: int
+
+
+class Worker:
+    """Deliveries of one process; ``apps`` finds a registered app (None: open mode)."""
+
+    def __init__(
+        self,
+        services: Services,
+        settings: DeliverySettings | None = None,
+        apps: Callable[[str], App | None] | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.services = services
+        self.settings = settings or DeliverySettings()
+        self._apps = apps
+        self._http = http or httpx.Client(timeout=self.settings.timeout, follow_redirects=False)
+        self._router = Dispatcher()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Handle what is due now; how many rows were handled."""
+        handled = 0
+        changes = self._claim(("change",))
+        if changes:
+            self._fan_out(changes)
+            handled += len(changes)
+        for row in self._claim(("notify", "handshake")):
+            self._deliver(row)
+            handled += 1
+        return handled
+
+    def run(self, stop: threading.Event, idle: float = 0.5) -> None:
+        """Until ``stop`` is set: handle what is due, wait ``idle`` seconds when nothing is."""
+        try:
+            while not stop.is_set():
+                try:
+                    busy = self.run_once()
+                except Exception:
+                    log.exception("delivery round failed; trying again")
+                    busy = 0
+                if not busy:
+                    stop.wait(idle)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connections (the worker is not used afterwards)."""
+        self._http.close()
+
+    # -- claiming -----------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return to_micros(self.services.clock.now())
+
+    def _claim(self, kinds: tuple[str, ...]) -> list[_Row]:
+        now = self._now()
+        lease = now + int(self.settings.lease.total_seconds() * 1_000_000)
+
+        def unit(session: Session) -> list[_Row]:
+            connection = session.connection
+            due = (
+                select(outbox)
+                .where(
+                    outbox.c.kind.in_(kinds),
+                    or_(
+                        and_(outbox.c.state == "pending", outbox.c.next_at <= now),
+                        and_(outbox.c.state == "delivering", outbox.c.lease_until < now),
+                    ),
+                )
+                .order_by(outbox.c.pk)
+                .limit(self.settings.batch)
+            )
+            if connection.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            rows = [
+                _Row(
+                    r.pk,
+                    r.kind,
+                    r.key,
+                    r.subscription,
+                    r.res_type,
+                    r.res_id,
+                    r.version_id,
+                    r.attempts,
+                )
+                for r in connection.execute(due)
+            ]
+            if rows:
+                connection.execute(
+                    update(outbox)
+                    .where(outbox.c.pk.in_([r.pk for r in rows]))
+                    .values(state="delivering", lease_until=lease)
+                )
+            return rows
+
+        return self.services.store.write(unit)
+
+    def _finish(self, session: Session, row: _Row, note: str | None = None) -> None:
+        session.connection.execute(
+            update(outbox)
+            .where(outbox.c.pk == row.pk)
+            .values(state="done", finished=self._now(), lease_until=None, last_error=note)
+        )
+
+    # -- fan-out ------------------------------------------------------------------------
+
+    def _fan_out(self, changes: list[_Row]) -> None:
+        def unit(session: Session) -> None:
+            subscriptions = _subscriptions(session)
+            now = self._now()
+            rows = []
+            for change in changes:
+                target = f"{change.res_type}/{change.res_id}/_history/{change.version_id}"
+                if change.res_type == "Subscription":
+                    subscription = subscriptions.get(change.res_id)
+                    if subscription is not None and subscription.get("status") == "requested":
+                        rows.append(_new_row("handshake", f"handshake:{target}", change, now))
+                for sub_id, subscription in sorted(subscriptions.items()):
+                    if subscription.get("status") != "active":
+                        continue
+                    if criteria_of(subscription)[0] != change.res_type:
+                        continue
+                    row = _new_row("notify", f"notify:{sub_id}:{target}", change, now)
+                    row["subscription"] = sub_id
+                    rows.append(row)
+                self._finish(session, change)
+            if rows:
+                statement = _insert_ignoring_duplicates(session, rows)
+                session.connection.execute(statement)
+
+        self.services.store.write(unit)
+
+    # -- delivering ---------------------------------------------------------------------
+
+    def _deliver(self, row: _Row) -> None:
+        with self.services.store.read() as session:
+            current = session.current("Subscription", row.subscription or row.res_id)
+            subscription = (
+                orjson.loads(current.content) if current and current.content is not None else None
+            )
+            plan = self._plan(session, row, subscription)
+        if isinstance(plan, str):  # nothing to send, and why (never sent, never retried)
+            self.services.store.write(lambda s: self._finish(s, row, plan))
+            return
+        assert subscription is not None
+        body, who, patients = plan
+        error = self._post(subscription, row, body)
+        if error is None:
+            self._delivered(row, subscription, who, patients)
+        else:
+            self._failed(row, subscription, error)
+
+    def _plan(
+        self, session: Session, row: _Row, subscription: dict[str, Any] | None
+    ) -> str | tuple[bytes | None, AccessContext | None, frozenset[str]]:
+        if subscription is None:
+            return "the subscription is gone"
+        if row.kind == "handshake":
+            return (
+                (None, None, frozenset())
+                if subscription.get("status") == "requested"
+                else ("no longer requested")
+            )
+        if subscription.get("status") != "active":
+            return "the subscription is not active"
+        who = self._subscriber(subscription)
+        if isinstance(who, str):
+            return who
+        access = self._access(session, who)
+        resource_type, query = criteria_of(subscription)
+        search = parse_search(
+            resource_type, [*query, ("_id", row.res_id)], self.services.registry, strict=True
+        )
+        page = run_search(session.connection, self.services.compiler, search, access)
+        if not page.matches:
+            return "not visible to the subscriber now, or no longer matching"
+        match = page.matches[0]
+        patients = session.patients_of([match.pk]).get(match.pk, frozenset())
+        return (
+            _payload(
+                self.services.base_url, subscription, match.res_type, match.res_id, match.content
+            ),
+            who,
+            patients,
+        )
+
+    def _subscriber(self, subscription: dict[str, Any]) -> AccessContext | str | None:
+        owner = owner_of_resource(self.services, subscription)
+        if owner is None or self._apps is None:
+            return None  # written by the operator or in open mode: no caller to narrow
+        app = self._apps(owner)
+        if app is None or not app.active:
+            return "the subscribing app is no longer registered or active"
+        scopes, _ = parse_scopes(app.scopes)
+        return AccessContext(
+            kind=Kind.SYSTEM,
+            client_id=app.client_id,
+            scopes=scopes,
+            subject=app.client_id,
+            token_id="",
+            organization_identifier=app.organization_identifier,
+            purpose=app.purpose,
+        )
+
+    def _access(self, session: Session, who: AccessContext | None) -> AccessFilter:
+        if who is None:  # a Subscription the operator wrote, or one of open mode
+            reason = "a delivery to a subscription without a subscribing app"
+            return system_context(self.services, reason, self._router).access
+        caller = ConsentCaller(self.services, who)
+        context = Context(self.services, access=AccessFilter.nothing(), router=self._router)
+        return caller.scoped(context, "search-type", session).access
+
+    def _post(self, subscription: dict[str, Any], row: _Row, body: bytes | None) -> str | None:
+        channel = subscription.get("channel") or {}
+        headers = {"Idempotency-Key": row.key, "X-Subscription": str(subscription.get("id"))}
+        if row.kind == "handshake":
+            headers["X-Subscription-Handshake"] = "true"
+        for line in channel.get("header", []):
+            name, _, value = str(line).partition(":")
+            if name.strip() and name.strip().lower() not in ("host", "content-length"):
+                headers[name.strip()] = value.strip()
+        if body is not None:
+            headers["Content-Type"] = "application/fhir+json"
+        try:
+            response = self._http.post(str(channel.get("endpoint")), content=body, headers=headers)
+        except httpx.HTTPError as error:
+            return f"{type(error).__name__}: the endpoint did not answer"
+        if 200 <= response.status_code < 300:
+            return None
+        return f"the endpoint answered {response.status_code}"
+
+    def _delivered(
+        self,
+        row: _Row,
+        subscription: dict[str, Any],
+        who: AccessContext | None,
+        patients: frozenset[str],
+    ) -> None:
+        def unit(session: Session) -> None:
+            self._finish(session, row)
+            if row.kind == "handshake":
+                _set_status(self, session, subscription, "active", None)
+                return
+            events = [
+                audit_event(
+                    who,
+                    Access(
+                        interaction="$notify",
+                        outcome="0",
+                        recorded=self.services.clock.now(),
+                        patient=patient,
+                        objects=(f"{row.res_type}/{row.res_id}",),
+                        description=f"notified {_recipient(who)} of a change",
+                    ),
+                    self.services.base_url,
+                )
+                for patient in sorted(patients)
+            ]
+            write_events(self.services, session, events)
+
+        self.services.store.write(unit)
+
+    def _failed(self, row: _Row, subscription: dict[str, Any], error: str) -> None:
+        attempts = row.attempts + 1
+        settings = self.settings
+        dead = attempts >= settings.max_attempts
+        delay = min(
+            settings.max_delay.total_seconds(),
+            settings.first_delay.total_seconds() * 2 ** (attempts - 1),
+        ) * random.uniform(0.5, 1.5)  # noqa: S311 (jitter, not secrecy)
+
+        def unit(session: Session) -> None:
+            session.connection.execute(
+                update(outbox)
+                .where(outbox.c.pk == row.pk)
+                .values(
+                    state="dead" if dead else "pending",
+                    attempts=attempts,
+                    next_at=self._now() + int(delay * 1_000_000),
+                    lease_until=None,
+                    last_error=error[:500],
+                    finished=self._now() if dead else None,
+                )
+            )
+            if dead:
+                _set_status(self, session, subscription, "error", f"{attempts} attempts: {error}")
+
+        self.services.store.write(unit)
+        log.info("delivery %s failed (attempt %d): %s", row.key, attempts, error)
+
+
+def owner_of_resource(services: Services, subscription: dict[str, Any]) -> str | None:
+    url = services.care.canon.extension(OWNER)
+    return next(
+        (
+            str(e.get("valueString"))
+            for e in subscription.get("extension", [])
+            if e.get("url") == url
+        ),
+        None,
+    )
+
+
+def _recipient(who: AccessContext | None) -> str:
+    if who is None:
+        return "a subscriber"
+    return who.organization_identifier or who.client_id
+
+
+def _subscriptions(session: Session) -> dict[str, dict[str, Any]]:
+    from gateway.store.schema import resources  # noqa: PLC0415
+
+    rows = session.connection.execute(
+        select(resources.c.res_id, resources.c.content).where(
+            resources.c.res_type == "Subscription", resources.c.deleted.is_(False)
+        )
+    )
+    return {res_id: orjson.loads(content) for res_id, content in rows if content is not None}
+
+
+def _new_row(kind: str, key: str, change: _Row, now: int) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "key": key[:255],
+        "subscription": change.res_id if kind == "handshake" else None,
+        "res_type": change.res_type,
+        "res_id": change.res_id,
+        "version_id": change.version_id,
+        "state": "pending",
+        "attempts": 0,
+        "next_at": now,
+        "lease_until": None,
+        "last_error": None,
+        "created": now,
+        "finished": None,
+    }
+
+
+def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> Any:
+    if session.connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+        return pg_insert(outbox).values(rows).on_conflict_do_nothing(index_elements=["key"])
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+    return sqlite_insert(outbox).values(rows).on_conflict_do_nothing(index_elements=["key"])
+
+
+def _payload(
+    base_url: str,
+    subscription: dict[str, Any],
+    res_type: str,
+    res_id: str,
+    content: bytes,
+) -> bytes | None:
+    """What the notification carries: nothing, the id only, or the resource."""
+    channel = subscription.get("channel") or {}
+    if channel.get("payload") != "application/fhir+json":
+        return None
+    mode = next(
+        (
+            e.get("valueCode")
+            for e in (channel.get("_payload") or {}).get("extension", [])
+            if e.get("url") == PAYLOAD
+        ),
+        "full-resource",
+    )
+    entry: dict[str, Any] = {
+        "fullUrl": f"{base_url}/{res_type}/{res_id}",
+        "request": {"method": "PUT", "url": f"{res_type}/{res_id}"},
+    }
+    if mode == "full-resource":
+        entry["resource"] = orjson.Fragment(content)
+    elif mode != "id-only":
+        return None
+    return orjson.dumps({"resourceType": "Bundle", "type": "history", "entry": [entry]})
+
+
+def _set_status(
+    worker: Worker, session: Session, subscription: dict[str, Any], status: str, error: str | None
+) -> None:
+    changed = {k: v for k, v in subscription.items() if k != "meta"}
+    changed["status"] = status
+    if error:
+        changed["error"] = error[:500]
+    else:
+        changed.pop("error", None)
+    context = system_context(
+        worker.services, "the delivery worker sets a Subscription's status", worker._router
+    )
+    path = f"Subscription/{subscription['id']}"
+    worker._router.dispatch(context, FhirRequest("PUT", path, body=changed), session)
+
+
+def outbox_status(services: Services) -> dict[tuple[str, str], int]:
+    """How many rows per (kind, state)."""
+    from sqlalchemy import func  # noqa: PLC0415
+
+    with services.store.read() as session:
+        rows = session.connection.execute(
+            select(outbox.c.kind, outbox.c.state, func.count()).group_by(
+                outbox.c.kind, outbox.c.state
+            )
+        )
+        return {(kind, state): int(count) for kind, state, count in rows}
+
+
+def dead_rows(services: Services) -> list[tuple[str, int, str | None]]:
+    with services.store.read() as session:
+        rows = session.connection.execute(
+            select(outbox.c.key, outbox.c.attempts, outbox.c.last_error)
+            .where(outbox.c.state == "dead")
+            .order_by(outbox.c.pk)
+        )
+        return [(key, int(attempts), error) for key, attempts, error in rows]
+
+
+def retry_dead(services: Services, key: str | None = None) -> int:
+    """Dead rows (or the one with ``key``) pending again, due now."""
+    now = to_micros(services.clock.now())
+
+    def unit(session: Session) -> int:
+        where = [outbox.c.state == "dead"]
+        if key is not None:
+            where.append(outbox.c.key == key)
+        done = session.connection.execute(
+            update(outbox)
+            .where(*where)
+            .values(state="pending", attempts=0, next_at=now, finished=None, lease_until=None)
+        )
+        return int(done.rowcount)
+
+    return services.store.write(unit)
