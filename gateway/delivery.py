@@ -133,21 +133,23 @@ class Worker:
     def _claim(self, kinds: tuple[str, ...]) -> list[_Row]:
         now = self._now()
         lease = now + int(self.settings.lease.total_seconds() * 1_000_000)
+        condition = and_(
+            outbox.c.kind.in_(kinds),
+            or_(
+                and_(outbox.c.state == "pending", outbox.c.next_at <= now),
+                and_(outbox.c.state == "delivering", outbox.c.lease_until < now),
+            ),
+        )
+        with self.services.store.read(snapshot=False) as session:  # idle: no write lock
+            if (
+                session.connection.execute(select(outbox.c.pk).where(condition).limit(1)).first()
+                is None
+            ):
+                return []
 
         def unit(session: Session) -> list[_Row]:
             connection = session.connection
-            due = (
-                select(outbox)
-                .where(
-                    outbox.c.kind.in_(kinds),
-                    or_(
-                        and_(outbox.c.state == "pending", outbox.c.next_at <= now),
-                        and_(outbox.c.state == "delivering", outbox.c.lease_until < now),
-                    ),
-                )
-                .order_by(outbox.c.pk)
-                .limit(self.settings.batch)
-            )
+            due = select(outbox).where(condition).order_by(outbox.c.pk).limit(self.settings.batch)
             if connection.dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
             rows = [
