@@ -92,6 +92,7 @@ class Worker:
         self._apps = apps
         self._http = http or httpx.Client(timeout=self.settings.timeout, follow_redirects=False)
         self._router = Dispatcher()
+        self._everything: AccessFilter | None = None
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -198,7 +199,7 @@ class Worker:
                 for sub_id, subscription in sorted(subscriptions.items()):
                     if subscription.get("status") != "active":
                         continue
-                    if criteria_of(subscription)[0] != change.res_type:
+                    if not self._matches(session, subscription, change):
                         continue
                     row = _new_row("notify", f"notify:{sub_id}:{target}", change, now)
                     row["subscription"] = sub_id
@@ -209,6 +210,21 @@ class Worker:
                 session.connection.execute(statement)
 
         self.services.store.write(unit)
+
+    def _matches(self, session: Session, subscription: dict[str, Any], change: _Row) -> bool:
+        """Whether the changed resource meets the criteria (who may see it is decided at
+        delivery, under the subscriber's consent)."""
+        resource_type, query = criteria_of(subscription)
+        if resource_type != change.res_type:
+            return False
+        if self._everything is None:
+            reason = "matching changes against Subscription criteria (consent at delivery)"
+            self._everything = system_context(self.services, reason, self._router).access
+        search = parse_search(
+            resource_type, [*query, ("_id", change.res_id)], self.services.registry, strict=True
+        )
+        page = run_search(session.connection, self.services.compiler, search, self._everything)
+        return bool(page.matches)
 
     # -- delivering ---------------------------------------------------------------------
 

@@ -314,3 +314,17 @@ def test_a_worker_killed_during_delivery_loses_nothing(
     assert len(keys) == 2 and keys[0] == keys[1]  # delivered again, recognisably the same
     status = outbox_status(services)
     assert status.get(("notify", "done")) == 1 and ("notify", "delivering") not in status
+
+
+def test_a_change_outside_the_criteria_makes_no_delivery(
+    world: dict[str, Any], receiver: Receiver, services: Services
+) -> None:
+    _grant(world)
+    _subscribe(world, receiver.url)
+    _rounds(world)
+    receiver.requests.clear()
+    visit = next(r for r in demo_dossier(dt.date.today()) if r["resourceType"] == "Encounter")
+    load(services, [dict(visit, status="cancelled")], "test: another type changes")
+    _rounds(world)
+    assert receiver.requests == []
+    assert ("notify", "pending") not in outbox_status(services)
