@@ -49,6 +49,7 @@ from gateway.search.params import parse_search
 from gateway.store.access import AccessFilter
 from gateway.store.repository import Session
 from gateway.store.schema import outbox
+from mappings.core.errors import FhirError
 
 __all__ = ["DeliverySettings", "Worker", "dead_rows", "outbox_status", "retry_dead"]
 
@@ -93,6 +94,7 @@ class Worker:
         self._http = http or httpx.Client(timeout=self.settings.timeout, follow_redirects=False)
         self._router = Dispatcher()
         self._everything: AccessFilter | None = None
+        self._criteria: tuple[dict[str, str], _Matcher] | None = None
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -109,16 +111,20 @@ class Worker:
         return handled
 
     def run(self, stop: threading.Event, idle: float = 0.5) -> None:
-        """Until ``stop`` is set: handle what is due, wait ``idle`` seconds when nothing is."""
+        """Until ``stop`` is set: handle what is due; when nothing is, wait until a commit of
+        this process leaves rows in the outbox, or ``idle`` seconds (other processes'
+        rows, retries coming due)."""
+        written = self.services.store.outbox_written
         try:
             while not stop.is_set():
+                written.clear()
                 try:
                     busy = self.run_once()
                 except Exception:
                     log.exception("delivery round failed; trying again")
                     busy = 0
-                if not busy:
-                    stop.wait(idle)
+                if not busy:  # a commit in this process wakes it; others are polled
+                    written.wait(idle)
         finally:
             self.close()
 
@@ -188,6 +194,8 @@ class Worker:
     def _fan_out(self, changes: list[_Row]) -> None:
         def unit(session: Session) -> None:
             subscriptions = _subscriptions(session)
+            active = {k: v for k, v in subscriptions.items() if v.get("status") == "active"}
+            matcher = self._matcher(active)
             now = self._now()
             rows = []
             for change in changes:
@@ -196,11 +204,7 @@ class Worker:
                     subscription = subscriptions.get(change.res_id)
                     if subscription is not None and subscription.get("status") == "requested":
                         rows.append(_new_row("handshake", f"handshake:{target}", change, now))
-                for sub_id, subscription in sorted(subscriptions.items()):
-                    if subscription.get("status") != "active":
-                        continue
-                    if not self._matches(session, subscription, change):
-                        continue
+                for sub_id in matcher.matching(session, change, self._matches_in_sql):
                     row = _new_row("notify", f"notify:{sub_id}:{target}", change, now)
                     row["subscription"] = sub_id
                     rows.append(row)
@@ -211,12 +215,18 @@ class Worker:
 
         self.services.store.write(unit)
 
-    def _matches(self, session: Session, subscription: dict[str, Any], change: _Row) -> bool:
-        """Whether the changed resource meets the criteria (who may see it is decided at
-        delivery, under the subscriber's consent)."""
+    def _matcher(self, active: dict[str, dict[str, Any]]) -> _Matcher:
+        versions = {
+            k: str((v.get("meta") or {}).get("versionId")) for k, v in sorted(active.items())
+        }
+        if self._criteria is None or self._criteria[0] != versions:
+            self._criteria = (versions, _Matcher(self.services, active))
+        return self._criteria[1]
+
+    def _matches_in_sql(self, session: Session, subscription: dict[str, Any], change: _Row) -> bool:
+        """Whether the changed resource meets criteria too rich for the index match (who
+        may see it is decided at delivery, under the subscriber's consent)."""
         resource_type, query = criteria_of(subscription)
-        if resource_type != change.res_type:
-            return False
         if self._everything is None:
             reason = "matching changes against Subscription criteria (consent at delivery)"
             self._everything = system_context(self.services, reason, self._router).access
@@ -383,6 +393,122 @@ class Worker:
 
         self.services.store.write(unit)
         log.info("delivery %s failed (attempt %d): %s", row.key, attempts, error)
+
+
+_Key = tuple[str, str]  # (parameter, value): "subject", "Patient/anna"
+
+
+class _Matcher:
+    """The active Subscriptions' criteria, indexed: a change is matched against its own
+    token and reference index rows in a few lookups, however many Subscriptions there are.
+
+    Criteria of plain ``param=value[,value]`` filters on token and reference parameters
+    (every filter must hold; one of its values) are decided here; anything richer
+    (modifiers, chains, other parameter types, an id without its type) goes to SQL.
+    """
+
+    def __init__(self, services: Services, active: dict[str, dict[str, Any]]) -> None:
+        self.by_key: dict[tuple[str, _Key], set[str]] = {}
+        self.plain: dict[str, tuple[str, list[frozenset[_Key]]]] = {}
+        self.rich: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.unfiltered: dict[str, set[str]] = {}
+        for sub_id, subscription in active.items():
+            resource_type, query = criteria_of(subscription)
+            filters = _plain_filters(services, resource_type, query)
+            if filters is None:
+                self.rich[sub_id] = (resource_type, subscription)
+            elif not filters:
+                self.unfiltered.setdefault(resource_type, set()).add(sub_id)
+            else:
+                self.plain[sub_id] = (resource_type, filters)
+                for key in filters[0]:  # the first filter finds the candidates
+                    self.by_key.setdefault((resource_type, key), set()).add(sub_id)
+
+    def matching(
+        self,
+        session: Session,
+        change: _Row,
+        in_sql: Callable[[Session, dict[str, Any], _Row], bool],
+    ) -> list[str]:
+        found = set(self.unfiltered.get(change.res_type, ()))
+        keys: frozenset[_Key] | None = None
+        candidates = set()
+        if any(t == change.res_type for t, _ in self.plain.values()):
+            keys = _index_keys(session, change.res_type, change.res_id)
+            for key in keys:
+                candidates |= self.by_key.get((change.res_type, key), set())
+        for sub_id in candidates:
+            _, filters = self.plain[sub_id]
+            if keys is not None and all(f & keys for f in filters):
+                found.add(sub_id)
+        for sub_id, (resource_type, subscription) in self.rich.items():
+            if resource_type == change.res_type and in_sql(session, subscription, change):
+                found.add(sub_id)
+        return sorted(found)
+
+
+def _plain_filters(
+    services: Services, resource_type: str, query: list[tuple[str, str]]
+) -> list[frozenset[_Key]] | None:
+    """Per filter, the index keys one of which the resource must have; None: too rich."""
+    try:
+        search = parse_search(resource_type, query, services.registry, strict=True)
+    except FhirError:
+        return None
+    params = services.registry.by_type.get(resource_type, {})
+    out = []
+    for item in search.filters:
+        param = params.get(item.name)
+        if (
+            param is None
+            or item.name.startswith("_")  # _id and friends live outside the index tables
+            or item.modifier
+            or item.chain
+            or param.type not in ("token", "reference")
+        ):
+            return None
+        keys = set()
+        for value in item.values:
+            if param.type == "reference":
+                if value.count("/") != 1:
+                    return None  # a bare id: its type is the database's to resolve
+                keys.add((item.name, value))
+            else:
+                system, bar, code = value.rpartition("|")
+                keys.add((item.name, f"{system}|{code}" if bar else f"*|{code}"))
+        out.append(frozenset(keys))
+    if search.includes or search.revincludes or search.sort:
+        return None
+    return out
+
+
+def _index_keys(session: Session, res_type: str, res_id: str) -> frozenset[_Key]:
+    """The token and reference keys of the current version of one resource."""
+    from gateway.store.schema import resources, search_reference, search_token  # noqa: PLC0415
+
+    pk = (
+        select(resources.c.pk)
+        .where(resources.c.res_type == res_type, resources.c.res_id == res_id)
+        .scalar_subquery()
+    )
+    keys: set[_Key] = set()
+    tokens = session.connection.execute(
+        select(search_token.c.param, search_token.c.system, search_token.c.code).where(
+            search_token.c.res_pk == pk
+        )
+    )
+    for param, system, code in tokens:
+        keys.add((param, f"{system or ''}|{code}"))
+        keys.add((param, f"*|{code}"))
+    references = session.connection.execute(
+        select(
+            search_reference.c.param, search_reference.c.target_type, search_reference.c.target_id
+        ).where(search_reference.c.res_pk == pk)
+    )
+    for param, target_type, target_id in references:
+        if target_type and target_id:
+            keys.add((param, f"{target_type}/{target_id}"))
+    return frozenset(keys)
 
 
 def owner_of_resource(services: Services, subscription: dict[str, Any]) -> str | None:

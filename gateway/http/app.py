@@ -287,6 +287,7 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
             worker.start()
         yield
         stop.set()
+        services.store.outbox_written.set()  # wake it to see the stop
         if worker is not None:
             await run_in_threadpool(worker.join, 15)
         await run_in_threadpool(endpoint.refusals.flush)  # counts held are written, not lost

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -99,6 +100,9 @@ class Store:
         self.engine = engine
         self.extractor = extractor
         self.clock = clock
+        #: set after a commit that left rows in the outbox (the worker of this process waits
+        #: on it; workers of other processes find them by polling)
+        self.outbox_written = threading.Event()
 
     @contextmanager
     def read(self, *, snapshot: bool = True) -> Iterator[Session]:
@@ -120,7 +124,9 @@ class Store:
                         session.flush()
                         if session.access_changed:  # last: the row lock is held briefly
                             connection.execute(_RAISE_EPOCH)
-                        return result
+                if session.enqueued:  # committed: wake this process's delivery worker
+                    self.outbox_written.set()
+                return result
             except (RetryWrite, IntegrityError):
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 (jitter)
                 continue

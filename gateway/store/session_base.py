@@ -84,6 +84,8 @@ class SessionBase:
         self.access_changed = False
         #: whether any Subscription exists (asked once per transaction, at the first write)
         self._watched: bool | None = None
+        #: whether this transaction left rows in the outbox
+        self.enqueued = False
 
     @contextmanager
     def unguarded(self, reason: str) -> Iterator[Self]:
@@ -116,6 +118,7 @@ class SessionBase:
             self._watched = self._connection.execute(exists.limit(1)).first() is not None
         if not self._watched and res_type != "Subscription":
             return
+        self.enqueued = True
         self._pending.setdefault("outbox", []).append(
             {
                 "kind": "change",

@@ -333,3 +333,38 @@ def test_a_change_outside_the_criteria_makes_no_delivery(
     _rounds(world)
     assert receiver.requests == []
     assert not any(kind == "notify" for kind, _ in outbox_status(services))
+
+
+@pytest.mark.parametrize(
+    "criteria",
+    [
+        "CarePlan?subject=Patient/anna",
+        "CarePlan?subject=Patient/karim",
+        "CarePlan?subject=Patient/anna&status=active",
+        "CarePlan?subject=Patient/anna&status=completed",
+        "CarePlan?status=active,completed",
+        "CarePlan?category=https://eigendossier.nl/fhir/CodeSystem/plan-kind|krachtplan",
+        "CarePlan?category=krachtplan&subject=Patient/anna",
+        "CarePlan?category=|krachtplan",
+        "CarePlan",
+        "CarePlan?_id=krachtplan",
+        "CarePlan?subject=anna",
+        "CarePlan?subject:missing=false",
+        "CarePlan?date=ge2020-01-01",
+        "CarePlan?subject.name=Jansen",
+    ],
+)
+def test_the_index_match_agrees_with_the_search(services: Services, criteria: str) -> None:
+    from gateway.delivery import _Matcher, _Row
+
+    load(services, demo_dossier(dt.date.today()), "test: the demo")
+    worker = Worker(services)
+    subscription = {"resourceType": "Subscription", "id": "s", "criteria": criteria}
+    change = _Row(0, "change", "k", None, "CarePlan", "krachtplan", 1, 0)
+    with services.store.read() as session:
+        indexed = _Matcher(services, {"s": subscription}).matching(
+            session, change, worker._matches_in_sql
+        )
+        searched = worker._matches_in_sql(session, subscription, change)
+    worker.close()
+    assert (indexed == ["s"]) == searched
