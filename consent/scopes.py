@@ -44,6 +44,9 @@ PERMISSION_OF_INTERACTION = {
     "$break-the-glass": "r",
     "$zrm-progress": "s",
     "$summary": "s",
+    "$export": "s",
+    "$export-status": "r",
+    "$export-file": "r",
     "$operation": "r",  # a plugin's system operation: it checks its own scope
 }
 

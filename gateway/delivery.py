@@ -108,7 +108,32 @@ class Worker:
         for row in self._claim(("notify", "handshake")):
             self._deliver(row)
             handled += 1
+        for row in self._claim(("export",)):
+            self._export(row)
+            handled += 1
         return handled
+
+    def _export(self, row: _Row) -> None:
+        from gateway.exports import run_export  # noqa: PLC0415
+
+        try:
+            run_export(self.services, row.res_id, self._export_access)
+        except Exception:
+            log.exception("export %s failed", row.res_id)
+            self.services.store.write(lambda s: self._finish(s, row, "the export failed"))
+            return
+        self.services.store.write(lambda s: self._finish(s, row))
+
+    def _export_access(
+        self, session: Session, owner: str | None
+    ) -> tuple[AccessFilter, AccessContext | None]:
+        if owner is None or self._apps is None:
+            reason = "an export asked in open mode (no app)"
+            return system_context(self.services, reason, self._router).access, None
+        who = self._app_context(owner)
+        if isinstance(who, str):
+            return AccessFilter.nothing(), None
+        return self._access(session, who), who
 
     def run(self, stop: threading.Event, idle: float = 0.5) -> None:
         """Until ``stop`` is set: handle what is due; when nothing is, wait until a commit of
@@ -294,6 +319,11 @@ class Worker:
         owner = owner_of_resource(self.services, subscription)
         if owner is None or self._apps is None:
             return None  # written by the operator or in open mode: no caller to narrow
+        return self._app_context(owner)
+
+    def _app_context(self, owner: str) -> AccessContext | str:
+        """The registered app ``owner`` as a caller, or why it cannot be one any more."""
+        assert self._apps is not None
         app = self._apps(owner)
         if app is None or not app.active:
             return "the subscribing app is no longer registered or active"

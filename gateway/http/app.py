@@ -213,6 +213,9 @@ class FhirEndpoint:
         self, request: Request, response: FhirResponse, media: str, pretty: bool
     ) -> Response:
         headers = dict(response.headers)
+        if response.media is not None and isinstance(response.body, bytes):
+            body = b"" if request.method == "HEAD" else response.body
+            return Response(body, response.status, headers, media_type=response.media)
         if response.body is None or request.method == "HEAD":
             return Response(
                 status_code=response.status,

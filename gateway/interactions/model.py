@@ -165,3 +165,5 @@ class FhirResponse:
     status: int
     body: dict[str, Any] | bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: bytes that are not a FHIR resource (NDJSON of an export): sent as they are, as this
+    media: str | None = None

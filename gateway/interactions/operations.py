@@ -31,6 +31,13 @@ SOFTWARE = {"name": "Eigen Dossier", "version": _version()}
 _CORE_SD = "http://hl7.org/fhir/StructureDefinition/"
 _VALIDATE_OP = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 _SYSTEM = {"transaction", "search-system", "history-system"}
+_BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
+#: operations defined elsewhere: their canonical URLs, per type (None: system level)
+_EXTERNAL = {
+    ("export", None): f"{_BULK}/export",
+    ("export", "Patient"): f"{_BULK}/patient-export",
+    ("export", "Group"): f"{_BULK}/group-export",
+}
 
 
 def _resource_entry(context: Context, resource_type: str) -> dict[str, Any]:
@@ -40,7 +47,12 @@ def _resource_entry(context: Context, resource_type: str) -> dict[str, Any]:
     care = context.services.care
     operations = [{"name": "validate", "definition": _VALIDATE_OP}]
     operations += [
-        {"name": code, "definition": care.canon.url("OperationDefinition", code)}
+        {
+            "name": code,
+            "definition": _EXTERNAL.get(
+                (code, resource_type), care.canon.url("OperationDefinition", code)
+            ),
+        }
         for code in dict.fromkeys(r.name[1:] for r in routes if r.on == resource_type)
     ]
     params = sorted(registry.by_type.get(resource_type, {}).values(), key=lambda p: p.code)
@@ -110,6 +122,7 @@ def capabilities(context: Context, request: FhirRequest, session: Session) -> Fh
                 "interaction": [{"code": n} for n in system],
                 "operation": [
                     {"name": "validate", "definition": _VALIDATE_OP},
+                    {"name": "export", "definition": _EXTERNAL[("export", None)]},
                     *(
                         {"name": op.name, "definition": op.definition}
                         for op in context.services.operations.values()

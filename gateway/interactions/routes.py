@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.interactions import (
+    bulk,
     bundle,
     care,
     consent_operations,
@@ -79,6 +80,27 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "", bundle.process_bundle, "transaction", writes=True),
     _route("GET", "_history", history.history, "history-system"),
     _route("POST", r"\$[a-z][a-z0-9-]{0,40}", extensions.plugin_operation, "$operation"),
+    _route("GET", r"\$export", bulk.kick_off, "$export", writes=True),
+    _route(
+        "GET", r"(?P<type>Patient)/\$export", bulk.kick_off, "$export", writes=True, on="Patient"
+    ),
+    _route(
+        "GET", rf"(?P<type>Group)/{_ID}/\$export", bulk.kick_off, "$export", writes=True, on="Group"
+    ),
+    _route("GET", r"\$export-status/[A-Za-z0-9-]{1,64}", bulk.export_status, "$export-status"),
+    _route(
+        "DELETE",
+        r"\$export-status/[A-Za-z0-9-]{1,64}",
+        bulk.export_status,
+        "$export-status",
+        writes=True,
+    ),
+    _route(
+        "GET",
+        r"\$export-file/[A-Za-z0-9-]{1,64}/[A-Z][A-Za-z]{1,63}/[0-9]{1,6}",
+        bulk.export_file,
+        "$export-file",
+    ),
     _route("GET", f"{_TYPE}/_history", history.history, "history-type"),
     _route("GET", f"{_TYPE}/{_ID}/_history", history.history, "history-instance"),
     _route("GET", f"{_TYPE}/{_ID}/_history/(?P<vid>[^/]+)", crud.vread, "vread", single=True),

@@ -30,6 +30,8 @@ __all__ = [
     "INDEX_TABLES",
     "access_epoch",
     "accounts",
+    "export_files",
+    "export_jobs",
     "oauth_apps",
     "oauth_assertions",
     "oauth_authorizations",
@@ -207,6 +209,32 @@ outbox = Table(
     Column("finished", BigInteger, nullable=True),
     UniqueConstraint("key", name="uq_outbox_key"),
     Index("ix_outbox_due", "state", "next_at"),
+)
+
+#: Bulk Data exports: the job (who asked what, when it expires) and its NDJSON parts, kept in
+#: the database so that any gateway process answers the status and the download.
+export_jobs = Table(
+    "export_jobs",
+    metadata,
+    Column("id", String(64), primary_key=True, autoincrement=False),
+    Column("owner", String(200), nullable=True),  # the app's client_id; None: open mode
+    Column("request", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # accepted, running, complete, error
+    Column("created", BigInteger, nullable=False),
+    Column("finished", BigInteger, nullable=True),
+    Column("expires", BigInteger, nullable=False),
+    Column("error", String(500), nullable=True),
+)
+export_files = Table(
+    "export_files",
+    metadata,
+    Column("pk", _Pk, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), nullable=False),
+    Column("res_type", String(64), nullable=False),
+    Column("part", Integer, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    UniqueConstraint("job_id", "res_type", "part", name="uq_export_files_part"),
 )
 
 INDEX_TABLES = {

@@ -92,7 +92,8 @@ def test_validate_reports_faults_and_stores_nothing(client: httpx.Client) -> Non
     assert unknown_profile["issue"][0]["code"] == "not-supported"
 
 
-_NOT_OURS = ("$validate", "$operation")  # the core's, and the one route of plugins' operations
+#: the core's, the one route of plugins' operations, and the Bulk Data IG's
+_NOT_OURS = ("$validate", "$operation", "$export", "$export-status", "$export-file")
 
 
 def test_every_operation_of_ours_has_its_operation_definition() -> None:
