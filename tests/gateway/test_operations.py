@@ -116,5 +116,5 @@ def test_every_operation_of_ours_has_its_operation_definition() -> None:
     for name in plugins:
         assert defined[name]["system"] is True
     for route in ROUTES:
-        if route.on is not None:
+        if route.on is not None and route.name not in _NOT_OURS:
             assert defined[route.name[1:]]["resource"] == [route.on]
