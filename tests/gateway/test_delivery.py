@@ -368,3 +368,29 @@ def test_the_index_match_agrees_with_the_search(services: Services, criteria: st
         searched = worker._matches_in_sql(session, subscription, change)
     worker.close()
     assert (indexed == ["s"]) == searched
+
+
+@pytest.mark.parametrize("answer", ["redirect", "slow"])
+def test_a_redirecting_or_slow_endpoint_is_a_failed_attempt(
+    world: dict[str, Any], receiver: Receiver, services: Services, answer: str
+) -> None:
+    _grant(world)
+    _subscribe(world, receiver.url)
+    _rounds(world)
+    if answer == "redirect":
+        receiver.status = 307  # a notification is never sent on to somewhere else
+    else:
+        receiver.delay = 2.0
+        world["worker"]._http.timeout = httpx.Timeout(0.5)
+    _change_the_plan(services, f"Een {answer} ontvanger")
+    _rounds(world, 1)
+    (row,) = [r for r in _outbox(services) if r["kind"] == "notify"]
+    assert row["state"] == "pending" and row["attempts"] == 1
+    assert ("307" if answer == "redirect" else "did not answer") in row["last_error"]
+
+
+def _outbox(services: Services) -> list[dict[str, Any]]:
+    from gateway.store.schema import outbox
+
+    with services.store.read() as session:
+        return [dict(r) for r in session.connection.execute(outbox.select()).mappings()]
