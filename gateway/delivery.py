@@ -13,7 +13,9 @@ processes each take a row once; on SQLite the write lock makes one worker at a t
   what the app could not read; each delivery is an entry in the client's access log;
 - retries a failed delivery with exponential backoff and jitter, and after
   ``max_attempts`` moves it to ``dead`` and puts the Subscription in ``error`` with the
-  reason.
+  reason;
+- runs the Bulk Data exports a kick-off left in the outbox (:mod:`gateway.exports`), under
+  the asking app's access rebuilt the same way.
 
 Delivery is at least once: every request carries the row's ``Idempotency-Key``; a worker
 killed after the receiver answered and before it recorded that, delivers the row again
@@ -375,7 +377,7 @@ class Worker:
         def unit(session: Session) -> None:
             self._finish(session, row)
             if row.kind == "handshake":
-                _set_status(self, session, subscription, "active", None)
+                self._set_status(session, subscription, "active", None)
                 return
             events = [
                 audit_event(
@@ -395,6 +397,22 @@ class Worker:
             write_events(self.services, session, events)
 
         self.services.store.write(unit)
+
+    def _set_status(
+        self, session: Session, subscription: dict[str, Any], status: str, error: str | None
+    ) -> None:
+        """The Subscription as the server sees it now (active after the handshake, error
+        after the last failed attempt), written through the privileged door."""
+        changed = {k: v for k, v in subscription.items() if k != "meta"}
+        changed["status"] = status
+        if error:
+            changed["error"] = error[:500]
+        else:
+            changed.pop("error", None)
+        reason = "the delivery worker sets a Subscription's status"
+        context = system_context(self.services, reason, self._router)
+        path = f"Subscription/{subscription['id']}"
+        self._router.dispatch(context, FhirRequest("PUT", path, body=changed), session)
 
     def _failed(self, row: _Row, subscription: dict[str, Any], error: str) -> None:
         attempts = row.attempts + 1
@@ -419,7 +437,7 @@ class Worker:
                 )
             )
             if dead:
-                _set_status(self, session, subscription, "error", f"{attempts} attempts: {error}")
+                self._set_status(session, subscription, "error", f"{attempts} attempts: {error}")
 
         self.services.store.write(unit)
         log.info("delivery %s failed (attempt %d): %s", row.key, attempts, error)
@@ -626,22 +644,6 @@ def _payload(
     elif mode != "id-only":
         return None
     return orjson.dumps({"resourceType": "Bundle", "type": "history", "entry": [entry]})
-
-
-def _set_status(
-    worker: Worker, session: Session, subscription: dict[str, Any], status: str, error: str | None
-) -> None:
-    changed = {k: v for k, v in subscription.items() if k != "meta"}
-    changed["status"] = status
-    if error:
-        changed["error"] = error[:500]
-    else:
-        changed.pop("error", None)
-    context = system_context(
-        worker.services, "the delivery worker sets a Subscription's status", worker._router
-    )
-    path = f"Subscription/{subscription['id']}"
-    worker._router.dispatch(context, FhirRequest("PUT", path, body=changed), session)
 
 
 def outbox_status(services: Services) -> dict[tuple[str, str], int]:
