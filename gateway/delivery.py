@@ -53,7 +53,14 @@ from gateway.store.repository import Session
 from gateway.store.schema import outbox
 from mappings.core.errors import FhirError
 
-__all__ = ["DeliverySettings", "Worker", "dead_rows", "outbox_status", "retry_dead"]
+__all__ = [
+    "DeliverySettings",
+    "Worker",
+    "dead_rows",
+    "outbox_status",
+    "retry_dead",
+    "tidy",
+]
 
 log = logging.getLogger("eigendossier.delivery")
 
@@ -66,6 +73,10 @@ class DeliverySettings:
     first_delay: dt.timedelta = dt.timedelta(seconds=2)
     max_delay: dt.timedelta = dt.timedelta(minutes=30)
     timeout: float = 10.0
+    #: how long delivered rows are kept (``outbox status`` counts them), and how often the
+    #: worker clears them and expired exports away
+    keep_done: dt.timedelta = dt.timedelta(days=7)
+    housekeeping_every: dt.timedelta = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +108,7 @@ class Worker:
         self._router = Dispatcher()
         self._everything: AccessFilter | None = None
         self._criteria: tuple[dict[str, str], _Matcher] | None = None
+        self._tidied: int | None = None
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -151,9 +163,21 @@ class Worker:
                     log.exception("delivery round failed; trying again")
                     busy = 0
                 if not busy:  # a commit in this process wakes it; others are polled
+                    self._housekeeping()
                     written.wait(idle)
         finally:
             self.close()
+
+    def _housekeeping(self) -> None:
+        now = self._now()
+        every = int(self.settings.housekeeping_every.total_seconds() * 1_000_000)
+        if self._tidied is not None and now - self._tidied < every:
+            return
+        self._tidied = now
+        try:
+            tidy(self.services, now - int(self.settings.keep_done.total_seconds() * 1_000_000))
+        except Exception:
+            log.exception("housekeeping failed; trying again later")
 
     def close(self) -> None:
         """Close the HTTP connections (the worker is not used afterwards)."""
@@ -657,6 +681,22 @@ def outbox_status(services: Services) -> dict[tuple[str, str], int]:
             )
         )
         return {(kind, state): int(count) for kind, state, count in rows}
+
+
+def tidy(services: Services, done_before: int) -> tuple[int, int]:
+    """Delivered rows finished before ``done_before`` and expired exports, deleted:
+    (rows, exports)."""
+    from gateway.store.exports import delete_expired  # noqa: PLC0415
+
+    now = to_micros(services.clock.now())
+
+    def unit(session: Session) -> tuple[int, int]:
+        gone = session.connection.execute(
+            outbox.delete().where(outbox.c.state == "done", outbox.c.finished < done_before)
+        )
+        return int(gone.rowcount), delete_expired(session, now)
+
+    return services.store.write(unit)
 
 
 def dead_rows(services: Services) -> list[tuple[str, int, str | None]]:

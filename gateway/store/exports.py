@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, select
 from gateway.store.repository import Session
 from gateway.store.schema import export_files, export_jobs, outbox
 
-__all__ = ["delete_job", "file_content", "files_of", "job_of", "new_job"]
+__all__ = ["delete_expired", "delete_job", "file_content", "files_of", "job_of", "new_job"]
 
 
 def new_job(
@@ -73,3 +73,15 @@ def file_content(session: Session, job_id: str, res_type: str, part: int) -> byt
         )
     ).scalar()
     return bytes(content) if content is not None else None
+
+
+def delete_expired(session: Session, now: int) -> int:
+    """Every export past its expiry, with its files; how many."""
+    connection = session.connection
+    expired = [
+        row[0]
+        for row in connection.execute(select(export_jobs.c.id).where(export_jobs.c.expires < now))
+    ]
+    for job_id in expired:
+        delete_job(session, job_id)
+    return len(expired)

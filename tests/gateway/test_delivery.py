@@ -394,3 +394,28 @@ def _outbox(services: Services) -> list[dict[str, Any]]:
 
     with services.store.read() as session:
         return [dict(r) for r in session.connection.execute(outbox.select()).mappings()]
+
+
+def test_housekeeping_clears_old_deliveries_and_expired_exports(
+    world: dict[str, Any], receiver: Receiver, services: Services
+) -> None:
+    from gateway.delivery import tidy
+    from gateway.store.schema import export_jobs
+
+    _grant(world)
+    _subscribe(world, receiver.url)
+    _rounds(world)
+    done = outbox_status(services)
+    assert done.get(("handshake", "done")) == 1
+    assert tidy(services, done_before=0) == (0, 0)  # nothing that old
+    far = int((dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).timestamp() * 1_000_000)
+    with services.store.engine.begin() as connection:
+        connection.execute(
+            export_jobs.insert().values(
+                id="old", owner=None, request="{}", state="complete", created=0, expires=1
+            )
+        )
+    rows, exports = tidy(services, done_before=far)
+    assert rows == sum(n for (_, state), n in done.items() if state == "done")
+    assert exports == 1
+    assert all(state != "done" for _, state in outbox_status(services))
