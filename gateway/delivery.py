@@ -109,6 +109,7 @@ class Worker:
         self._everything: AccessFilter | None = None
         self._criteria: tuple[dict[str, str], _Matcher] | None = None
         self._tidied: int | None = None
+        self._names: dict[str, str] = {}  # client_id -> the app's name, for the access log
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -167,6 +168,14 @@ class Worker:
                     written.wait(idle)
         finally:
             self.close()
+
+    def _recipient(self, who: AccessContext | None) -> str:
+        """Who was told, in words: the app's name and the organisation it acts for."""
+        if who is None:
+            return "a subscriber of the operator's"
+        name = self._names.get(who.client_id, who.client_id)
+        code = (who.organization_identifier or "").rpartition("|")[2]
+        return f"{name} ({code})" if code else name
 
     def _housekeeping(self) -> None:
         now = self._now()
@@ -351,6 +360,8 @@ class Worker:
         """The registered app ``owner`` as a caller, or why it cannot be one any more."""
         assert self._apps is not None
         app = self._apps(owner)
+        if app is not None:
+            self._names[app.client_id] = app.name
         if app is None or not app.active:
             return "the subscribing app is no longer registered or active"
         scopes, _ = parse_scopes(app.scopes)
@@ -412,7 +423,10 @@ class Worker:
                         recorded=self.services.clock.now(),
                         patient=patient,
                         objects=(f"{row.res_type}/{row.res_id}",),
-                        description=f"notified {_recipient(who)} of a change",
+                        description=(
+                            f"notified {self._recipient(who)} of a change to "
+                            f"{row.res_type}/{row.res_id}"
+                        ),
                     ),
                     self.services.base_url,
                 )
@@ -593,12 +607,6 @@ def owner_of_resource(services: Services, subscription: dict[str, Any]) -> str |
         ),
         None,
     )
-
-
-def _recipient(who: AccessContext | None) -> str:
-    if who is None:
-        return "a subscriber"
-    return who.organization_identifier or who.client_id
 
 
 def _subscriptions(session: Session) -> dict[str, dict[str, Any]]:

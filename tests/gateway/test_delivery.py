@@ -173,7 +173,11 @@ def test_a_gp_is_notified_of_a_change_it_may_see_and_not_after_revocation(
         for e in log["entry"]
         if any(c.get("code") == "$notify" for c in e["resource"].get("subtype", []))
     ]
-    assert len(notified) == 1 and "notified" in notified[0]["outcomeDesc"]
+    assert len(notified) == 1
+    assert (
+        notified[0]["outcomeDesc"]
+        == "notified GP system (01234567) of a change to CarePlan/krachtplan"
+    )
     assert httpx.delete(f"{world['base']}/Consent/gp-plans", headers=world["anna"]).is_success
     _change_the_plan(services, "Na de intrekking")
     seen = httpx.get(f"{world['base']}/CarePlan/krachtplan", headers=world["gp"])
