@@ -718,18 +718,37 @@ def dead_rows(services: Services) -> list[tuple[str, int, str | None]]:
 
 
 def retry_dead(services: Services, key: str | None = None) -> int:
-    """Dead rows (or the one with ``key``) pending again, due now."""
+    """Dead rows (or the one with ``key``) pending again, due now; the Subscriptions they
+    put in ``error`` are active again (the operator vouches that the endpoint is back)."""
     now = to_micros(services.clock.now())
 
     def unit(session: Session) -> int:
         where = [outbox.c.state == "dead"]
         if key is not None:
             where.append(outbox.c.key == key)
+        owners = {
+            row[0]
+            for row in session.connection.execute(select(outbox.c.subscription).where(*where))
+            if row[0]
+        }
         done = session.connection.execute(
             update(outbox)
             .where(*where)
             .values(state="pending", attempts=0, next_at=now, finished=None, lease_until=None)
         )
+        router = Dispatcher()
+        context = system_context(services, "the operator retries dead deliveries", router)
+        for sub_id in sorted(owners):
+            current = session.current("Subscription", sub_id)
+            if current is None or current.content is None:
+                continue
+            subscription = orjson.loads(current.content)
+            if subscription.get("status") != "error":
+                continue
+            changed = {k: v for k, v in subscription.items() if k not in ("meta", "error")}
+            changed["status"] = "active"
+            path = f"Subscription/{sub_id}"
+            router.dispatch(context, FhirRequest("PUT", path, body=changed), session)
         return int(done.rowcount)
 
     return services.store.write(unit)

@@ -423,3 +423,36 @@ def test_housekeeping_clears_old_deliveries_and_expired_exports(
     assert rows == sum(n for (_, state), n in done.items() if state == "done")
     assert exports == 1
     assert all(state != "done" for _, state in outbox_status(services))
+
+
+def test_the_outbox_commands(
+    world: dict[str, Any], receiver: Receiver, services: Services, database_url: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    _grant(world)
+    _subscribe(world, receiver.url)
+    _rounds(world)
+    receiver.status = 500
+    _change_the_plan(services, "Voor de beheerder")
+    for _ in range(4):
+        world["clock"].ahead += dt.timedelta(hours=1)
+        _rounds(world, 1)
+    runner = CliRunner()
+    status = runner.invoke(app, ["outbox", "status", "--database-url", database_url])
+    assert status.exit_code == 0 and "notify\tdead\t1" in status.output
+    dead = runner.invoke(app, ["outbox", "dead", "--database-url", database_url])
+    assert "the endpoint answered 500" in dead.output
+    key = dead.output.split("\t")[0]
+    retried = runner.invoke(app, ["outbox", "retry", key, "--database-url", database_url])
+    assert retried.exit_code == 0 and "1 delivery(ies) pending again" in retried.output
+    subscription = httpx.get(f"{world['base']}/Subscription?_count=1", headers=world["gp"])
+    assert subscription.json()["entry"][0]["resource"]["status"] == "active"  # vouched for
+    receiver.status = 200
+    before = len(receiver.requests)
+    once = runner.invoke(app, ["worker", "--once", "--database-url", database_url])
+    assert once.exit_code == 0
+    assert len(receiver.requests) == before + 1
+    assert receiver.requests[-1]["headers"]["idempotency-key"] == key
