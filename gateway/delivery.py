@@ -42,6 +42,7 @@ from consent.registry import App
 from consent.scopes import parse_scopes
 from gateway.interactions.authorize import ConsentCaller, write_events
 from gateway.interactions.dispatch import Dispatcher
+from gateway.interactions.dossier import server_context
 from gateway.interactions.model import Context, FhirRequest, Services
 from gateway.interactions.privileged import system_context
 from gateway.interactions.subscriptions import OWNER, PAYLOAD, criteria_of
@@ -50,7 +51,7 @@ from gateway.search.execute import run_search
 from gateway.search.params import parse_search
 from gateway.store.access import AccessFilter
 from gateway.store.repository import Session
-from gateway.store.schema import outbox
+from gateway.store.schema import outbox, resources, search_reference, search_token
 from mappings.core.errors import FhirError
 
 __all__ = [
@@ -416,7 +417,7 @@ class Worker:
                 return
             events = [
                 audit_event(
-                    who,
+                    who or server_context("delivery", "operator"),
                     Access(
                         interaction="$notify",
                         outcome="0",
@@ -570,8 +571,6 @@ def _plain_filters(
 
 def _index_keys(session: Session, res_type: str, res_id: str) -> frozenset[_Key]:
     """The token and reference keys of the current version of one resource."""
-    from gateway.store.schema import resources, search_reference, search_token  # noqa: PLC0415
-
     pk = (
         select(resources.c.pk)
         .where(resources.c.res_type == res_type, resources.c.res_id == res_id)
@@ -610,8 +609,6 @@ def owner_of_resource(services: Services, subscription: dict[str, Any]) -> str |
 
 
 def _subscriptions(session: Session) -> dict[str, dict[str, Any]]:
-    from gateway.store.schema import resources  # noqa: PLC0415
-
     rows = session.connection.execute(
         select(resources.c.res_id, resources.c.content).where(
             resources.c.res_type == "Subscription", resources.c.deleted.is_(False)

@@ -19,6 +19,7 @@ from sqlalchemy import insert, select, update
 from consent.audit import Access, audit_event
 from consent.context import AccessContext
 from gateway.interactions.authorize import write_events
+from gateway.interactions.dossier import server_context
 from gateway.interactions.model import Services
 from gateway.search.dates import to_micros
 from gateway.search.execute import Match, stream_search
@@ -184,7 +185,7 @@ def _log(
     now = services.clock.now()
     events = [
         audit_event(
-            who,
+            who or server_context("export", "operator"),
             Access(
                 interaction="$export",
                 outcome="0",

@@ -496,6 +496,7 @@ def _add(
 def clients_of(dossier: Dossier, ids: Iterable[str], faults: list[Fault]) -> dict[str, Client]:
     wanted = sorted(ids)
     found: dict[str, Client] = {}
+    refused: set[str] = set()
     for start in range(0, len(wanted), _PATIENTS_PER_SEARCH):
         batch = ",".join(wanted[start : start + _PATIENTS_PER_SEARCH])
         for resource in _all(dossier, "Patient", [("_id", batch)]):
@@ -503,9 +504,10 @@ def clients_of(dossier: Dossier, ids: Iterable[str], faults: list[Fault]) -> dic
             problem = bsn_error(client.bsn) if client.bsn else "The client has no BSN"
             if problem:
                 faults.append(Fault("CS002", f"Patient/{client.id}", problem))
+                refused.add(client.id)
                 continue
             found[client.id] = client
-    for missing in sorted(set(wanted) - set(found) - {f.where.split("/", 1)[-1] for f in faults}):
+    for missing in sorted(set(wanted) - set(found) - refused):
         faults.append(Fault("client", f"Patient/{missing}", "The client is not in the dossier"))
     return found
 

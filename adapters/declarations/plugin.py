@@ -32,6 +32,7 @@ def declare_operation(dossier: Dossier, call: OperationCall) -> dict[str, Any]:
     if not isinstance(format_code, str) or not isinstance(period, str):
         raise Unprocessable("$declare takes format (code) and period (YYYY-MM)", "format")
     payer, dry_run = _one(call, "payer"), _one(call, "dry-run")
+    dry_run = {"true": True, "false": False}.get(dry_run, dry_run)  # in a query: a string
     if payer is not None and not isinstance(payer, str):
         raise Unprocessable("payer is a string: a CBS municipality code or UZOVI number", "payer")
     if dry_run is not None and not isinstance(dry_run, bool):

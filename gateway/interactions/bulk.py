@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
@@ -61,7 +62,7 @@ def kick_off(context: Context, request: FhirRequest, session: Session, *args: st
         raise NotFound(f"Group/{group} is not known")
     now = context.services.clock.now()
     job_id = str(uuid.uuid4())
-    query = "&".join(f"{k}={v}" for k, v in request.query)
+    query = urlencode(request.query)
     described = {
         "request": f"{context.services.base_url}/{request.path}" + (f"?{query}" if query else ""),
         "level": level,
@@ -104,8 +105,6 @@ def _options(context: Context, request: FhirRequest) -> dict[str, Any]:
                 resource_type, _, query = item.partition("?")
                 if resource_type not in served or not query:
                     raise Invalid("_typeFilter is Type?search, of a served type", "_typeFilter")
-                from urllib.parse import parse_qsl  # noqa: PLC0415
-
                 try:
                     parse_search(
                         resource_type,

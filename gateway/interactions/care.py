@@ -33,23 +33,8 @@ def zrm_progress_operation(
     check_type(context, resource_type)
     if session.current("Patient", resource_id, context.access) is None:
         raise NotFound(f"Patient/{resource_id} is not known")
-    observations: list[dict[str, Any]] = []
-    offset = 0
-    while True:
-        query = [
-            ("subject", f"Patient/{resource_id}"),
-            ("category", "survey"),
-            ("_count", str(MAX_COUNT)),
-            ("_offset", str(offset)),
-        ]
-        search = parse_search("Observation", query, context.services.registry, strict=True)
-        page = run_search(session.connection, context.services.compiler, search, context.access)
-        for match in page.matches:
-            context.disclose(match.res_type, match.res_id)
-            observations.append(orjson.loads(match.content))
-        if not page.has_next:
-            break
-        offset += MAX_COUNT
+    query = [("subject", f"Patient/{resource_id}"), ("category", "survey")]
+    observations = _visible(context, session, "Observation", query)
     canon = context.services.care.canon
     series = []
     for version, domains in sorted(zrm_progress(observations, canon).items()):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -31,9 +32,21 @@ from gateway.store.repository import Session
 from mappings.core.errors import Conflict
 from mappings.core.plugins import Disclosure
 
-__all__ = ["InProcessDossier"]
+__all__ = ["InProcessDossier", "server_context"]
 
 _PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+
+
+def server_context(source: str, requester: str) -> AccessContext:
+    """The gateway itself as the one acting (for the access log): a part of it (``source``:
+    ``declare``, ``delivery``) at the request of ``requester`` (``operator``, an account)."""
+    return AccessContext(
+        kind=Kind.SYSTEM,
+        client_id=f"eigendossier-{source}",
+        scopes=parse_scopes("")[0],
+        subject=requester,
+        token_id="",
+    )
 
 
 class InProcessDossier:
@@ -110,14 +123,7 @@ class InProcessDossier:
         now = services.clock.now()
         events = []
         for item in disclosures:
-            who = AccessContext(
-                kind=Kind.SYSTEM,
-                client_id=f"eigendossier-{self._source}",
-                scopes=parse_scopes("")[0],
-                subject=self._requester,
-                token_id="",
-                purpose=item.purpose,
-            )
+            who = replace(server_context(self._source, self._requester), purpose=item.purpose)
             access = Access(
                 interaction=f"${self._source}",
                 outcome="0",

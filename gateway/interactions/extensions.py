@@ -28,9 +28,7 @@ def _parameters(request: FhirRequest) -> dict[str, list[Any]]:
     found: dict[str, list[Any]] = {}
     for name, value in request.query:
         if not name.startswith("_"):
-            found.setdefault(name, []).append(
-                {"true": True, "false": False}.get(value, value) if name == "dry-run" else value
-            )
+            found.setdefault(name, []).append(value)  # the operation reads its own types
     body = request.body
     if body is None:
         return found

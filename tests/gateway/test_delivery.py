@@ -28,6 +28,7 @@ from starlette.routing import Route
 from gateway.delivery import DeliverySettings, Worker, dead_rows, outbox_status, retry_dead
 from gateway.interactions.model import Services
 from gateway.loading import load
+from gateway.store.schema import resources
 from mappings.care.demo import demo_dossier
 from mappings.nl.identifiers import AGB
 from tests.conftest import _free_port, running
@@ -456,3 +457,38 @@ def test_the_outbox_commands(
     assert once.exit_code == 0
     assert len(receiver.requests) == before + 1
     assert receiver.requests[-1]["headers"]["idempotency-key"] == key
+
+
+def test_a_delivery_for_the_operator_is_logged_as_the_gateway(
+    services: Services, receiver: Receiver
+) -> None:
+    load(services, demo_dossier(dt.date.today()), "test: the demo")
+    subscription = {  # written by the operator: no app, no consent to narrow it
+        "resourceType": "Subscription",
+        "id": "beheer",
+        "status": "active",
+        "reason": "test",
+        "criteria": "CarePlan?subject=Patient/anna",
+        "channel": {"type": "rest-hook", "endpoint": receiver.url},
+    }
+    load(services, [subscription], "test: the operator subscribes")
+    _change_the_plan(services, "Voor de beheerder")
+    worker = Worker(services)
+    try:
+        while worker.run_once():
+            pass
+    finally:
+        worker.close()
+    assert len(receiver.requests) == 1
+    with services.store.read() as session:
+        events = [
+            orjson.loads(r[0])
+            for r in session.connection.execute(
+                resources.select()
+                .with_only_columns(resources.c.content)
+                .where(resources.c.res_type == "AuditEvent")
+            )
+        ]
+    (event,) = [e for e in events if "notified" in e.get("outcomeDesc", "")]
+    assert "unauthenticated" not in orjson.dumps(event).decode()
+    assert event["agent"][0]["altId"] == "operator"

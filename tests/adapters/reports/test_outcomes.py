@@ -18,7 +18,6 @@ from gateway.interactions.model import Services
 from gateway.loading import load
 from mappings.care.base import DEFAULT_CANON as CANON
 from mappings.care.base import MappingError
-from mappings.care.outcomes import MIN_CELL
 from tests.smart import backend_app, backend_token, bearer
 
 TODAY = dt.date(2026, 12, 2)
@@ -136,7 +135,6 @@ def test_outcomes_per_team_and_neighbourhood_without_small_cells(
     assert len(log) == 10  # every client whose scores were read
     again = report_outcomes(dossier, "2026-Q3")  # a rerun replaces the reports
     assert {r["id"] for r in again.reports} == stored
-    assert MIN_CELL == 5
 
 
 def test_a_quarter_that_has_not_ended_or_is_malformed(dossier: InProcessDossier) -> None:
