@@ -15,7 +15,10 @@ processes each take a row once; on SQLite the write lock makes one worker at a t
   ``max_attempts`` moves it to ``dead`` and puts the Subscription in ``error`` with the
   reason;
 - runs the Bulk Data exports a kick-off left in the outbox (:mod:`gateway.exports`), under
-  the asking app's access rebuilt the same way.
+  the asking app's access rebuilt the same way;
+- sends the parcels an adapter left for a destination outside the dossier (the Omaha
+  export to a back office) over HTTP or AMQP (:mod:`gateway.destinations`), and drops a
+  parcel's data once it is delivered.
 
 Delivery is at least once: every request carries the row's ``Idempotency-Key``; a worker
 killed after the receiver answered and before it recorded that, delivers the row again
@@ -25,10 +28,11 @@ when its lease runs out, with the same key, for the receiver to drop.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +44,7 @@ from consent.audit import Access, audit_event
 from consent.context import AccessContext, Kind
 from consent.registry import App
 from consent.scopes import parse_scopes
+from gateway.destinations import DestinationError, configured, send
 from gateway.interactions.authorize import ConsentCaller, write_events
 from gateway.interactions.dispatch import Dispatcher
 from gateway.interactions.dossier import server_context
@@ -51,8 +56,9 @@ from gateway.search.execute import run_search
 from gateway.search.params import parse_search
 from gateway.store.access import AccessFilter
 from gateway.store.repository import Session
-from gateway.store.schema import outbox, resources, search_reference, search_token
+from gateway.store.schema import outbox, parcels, resources, search_reference, search_token
 from mappings.core.errors import FhirError
+from mappings.core.plugins import Parcel
 
 __all__ = [
     "DeliverySettings",
@@ -101,8 +107,12 @@ class Worker:
         settings: DeliverySettings | None = None,
         apps: Callable[[str], App | None] | None = None,
         http: httpx.Client | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        """``environ`` holds the destinations (``EIGENDOSSIER_DESTINATION_*``); by default
+        the process environment, read at each delivery."""
         self.services = services
+        self._environ = environ
         self.settings = settings or DeliverySettings()
         self._apps = apps
         self._http = http or httpx.Client(timeout=self.settings.timeout, follow_redirects=False)
@@ -127,7 +137,39 @@ class Worker:
         for row in self._claim(("export",)):
             self._export(row)
             handled += 1
+        for row in self._claim(("parcel",)):
+            self._send_parcel(row)
+            handled += 1
         return handled
+
+    def _send_parcel(self, row: _Row) -> None:
+        with self.services.store.read() as session:
+            stored = session.connection.execute(
+                select(parcels).where(parcels.c.key == row.key)
+            ).first()
+        if stored is None:
+            self.services.store.write(lambda s: self._finish(s, row, "the parcel is gone"))
+            return
+        try:
+            destination = configured(self._environ).get(stored.destination)
+        except DestinationError as fault:
+            self._failed(row, None, str(fault))
+            return
+        if destination is None:
+            self._failed(row, None, f"no destination {stored.destination!r} is configured")
+            return
+        parcel = Parcel(stored.key, stored.content_type, stored.data, json.loads(stored.headers))
+        failure = send(destination, parcel, self._http, self.settings.timeout)
+        if failure is not None:
+            self._failed(row, None, failure)
+            return
+
+        def unit(session: Session) -> None:
+            self._finish(session, row)
+            session.connection.execute(parcels.delete().where(parcels.c.key == row.key))
+
+        self.services.store.write(unit)
+        log.info("parcel %s delivered to %s", row.key, destination.name)
 
     def _export(self, row: _Row) -> None:
         from gateway.exports import run_export  # noqa: PLC0415
@@ -453,7 +495,7 @@ class Worker:
         path = f"Subscription/{subscription['id']}"
         self._router.dispatch(context, FhirRequest("PUT", path, body=changed), session)
 
-    def _failed(self, row: _Row, subscription: dict[str, Any], error: str) -> None:
+    def _failed(self, row: _Row, subscription: dict[str, Any] | None, error: str) -> None:
         attempts = row.attempts + 1
         settings = self.settings
         dead = attempts >= settings.max_attempts
@@ -475,7 +517,7 @@ class Worker:
                     finished=self._now() if dead else None,
                 )
             )
-            if dead:
+            if dead and subscription is not None:
                 self._set_status(session, subscription, "error", f"{attempts} attempts: {error}")
 
         self.services.store.write(unit)

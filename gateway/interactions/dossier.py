@@ -7,7 +7,9 @@ each client's own access log as the adapter declares it (:class:`Disclosure`): t
 use, the resources concerned and the organisation the data goes to.
 
 Writes are ordinary PUTs through the interactions (validated and indexed as any write), all
-in one transaction with their access-log entries: all or nothing.
+in one transaction with their access-log entries: all or nothing. What the adapter sends out
+(:meth:`InProcessDossier.send`) goes into the outbox in one transaction with its access-log
+entries, for the delivery worker (:mod:`gateway.destinations`).
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ import orjson
 from consent.audit import Access, audit_event
 from consent.context import AccessContext, Kind
 from consent.scopes import parse_scopes
+from gateway.destinations import DestinationError, configured
 from gateway.interactions.authorize import commit_events, write_events
 from gateway.interactions.common import check_id, check_type, validated
 from gateway.interactions.model import FhirRequest, Router, Services
 from gateway.interactions.privileged import system_context
+from gateway.search.dates import to_micros
 from gateway.search.execute import stream_search
 from gateway.search.params import parse_search
 from gateway.store.repository import Session
-from mappings.core.errors import Conflict
-from mappings.core.plugins import Disclosure
+from mappings.core.errors import Conflict, Unprocessable
+from mappings.core.plugins import Disclosure, Parcel
 
 __all__ = ["InProcessDossier", "server_context"]
 
@@ -117,6 +121,33 @@ class InProcessDossier:
         events = self._events(disclosures)
         if events:
             commit_events(self._services, events)
+
+    def send(
+        self, destination: str, parcels: Sequence[Parcel], disclosures: Sequence[Disclosure]
+    ) -> int:
+        try:
+            known = configured()
+        except DestinationError as error:
+            raise Unprocessable(str(error), "destination") from None
+        if destination not in known:
+            raise Unprocessable(
+                f"No destination {destination!r:.70} is configured "
+                f"(EIGENDOSSIER_DESTINATION_{destination.upper():.64}=URL)",
+                "destination",
+            )
+        for parcel in parcels:
+            if not parcel.key or len(parcel.key) > 255:
+                raise Unprocessable("A parcel's key is 1 to 255 characters", "key")
+        events = self._events(disclosures)
+        now = to_micros(self._services.clock.now())
+        rows = [(p.key, p.content_type, p.headers, p.data) for p in parcels]
+
+        def unit(session: Session) -> int:
+            fresh = session.enqueue_parcels(destination, rows, now)
+            write_events(self._services, session, [dict(e) for e in events])
+            return fresh
+
+        return self._services.store.write(unit)
 
     def _events(self, disclosures: Sequence[Disclosure]) -> list[dict[str, Any]]:
         services = self._services

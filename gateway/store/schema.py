@@ -39,6 +39,7 @@ __all__ = [
     "oauth_refresh_tokens",
     "oauth_revoked",
     "outbox",
+    "parcels",
     "signing_keys",
     "metadata",
     "patient_compartment",
@@ -209,6 +210,20 @@ outbox = Table(
     Column("finished", BigInteger, nullable=True),
     UniqueConstraint("key", name="uq_outbox_key"),
     Index("ix_outbox_due", "state", "next_at"),
+)
+
+#: What an adapter hands to a destination outside the dossier (a back office's HTTP endpoint
+#: or AMQP exchange), kept beside its ``parcel`` outbox row (same ``key``) until delivered.
+#: ``destination`` is the name the operator configured (never its URL: that holds secrets).
+parcels = Table(
+    "parcels",
+    metadata,
+    Column("key", String(255), primary_key=True, autoincrement=False),
+    Column("destination", String(64), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("headers", Text, nullable=False),  # JSON object of strings
+    Column("data", LargeBinary, nullable=False),
+    Column("created", BigInteger, nullable=False),
 )
 
 #: Bulk Data exports: the job (who asked what, when it expires) and its NDJSON parts, kept in

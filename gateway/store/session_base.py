@@ -3,8 +3,9 @@ write guard; and the current-row record the parts share."""
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
@@ -22,6 +23,7 @@ from sqlalchemy import (
 from gateway.store.schema import (
     INDEX_TABLES,
     outbox,
+    parcels,
     patient_compartment,
     resource_versions,
     resources,
@@ -31,7 +33,10 @@ if TYPE_CHECKING:
     from gateway.store.access import AccessFilter
     from gateway.store.repository import Store
 
-__all__ = ["Current", "SessionBase", "pairs_in"]
+__all__ = ["Current", "ParcelRow", "SessionBase", "pairs_in"]
+
+#: (key, content type, headers, data) of one parcel for a destination
+ParcelRow = tuple[str, str, Mapping[str, str], bytes]
 
 _privileged = logging.getLogger("eigendossier.privileged")
 _PENDING_TABLES = {
@@ -136,6 +141,60 @@ class SessionBase:
                 "finished": None,
             }
         )
+
+    def enqueue_parcels(self, destination: str, items: Sequence[ParcelRow], now: int) -> int:
+        """Parcels for ``destination`` and their outbox rows, in this transaction; a key the
+        outbox holds already is left as it is (a rerun sends nothing twice). How many were
+        new."""
+        connection = self.connection
+        known: set[str] = set()
+        keys = [key for key, _, _, _ in items]
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            known.update(
+                row[0]
+                for row in connection.execute(select(outbox.c.key).where(outbox.c.key.in_(chunk)))
+            )
+        fresh = [item for item in items if item[0] not in known]
+        if not fresh:
+            return 0
+        connection.execute(
+            insert(outbox),
+            [
+                {
+                    "kind": "parcel",
+                    "key": key,
+                    "subscription": None,
+                    "res_type": "Parcel",
+                    "res_id": destination,
+                    "version_id": 0,
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_at": now,
+                    "lease_until": None,
+                    "last_error": None,
+                    "created": now,
+                    "finished": None,
+                }
+                for key, _, _, _ in fresh
+            ],
+        )
+        connection.execute(
+            insert(parcels),
+            [
+                {
+                    "key": key,
+                    "destination": destination,
+                    "content_type": content_type,
+                    "headers": json.dumps(dict(headers), sort_keys=True),
+                    "data": data,
+                    "created": now,
+                }
+                for key, content_type, headers, data in fresh
+            ],
+        )
+        self.enqueued = True
+        return len(fresh)
 
     def flush(self) -> None:
         """Write the index rows collected by :meth:`put`, one multi-row insert per table."""

@@ -4,7 +4,9 @@ The month before ``today``: three Wmo clients in two municipalities (Amsterdam 0
 Zaanstad 0479; Anna Jansen of the demo dossier is one), three wijkverpleging clients with
 two insurers, and one GGZ client; each with an allocation (Coverage), tariffs per product
 (ChargeItemDefinition) and a mix of home visits and phone contacts. The provider that
-declares is Buurtteam Oost (AGB 87654321).
+declares is Buurtteam Oost (AGB 87654321). The district nursing visits are coded in the
+Omaha System: the problems each visit addressed, an intervention per problem, and
+Knowledge/Behavior/Status ratings at the first and the last visit of the month.
 
 Everything is fictional: the insurers' names and UZOVI numbers, the product codes and the
 tariffs illustrate the formats and are not contract values; the BSNs are test numbers that
@@ -19,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from mappings.care.base import DEFAULT_CANON, Canon
 from mappings.care.declarations import Allocation, Tariff, allocation_to_fhir, tariff_to_fhir
+from mappings.care.omaha import Intervention, OmahaRating, intervention_to_fhir, omaha_to_fhir
 from mappings.care.people import CareOrganization, Client, client_to_fhir, organization_to_fhir
 from mappings.care.visits import Visit, visit_to_fhir
 
@@ -92,6 +95,37 @@ _VISITS = {
     "mila": ((8, 15, 45, "practice"), (22, 15, 45, "home"), (29, 15, 30, "video")),
 }
 
+# per client: (problem, intervention category, what was done, K/B/S at the first visit,
+# K/B/S at the last visit, target Status)
+_OMAHA = {
+    "henk": (
+        ("24", "treatments-procedures", "Wond onderbeen verzorgd", (3, 3, 2), (4, 4, 3), 4),
+        ("42", "surveillance", "Medicatie-inname gecontroleerd", (3, 2, 3), (3, 3, 3), 4),
+    ),
+    "joke": (
+        ("38", "treatments-procedures", "Hulp bij wassen en aankleden", (4, 3, 2), (4, 3, 3), 3),
+        (
+            "25",
+            "teaching-guidance-counseling",
+            "Oefeningen voor de transfer",
+            (2, 2, 2),
+            (3, 3, 2),
+            3,
+        ),
+    ),
+    "piet": (
+        ("27", "surveillance", "Oedeem en bloeddruk gemeten", (2, 2, 3), (3, 3, 3), 4),
+        (
+            "42",
+            "case-management",
+            "Medicatierol afgestemd met de apotheek",
+            (2, 3, 3),
+            (3, 3, 4),
+            4,
+        ),
+    ),
+}
+
 
 def previous_month(today: dt.date) -> dt.date:
     """The first day of the month before ``today``'s."""
@@ -122,14 +156,18 @@ def demo_month(today: dt.date, canon: Canon = DEFAULT_CANON) -> list[dict[str, A
         products[client] = (funding, product, number)
     for client, visits in _VISITS.items():
         funding, product, number = products[client]
+        days = [day for day, _, _, _ in visits if day <= _last_day(first)]
         for day, hour, minutes, mode in visits:
             if day > _last_day(first):
                 continue
             begin = dt.datetime(first.year, first.month, day, hour, tzinfo=_AMSTERDAM)
+            visit_id = f"{client}-{first:%Y%m}-{day:02d}"
+            omaha = _OMAHA.get(client, ()) if mode == "home" else ()
+            resources += _omaha_of_visit(client, visit_id, begin.date(), omaha, days, canon)
             resources.append(
                 visit_to_fhir(
                     Visit(
-                        id=f"{client}-{first:%Y%m}-{day:02d}",
+                        id=visit_id,
                         patient=client,
                         mode=mode,
                         status="finished",
@@ -141,11 +179,47 @@ def demo_month(today: dt.date, canon: Canon = DEFAULT_CANON) -> list[dict[str, A
                         funding=funding,
                         product_code=product,
                         allocation_number=number if funding == "wmo" else None,
+                        problems=tuple(problem for problem, *_ in omaha),
                     ),
                     canon,
                 )
             )
     return resources
+
+
+def _omaha_of_visit(
+    client: str,
+    visit: str,
+    day: dt.date,
+    omaha: tuple[tuple[str, str, str, tuple[int, int, int], tuple[int, int, int], int], ...],
+    days: list[int],
+    canon: Canon,
+) -> list[dict[str, Any]]:
+    """An intervention per problem; ratings at the first and the last visit of the month."""
+    found = []
+    for problem, category, done, first, last, target in omaha:
+        found.append(
+            intervention_to_fhir(
+                Intervention(
+                    f"{visit}-{problem}", client, visit, problem, category, day, done, _NURSE
+                ),
+                canon,
+            )
+        )
+        if day.day in (days[0], days[-1]):
+            knowledge, behavior, status = first if day.day == days[0] else last
+            rating = OmahaRating(
+                f"{visit}-{problem}-kgs",
+                client,
+                _NURSE,
+                problem,
+                day,
+                {"knowledge": knowledge, "behavior": behavior, "status": status},
+                {"status": target},
+                encounter=visit,
+            )
+            found.append(omaha_to_fhir(rating, canon))
+    return found
 
 
 def _last_day(first: dt.date) -> int:

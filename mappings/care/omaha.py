@@ -5,7 +5,10 @@
   the Dutch Omaha System materials (btsg.nl), English designations from the 2005 list.
 - 4 intervention categories.
 - The Problem Rating Scale for Outcomes: Knowledge, Behavior and Status, each 1..5, as
-  Observation components with the current score and the target score ("streefscore").
+  Observation components with the current score and the target score ("streefscore");
+  ``Observation.encounter`` names the visit it was rated at.
+- An intervention carried out at a visit, as a Procedure: its category, the problem it
+  addresses (``reasonCode``), the visit (``encounter``) and what was done, in words.
 - A ConceptMap from the ZRM 2017 domains to Omaha problems, for routing only: no official
   mapping exists, so every element is ``relatedto`` (Justitie maps to nothing).
 
@@ -40,12 +43,17 @@ __all__ = [
     "CATEGORIES",
     "PROBLEMS",
     "RATINGS",
+    "Intervention",
     "OmahaRating",
+    "intervention_from_fhir",
+    "intervention_to_fhir",
     "omaha_code_systems",
     "omaha_concept_map",
     "omaha_from_fhir",
     "omaha_to_fhir",
     "omaha_value_sets",
+    "problem_domain",
+    "problem_name",
 ]
 
 #: domain code, Dutch, English, then its problems as (code, Dutch, English)
@@ -145,7 +153,20 @@ RATINGS: tuple[tuple[str, str, str], ...] = (
 )
 
 _PROBLEM_NL = {code: nl for _, _, _, problems in PROBLEMS for code, nl, _ in problems}
+_PROBLEM_DOMAIN = {code: domain for domain, _, _, problems in PROBLEMS for code, _, _ in problems}
 _RATING_NL = {code: nl for code, nl, _ in RATINGS}
+_CATEGORY_NL = {code: nl for code, nl, _ in CATEGORIES}
+
+
+def problem_name(code: str) -> str:
+    """The Dutch name of an Omaha problem (``01``..``42``)."""
+    return _PROBLEM_NL[code]
+
+
+def problem_domain(code: str) -> str:
+    """The domain code an Omaha problem belongs to."""
+    return _PROBLEM_DOMAIN[code]
+
 
 #: ZRM 2017 domain -> Omaha problems (a routing aid; see the module text)
 ZRM_2017_TO_OMAHA: dict[str, tuple[str, ...]] = {
@@ -277,6 +298,7 @@ class OmahaRating:
     date: dt.date
     current: Mapping[str, int]  # knowledge/behavior/status -> 1..5 (all three)
     target: Mapping[str, int]  # the same scales, those a target was set for
+    encounter: str | None = None  # the visit (Encounter id) it was rated at
 
     def __post_init__(self) -> None:
         if self.problem not in _PROBLEM_NL:
@@ -336,6 +358,11 @@ def omaha_to_fhir(rating: OmahaRating, canon: Canon = DEFAULT_CANON) -> dict[str
         ],
         "code": {"coding": [coding(canon.code_system("omaha-problems"), rating.problem, problem)]},
         "subject": {"reference": f"Patient/{rating.patient}"},
+        **(
+            {"encounter": {"reference": f"Encounter/{rating.encounter}"}}
+            if rating.encounter
+            else {}
+        ),
         "effectiveDateTime": day,
         "performer": [{"reference": rating.performer}],
         "component": components,
@@ -370,6 +397,7 @@ def omaha_from_fhir(resource: Any, canon: Canon = DEFAULT_CANON) -> OmahaRating:
             fail("A rating is valueInteger", f"{where}.valueInteger")
         into[scale] = value
     performers = read.need("performer")
+    encounter = read.get("encounter")
     return OmahaRating(
         id=read.text("id") or "",
         patient=reference_id(read.need("subject"), "Patient", read.path("subject")),
@@ -380,4 +408,119 @@ def omaha_from_fhir(resource: Any, canon: Canon = DEFAULT_CANON) -> OmahaRating:
         date=date_of(read.text("effectiveDateTime") or "", read.path("effectiveDateTime")),
         current=current,
         target=target,
+        encounter=reference_id(encounter, "Encounter", "Observation.encounter")
+        if encounter is not None
+        else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Intervention:
+    """What a nurse did for one problem at one visit: an Omaha intervention."""
+
+    id: str
+    patient: str
+    encounter: str  # the visit (Encounter id)
+    problem: str  # "01".."42"
+    category: str  # one of CATEGORIES
+    date: dt.date
+    description: str  # what was done, in words (the Omaha "care description")
+    performer: str | None = None  # Practitioner/ID or PractitionerRole/ID
+
+    def __post_init__(self) -> None:
+        if self.problem not in _PROBLEM_NL:
+            fail("Not an Omaha System problem (01..42)", "Procedure.reasonCode")
+        if self.category not in _CATEGORY_NL:
+            fail(
+                f"The category is one of {', '.join(_CATEGORY_NL)}",
+                "Procedure.category",
+            )
+        if not self.description.strip():
+            fail("An intervention says what was done", "Procedure.note")
+        if self.performer is not None and self.performer.split("/", 1)[0] not in (
+            "Practitioner",
+            "PractitionerRole",
+        ):
+            fail("The performer is a Practitioner or PractitionerRole", "Procedure.performer")
+
+
+def intervention_to_fhir(
+    intervention: Intervention, canon: Canon = DEFAULT_CANON
+) -> dict[str, Any]:
+    """A Procedure: the category, the problem as the reason, the visit, the words."""
+    category = _CATEGORY_NL[intervention.category]
+    problem = _PROBLEM_NL[intervention.problem]
+    day = intervention.date.isoformat()
+    resource: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "id": intervention.id,
+        "meta": {"profile": [canon.profile("omaha-intervention")]},
+        "text": narrative(
+            f"Omaha {intervention.problem} {problem}: {category}",
+            [("Datum", day), ("Bezoek", f"Encounter/{intervention.encounter}")],
+            [intervention.description],
+        ),
+        "status": "completed",
+        "category": {
+            "coding": [
+                coding(
+                    canon.code_system("omaha-intervention-category"),
+                    intervention.category,
+                    category,
+                )
+            ]
+        },
+        "subject": {"reference": f"Patient/{intervention.patient}"},
+        "encounter": {"reference": f"Encounter/{intervention.encounter}"},
+        "performedDateTime": day,
+    }
+    if intervention.performer:
+        resource["performer"] = [{"actor": {"reference": intervention.performer}}]
+    resource["reasonCode"] = [
+        {"coding": [coding(canon.code_system("omaha-problems"), intervention.problem, problem)]}
+    ]
+    resource["note"] = [{"text": intervention.description}]
+    return resource
+
+
+def intervention_from_fhir(resource: Any, canon: Canon = DEFAULT_CANON) -> Intervention:
+    read = Reader(resource, "Procedure", canon.profile("omaha-intervention"))
+    if read.get("status") != "completed":
+        fail("An intervention that was carried out is completed", "Procedure.status")
+    category = read.the_code(
+        read.need("category"),
+        canon.code_system("omaha-intervention-category"),
+        "Procedure.category",
+        _CATEGORY_NL,
+    )
+    reasons = read.need("reasonCode")
+    if not isinstance(reasons, list) or len(reasons) != 1:
+        fail("An intervention addresses one Omaha problem", "Procedure.reasonCode")
+    problem = read.the_code(
+        reasons[0], canon.code_system("omaha-problems"), "Procedure.reasonCode[0]", _PROBLEM_NL
+    )
+    notes = read.need("note")
+    if not isinstance(notes, list) or len(notes) != 1 or not isinstance(notes[0], dict):
+        fail("An intervention has one note: what was done", "Procedure.note")
+    description = notes[0].get("text")
+    if not isinstance(description, str):
+        fail("The note is text", "Procedure.note[0].text")
+    performers = read.get("performer") or []
+    if len(performers) > 1:
+        fail("An intervention has at most one performer", "Procedure.performer")
+    return Intervention(
+        id=read.text("id") or "",
+        patient=reference_id(read.need("subject"), "Patient", "Procedure.subject"),
+        encounter=reference_id(read.need("encounter"), "Encounter", "Procedure.encounter"),
+        problem=problem,
+        category=category,
+        date=date_of(read.text("performedDateTime") or "", "Procedure.performedDateTime"),
+        description=description,
+        performer=reference_to(
+            performers[0].get("actor") if isinstance(performers[0], dict) else None,
+            ("Practitioner", "PractitionerRole"),
+            "Procedure.performer[0].actor",
+        )
+        if performers
+        else None,
     )

@@ -228,4 +228,39 @@ def operation_definitions(canon: Canon, published: str) -> list[dict[str, Any]]:
                 ),
             ],
         ),
+        _definition(
+            canon,
+            published,
+            "omaha-export",
+            "Omaha-registratie naar de backoffice",
+            "The finished visits of a month or a day, each as one NDJSON record with the "
+            "Omaha System problems it addressed, the interventions per problem (category, "
+            "what was done) and the Knowledge/Behavior/Status ratings taken at it; left in "
+            "the outbox as messages for a destination the operator configured (an HTTP "
+            "endpoint or an AMQP exchange), delivered at least once with an idempotency key. "
+            "A rerun with nothing changed sends nothing. Each client's access log records "
+            "the export. For administrators and backend apps with system/Encounter.rs.",
+            "",
+            instance=False,
+            system=True,
+            affects_state=True,
+            parameters=[
+                _parameter("period", "in", "string", 1, "1", "The month (YYYY-MM) or day"),
+                _parameter(
+                    "destination", "in", "string", 1, "1", "The destination's configured name"
+                ),
+                _parameter("team", "in", "string", 0, "1", "One team: its Organization id"),
+                _parameter(
+                    "per-message", "in", "integer", 0, "1", "Visits per message (default 1000)"
+                ),
+                _parameter(
+                    "return",
+                    "out",
+                    "OperationOutcome",
+                    1,
+                    "1",
+                    "How many visits, clients and messages; how many messages were new",
+                ),
+            ],
+        ),
     ]

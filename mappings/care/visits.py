@@ -6,6 +6,8 @@ participants, the team (``serviceProvider``), and the krachtplan activities it s
 (``basedOn`` the CarePlan, the activity keys in an extension). Declarations read three
 documented extensions: the funding stream (Zvw, Wlz, Wmo, GGZ), the product or
 prestatie code, and for Wmo the allocation number (ToewijzingNummer of a WMO301).
+The Omaha System problems a visit addressed are its ``reasonCode``s (what was done for
+each is an intervention, :mod:`mappings.care.omaha`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mappings.care.base import (
     reference_id,
     reference_to,
 )
+from mappings.care.omaha import PROBLEMS, problem_name
 
 __all__ = [
     "FUNDING",
@@ -57,6 +60,7 @@ FUNDING: dict[str, tuple[str, str]] = {
 }
 STATUSES = ("planned", "in-progress", "finished", "cancelled")
 _PARTICIPANTS = ("Practitioner", "PractitionerRole", "RelatedPerson")
+_OMAHA_PROBLEMS = frozenset(code for _, _, _, of_domain in PROBLEMS for code, _, _ in of_domain)
 
 
 def visit_code_systems(canon: Canon = DEFAULT_CANON) -> list[dict[str, Any]]:
@@ -99,6 +103,7 @@ class Visit:
     funding: str | None = None
     product_code: str | None = None  # prestatie or product code
     allocation_number: str | None = None  # Wmo ToewijzingNummer
+    problems: tuple[str, ...] = ()  # Omaha System problems addressed ("01".."42")
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -124,6 +129,10 @@ class Visit:
             fail(
                 "A Wmo visit needs its allocation number (ToewijzingNummer)", "Encounter.extension"
             )
+        if len(set(self.problems)) != len(self.problems) or not set(self.problems) <= (
+            _OMAHA_PROBLEMS
+        ):
+            fail("The problems are distinct Omaha System problems (01..42)", "Encounter.reasonCode")
 
 
 def visit_to_fhir(visit: Visit, canon: Canon = DEFAULT_CANON) -> dict[str, Any]:
@@ -162,7 +171,8 @@ def visit_to_fhir(visit: Visit, canon: Canon = DEFAULT_CANON) -> dict[str, Any]:
                 ("Prestatie", visit.product_code or ""),
                 ("Toewijzing", visit.allocation_number or ""),
             ],
-            [f"Aanwezig: {who}" for who in visit.participants],
+            [f"Aanwezig: {who}" for who in visit.participants]
+            + [f"Omaha {code} {problem_name(code)}" for code in visit.problems],
         ),
     }
     if extensions:
@@ -178,6 +188,11 @@ def visit_to_fhir(visit: Visit, canon: Canon = DEFAULT_CANON) -> dict[str, Any]:
             "length": {"value": visit.minutes, "unit": "min", "system": _UCUM, "code": "min"},
         }
     )
+    if visit.problems:
+        problems = canon.code_system("omaha-problems")
+        resource["reasonCode"] = [
+            {"coding": [coding(problems, code, problem_name(code))]} for code in visit.problems
+        ]
     if visit.care_plan:
         resource["basedOn"] = [{"reference": f"CarePlan/{visit.care_plan}"}]
     if visit.team:
@@ -233,6 +248,7 @@ def visit_from_fhir(resource: Any, canon: Canon = DEFAULT_CANON) -> Visit:
     if len(based) > 1:
         fail("A visit serves at most one plan", "Encounter.basedOn")
     team = read.get("serviceProvider")
+    reasons = read.get("reasonCode") or []
     return Visit(
         id=read.text("id") or "",
         patient=reference_id(read.need("subject"), "Patient", read.path("subject")),
@@ -258,4 +274,13 @@ def visit_from_fhir(resource: Any, canon: Canon = DEFAULT_CANON) -> Visit:
         funding=funding,
         product_code=one("product-code"),
         allocation_number=one("allocation-number"),
+        problems=tuple(
+            code_in(
+                reason,
+                canon.code_system("omaha-problems"),
+                f"Encounter.reasonCode[{index}]",
+                _OMAHA_PROBLEMS,
+            )
+            for index, reason in enumerate(reasons if isinstance(reasons, list) else [None])
+        ),
     )

@@ -7,7 +7,9 @@ hands each one what it may use, never its own internals:
 - a :class:`Dossier`: the in-process reader and recorder, opened through the gateway's one
   privileged door with a stated reason (the adapter acts under a legal basis other than the
   client's Consent, such as the care contract for a declaration); every client whose data
-  it reads or records is logged by the gateway as a :class:`Disclosure`;
+  it reads or records is logged by the gateway as a :class:`Disclosure`; what it hands to
+  a destination outside the dossier (a back office) it leaves as :class:`Parcel` s in the
+  gateway's outbox, which delivers them;
 - a place for its commands (``eigendossier <name> ...``) and its FHIR operations
   (``POST [base]/$<name>``), whose OperationDefinitions the plugin publishes itself.
 
@@ -17,7 +19,7 @@ Nothing here does I/O: these are the shapes both sides agree on.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,6 +31,7 @@ __all__ = [
     "DossierOpener",
     "Operation",
     "OperationCall",
+    "Parcel",
     "Plugin",
 ]
 
@@ -49,6 +52,22 @@ class Disclosure:
     objects: tuple[str, ...] = ()
     recipient: str | None = None  # Organization/id
     description: str = ""  # never health data
+
+
+@dataclass(frozen=True, slots=True)
+class Parcel:
+    """Data for a destination outside the dossier, delivered by the gateway's workers.
+
+    ``key`` is the idempotency key the receiver gets (an HTTP ``Idempotency-Key``, an AMQP
+    ``message_id``): the same key is put in the outbox once, so a run repeated with the same
+    content sends nothing new. ``headers`` travel with it (HTTP ``X-Eigendossier-<name>``,
+    AMQP message headers): never health data.
+    """
+
+    key: str
+    content_type: str
+    data: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Dossier(Protocol):
@@ -81,6 +100,16 @@ class Dossier(Protocol):
 
     def disclose(self, disclosures: Sequence[Disclosure]) -> None:
         """Only the access-log entries (a read that records nothing else)."""
+        ...
+
+    def send(
+        self, destination: str, parcels: Sequence[Parcel], disclosures: Sequence[Disclosure]
+    ) -> int:
+        """Leave ``parcels`` in the outbox for ``destination`` (a name the operator
+        configured) with the access-log entries of ``disclosures``, in one transaction; the
+        gateway's workers deliver them, at least once. How many parcels were new (a key
+        the outbox holds already is not sent again). An unknown destination raises
+        :class:`mappings.core.errors.Unprocessable` and nothing is written."""
         ...
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from mappings.care.crisisplan import CrisisAction, CrisisPlan
 from mappings.care.krachtplan import Activity, Krachtplan, PlanGoal, ProgressNote
-from mappings.care.omaha import PROBLEMS, OmahaRating
+from mappings.care.omaha import CATEGORIES, PROBLEMS, Intervention, OmahaRating
 from mappings.care.plans import ACTIVITY_STATUSES, GOAL_STATUSES, PLAN_STATUSES
 from mappings.care.visits import FUNDING, MODES, STATUSES, Visit
 from mappings.care.zrm import ZrmAssessment
@@ -170,6 +170,7 @@ def visits(draw: st.DrawFn) -> Visit:
         allocation_number=draw(st.from_regex(r"[0-9]{6,10}", fullmatch=True))
         if funding == "wmo"
         else None,
+        problems=tuple(draw(st.lists(st.sampled_from(_PROBLEM_CODES), unique=True, max_size=4))),
     )
 
 
@@ -188,4 +189,19 @@ def omaha_ratings(draw: st.DrawFn) -> OmahaRating:
         date=draw(days),
         current={s: draw(scores) for s in _SCALES},
         target={s: draw(scores) for s in targeted},
+        encounter=draw(st.none() | ids),
+    )
+
+
+@st.composite
+def interventions(draw: st.DrawFn) -> Intervention:
+    return Intervention(
+        id=draw(ids),
+        patient=draw(ids),
+        encounter=draw(ids),
+        problem=draw(st.sampled_from(_PROBLEM_CODES)),
+        category=draw(st.sampled_from([code for code, _, _ in CATEGORIES])),
+        date=draw(days),
+        description=draw(words),
+        performer=draw(st.none() | practitioners),
     )

@@ -10,8 +10,16 @@ from typing import Any
 
 import pytest
 
+from mappings.care.base import DEFAULT_CANON
 from mappings.care.definitions import CareDefinitions
-from mappings.care.omaha import PROBLEMS, OmahaRating, omaha_concept_map, omaha_to_fhir
+from mappings.care.omaha import (
+    PROBLEMS,
+    Intervention,
+    OmahaRating,
+    intervention_to_fhir,
+    omaha_concept_map,
+    omaha_to_fhir,
+)
 from mappings.care.visits import Visit, visit_to_fhir
 from mappings.care.zrm import ZrmAssessment, zrm_to_fhir
 from tests.mappings.care.conftest import faults
@@ -48,6 +56,7 @@ def test_profiles_are_differentials_on_base_r4(care: CareDefinitions) -> None:
         "crisisplan",
         "visit",
         "omaha-rating",
+        "omaha-intervention",
         "funding-stream",
         "allocation-number",
     } <= names
@@ -55,6 +64,9 @@ def test_profiles_are_differentials_on_base_r4(care: CareDefinitions) -> None:
         assert profile["derivation"] == "constraint"
         assert profile["baseDefinition"].startswith("http://hl7.org/fhir/StructureDefinition/")
         assert profile["differential"]["element"][0]["path"] == profile["type"]
+
+
+OMAHA_PROBLEMS = DEFAULT_CANON.code_system("omaha-problems")
 
 
 def _observation() -> dict[str, Any]:
@@ -162,6 +174,26 @@ def test_visit_profile_requires_minutes_and_the_contact_mode(care: CareDefinitio
     broken["extension"][0]["valueCoding"]["code"] = "wia"
     found = {e for issue in care.check(broken, profile) for e in issue.expression}
     assert {"Encounter.length", "Encounter.type[0]", "Encounter.extension[0].valueCoding"} <= found
+
+
+def test_omaha_problems_of_a_visit_and_its_interventions_are_bound(care: CareDefinitions) -> None:
+    visit = _visit()
+    visit["reasonCode"] = [{"coding": [{"system": OMAHA_PROBLEMS, "code": "24"}]}]
+    profile = visit["meta"]["profile"][0]
+    assert care.check(visit, profile) == []
+    visit["reasonCode"][0]["coding"][0]["code"] = "environmental"  # a domain, not a problem
+    assert [i.expression for i in care.check(visit, profile)] == [("Encounter.reasonCode[0]",)]
+    procedure = intervention_to_fhir(
+        Intervention("i", "anna", "v", "24", "surveillance", dt.date(2026, 1, 1), "Wond bekeken")
+    )
+    profile = procedure["meta"]["profile"][0]
+    assert care.check(procedure, profile) == []
+    broken = copy.deepcopy(procedure)
+    broken["reasonCode"].append(copy.deepcopy(broken["reasonCode"][0]))
+    broken["status"] = "in-progress"
+    del broken["encounter"]
+    found = {e for issue in care.check(broken, profile) for e in issue.expression}
+    assert found == {"Procedure.reasonCode", "Procedure.status", "Procedure.encounter"}
 
 
 def test_omaha_has_42_problems_in_four_domains_and_a_routing_map() -> None:

@@ -9,12 +9,20 @@ from hypothesis import HealthCheck, given, settings
 
 from mappings.care.crisisplan import CrisisPlan, crisis_plan_from_fhir, crisis_plan_to_fhir
 from mappings.care.krachtplan import Krachtplan, krachtplan_from_fhir, krachtplan_to_fhir
-from mappings.care.omaha import OmahaRating, omaha_from_fhir, omaha_to_fhir
+from mappings.care.omaha import (
+    Intervention,
+    OmahaRating,
+    intervention_from_fhir,
+    intervention_to_fhir,
+    omaha_from_fhir,
+    omaha_to_fhir,
+)
 from mappings.care.visits import Visit, visit_from_fhir, visit_to_fhir
 from mappings.care.zrm import ZrmAssessment, zrm_from_fhir, zrm_to_fhir
 from tests.mappings.care.conftest import faults
 from tests.mappings.care.strategies import (
     crisis_plans,
+    interventions,
     krachtplans,
     omaha_ratings,
     visits,
@@ -69,4 +77,12 @@ def test_visit_round_trip(visit: Visit) -> None:
 def test_omaha_rating_round_trip(rating: OmahaRating) -> None:
     resource = omaha_to_fhir(rating)
     assert omaha_from_fhir(resource) == rating
+    _valid_with_narrative([resource])
+
+
+@CHECKS
+@given(interventions())
+def test_omaha_intervention_round_trip(intervention: Intervention) -> None:
+    resource = intervention_to_fhir(intervention)
+    assert intervention_from_fhir(resource) == intervention
     _valid_with_narrative([resource])
