@@ -24,6 +24,7 @@ retries with backoff, as for any delivery.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 ENV_PREFIX = "EIGENDOSSIER_DESTINATION_"
+# pika logs every refused connection with a traceback at ERROR; the worker logs the failure
+# itself, in one line that names no URL
+logging.getLogger("pika").setLevel(logging.CRITICAL)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _AMQP_OWN = ("exchange", "routing_key")
 

@@ -111,6 +111,7 @@ def test_every_operation_of_ours_has_its_operation_definition() -> None:
             "summary",
             "declare",
             "evaluate-measure",
+            "omaha-export",
         }
     )
     for name in plugins:
