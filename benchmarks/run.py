@@ -556,6 +556,34 @@ def report(results: dict[str, Any]) -> None:
         print(
             f"| | POST Observation | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | |"
         )
+    ratios(results)
+
+
+def ratios(results: dict[str, Any]) -> None:
+    """The issue's table: our read and search against the bare ASGI app of the same run,
+    open and with consent on (the largest store measured)."""
+    last = results["steps"][-1]
+    if "limit_read" not in last:
+        return
+    rows = [
+        ("read, open mode", last["read"], last["limit_read"]),
+        ("search subject= _count=50, open mode", last["reference"], last["limit_reference"]),
+    ]
+    if "consent" in results:
+        step = results["consent"]
+        rows += [
+            ("read, GP backend token, consent + access log on", step["read"], last["limit_read"]),
+            ("search, same", step["reference"], last["limit_reference"]),
+        ]
+    print(f"\n{last['observations']:,} Observations; {results['workers']} gateway process(es)")
+    print("| path | Eigen Dossier req/s (p50 / p95 ms) | bare ASGI ceiling req/s | ratio |")
+    print("| --- | --- | --- | --- |")
+    for label, ours, limit in rows:
+        print(
+            f"| {label} | {ours['rps']:,.0f} ({ours['p50_ms']:.1f} / {ours['p95_ms']:.1f}) | "
+            f"{limit['rps']:,.0f} | {ours['rps'] / limit['rps']:.3f}x |"
+        )
+    print(f"| transaction ingest | {last['ingest_resources_per_s']:,} resources/s | | |")
 
 
 if __name__ == "__main__":

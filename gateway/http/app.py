@@ -32,6 +32,7 @@ from gateway.http.cors import Cors
 from gateway.http.formats import JSON, XML, choose_format, parse_body, render_body
 from gateway.http.memory import release_memory
 from gateway.http.oauth import oauth_routes
+from gateway.http.tokens import VerifiedTokens
 from gateway.interactions.auditlog import GroupCommit
 from gateway.interactions.authorize import ConsentCaller, commit_events
 from gateway.interactions.dispatch import Dispatcher, dispatch
@@ -75,6 +76,7 @@ class FhirEndpoint:
         self.codec = XmlCodec(services.definitions)
         self.log = GroupCommit(lambda events: commit_events(services, events)) if security else None
         self.grants = GrantCache()
+        self.tokens = VerifiedTokens()
         self.router = Dispatcher()
         self.refusals = RefusalTally(self._write_refusals)
         #: --open development mode: the one privileged context, made (and logged) once
@@ -114,15 +116,18 @@ class FhirEndpoint:
                 Context(self.services, AccessFilter.nothing(), self.router), fhir_request
             )
         address = request.client.host if request.client else None
-        who = self._who(fhir_request, address)
-        caller = ConsentCaller(self.services, who, log=self.log, cache=self.grants)
+        epoch = self.services.store.access_epoch()  # the one read of it in this request
+        who = self._who(fhir_request, address, epoch)
+        caller = ConsentCaller(
+            self.services, who, log=self.log, cache=self.grants, known_epoch=epoch
+        )
         context = Context(self.services, AccessFilter.nothing(), self.router, caller=caller)
         try:
             return dispatch(context, fhir_request)
         finally:
             caller.flush()
 
-    def _who(self, request: FhirRequest, address: str | None) -> AccessContext:
+    def _who(self, request: FhirRequest, address: str | None, epoch: int | None) -> AccessContext:
         assert self.security is not None
         header = request.header("authorization") or ""
         scheme, _, token = header.partition(" ")
@@ -131,8 +136,12 @@ class FhirEndpoint:
             raise Unauthorized(
                 "A bearer token is required", headers={"WWW-Authenticate": challenge}
             )
+        token = token.strip()
+        claims = self.tokens.get(token, epoch, self.services.clock.now())
         try:
-            claims = self.security.server.verify_access_token(token.strip())
+            if claims is None:
+                claims = self.security.server.verify_access_token(token)
+                self.tokens.put(token, epoch, claims)
         except InvalidToken as error:
             self.refusals.refused(address, str(error)[:120], self.services.clock.now())
             raise Unauthorized(

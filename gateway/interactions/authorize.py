@@ -52,6 +52,8 @@ class ConsentCaller:
     log: GroupCommit | None = None  # the process's group commit of access-log entries
     #: the process's actors and grants per access epoch (without one: this request's own)
     cache: GrantCache = field(default_factory=GrantCache)
+    #: the access epoch, when the edge read it already for this request (with the token)
+    known_epoch: int | None = None
     _epoch: int | None = None
     _actors: frozenset[str] | None = None
     _grants: dict[str, tuple[Grant, ...]] = field(default_factory=dict)
@@ -62,7 +64,7 @@ class ConsentCaller:
         letter = PERMISSION_OF_INTERACTION.get(interaction, "r")
         read = self._filter(session, "s" if letter == "s" else "r")
         write = self._filter(session, letter) if letter in "cud" else None
-        return replace(context, access=read, write=write, caller=self, trail=[])
+        return replace(context, access=read, write=write, caller=self, trail=[], located={})
 
     def _filter(self, session: Session, letter: str) -> AccessFilter:
         """The decision (:func:`consent.decision.reach`), compiled for the store."""
@@ -110,7 +112,9 @@ class ConsentCaller:
     def _access_epoch(self, session: Session) -> int | None:
         """Read once per request, before anything derived from the Consents is used."""
         if self._epoch is None:
-            self._epoch = session.access_epoch()
+            self._epoch = (
+                self.known_epoch if self.known_epoch is not None else session.access_epoch()
+            )
         return self._epoch
 
     def check_resource(self, context: Context, resource: dict[str, Any]) -> None:
@@ -141,7 +145,9 @@ class ConsentCaller:
             session.written = []
         else:
             written = False
-            located = session.locate(sorted(set(context.trail)))
+            known = context.located
+            unknown = sorted({ref for ref in context.trail if ref not in known})
+            located = {**known, **(session.locate(unknown) if unknown else {})}
             owners = session.patients_of(sorted(located.values()))
             for ref, pk in located.items():
                 for patient in owners.get(pk, frozenset()):

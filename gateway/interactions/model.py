@@ -79,10 +79,15 @@ class Context:
     caller: Caller | None = None
     trail: list[tuple[str, str]] = field(default_factory=list)
     privilege: str | None = None  # the reason of a privileged context (system_context)
+    #: the row keys of disclosed resources where the handler knew them (the access log
+    #: then need not look them up again)
+    located: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    def disclose(self, resource_type: str, resource_id: str) -> None:
+    def disclose(self, resource_type: str, resource_id: str, pk: int | None = None) -> None:
         if self.caller is not None:
             self.trail.append((resource_type, resource_id))
+            if pk is not None:
+                self.located[(resource_type, resource_id)] = pk
 
 
 class Router(Protocol):

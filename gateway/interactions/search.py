@@ -43,7 +43,7 @@ def _search(
     search = parse_search(resource_type, request.query, context.services.registry, strict=strict)
     page = run_search(session.connection, context.services.compiler, search, context.access)
     for match in (*page.matches, *page.included):
-        context.disclose(match.res_type, match.res_id)
+        context.disclose(match.res_type, match.res_id, match.pk)
     return FhirResponse(200, searchset(context, search, page))
 
 

@@ -7,6 +7,7 @@ prefix match. Dates are stored as ranges (see :mod:`gateway.search.dates`).
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,7 @@ _STRING_PARTS = {
 _SIMPLE_TOKENS = {"code", "string", "id", "uri", "canonical", "boolean", "url", "oid", "uuid"}
 
 
+@functools.lru_cache(maxsize=4096)  # codings' displays and names repeat: the same few texts
 def normalise(text: str) -> str:
     """Case- and accent-insensitive form of a string, for string search."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
@@ -60,15 +62,23 @@ class Extractor:
         """Index rows by parameter type, and the ids of the patients whose compartment holds it."""
         resource_type = resource["resourceType"]
         out: IndexRows = {}
+        seen: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
         for param in self.registry.indexed(resource_type):
             values = param.evaluate(resource)
             if not values:
                 continue
             table = out.setdefault(param.type, [])
             for row in self._rows_for(param, values):
+                row.setdefault("param", param.code)
+                # one row per distinct value: searches test presence (IN, EXISTS, a
+                # distinct count), so a repeated value (the entity type of fifty entities
+                # of an access-log entry) adds nothing but writes
+                key = (param.type, tuple(sorted(row.items())))
+                if key in seen:
+                    continue
+                seen.add(key)
                 row["res_pk"] = pk
                 row["res_type"] = resource_type
-                row.setdefault("param", param.code)
                 table.append(row)
         return out, self._patients(resource_type, resource, out)
 

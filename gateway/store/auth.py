@@ -1,7 +1,10 @@
 """The authorization server's records in the dossier database (``consent.registry.AuthStore``).
 
 Each method is one short transaction on the store's engine, so every gateway process sees
-the same apps, grants, revocations and signing keys at once.
+the same apps, grants, revocations and signing keys at once. Whatever can make a token
+that verified before stop verifying (a revocation, an app changed or removed, an account
+removed, a signing key retired) raises the store's access epoch in the same transaction:
+a process keeps a token's verdict only while the epoch stands still (ADR 0016).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from consent.registry import Account, App, Authorization, Code
 from gateway.search.dates import to_micros
 from gateway.store.schema import (
+    access_epoch,
     accounts,
     oauth_apps,
     oauth_assertions,
@@ -27,6 +31,8 @@ from gateway.store.schema import (
 )
 
 __all__ = ["SqlAuthStore"]
+
+_RAISE_EPOCH = update(access_epoch).where(access_epoch.c.id == 1).values(n=access_epoch.c.n + 1)
 
 
 def _moment(micros: int | None) -> dt.datetime | None:
@@ -130,6 +136,7 @@ class SqlAuthStore:
                 values,
                 {"created": to_micros(created)},
             )
+            connection.execute(_RAISE_EPOCH)
 
     # -- accounts ----------------------------------------------------------------------------
 
@@ -144,6 +151,7 @@ class SqlAuthStore:
             removed = connection.execute(
                 delete(oauth_apps).where(oauth_apps.c.client_id == client_id)
             ).rowcount
+            connection.execute(_RAISE_EPOCH)
         return bool(removed)
 
     def accounts(self) -> list[Account]:
@@ -162,10 +170,12 @@ class SqlAuthStore:
             removed = connection.execute(
                 delete(accounts).where(accounts.c.username == username)
             ).rowcount
+            connection.execute(_RAISE_EPOCH)
         return bool(removed)
 
     def revoke_authorizations_of_app(self, client_id: str) -> int:
         with self.engine.begin() as connection:
+            connection.execute(_RAISE_EPOCH)
             return int(
                 connection.execute(
                     update(oauth_authorizations)
@@ -324,6 +334,7 @@ class SqlAuthStore:
                 .where(oauth_authorizations.c.id == authorization_id)
                 .values(revoked=True)
             )
+            connection.execute(_RAISE_EPOCH)
 
     def save_refresh(self, digest: str, authorization_id: str, expires: dt.datetime) -> None:
         with self.engine.begin() as connection:
@@ -376,6 +387,7 @@ class SqlAuthStore:
                 connection.execute(
                     insert(oauth_revoked).values(jti=jti, expires=to_micros(expires))
                 )
+                connection.execute(_RAISE_EPOCH)
         except IntegrityError:
             return  # revoked already
 
@@ -435,4 +447,5 @@ class SqlAuthStore:
                 connection.execute(
                     update(signing_keys).where(signing_keys.c.kid.in_(old)).values(retired=True)
                 )
+                connection.execute(_RAISE_EPOCH)
         return len(old)

@@ -112,6 +112,11 @@ class Store:
             with connection.begin():
                 yield Session(self, connection)
 
+    def access_epoch(self) -> int | None:
+        """The access epoch now, in a statement of its own (None: no such counter)."""
+        with self.read(snapshot=False) as session:
+            return session.access_epoch()
+
     def write(self, unit: Callable[[Session], T]) -> T:
         """Run ``unit`` in one write transaction; run it again when it lost a race."""
         for attempt in range(_MAX_ATTEMPTS):

@@ -473,3 +473,14 @@ def test_system_search_takes_type_and_the_common_parameters(client: httpx.Client
     assert ids("_id=t2,t4&_type=Practitioner") == ["t4"]
     assert client.get("?_type=Nonsense").status_code == 400
     assert client.get("?_tag:missing=true").status_code in (400, 501)
+
+
+def test_a_search_on_a_value_repeated_within_a_resource_finds_it_once(
+    client: httpx.Client,
+) -> None:
+    codes = [{"coding": [{"system": "http://example.org/c", "code": "same"}]}] * 3
+    resource = {"resourceType": "Observation", "id": "repeats", "status": "final", "code": codes[0]}
+    resource["category"] = codes
+    assert client.put("Observation/repeats", json=resource).status_code in (200, 201)
+    found = client.get("Observation", params={"category": "http://example.org/c|same"}).json()
+    assert found["total"] == 1 and len(found["entry"]) == 1

@@ -59,3 +59,34 @@ def test_references_split_into_local_and_remote() -> None:
 
 def test_normalise_folds_case_and_accents() -> None:
     assert normalise("Financiën ÉÉN Straße") == "financien een strasse"
+
+
+def test_a_value_repeated_in_one_resource_is_indexed_once() -> None:
+    entities = [
+        {
+            "what": {"reference": f"Observation/o{n}"},
+            "type": {
+                "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                "code": "2",
+            },
+        }
+        for n in range(50)
+    ]
+    event = {
+        "resourceType": "AuditEvent",
+        "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "code": "rest",
+        },
+        "recorded": "2026-12-02T10:00:00Z",
+        "agent": [{"who": {"reference": "Organization/gp"}, "requestor": True}],
+        "source": {"observer": {"display": "Eigen Dossier"}},
+        "entity": entities,
+    }
+    rows, _ = EXTRACTOR.rows(1, event)
+    types = [r for r in rows["token"] if r["param"] == "entity-type"]
+    assert [(r["system"], r["code"]) for r in types] == [
+        ("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2")
+    ]
+    targets = {r["target_id"] for r in rows["reference"] if r["param"] == "entity"}
+    assert len(targets) == 50  # distinct values all stay

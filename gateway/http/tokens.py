@@ -1,0 +1,59 @@
+"""Verified access tokens, kept while the store's access epoch stands still (ADR 0016).
+
+Verifying a token costs a signature check and three lookups (revoked token, revoked
+authorization, the app still registered and active). Every change that can make a valid
+token invalid raises the access epoch in its own transaction (:mod:`gateway.store.auth`),
+and every request reads the epoch anyway (the grants depend on it): a verdict taken at
+epoch *n* holds for any request that reads *n*, until the token expires. A revocation
+therefore still holds from the next request in every process.
+
+Tokens are kept by their SHA-256 digest, never as text; at most ``size`` of them, the least
+recently used leaving first. Refusals are not kept: a forged token costs a verification.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+from collections import OrderedDict
+from typing import Any
+
+__all__ = ["VerifiedTokens"]
+
+
+class VerifiedTokens:
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[bytes, tuple[int, float, dict[str, Any]]] = OrderedDict()
+
+    @staticmethod
+    def _key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, token: str, epoch: int | None, now: dt.datetime) -> dict[str, Any] | None:
+        """The claims verified at ``epoch``, if the token has not expired since."""
+        if epoch is None:
+            return None
+        key = self._key(token)
+        with self._lock:
+            found = self._kept.get(key)
+            if found is None:
+                return None
+            kept_epoch, expires, claims = found
+            if kept_epoch != epoch or expires <= now.timestamp():
+                del self._kept[key]
+                return None
+            self._kept.move_to_end(key)
+            return claims
+
+    def put(self, token: str, epoch: int | None, claims: dict[str, Any]) -> None:
+        expires = claims.get("exp")
+        if epoch is None or not isinstance(expires, int | float):
+            return
+        with self._lock:
+            self._kept[self._key(token)] = (epoch, float(expires), claims)
+            self._kept.move_to_end(self._key(token))
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)

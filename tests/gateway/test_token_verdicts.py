@@ -1,0 +1,76 @@
+"""A verified token is kept while the access epoch stands still, and no longer (ADR 0016).
+
+Each test uses a token on the API first (so its verdict is kept), then ends it the way an
+operator or a client does, and the very next request is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.http.tokens import VerifiedTokens
+from tests.smart import account, bearer, login, origin
+
+
+def _patient(client: httpx.Client) -> None:
+    resource = {"resourceType": "Patient", "id": "anna", "name": [{"family": "Jansen"}]}
+    assert client.put("Patient/anna", json=resource).status_code in (200, 201)
+
+
+@pytest.fixture()
+def anna(secure: dict[str, Any], client: httpx.Client) -> dict[str, Any]:
+    _patient(client)
+    account(secure["security"], "anna", "patient", "Patient/anna")
+    token = login(secure["base"], secure["security"], "anna")
+    headers = bearer(token["access_token"])
+    for _ in range(2):  # verified, then served from what the process kept
+        assert httpx.get(f"{secure['base']}/Patient/anna", headers=headers).status_code == 200
+    return {"token": token, "headers": headers}
+
+
+def test_a_revoked_token_is_refused_at_the_next_request(
+    secure: dict[str, Any], anna: dict[str, Any]
+) -> None:
+    base, token = secure["base"], anna["token"]
+    revoked = httpx.post(
+        f"{origin(base)}/oauth/revoke",
+        data={"token": token["access_token"], "client_id": token["client_id"]},
+    )
+    assert revoked.status_code == 200
+    assert httpx.get(f"{base}/Patient/anna", headers=anna["headers"]).status_code == 401
+
+
+def test_a_disabled_app_and_a_removed_login_end_their_tokens_at_once(
+    secure: dict[str, Any], anna: dict[str, Any]
+) -> None:
+    base, security = secure["base"], secure["security"]
+    app = security.store.app(anna["token"]["client_id"])
+    assert app is not None
+    security.store.save_app(dataclasses.replace(app, active=False))
+    assert httpx.get(f"{base}/Patient/anna", headers=anna["headers"]).status_code == 401
+    security.store.save_app(app)  # enabled again: the token is good again
+    assert httpx.get(f"{base}/Patient/anna", headers=anna["headers"]).status_code == 200
+    assert security.store.remove_account("anna")
+    assert httpx.get(f"{base}/Patient/anna", headers=anna["headers"]).status_code == 401
+
+
+def test_kept_verdicts_follow_the_epoch_the_expiry_and_the_bound() -> None:
+    kept = VerifiedTokens(size=2)
+    now = dt.datetime(2026, 12, 2, 12, tzinfo=dt.UTC)
+    claims = {"exp": int(now.timestamp()) + 60, "sub": "anna"}
+    kept.put("token-a", 7, claims)
+    assert kept.get("token-a", 7, now) == claims
+    assert kept.get("token-a", 8, now) is None  # the epoch moved: verify again
+    assert kept.get("token-a", 7, now) is None  # and the old verdict is gone
+    kept.put("token-a", 7, claims)
+    assert kept.get("token-a", 7, now + dt.timedelta(seconds=61)) is None  # expired
+    kept.put("token-a", None, claims)  # no epoch counter: nothing kept
+    assert kept.get("token-a", None, now) is None
+    for name in ("a", "b", "c"):
+        kept.put(name, 1, claims)
+    assert kept.get("a", 1, now) is None and kept.get("c", 1, now) == claims  # at most two
