@@ -25,7 +25,10 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    case,
+    func,
     insert,
+    null,
     select,
     update,
 )
@@ -71,6 +74,11 @@ _ADVANCE = (
         deleted=bindparam("deleted"),
         content=bindparam("content"),
     )
+)
+#: a version's bytes: its own when superseded, the resource's while it is the current one
+_VERSION_CONTENT = case(
+    (resource_versions.c.deleted, null()),
+    else_=func.coalesce(resource_versions.c.content, resources.c.content),
 )
 _EPOCH = select(access_epoch.c.n).where(access_epoch.c.id == 1)
 _RAISE_EPOCH = update(access_epoch).where(access_epoch.c.id == 1).values(n=access_epoch.c.n + 1)
@@ -187,12 +195,14 @@ class Session(Indexing, Lookups):
     def version(
         self, res_type: str, res_id: str, version_id: int
     ) -> tuple[bool, bytes | None] | None:
+        v = resource_versions
         row = self.connection.execute(
-            select(resource_versions.c.deleted, resource_versions.c.content).where(
-                resource_versions.c.res_type == res_type,
-                resource_versions.c.res_id == res_id,
-                resource_versions.c.version_id == version_id,
+            select(v.c.deleted, _VERSION_CONTENT)
+            .join(
+                resources,
+                and_(resources.c.res_type == v.c.res_type, resources.c.res_id == v.c.res_id),
             )
+            .where(v.c.res_type == res_type, v.c.res_id == res_id, v.c.version_id == version_id)
         ).first()
         return None if row is None else (bool(row[0]), row[1])
 
@@ -215,7 +225,7 @@ class Session(Indexing, Lookups):
             v.c.last_updated,
             v.c.deleted,
             v.c.method,
-            v.c.content,
+            _VERSION_CONTENT.label("content"),
         ).join(
             resources, and_(resources.c.res_type == v.c.res_type, resources.c.res_id == v.c.res_id)
         )
@@ -343,6 +353,7 @@ class Session(Indexing, Lookups):
     def _advance(
         self, current: Current, version_id: int, now: int, *, deleted: bool, content: bytes | None
     ) -> None:
+        self._keep_superseded(current)
         result = self._connection.execute(
             _ADVANCE,
             {
@@ -356,6 +367,30 @@ class Session(Indexing, Lookups):
         )
         if result.rowcount != 1:
             raise RetryWrite
+
+    def _keep_superseded(self, current: Current) -> None:
+        """The content of the version about to be superseded, into its version row (the
+        current version's lives only in ``resources``: a write stores its bytes once)."""
+        if current.deleted or current.content is None:
+            return
+        for row in self._pending.get("versions", []):
+            if (row["res_type"], row["res_id"], row["version_id"]) == (
+                current.res_type,
+                current.res_id,
+                current.version_id,
+            ):
+                row["content"] = current.content
+                return
+        self._connection.execute(
+            update(resource_versions)
+            .where(
+                resource_versions.c.res_type == current.res_type,
+                resource_versions.c.res_id == current.res_id,
+                resource_versions.c.version_id == current.version_id,
+                resource_versions.c.content.is_(None),
+            )
+            .values(content=current.content)
+        )
 
     def _version_row(
         self,
@@ -378,7 +413,7 @@ class Session(Indexing, Lookups):
                 "last_updated": now,
                 "deleted": deleted,
                 "method": method,
-                "content": content,
+                "content": None,  # the current version's bytes live in resources only
             }
         )
 

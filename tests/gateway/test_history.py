@@ -47,3 +47,26 @@ def test_history_paging_and_since(client: httpx.Client) -> None:
 
 def test_history_of_unknown_resource_is_404(client: httpx.Client) -> None:
     assert client.get("Patient/nobody/_history").status_code == 404
+
+
+def test_every_version_keeps_its_own_content_through_updates_and_a_delete(
+    client: httpx.Client,
+) -> None:
+    """The current version's bytes live once, in the resource; a superseded version keeps
+    its own (ADR 0016): each version, read alone or in the history, is what was written."""
+    for family in ("Een", "Twee", "Drie"):
+        resource = {"resourceType": "Patient", "id": "versions", "name": [{"family": family}]}
+        assert client.put("Patient/versions", json=resource).status_code in (200, 201)
+    assert client.delete("Patient/versions").status_code in (200, 204)
+    families = [
+        client.get(f"Patient/versions/_history/{n}").json()["name"][0]["family"] for n in (1, 2, 3)
+    ]
+    assert families == ["Een", "Twee", "Drie"]
+    assert client.get("Patient/versions/_history/4").status_code == 410
+    history = client.get("Patient/versions/_history").json()
+    seen = [e.get("resource", {}).get("name", [{}])[0].get("family") for e in history["entry"]]
+    assert seen == [None, "Drie", "Twee", "Een"]  # newest first; the delete has no resource
+    again = {"resourceType": "Patient", "id": "versions", "name": [{"family": "Vier"}]}
+    assert client.put("Patient/versions", json=again).status_code in (200, 201)
+    assert client.get("Patient/versions/_history/3").json()["name"][0]["family"] == "Drie"
+    assert client.get("Patient/versions/_history/5").json()["name"][0]["family"] == "Vier"
