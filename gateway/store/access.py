@@ -14,8 +14,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, and_, false, not_, or_, select, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    and_,
+    false,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+)
 
 from consent.decision import Reach, admits
 from consent.policy import Grant, Rule, Selector, Target
@@ -106,6 +118,20 @@ class AccessFilter:
         return admits(scope, target).allowed
 
 
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in(column: ColumnElement[Any], values: list[str]) -> ColumnElement[bool]:
+    """``column IN (...)`` with the values written into the statement.
+
+    A filter is built once and kept (see :func:`_on_resources`); as bound parameters its
+    lists of types and granted patients would be expanded again at every execution, which
+    costs more than the query. The values are resource type names and resource ids, which
+    the store has validated (letters, digits, ``-`` and ``.``), quoted all the same."""
+    return column.in_([literal_column(_quoted(v)) for v in values])
+
+
 @lru_cache(maxsize=512)
 def _on_resources(access: AccessFilter) -> ColumnElement[bool]:
     """The predicate on the table itself, built once per distinct filter: the same grants
@@ -120,12 +146,12 @@ def _predicate(access: AccessFilter, table: FromClause) -> ColumnElement[bool]:
     if access.resource_types is not None:
         if not access.resource_types:
             return false()
-        clauses.append(columns.res_type.in_(sorted(access.resource_types)))
+        clauses.append(_in(columns.res_type, sorted(access.resource_types)))
     for resource_type, conditions in access.conditions:
         clauses.append(or_(columns.res_type != resource_type, *(c(table) for c in conditions)))
     if access.patients is not None:
         region: list[ColumnElement[bool]] = [
-            not_(columns.res_type.in_(sorted(access.compartment_types)))
+            not_(_in(columns.res_type, sorted(access.compartment_types)))
         ]
         if access.patients:
             region.append(_in_compartment(table, sorted(access.patients)))
@@ -146,7 +172,7 @@ def _in_compartment(table: FromClause, patients: list[str]) -> ColumnElement[boo
     entry = patient_compartment.alias()
     return (
         select(entry.c.res_pk)
-        .where(entry.c.res_pk == table.c.pk, entry.c.patient_id.in_(patients))
+        .where(entry.c.res_pk == table.c.pk, _in(entry.c.patient_id, patients))
         .correlate(table)
         .exists()
     )
@@ -173,7 +199,7 @@ def _granted(table: FromClause, grants: tuple[Grant, ...]) -> ColumnElement[bool
     member = patient_compartment.alias()
     permits = or_(
         *(
-            and_(member.c.patient_id.in_(patients), _permitted(table, rule))
+            and_(_in(member.c.patient_id, patients), _permitted(table, rule))
             for rule, patients in rules
         )
     )
@@ -209,7 +235,7 @@ def _matches(table: FromClause, selector: Selector) -> ColumnElement[bool]:
     columns = table.c
     clauses: list[ColumnElement[bool]] = []
     if selector.types is not None:
-        clauses.append(columns.res_type.in_(sorted(selector.types)))
+        clauses.append(_in(columns.res_type, sorted(selector.types)))
     if selector.ids is not None:
         clauses.append(tuple_(columns.res_type, columns.res_id).in_(sorted(selector.ids)))
     if selector.labels is not None:
