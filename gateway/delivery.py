@@ -57,6 +57,7 @@ from gateway.search.params import parse_search
 from gateway.store.access import AccessFilter
 from gateway.store.repository import Session
 from gateway.store.schema import outbox, parcels, resources, search_reference, search_token
+from gateway.store.session_base import outbox_row
 from mappings.core.errors import FhirError
 from mappings.core.plugins import Parcel
 
@@ -169,7 +170,9 @@ class Worker:
             session.connection.execute(parcels.delete().where(parcels.c.key == row.key))
 
         self.services.store.write(unit)
-        log.info("parcel %s delivered to %s", row.key, destination.name)
+        log.info(
+            "parcel %s delivered to %s (%s)", row.key, destination.name, destination.describe()
+        )
 
     def _export(self, row: _Row) -> None:
         from gateway.exports import run_export  # noqa: PLC0415
@@ -306,11 +309,11 @@ class Worker:
                 if change.res_type == "Subscription":
                     subscription = subscriptions.get(change.res_id)
                     if subscription is not None and subscription.get("status") == "requested":
-                        rows.append(_new_row("handshake", f"handshake:{target}", change, now))
+                        key = f"handshake:{target}"
+                        rows.append(_new_row("handshake", key, change, now, change.res_id))
                 for sub_id in matcher.matching(session, change, self._matches_in_sql):
-                    row = _new_row("notify", f"notify:{sub_id}:{target}", change, now)
-                    row["subscription"] = sub_id
-                    rows.append(row)
+                    key = f"notify:{sub_id}:{target}"
+                    rows.append(_new_row("notify", key, change, now, sub_id))
                 self._finish(session, change)
             if rows:
                 statement = _insert_ignoring_duplicates(session, rows)
@@ -659,22 +662,10 @@ def _subscriptions(session: Session) -> dict[str, dict[str, Any]]:
     return {res_id: orjson.loads(content) for res_id, content in rows if content is not None}
 
 
-def _new_row(kind: str, key: str, change: _Row, now: int) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "key": key[:255],
-        "subscription": change.res_id if kind == "handshake" else None,
-        "res_type": change.res_type,
-        "res_id": change.res_id,
-        "version_id": change.version_id,
-        "state": "pending",
-        "attempts": 0,
-        "next_at": now,
-        "lease_until": None,
-        "last_error": None,
-        "created": now,
-        "finished": None,
-    }
+def _new_row(kind: str, key: str, change: _Row, now: int, subscription: str) -> dict[str, Any]:
+    return outbox_row(
+        kind, key, change.res_type, change.res_id, change.version_id, now, subscription
+    )
 
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> Any:

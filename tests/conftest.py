@@ -14,6 +14,8 @@ import json
 import os
 import pathlib
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -213,3 +215,20 @@ def secure(_secure_state: dict[str, Any], services: Services) -> dict[str, Any]:
     _secure_state["refusals"].flush()
     _empty(services.store.engine)
     return _secure_state
+
+
+def run_cli(
+    *args: str, database: str, cwd: pathlib.Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``eigendossier ARGS`` as an operator runs it, on ``database``, extra environment
+    variables in ``env``."""
+    environment = {**os.environ, "EIGENDOSSIER_DATABASE_URL": database, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,7 +53,7 @@ from mappings.care.visits import Visit, visit_from_fhir
 from mappings.core.errors import FhirError, Unprocessable
 from mappings.core.plugins import Disclosure, Dossier, Parcel
 
-__all__ = ["FORMAT", "Exported", "Period", "export_omaha", "omaha_records"]
+__all__ = ["FORMAT", "Exported", "Period", "export_omaha", "omaha_records", "write_omaha_file"]
 
 FORMAT = "eigendossier-omaha/1"
 CONTENT_TYPE = "application/x-ndjson"
@@ -59,6 +61,7 @@ CONTENT_TYPE = "application/x-ndjson"
 _PER_SEARCH = 100
 _LOCAL = ZoneInfo("Europe/Amsterdam")
 _CATEGORY_NL = {code: nl for code, nl, _ in CATEGORIES}
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,21 +123,46 @@ def export_omaha(
         _parcel(scope, chosen, team, index, len(messages), b"\n".join(chunk) + b"\n")
         for index, chunk in enumerate(messages, start=1)
     ]
-    disclosures = [
+    disclosures = _disclosures(visits_of, chosen, f"to the back office '{destination}'")
+    new = dossier.send(destination, parcels, disclosures) if parcels else 0
+    return Exported(chosen, len(lines), len(visits_of), len(parcels), new)
+
+
+def write_omaha_file(
+    dossier: Dossier, period: str, out: Path, *, team: str | None = None
+) -> tuple[int, int]:
+    """The period's records into the file ``out`` instead of the outbox: (visits,
+    clients). Written beside it first, logged, then put in place: a file that exists was
+    logged, and a failure leaves no file."""
+    chosen = Period.parse(period)
+    visits_of: dict[str, list[str]] = defaultdict(list)
+    partial = out.with_name(out.name + ".partial")
+    try:
+        with partial.open("wb") as file:
+            for record in omaha_records(dossier, chosen, team=team):
+                file.write(orjson.dumps(record) + b"\n")
+                visits_of[record["client"]].append(f"Encounter/{record['visit']}")
+        dossier.disclose(_disclosures(visits_of, chosen, "written to a file by the operator"))
+        partial.replace(out)
+    except OSError as error:
+        raise Unprocessable(f"{out} cannot be written ({error.strerror})", "out") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return sum(len(v) for v in visits_of.values()), len(visits_of)
+
+
+def _disclosures(visits_of: dict[str, list[str]], period: Period, where: str) -> list[Disclosure]:
+    """One access-log entry per client: which of their visits went where (no content)."""
+    return [
         Disclosure(
             patient=patient,
             purpose="HOPERAT",
             action="R",
             objects=tuple(visits),
-            description=(
-                f"Omaha export of {len(visits)} visit(s) of {chosen.text} to the back office "
-                f"'{destination}'"
-            ),
+            description=f"Omaha export of {len(visits)} visit(s) of {period.text} {where}",
         )
         for patient, visits in sorted(visits_of.items())
     ]
-    new = dossier.send(destination, parcels, disclosures) if parcels else 0
-    return Exported(chosen, len(lines), len(visits_of), len(parcels), new)
 
 
 def _parcel(
@@ -152,6 +180,8 @@ def omaha_records(
 ) -> Iterator[dict[str, Any]]:
     """The period's finished visits as records, in the order the dossier finds them; a
     hundred visits at a time with their interventions and ratings."""
+    if team is not None and not _ID.match(team):
+        raise Unprocessable("team is the id of an Organization", "team")
     query = [
         ("_profile", canon.profile("visit")),
         ("status", "finished"),

@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 
-from adapters.backoffice.omaha import Period, export_omaha, omaha_records
+from adapters.backoffice.omaha import export_omaha, write_omaha_file
+from adapters.options import DEFAULT_DATABASE, DatabaseUrl
 from mappings.care.base import DEFAULT_CANON
 from mappings.core.errors import FhirError, Issue, Unprocessable, operation_outcome
 from mappings.core.plugins import (
-    Disclosure,
     Dossier,
     DossierOpener,
     Operation,
@@ -25,15 +23,6 @@ from mappings.core.plugins import (
 __all__ = ["PLUGIN", "omaha_export_operation"]
 
 _REASON = "the Omaha export to the care provider's back office (legal basis: the care contract)"
-
-DatabaseUrl = Annotated[
-    str,
-    typer.Option(
-        "--database-url",
-        envvar="EIGENDOSSIER_DATABASE_URL",
-        help="SQLAlchemy URL: sqlite:///path.db (default) or postgresql+psycopg://user@host/db",
-    ),
-]
 
 
 def _one(call: OperationCall, name: str, kind: type) -> Any:
@@ -85,7 +74,7 @@ def omaha_commands(open_dossier: DossierOpener) -> typer.Typer:
         per_message: Annotated[
             int, typer.Option("--per-message", help="Visits per message", min=1, max=10_000)
         ] = 1000,
-        database_url: DatabaseUrl = "sqlite:///eigendossier.db",
+        database_url: DatabaseUrl = DEFAULT_DATABASE,
     ) -> None:
         """Send the finished visits of a period, Omaha-coded, to the back office (through
         the outbox: the delivery worker sends them), or write them to a file."""
@@ -95,7 +84,7 @@ def omaha_commands(open_dossier: DossierOpener) -> typer.Typer:
         with open_dossier(database_url, _REASON) as dossier:
             try:
                 if out is not None:
-                    visits, clients = _write_file(dossier, period, out, team)
+                    visits, clients = write_omaha_file(dossier, period, out, team=team)
                     typer.echo(f"{out}: {visits} visits of {clients} clients")
                     return
                 assert to is not None
@@ -110,37 +99,6 @@ def omaha_commands(open_dossier: DossierOpener) -> typer.Typer:
         )
 
     return app
-
-
-def _write_file(dossier: Dossier, period: str, out: Path, team: str | None) -> tuple[int, int]:
-    chosen = Period.parse(period)
-    visits_of: dict[str, list[str]] = defaultdict(list)
-    partial = out.with_name(out.name + ".partial")
-    try:
-        with partial.open("wb") as file:
-            for record in omaha_records(dossier, chosen, team=team):
-                file.write(orjson.dumps(record) + b"\n")
-                visits_of[record["client"]].append(f"Encounter/{record['visit']}")
-        partial.replace(out)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise Unprocessable(f"{out} cannot be written ({error.strerror})", "out") from None
-    dossier.disclose(
-        [
-            Disclosure(
-                patient=patient,
-                purpose="HOPERAT",
-                action="R",
-                objects=tuple(visits),
-                description=(
-                    f"Omaha export of {len(visits)} visit(s) of {chosen.text} written to a file "
-                    "by the operator"
-                ),
-            )
-            for patient, visits in sorted(visits_of.items())
-        ]
-    )
-    return sum(len(v) for v in visits_of.values()), len(visits_of)
 
 
 PLUGIN = Plugin(

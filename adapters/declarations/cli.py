@@ -15,6 +15,7 @@ import typer
 
 from adapters.declarations.declare import declare, read_answer, status
 from adapters.declarations.month import DeclarationError
+from adapters.options import DEFAULT_DATABASE, DatabaseUrl
 from mappings.core.errors import FhirError
 from mappings.core.plugins import DossierOpener
 
@@ -22,16 +23,7 @@ __all__ = ["declare_commands"]
 
 T = TypeVar("T")
 _REASON = "declarations to payers (legal basis: the care contract)"
-_DEFAULT_DATABASE = "sqlite:///eigendossier.db"
 
-DatabaseUrl = Annotated[
-    str,
-    typer.Option(
-        "--database-url",
-        envvar="EIGENDOSSIER_DATABASE_URL",
-        help="SQLAlchemy URL: sqlite:///path.db (default) or postgresql+psycopg://user@host/db",
-    ),
-]
 Period = Annotated[str, typer.Option("--period", help="The month: YYYY-MM")]
 
 
@@ -60,7 +52,7 @@ def declare_commands(open_dossier: DossierOpener) -> typer.Typer:
             dry_run: Annotated[
                 bool, typer.Option("--dry-run", help="Validate and report; record nothing")
             ] = False,
-            database_url: DatabaseUrl = _DEFAULT_DATABASE,
+            database_url: DatabaseUrl = DEFAULT_DATABASE,
         ) -> None:
             _write(open_dossier, format_code, period, payer, out, dry_run, database_url)
 
@@ -74,13 +66,13 @@ def declare_commands(open_dossier: DossierOpener) -> typer.Typer:
     @app.command("read")
     def read(
         file: Annotated[Path, typer.Argument(help="A WMO325 answer")],
-        database_url: DatabaseUrl = _DEFAULT_DATABASE,
+        database_url: DatabaseUrl = DEFAULT_DATABASE,
     ) -> None:
         """Read a payer's answer (WMO325) and record it as ClaimResponses."""
         _read(open_dossier, file, database_url)
 
     @app.command("status")
-    def show_status(period: Period, database_url: DatabaseUrl = _DEFAULT_DATABASE) -> None:
+    def show_status(period: Period, database_url: DatabaseUrl = DEFAULT_DATABASE) -> None:
         """Per payer: what was declared for the month, accepted, rejected and still open."""
         _status(open_dossier, period, database_url)
 

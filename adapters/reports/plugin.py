@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from adapters.options import DEFAULT_DATABASE, DatabaseUrl
 from adapters.reports.outcomes import report_outcomes
 from mappings.care.base import DEFAULT_CANON
 from mappings.care.outcomes import MIN_CELL
@@ -17,15 +18,6 @@ __all__ = ["PLUGIN", "evaluate_measure"]
 
 _REASON = "outcome reports (ZRM, per team and neighbourhood; no client named)"
 _MEASURE = DEFAULT_CANON.url("Measure", "zrm-outcomes")
-
-DatabaseUrl = Annotated[
-    str,
-    typer.Option(
-        "--database-url",
-        envvar="EIGENDOSSIER_DATABASE_URL",
-        help="SQLAlchemy URL: sqlite:///path.db (default) or postgresql+psycopg://user@host/db",
-    ),
-]
 
 
 def evaluate_measure(dossier: Dossier, call: OperationCall) -> dict[str, Any]:
@@ -54,7 +46,7 @@ def report_commands(open_dossier: DossierOpener) -> typer.Typer:
     @app.command("outcomes")
     def outcomes(
         period: Annotated[str, typer.Option("--period", help="The quarter: YYYY-Qn")],
-        database_url: DatabaseUrl = "sqlite:///eigendossier.db",
+        database_url: DatabaseUrl = DEFAULT_DATABASE,
     ) -> None:
         """Write the quarter's MeasureReports (all, per team, per neighbourhood) to the
         dossier and print them in one line each; counts under 5 are suppressed."""

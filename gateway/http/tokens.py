@@ -52,8 +52,9 @@ class VerifiedTokens:
         expires = claims.get("exp")
         if epoch is None or not isinstance(expires, int | float):
             return
+        key = self._key(token)
         with self._lock:
-            self._kept[self._key(token)] = (epoch, float(expires), claims)
-            self._kept.move_to_end(self._key(token))
+            self._kept[key] = (epoch, float(expires), claims)
+            self._kept.move_to_end(key)
             while len(self._kept) > self._size:
                 self._kept.popitem(last=False)

@@ -326,7 +326,7 @@ class Session(Indexing, Lookups):
         else:
             self._advance(current, version_id, now, deleted=False, content=content)
             pk = current.pk
-        self._version_row(res_type, res_id, version_id, now, False, method, content)
+        self._version_row(res_type, res_id, version_id, now, False, method)
         patients = self._reindex(pk, resource, fresh=current is None)
         if self.guard is not None and not self.guard.admits(Target.of(resource, patients)):
             raise Forbidden(f"No grant of the client allows writing this {res_type}")
@@ -363,7 +363,7 @@ class Session(Indexing, Lookups):
         pks = [row[0] for row in self._connection.execute(_INSERT_RESOURCES, rows)]
         for pk, resource, row in zip(pks, batch, rows, strict=True):
             res_type, res_id = row["res_type"], row["res_id"]
-            self._version_row(res_type, res_id, 1, now, False, method, row["content"])
+            self._version_row(res_type, res_id, 1, now, False, method)
             patients = self._reindex(pk, resource, fresh=True)
             if self.guard is not None and not self.guard.admits(Target.of(resource, patients)):
                 raise Forbidden(f"No grant of the client allows writing this {res_type}")
@@ -379,7 +379,7 @@ class Session(Indexing, Lookups):
         version_id = current.version_id + 1
         now = max(to_micros(self.store.clock.now()), current.last_updated + 1)
         self._advance(current, version_id, now, deleted=True, content=None)
-        self._version_row(res_type, res_id, version_id, now, True, "DELETE", None)
+        self._version_row(res_type, res_id, version_id, now, True, "DELETE")
         self._unindex(current.pk)
         if res_type == "Group":
             self._rehouse(res_id)
@@ -408,14 +408,10 @@ class Session(Indexing, Lookups):
         current version's lives only in ``resources``: a write stores its bytes once)."""
         if current.deleted or current.content is None:
             return
-        for row in self._pending.get("versions", []):
-            if (row["res_type"], row["res_id"], row["version_id"]) == (
-                current.res_type,
-                current.res_id,
-                current.version_id,
-            ):
-                row["content"] = current.content
-                return
+        pending = self._pending_versions.get((current.res_type, current.res_id, current.version_id))
+        if pending is not None:  # written earlier in this transaction, not flushed yet
+            pending["content"] = current.content
+            return
         self._connection.execute(
             update(resource_versions)
             .where(
@@ -435,22 +431,21 @@ class Session(Indexing, Lookups):
         now: int,
         deleted: bool,
         method: str,
-        content: bytes | None,
     ) -> None:
         if res_type in ACCESS_TYPES:
             self.access_changed = True
         self.enqueue_change(res_type, res_id, version_id, now)
-        self._pending.setdefault("versions", []).append(
-            {
-                "res_type": res_type,
-                "res_id": res_id,
-                "version_id": version_id,
-                "last_updated": now,
-                "deleted": deleted,
-                "method": method,
-                "content": None,  # the current version's bytes live in resources only
-            }
-        )
+        row = {
+            "res_type": res_type,
+            "res_id": res_id,
+            "version_id": version_id,
+            "last_updated": now,
+            "deleted": deleted,
+            "method": method,
+            "content": None,  # the current version's bytes live in resources only
+        }
+        self._pending.setdefault("versions", []).append(row)
+        self._pending_versions[(res_type, res_id, version_id)] = row
 
     def _check_guard(self, current: Current) -> frozenset[str]:
         """The patients of the current version; Forbidden if the caller may not change it."""

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from gateway.store.access import AccessFilter
     from gateway.store.repository import Store
 
-__all__ = ["Current", "ParcelRow", "SessionBase", "pairs_in"]
+__all__ = ["Current", "ParcelRow", "SessionBase", "outbox_row", "pairs_in"]
 
 #: (key, content type, headers, data) of one parcel for a destination
 ParcelRow = tuple[str, str, Mapping[str, str], bytes]
@@ -61,6 +61,33 @@ class Current:
     content: bytes | None
 
 
+def outbox_row(
+    kind: str,
+    key: str,
+    res_type: str,
+    res_id: str,
+    version_id: int,
+    now: int,
+    subscription: str | None = None,
+) -> dict[str, Any]:
+    """A new outbox row, due now: a change, a delivery of it, a parcel."""
+    return {
+        "kind": kind,
+        "key": key[:255],
+        "subscription": subscription,
+        "res_type": res_type,
+        "res_id": res_id,
+        "version_id": version_id,
+        "state": "pending",
+        "attempts": 0,
+        "next_at": now,
+        "lease_until": None,
+        "last_error": None,
+        "created": now,
+        "finished": None,
+    }
+
+
 def pairs_in(
     kind: ColumnElement[str], ident: ColumnElement[str], pairs: list[tuple[str, str]]
 ) -> ColumnElement[bool]:
@@ -81,6 +108,8 @@ class SessionBase:
         self.store = store
         self._connection = connection
         self._pending: dict[str, list[dict[str, Any]]] = {}
+        #: the version rows in ``_pending``, by (type, id, version)
+        self._pending_versions: dict[tuple[str, str, int], dict[str, Any]] = {}
         #: what the caller may write; None means the server itself writes (audit, open mode)
         self.guard: AccessFilter | None = None
         #: (type, id, patients) of every version written in this session, for the audit
@@ -124,22 +153,9 @@ class SessionBase:
         if not self._watched and res_type != "Subscription":
             return
         self.enqueued = True
+        key = f"change:{res_type}/{res_id}/_history/{version_id}"
         self._pending.setdefault("outbox", []).append(
-            {
-                "kind": "change",
-                "key": f"change:{res_type}/{res_id}/_history/{version_id}",
-                "subscription": None,
-                "res_type": res_type,
-                "res_id": res_id,
-                "version_id": version_id,
-                "state": "pending",
-                "attempts": 0,
-                "next_at": now,
-                "lease_until": None,
-                "last_error": None,
-                "created": now,
-                "finished": None,
-            }
+            outbox_row("change", key, res_type, res_id, version_id, now)
         )
 
     def enqueue_parcels(self, destination: str, items: Sequence[ParcelRow], now: int) -> int:
@@ -160,24 +176,7 @@ class SessionBase:
             return 0
         connection.execute(
             insert(outbox),
-            [
-                {
-                    "kind": "parcel",
-                    "key": key,
-                    "subscription": None,
-                    "res_type": "Parcel",
-                    "res_id": destination,
-                    "version_id": 0,
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_at": now,
-                    "lease_until": None,
-                    "last_error": None,
-                    "created": now,
-                    "finished": None,
-                }
-                for key, _, _, _ in fresh
-            ],
+            [outbox_row("parcel", key, "Parcel", destination, 0, now) for key, _, _, _ in fresh],
         )
         connection.execute(
             insert(parcels),
@@ -199,6 +198,7 @@ class SessionBase:
     def flush(self) -> None:
         """Write the index rows collected by :meth:`put`, one multi-row insert per table."""
         pending, self._pending = self._pending, {}
+        self._pending_versions = {}
         for name, rows in pending.items():
             if not rows:
                 continue

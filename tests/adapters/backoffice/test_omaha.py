@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import pathlib
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -43,7 +40,7 @@ from gateway.loading import load
 from gateway.store.schema import outbox, parcels
 from mappings.care.demo import demo_dossier
 from mappings.core.errors import Unprocessable
-from tests.conftest import _free_port, running
+from tests.conftest import _free_port, run_cli, running
 from tests.smart import backend_app, backend_token, bearer
 
 TODAY = dt.date.today()
@@ -487,6 +484,7 @@ def test_the_operation_is_for_backend_apps_with_the_scope(
         (_parameters(period="2026-99", destination="backoffice"), "not a period"),
         (_parameters(period=PERIOD, destination="nowhere"), "No destination"),
         (_parameters(period=PERIOD), "destination"),
+        (_parameters(period=PERIOD, destination="backoffice", team="a,b"), "team is the id"),
         (_parameters(period=PERIOD, destination="backoffice", per_message="many"), "integer"),
     ]:
         answer = httpx.post(f"{base}/$omaha-export", json=wrong, headers=headers)
@@ -495,27 +493,12 @@ def test_the_operation_is_for_backend_apps_with_the_scope(
         assert expected in answer.text, answer.text
 
 
-def _cli(
-    *args: str, database: str, cwd: pathlib.Path, **env: str
-) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "EIGENDOSSIER_DATABASE_URL": database, **env}
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_the_command_sends_or_writes_a_file(
     services: Services, database_url: str, tmp_path: pathlib.Path
 ) -> None:
     load(services, demo_dossier(TODAY), "test: the demo")
     out = tmp_path / "omaha.ndjson"
-    written = _cli(
+    written = run_cli(
         "omaha",
         "export",
         "--period",
@@ -529,7 +512,7 @@ def test_the_command_sends_or_writes_a_file(
     assert written.stdout.strip() == f"{out}: {VISITS} visits of {CLIENTS} clients"
     assert len(out.read_bytes().splitlines()) == VISITS
     env = {"EIGENDOSSIER_DESTINATION_BACKOFFICE": "https://backoffice.test/omaha"}
-    sent = _cli(
+    sent = run_cli(
         "omaha",
         "export",
         "--period",
@@ -542,11 +525,11 @@ def test_the_command_sends_or_writes_a_file(
     )
     assert sent.returncode == 0, sent.stderr
     assert "1 new in the outbox" in sent.stdout
-    status = _cli("outbox", "status", database=database_url, cwd=tmp_path)
+    status = run_cli("outbox", "status", database=database_url, cwd=tmp_path)
     assert "parcel" in status.stdout and "pending" in status.stdout
-    neither = _cli("omaha", "export", "--period", PERIOD, database=database_url, cwd=tmp_path)
+    neither = run_cli("omaha", "export", "--period", PERIOD, database=database_url, cwd=tmp_path)
     assert neither.returncode == 2 and "--to DESTINATION or --out FILE" in neither.stderr
-    unknown = _cli(
+    unknown = run_cli(
         "omaha",
         "export",
         "--period",

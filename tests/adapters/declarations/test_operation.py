@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
 import pathlib
-import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -16,6 +13,7 @@ from adapters.declarations.wmo323 import read_wmo323, rule_faults, xsd_faults
 from gateway.interactions.model import Services
 from gateway.loading import load
 from mappings.care.demo import demo_dossier
+from tests.conftest import run_cli
 from tests.smart import account, backend_app, backend_token, bearer, login
 
 # the demo of today: its declarable month is the one before (the clock is the real one here)
@@ -93,25 +91,12 @@ def test_only_a_backend_app_with_the_scope_may_declare(
     assert nobody.status_code == 401
 
 
-def _cli(*args: str, database: str, cwd: pathlib.Path) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "EIGENDOSSIER_DATABASE_URL": database}
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_the_command_prints_each_file_and_names_faults(
     services: Services, database_url: str, tmp_path: pathlib.Path
 ) -> None:
     load(services, demo_dossier(TODAY), "test: the demo")
     out = tmp_path / "files"
-    done = _cli(
+    done = run_cli(
         "declare",
         "aw319",
         "--period",
@@ -125,12 +110,14 @@ def test_the_command_prints_each_file_and_names_faults(
     paths = done.stdout.split()
     assert len(paths) == 2 and all(pathlib.Path(p).is_file() for p in paths)
     assert "3 new line(s)" in done.stderr
-    status = _cli("declare", "status", "--period", PERIOD, database=database_url, cwd=tmp_path)
+    status = run_cli("declare", "status", "--period", PERIOD, database=database_url, cwd=tmp_path)
     assert "9101" in status.stdout and "9102" in status.stdout
-    future = _cli("declare", "wmo323", "--period", "2099-01", database=database_url, cwd=tmp_path)
+    future = run_cli(
+        "declare", "wmo323", "--period", "2099-01", database=database_url, cwd=tmp_path
+    )
     assert future.returncode == 2 and "has not ended" in future.stderr
     assert "Traceback" not in future.stderr
-    missing = _cli(
+    missing = run_cli(
         "declare", "read", str(tmp_path / "nope.xml"), database=database_url, cwd=tmp_path
     )
     assert missing.returncode == 2 and "cannot be read" in missing.stderr
