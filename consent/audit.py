@@ -49,6 +49,7 @@ ACTION_OF_INTERACTION = {
 _ROLE_OF_KIND = {
     Kind.PATIENT: ("PAT", "patient"),
     Kind.PRACTITIONER: ("PROV", "healthcare provider"),
+    Kind.RELATED_PERSON: ("PRS", "personal relationship"),
     Kind.SYSTEM: ("ASSIGNED", "assigned entity"),
     Kind.ADMIN: ("ASSIGNED", "assigned entity"),
 }

@@ -14,6 +14,7 @@ class Kind:
 
     PATIENT = "patient"  # the client, on their own dossier
     PRACTITIONER = "practitioner"  # a person of a care team, GP practice, ...
+    RELATED_PERSON = "related-person"  # a member of the client's network (mother, neighbour)
     SYSTEM = "system"  # a backend service of an organisation (GP system, insurer)
     ADMIN = "admin"  # an administrator of this gateway: apps, audit review, explain
 

@@ -41,6 +41,7 @@ AUDIT_TYPE = "AuditEvent"
 _LEVEL = {
     Kind.PATIENT: "patient",
     Kind.PRACTITIONER: "user",
+    Kind.RELATED_PERSON: "user",
     Kind.ADMIN: "user",
     Kind.SYSTEM: "system",
 }

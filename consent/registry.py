@@ -87,8 +87,9 @@ NO_PASSWORD = "!"  # noqa: S105 (a marker, not a secret)
 class AccountKind:
     PATIENT = "patient"
     PRACTITIONER = "practitioner"
+    RELATED_PERSON = "related-person"  # the client's network: fhirUser RelatedPerson/ID
     ADMIN = "admin"
-    ALL = (PATIENT, PRACTITIONER, ADMIN)
+    ALL = (PATIENT, PRACTITIONER, RELATED_PERSON, ADMIN)
 
 
 @dataclass(frozen=True, slots=True)

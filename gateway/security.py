@@ -12,10 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from consent.context import AccessContext, Kind
 from consent.federation import Identity, Provider, ProviderConfig, external_subject
 from consent.oauth import AuthorizationServer
-from consent.registry import NO_PASSWORD, Account, AccountKind
+from consent.registry import NO_PASSWORD, Account, AccountKind, App, AppKind
 from consent.scopes import parse_scopes
 from consent.tokens import KeyRing, TokenIssuer, new_signing_keys
 from gateway.interactions.grants import actors_of, load_grants
@@ -24,6 +27,8 @@ from gateway.store.auth import SqlAuthStore
 from mappings.nl.identifiers import BSN, is_bsn
 
 __all__ = ["Security", "build_security", "oauth_base_of"]
+
+_KINDS = (Kind.PATIENT, Kind.PRACTITIONER, Kind.RELATED_PERSON, Kind.SYSTEM, Kind.ADMIN)
 
 
 def oauth_base_of(fhir_base: str) -> str:
@@ -37,10 +42,43 @@ class Security:
     server: AuthorizationServer
     store: SqlAuthStore
 
+    def derived_keys(self, purpose: str) -> list[bytes]:
+        """32-byte secrets for ``purpose``, newest first, one per live signing key (HKDF of
+        its private part): every process sharing the database derives the same ones, and a
+        retired signing key takes its secret along."""
+        keys = []
+        for jwk in self.store.signing_keys():
+            private = str(jwk.get("d", ""))
+            if private:
+                hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=purpose.encode())
+                keys.append(hkdf.derive(private.encode()))
+        return keys
+
+    def ensure_app(self, client_id: str, redirect_uri: str, scopes: str) -> None:
+        """Register a public app of the gateway itself (the portal), or bring its record
+        up to date; a disabled one stays disabled (the operator's choice)."""
+        current = self.store.app(client_id)
+        if (
+            current is not None
+            and current.redirect_uris == (redirect_uri,)
+            and current.scopes == scopes
+        ):
+            return
+        self.store.save_app(
+            App(
+                client_id=client_id,
+                name="Mijn Eigen Dossier (portaal)",
+                kind=AppKind.PUBLIC,
+                scopes=scopes,
+                redirect_uris=(redirect_uri,),
+                active=current.active if current is not None else True,
+            )
+        )
+
     def context_of(self, claims: dict[str, object], address: str | None) -> AccessContext:
         """The access context of a verified token's claims."""
         kind = str(claims.get("kind", ""))
-        if kind not in (Kind.PATIENT, Kind.PRACTITIONER, Kind.SYSTEM, Kind.ADMIN):
+        if kind not in _KINDS:
             kind = Kind.SYSTEM if claims.get("sub") == claims.get("client_id") else Kind.ADMIN
         scopes, _ = parse_scopes(str(claims.get("scope", "")))
 
@@ -115,11 +153,14 @@ def build_security(
     )
 
     def still_granted(account: Account) -> bool:
-        """A practitioner's refresh token works while some Consent still names them."""
-        if account.kind != AccountKind.PRACTITIONER:
+        """A practitioner's or network member's refresh token works while some Consent
+        still names them."""
+        kinds = {AccountKind.PRACTITIONER: Kind.PRACTITIONER}
+        kinds[AccountKind.RELATED_PERSON] = Kind.RELATED_PERSON
+        if account.kind not in kinds:
             return True
         who = AccessContext(
-            kind=Kind.PRACTITIONER,
+            kind=kinds[account.kind],
             client_id="",
             scopes=parse_scopes("")[0],
             subject=account.username,
@@ -129,7 +170,8 @@ def build_security(
         )
         with services.store.read() as session:
             actors = actors_of(session, who)
-            return bool(load_grants(session, actors, "read", "TREAT", services))
+            purpose = "FAMRQT" if who.kind == Kind.RELATED_PERSON else "TREAT"
+            return bool(load_grants(session, actors, "read", purpose, services))
 
     server = AuthorizationServer(
         store,

@@ -57,6 +57,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 LEVEL_OF_ACCOUNT = {
     AccountKind.PATIENT: "patient",
     AccountKind.PRACTITIONER: "user",
+    AccountKind.RELATED_PERSON: "user",
     AccountKind.ADMIN: "user",
 }
 

@@ -17,6 +17,7 @@ from consent.oauth.common import (
     pending_claims,
     pending_of,
 )
+from consent.oauth.introspection import Introspection
 from consent.registry import (
     Account,
 )
@@ -25,9 +26,11 @@ from consent.tokens import InvalidToken
 
 __all__ = ["Sessions"]
 
+_PERSON_KINDS = ("patient", "practitioner", "related-person")
 
-class Sessions(AuthorizationEndpoint):
-    """Federated logins and management sessions."""
+
+class Sessions(AuthorizationEndpoint, Introspection):
+    """Federated logins and management sessions; a person's own apps by their token."""
 
     # -- login through an external OpenID Connect provider ---------------------------------
 
@@ -151,3 +154,44 @@ class Sessions(AuthorizationEndpoint):
             return False
         self.store.revoke_authorization(authorization_id)
         return True
+
+    # -- the same, for an app of the person's own (the portal): by their bearer token -------
+
+    def _person_of(self, token: str) -> tuple[Account, str | None]:
+        """The person a valid access token speaks for, and the authorization it came from;
+        :class:`InvalidToken` for a token of no person (a backend service's)."""
+        claims = self.verify_access_token(token)
+        if claims.get("kind") not in _PERSON_KINDS:
+            raise InvalidToken("not a person's token")
+        account = self.store.account(str(claims.get("sub")))
+        if account is None:
+            raise InvalidToken("no such account")
+        sid = claims.get("sid")
+        return account, str(sid) if sid else None
+
+    def authorizations_by_token(self, token: str) -> list[dict[str, Any]]:
+        """The apps the token's person allowed: each authorization, its app, what it may do,
+        since when, whether withdrawn, and whether it is the one this token came from."""
+        account, current = self._person_of(token)
+        listed = []
+        for grant in sorted(
+            self.store.authorizations_of(account.username), key=lambda g: (g.revoked, g.created)
+        ):
+            app = self.store.app(grant.client_id)
+            listed.append(
+                {
+                    "id": grant.id,
+                    "client_id": grant.client_id,
+                    "client_name": app.name if app else grant.client_id,
+                    "scope": grant.scope,
+                    "created": grant.created.isoformat(),
+                    "revoked": grant.revoked,
+                    "current": grant.id == current,
+                }
+            )
+        return listed
+
+    def withdraw_by_token(self, token: str, authorization_id: str) -> bool:
+        """:meth:`withdraw` for the person the token speaks for."""
+        account, _ = self._person_of(token)
+        return self.withdraw(account, authorization_id)

@@ -36,6 +36,16 @@ from consent.tokens import ID_TOKEN_ALGORITHM
 
 __all__ = ["Tokens"]
 
+#: the kind of caller a person's token speaks for (consent.context.Kind)
+_TOKEN_KIND = {
+    AccountKind.PATIENT: "patient",
+    AccountKind.PRACTITIONER: "practitioner",
+    AccountKind.RELATED_PERSON: "related-person",
+}
+#: v3 PurposeOfUse of a person's token: the client asks for their own data, a network
+#: member on the family's behalf, a professional for treatment
+_PURPOSE = {"patient": "PATRQT", "related-person": "FAMRQT"}
+
 
 class Tokens(ClientAuthentication):
     """Grants that end in tokens."""
@@ -140,9 +150,7 @@ class Tokens(ClientAuthentication):
         self, app: App, account: Account, grant: Authorization, scope: str, *, nonce: str | None
     ) -> OAuthResponse:
         scopes, _ = parse_scopes(scope)
-        kind = {AccountKind.PATIENT: "patient", AccountKind.PRACTITIONER: "practitioner"}.get(
-            account.kind, "admin"
-        )
+        kind = _TOKEN_KIND.get(account.kind, "admin")
         claims = {
             "sub": account.username,
             "client_id": app.client_id,
@@ -152,7 +160,7 @@ class Tokens(ClientAuthentication):
             "patient": grant.patient,
             "fhirUser": account.user,
             "org": account.organization,
-            "purpose": "PATRQT" if kind == "patient" else "TREAT",
+            "purpose": _PURPOSE.get(kind, "TREAT"),
         }
         access = self.tokens.sign(
             {k: v for k, v in claims.items() if v},

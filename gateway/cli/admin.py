@@ -23,6 +23,7 @@ keys_app = typer.Typer(help="The token signing keys.", no_args_is_help=True)
 _FHIR_USER = {
     "patient": ("Patient/",),
     "practitioner": ("Practitioner/", "PractitionerRole/"),
+    "related-person": ("RelatedPerson/",),
 }
 
 
@@ -128,9 +129,10 @@ def apps_remove(client_id: str, database_url: DatabaseUrl = DEFAULT_DATABASE_URL
 @accounts_app.command("add")
 def accounts_add(
     username: str,
-    kind: Annotated[str, typer.Option(help="patient, practitioner or admin")],
+    kind: Annotated[str, typer.Option(help="patient, practitioner, related-person or admin")],
     fhir_user: Annotated[
-        str | None, typer.Option(help="Patient/ID, Practitioner/ID or PractitionerRole/ID")
+        str | None,
+        typer.Option(help="Patient/ID, Practitioner/ID, PractitionerRole/ID or RelatedPerson/ID"),
     ] = None,
     organization: Annotated[str | None, typer.Option(help="Organization/ID")] = None,
     password_stdin: Annotated[

@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -40,6 +41,7 @@ from gateway.interactions.grants import GrantCache
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
 from gateway.interactions.privileged import system_context
 from gateway.interactions.refusals import Refusal, RefusalTally
+from gateway.portal import PortalWiring, portal_routes
 from gateway.security import Security
 from gateway.settings import Settings
 from gateway.store.access import AccessFilter
@@ -275,12 +277,45 @@ def _public(request: FhirRequest) -> bool:
     return request.method in ("GET", "HEAD") and request.path.strip("/") == "metadata"
 
 
+def _portal(services: Services, security: Security) -> list[Route]:
+    """The client's portal: an app of this gateway over its public API (docs/adr/0017)."""
+    keys = _Cached(lambda: security.derived_keys("eigendossier portal session"), 60.0)
+    wiring = PortalWiring(
+        fhir_base=services.base_url,
+        oauth_base=security.server.oauth_base,
+        canon=services.care.canon,
+        clock=services.clock,
+        keys=keys.get,
+        register=security.ensure_app,
+    )
+    return portal_routes(wiring)
+
+
+class _Cached:
+    """A value read again at most every ``seconds`` (the signing keys change rarely)."""
+
+    def __init__(self, load: Callable[[], list[bytes]], seconds: float) -> None:
+        self._load = load
+        self._seconds = seconds
+        self._value: list[bytes] = []
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> list[bytes]:
+        with self._lock:
+            if not self._value or time.monotonic() - self._at > self._seconds:
+                self._value = self._load()
+                self._at = time.monotonic()
+            return self._value
+
+
 def build_http_app(services: Services, settings: Settings, security: Security | None) -> Starlette:
     """The Starlette app serving the FHIR API under ``settings.mount_path``."""
     endpoint = FhirEndpoint(services, settings, security)
     mount = settings.mount_path
     routes = [
         *(oauth_routes(security, mount) if security is not None else []),
+        *(_portal(services, security) if security is not None else []),
         Route(f"{mount}/{{path:path}}", endpoint.handle, methods=_METHODS),
         Route(f"{mount}" or "/", endpoint.handle, methods=_METHODS),
     ]

@@ -294,6 +294,31 @@ class _Endpoints:
 
         return grants_page(texts, await run_in_threadpool(grants), form_token)
 
+    async def authorizations(self, request: Request) -> Response:
+        """A person's apps as JSON, for an app of their own (the portal), by bearer token;
+        ``DELETE /oauth/authorizations/{id}`` withdraws one (204), at once."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            response = _error(401, "invalid_token", "A bearer token is required")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="eigendossier"'
+            return response
+        try:
+            if request.method == "DELETE":
+                withdrawn = await run_in_threadpool(
+                    self.server.withdraw_by_token, token.strip(), request.path_params["id"]
+                )
+                if not withdrawn:
+                    return _error(404, "invalid_request", "No such authorization of yours")
+                return Response(status_code=204, headers={"Cache-Control": "no-store"})
+            listed = await run_in_threadpool(self.server.authorizations_by_token, token.strip())
+        except InvalidToken:
+            response = _error(401, "invalid_token", "The access token is not valid")
+            response.headers["WWW-Authenticate"] = (
+                'Bearer realm="eigendossier", error="invalid_token"'
+            )
+            return response
+        return _json(OAuthResponse(200, {"authorizations": listed}))
+
 
 def _texts(request: Request) -> Texts:
     return texts_for(request.headers.get("accept-language"))
@@ -314,4 +339,6 @@ def oauth_routes(security: Security, mount: str) -> list[Route]:
         Route("/oauth/revoke", handlers.revoke, methods=["POST"]),
         Route("/oauth/register", handlers.register, methods=["POST"]),
         Route("/oauth/manage", handlers.manage, methods=["GET", "POST"]),
+        Route("/oauth/authorizations", handlers.authorizations, methods=["GET"]),
+        Route("/oauth/authorizations/{id:str}", handlers.authorizations, methods=["DELETE"]),
     ]

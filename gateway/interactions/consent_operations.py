@@ -29,6 +29,9 @@ from gateway.store.repository import Session
 from mappings.core.clock import format_instant
 from mappings.core.errors import Forbidden, Invalid, NotFound
 
+#: who an actor of ``$explain`` is, as a caller
+_KIND_OF_ACTOR = {"Organization": Kind.SYSTEM, "RelatedPerson": Kind.RELATED_PERSON}
+
 __all__ = ["BREAK_GLASS_HOURS", "break_the_glass", "explain"]
 
 
@@ -78,7 +81,7 @@ def explain(context: Context, request: FhirRequest, session: Session) -> FhirRes
             raise NotFound(f"{target_ref} is not known")
     kind = actor.split("/", 1)[0]
     subject = AccessContext(
-        kind=Kind.SYSTEM if kind == "Organization" else Kind.PRACTITIONER,
+        kind=_KIND_OF_ACTOR.get(kind, Kind.PRACTITIONER),
         client_id="",
         scopes=parse_scopes("")[0],
         subject=actor,

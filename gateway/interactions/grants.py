@@ -33,7 +33,12 @@ T = TypeVar("T")
 
 def actors_of(session: Session, who: AccessContext) -> frozenset[str]:
     """The references a Consent may name to permit ``who``: the user, their roles, their
-    care teams and organisation (or the backend app's organisation)."""
+    care teams and organisation (or the backend app's organisation); a network member
+    only their own RelatedPerson."""
+    if who.kind == Kind.RELATED_PERSON:
+        # a network member is who the client names, nothing more: a care team they are
+        # listed in (to coordinate) does not pass them the professionals' grants
+        return frozenset({who.user}) if who.user else frozenset()
     actors: set[str] = set()
     if who.kind == Kind.PRACTITIONER and who.user:
         actors.add(who.user)
