@@ -47,7 +47,7 @@ class Security:
         its private part): every process sharing the database derives the same ones, and a
         retired signing key takes its secret along."""
         keys = []
-        for jwk in self.store.signing_keys():
+        for jwk in _ring(self.store).keys:
             private = str(jwk.get("d", ""))
             if private:
                 hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=purpose.encode())

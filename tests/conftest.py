@@ -218,7 +218,7 @@ def secure(_secure_state: dict[str, Any], services: Services) -> dict[str, Any]:
 
 
 def run_cli(
-    *args: str, database: str, cwd: pathlib.Path, **env: str
+    *args: str, database: str, cwd: pathlib.Path, input: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """``eigendossier ARGS`` as an operator runs it, on ``database``, extra environment
     variables in ``env``."""
@@ -231,4 +231,5 @@ def run_cli(
         cwd=cwd,
         timeout=120,
         check=False,
+        input=input,
     )

@@ -176,7 +176,7 @@ class Portal:
     async def page(
         self,
         request: Request,
-        render: Callable[[Api, PortalTexts, Session], Awaitable[Response | str]],
+        render: Callable[[Api, PortalTexts, Session], Awaitable[Response | str | tuple[str, int]]],
         *,
         title_key: str,
         current: str,
@@ -209,6 +209,9 @@ class Portal:
             return self._message(texts, texts.t("api_error", status=str(error.status)), 502)
         finally:
             await api.close()
+        status = 200
+        if isinstance(result, tuple):
+            result, status = result
         if isinstance(result, str):
             document = frame(
                 texts,
@@ -219,7 +222,7 @@ class Portal:
                 csrf=session.csrf,
                 client=session.client,
             )
-            response = respond(texts, document)
+            response = respond(texts, document, status)
         else:
             response = result
         if session.changed:
@@ -422,12 +425,14 @@ class Portal:
         if fields is None:
             return self._message(texts, texts.t("form_expired"), 403)
 
-        async def render(api: Api, texts: PortalTexts, session: Session) -> Response | str:
+        async def render(
+            api: Api, texts: PortalTexts, session: Session
+        ) -> Response | tuple[str, int]:
             assert session.patient is not None
             outcome = await self._apply(api, session.patient, fields)
             if isinstance(outcome, str):
-                notice = f"<span class='error'>{e(outcome)}</span>"
-                return await views.access_page(
+                notice = f"<span class='error'>{e(texts.t(outcome))}</span>"
+                body = await views.access_page(
                     api,
                     texts,
                     session.patient,
@@ -436,6 +441,7 @@ class Portal:
                     session.csrf,
                     notice=notice,
                 )
+                return body, 400
             done, actors = outcome
             known = await views.names(api, actors)
             who = texts.join([known.get(a, a) for a in actors])

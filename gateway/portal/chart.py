@@ -25,11 +25,14 @@ _BOTTOM = 30
 
 @dataclass(frozen=True, slots=True)
 class Series:
-    """One domain's scores: (date, score) in date order, and the target (if any)."""
+    """One domain's scores: (date, score, moment) in date order, and the target (if any).
+
+    ``moment`` is the measurement's moment in words (intake, progress, exit), or "".
+    """
 
     code: str
     name: str
-    points: tuple[tuple[str, int], ...]
+    points: tuple[tuple[str, int, str], ...]
     target: int | None
 
 
@@ -43,7 +46,7 @@ def _y(score: float) -> float:
 
 def domain_chart(series: Series, target_word: str, chart_id: str) -> str:
     """The SVG of one domain (every text escaped)."""
-    days = [_day(d) for d, _ in series.points]
+    days = [_day(d) for d, _, _ in series.points]
     first, last = min(days), max(days)
     span = max((last - first).days, 1)
     inner = _WIDTH - _LEFT - _RIGHT
@@ -54,7 +57,7 @@ def domain_chart(series: Series, target_word: str, chart_id: str) -> str:
         return _LEFT + (day - first).days * inner / span
 
     name = html.escape(series.name)
-    summary = ", ".join(f"{d[:10]}: {s}" for d, s in series.points)
+    summary = ", ".join(f"{d[:10]}{f' ({m})' if m else ''}: {s}" for d, s, m in series.points)
     if series.target is not None:
         summary += f"; {target_word} {series.target}"
     parts = [
@@ -75,10 +78,10 @@ def domain_chart(series: Series, target_word: str, chart_id: str) -> str:
         parts.append(
             f"<line x1='{_LEFT}' x2='{_WIDTH - _RIGHT}' y1='{y:.1f}' y2='{y:.1f}' "
             "stroke='#000' stroke-width='2' stroke-dasharray='6 4'/>"
-            f"<text x='{_WIDTH - _RIGHT}' y='{y - 4:.1f}' text-anchor='end' font-size='11'>"
+            f"<text x='{_WIDTH - _RIGHT}' y='{y + 13:.1f}' text-anchor='end' font-size='11'>"
             f"{html.escape(target_word)} {series.target}</text>"
         )
-    coordinates = [(x(_day(d)), _y(s), s) for d, s in series.points]
+    coordinates = [(x(_day(d)), _y(s), s) for d, s, _ in series.points]
     if len(coordinates) > 1:
         path = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy, _ in coordinates)
         parts.append(f"<polyline points='{path}' fill='none' stroke='#1a4f8b' stroke-width='2.5'/>")

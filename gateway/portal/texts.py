@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from gateway.http.texts import choose_language
+from mappings.care.plans import STATUS_NL
 
 __all__ = ["PortalTexts", "portal_texts"]
 
@@ -56,6 +57,7 @@ _NL: Final[dict[str, str]] = {
     "zelfredzaam). De lijn is uw score over de tijd; het streepje is het doel.",
     "no_scores": "Er staan (nog) geen ZRM-scores in uw dossier die u kunt zien.",
     "chart_label": "Verloop van de scores per levensgebied",
+    "scores_table": "Alle scores in een tabel",
     "domain": "Levensgebied",
     "target": "Doel",
     "date": "Datum",
@@ -200,6 +202,7 @@ _EN: Final[dict[str, str]] = {
     "self-sufficient). The line is your score over time; the dash is the target.",
     "no_scores": "There are no ZRM scores in your dossier you can see (yet).",
     "chart_label": "Scores per domain over time",
+    "scores_table": "All scores in a table",
     "domain": "Domain",
     "target": "Target",
     "date": "Date",
@@ -329,6 +332,12 @@ class PortalTexts:
         if names is None:
             return resource_type
         return names[0] if self.language == "nl" else names[1]
+
+    def status(self, code: str) -> str:
+        """A plan's, goal's or activity's status in words."""
+        if self.language == "nl":
+            return STATUS_NL.get(code, code)
+        return code.replace("-", " ")
 
     def join(self, parts: list[str]) -> str:
         if len(parts) <= 1:

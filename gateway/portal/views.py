@@ -23,7 +23,7 @@ from gateway.portal.pages import e, format_day, format_moment, name_of
 from gateway.portal.texts import PortalTexts
 from mappings.care.base import Canon, MappingError
 from mappings.care.crisisplan import crisis_plan_from_fhir
-from mappings.care.zrm_codes import DOMAINS
+from mappings.care.zrm_codes import DOMAINS, MOMENTS
 
 __all__ = [
     "DOSSIER_TYPES",
@@ -198,7 +198,7 @@ def _plan_html(
     plan_goals = [goals[_ref(g)] for g in plan.get("goal", []) if _ref(g) in goals]
     goal_items = "".join(
         f"<li>{e(_concept(g.get('description')))}"
-        f" <span class='status'>({e(g.get('lifecycleStatus', ''))})</span></li>"
+        f" <span class='status'>({e(texts.status(str(g.get('lifecycleStatus', ''))))})</span></li>"
         for g in plan_goals
     )
     rows = []
@@ -207,7 +207,7 @@ def _plan_html(
         who = ", ".join(_display(p, known, texts) for p in detail.get("performer", []))
         rows.append(
             f"<tr><td>{e(detail.get('description', ''))}</td><td>{e(who)}</td>"
-            f"<td>{e(detail.get('status', ''))}</td></tr>"
+            f"<td>{e(texts.status(str(detail.get('status', ''))))}</td></tr>"
         )
     activities = ""
     if rows:
@@ -311,6 +311,7 @@ async def _series(api: Api, patient: str, canon: Canon, texts: PortalTexts) -> l
                     target["detailInteger"]
                 )
     english = texts.language == "en"
+    moments = {code: (en if english else nl) for code, nl, en in MOMENTS}
     found = []
     for parameter in progress.get("parameter", []):
         parts = {p.get("name"): p for p in parameter.get("part", []) if isinstance(p, dict)}
@@ -324,8 +325,13 @@ async def _series(api: Api, patient: str, canon: Canon, texts: PortalTexts) -> l
             if point.get("name") != "point":
                 continue
             values = {p.get("name"): p for p in point.get("part", [])}
+            moment = str(values.get("moment", {}).get("valueCode", ""))
             points.append(
-                (str(values["date"]["valueString"]), int(values["score"]["valueInteger"]))
+                (
+                    str(values["date"]["valueString"]),
+                    int(values["score"]["valueInteger"]),
+                    moments.get(moment, moment),
+                )
             )
         if points:
             found.append(
@@ -344,25 +350,36 @@ async def scores_page(api: Api, texts: PortalTexts, patient: str, canon: Canon) 
     if not series:
         return f"<p>{e(texts.t('no_scores'))}</p>"
     charts = "".join(
-        f"<li>{domain_chart(s, texts.t('target'), f'zrm-{i}')}</li>" for i, s in enumerate(series)
+        f"<li><h2 class='chart-title' id='zrm-{i}-h'>{e(s.name)}</h2>"
+        f"{domain_chart(s, texts.t('target'), f'zrm-{i}')}</li>"
+        for i, s in enumerate(series)
     )
-    dates = sorted({d[:10] for s in series for d, _ in s.points})
-    head = "".join(f"<th scope='col'>{e(format_day(texts, d))}</th>" for d in dates)
+    moments: dict[str, str] = {}
+    for s in series:
+        for d, _, moment in s.points:
+            moments.setdefault(d[:10], moment)
+    dates = sorted(moments)
+    head = "".join(
+        f"<th scope='col'>{e(format_day(texts, d))}"
+        + (f"<br><span class='moment'>{e(moments[d])}</span>" if moments[d] else "")
+        + "</th>"
+        for d in dates
+    )
     rows = []
     for s in series:
-        by_date = {d[:10]: score for d, score in s.points}
+        by_date = {d[:10]: score for d, score, _ in s.points}
         cells = "".join(f"<td>{by_date.get(d, '')}</td>" for d in dates)
         target = "" if s.target is None else str(s.target)
         rows.append(f"<tr><th scope='row'>{e(s.name)}</th>{cells}<td>{target}</td></tr>")
     table = (
-        f"<table class='scores'><caption>{e(texts.t('chart_label'))}</caption><thead><tr>"
-        f"<th scope='col'>{e(texts.t('domain'))}</th>{head}<th scope='col'>"
-        f"{e(texts.t('target'))}</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"<div class='table-wrap'><table class='scores'><caption>{e(texts.t('scores_table'))}"
+        f"</caption><thead><tr><th scope='col'>{e(texts.t('domain'))}</th>{head}"
+        f"<th scope='col'>{e(texts.t('target'))}</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
     return (
-        f"<p>{e(texts.t('scores_intro'))}</p><div class='scores-layout'>"
-        f"<figure><figcaption>{e(texts.t('chart_label'))}</figcaption>"
-        f"<ul class='charts'>{charts}</ul></figure>{table}</div>"
+        f"<p>{e(texts.t('scores_intro'))}</p>"
+        f"<ul class='charts' aria-label='{e(texts.t('chart_label'))}'>{charts}</ul>{table}"
     )
 
 
@@ -565,6 +582,17 @@ def _agent(event: dict[str, Any], code: str) -> dict[str, Any] | None:
     return None
 
 
+def _requester_key(event: dict[str, Any]) -> str:
+    """Who asked: the person (a reference), else the organisation a backend system acts
+    for (its identifier), else whatever the log names."""
+    agents = event.get("agent", [])
+    requester = agents[0] if agents else None
+    if requester and _ref(requester.get("who")):
+        return _ref(requester.get("who"))
+    responsible = _agent(event, "RESP")
+    return _who_key(responsible) if responsible else _who_key(requester)
+
+
 def _who_key(agent: dict[str, Any] | None) -> str:
     if not agent:
         return ""
@@ -636,7 +664,7 @@ async def log_page(
         for agent in event.get("agent", []):
             if _ref(agent.get("who")):
                 references.add(_ref(agent.get("who")))
-        keys.add(_who_key(event.get("agent", [None])[0]))
+        keys.add(_requester_key(event))
     identified = [k for k in keys if "|" in k]
     known = await names(api, references)
     for key in identified:
@@ -646,8 +674,8 @@ async def log_page(
                 known[key] = name_of(org) or value
     rows = []
     for event in events:
-        requester = event.get("agent", [None])[0]
-        key = _who_key(requester)
+        requester = (event.get("agent") or [None])[0]
+        key = _requester_key(event)
         if who == "others" and key == me:
             continue
         if who == "me" and key != me:
@@ -657,6 +685,8 @@ async def log_page(
         person = texts.t("you") if key == me else known.get(key, texts.t("unknown"))
         responsible = _agent(event, "RESP")
         organisation = known.get(_who_key(responsible), "") if responsible else ""
+        if organisation == person:
+            organisation = ""
         outcome = {"0": "allowed", "4": "refused"}.get(str(event.get("outcome")), "failed")
         policies = [
             str(p).rsplit("/", 2)[-2] + "/" + str(p).rsplit("/", 1)[-1]

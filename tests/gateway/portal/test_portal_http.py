@@ -1,0 +1,509 @@
+"""The portal over real HTTP: login, every page, grants that become Consents the gateway
+enforces, the access log in words, network members, and what bad input gets.
+
+The browser here is httpx with cookies (tests/portal.py); the same scenarios in Chromium
+are in test_browser.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from consent.registry import AccountKind
+from gateway.loading import load
+from gateway.portal.app import PORTAL_CLIENT_ID
+from mappings.care.demo import demo_dossier
+from tests.portal import PortalBrowser, text_of
+from tests.smart import account, backend_app, backend_token, bearer, login, public_app
+
+FAR = (dt.date.today() + dt.timedelta(days=120)).isoformat()
+GP_AGB = "http://fhir.nl/fhir/NamingSystem/agb-z|01234567"  # Huisartsenpraktijk Zuid's
+BTG_REASON = "Bewusteloos aangetroffen bij huisbezoek"
+
+
+@pytest.fixture()
+def dossier(secure: dict[str, Any]) -> dict[str, Any]:
+    """The demo dossier behind the secured gateway, with Anna, Lisa, the GP system and a
+    doctor on call (not in Anna's team) as logins."""
+    services, security = secure["services"], secure["security"]
+    extra = {
+        "resourceType": "Practitioner",
+        "id": "dienstdoende",
+        "name": [{"family": "Bakker", "given": ["Tom"]}],
+    }
+    load(services, [*demo_dossier(dt.date.today()), extra], "test: the portal's demo")
+    account(security, "anna", AccountKind.PATIENT, "Patient/anna")
+    account(security, "lisa", AccountKind.RELATED_PERSON, "RelatedPerson/lisa")
+    account(security, "tom", AccountKind.PRACTITIONER, "Practitioner/dienstdoende")
+    gp, key = backend_app(security, organization=GP_AGB)
+    return {**secure, "gp": (gp, key)}
+
+
+@pytest.fixture()
+def browsers(dossier: dict[str, Any]) -> Iterator[Callable[..., PortalBrowser]]:
+    """New browsers on the portal (each closed at the end)."""
+    opened: list[PortalBrowser] = []
+
+    def new(language: str = "nl") -> PortalBrowser:
+        opened.append(PortalBrowser(dossier["base"], language))
+        return opened[-1]
+
+    yield new
+    for browser in opened:
+        browser.close()
+
+
+@pytest.fixture()
+def anna(browsers: Callable[..., PortalBrowser]) -> PortalBrowser:
+    browser = browsers()
+    landed = browser.login("anna")
+    assert landed.status_code == 303 and landed.headers["location"] == "/portal", landed.text
+    return browser
+
+
+def _gp_token(dossier: dict[str, Any]) -> str:
+    gp, key = dossier["gp"]
+    response = backend_token(dossier["base"], gp, key)
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def _gp_reads(dossier: dict[str, Any], token: str, path: str) -> int:
+    return httpx.get(f"{dossier['base']}/{path}", headers=bearer(token)).status_code
+
+
+def _grant(browser: PortalBrowser, recipient: str, *categories: str) -> httpx.Response:
+    fields = [("action", "grant"), ("recipient", recipient), ("end", FAR)]
+    fields += [("category", c) for c in categories]
+    return browser.post("/portal/access", fields, csrf=browser.csrf("/portal/access"))
+
+
+def _consents(dossier: dict[str, Any]) -> list[dict[str, Any]]:
+    token = login(dossier["base"], dossier["security"], "anna")["access_token"]
+    found = httpx.get(
+        f"{dossier['base']}/Consent", params={"patient": "Patient/anna"}, headers=bearer(token)
+    ).json()
+    return [e["resource"] for e in found.get("entry", [])]
+
+
+# -- logging in -----------------------------------------------------------------------------
+
+
+def test_without_a_session_the_portal_sends_the_person_to_log_in(
+    browsers: Callable[..., PortalBrowser],
+) -> None:
+    browser = browsers()
+    home = browser.get("/portal")
+    assert home.status_code == 200 and "Inloggen" in text_of(home.text)
+    for path in ("/portal/plan", "/portal/scores", "/portal/access", "/portal/log"):
+        assert browser.get(path).headers["location"] == "/portal/login"
+    start = browser.get("/portal/login")
+    query = parse_qs(urlsplit(start.headers["location"]).query)
+    assert query["client_id"] == [PORTAL_CLIENT_ID]
+    assert query["code_challenge_method"] == ["S256"] and query["state"][0]
+    cookie = start.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/portal/callback" in cookie
+
+
+def test_a_login_gives_an_httponly_session_and_pages_without_any_script(
+    anna: PortalBrowser,
+) -> None:
+    cookies = [c for c in anna.http.cookies.jar if c.name == "eigendossier_portal"]
+    assert cookies and cookies[0].has_nonstandard_attr("HttpOnly")
+    page = anna.get("/portal/plan")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src" not in policy
+    assert "frame-ancestors 'none'" in policy and page.headers["x-frame-options"] == "DENY"
+    assert page.headers["cache-control"] == "no-store"
+    assert "<script" not in page.text and " style=" not in page.text
+    assert "Ingelogd als Anna Jansen" in text_of(page.text)
+
+
+def test_a_callback_with_another_state_or_without_the_login_cookie_is_refused(
+    browsers: Callable[..., PortalBrowser],
+) -> None:
+    browser = browsers()
+    assert browser.get("/portal/callback", code="x", state="y").status_code == 400
+    browser.get("/portal/login")
+    assert browser.get("/portal/callback", code="x", state="not-the-state").status_code == 400
+    assert "eigendossier_portal" not in {c.name for c in browser.http.cookies.jar}
+
+
+def test_a_changed_session_cookie_is_no_session(anna: PortalBrowser) -> None:
+    value = anna.http.cookies.get("eigendossier_portal", path="/portal")
+    assert value
+    anna.http.cookies.clear()
+    flipped = value[:-3] + ("A" if value[-3] != "A" else "B") + value[-2:]
+    anna.http.cookies.set("eigendossier_portal", flipped, path="/portal")
+    assert anna.get("/portal/plan").headers["location"] == "/portal/login"
+
+
+def test_logging_out_ends_the_authorization_not_only_the_cookie(
+    anna: PortalBrowser, browsers: Callable[..., PortalBrowser]
+) -> None:
+    copied = anna.http.cookies.get("eigendossier_portal", path="/portal")
+    out = anna.post("/portal/logout", [])
+    assert out.status_code == 303 and out.headers["location"] == "/portal?bye=1"
+    thief = browsers()
+    thief.http.cookies.set("eigendossier_portal", copied or "", path="/portal")
+    page = thief.get("/portal/plan")  # its access token may still be fresh: the gateway refuses
+    assert page.status_code == 401 and "sessie is voorbij" in text_of(page.text)
+
+
+# -- the pages ------------------------------------------------------------------------------
+
+
+def test_my_plan_shows_the_krachtplan_the_crisis_plan_and_recent_visits(
+    anna: PortalBrowser,
+) -> None:
+    words = text_of(anna.get("/portal/plan").text)
+    assert "Weer grip op geld en post" in words  # the krachtplan's title
+    assert "Elke zaterdag samen met Lisa de post openen Lisa Jansen bezig" in words
+    assert "Crisisplan" in words and "Post stapelt zich op" in words and "06-12345678" in words
+    assert "Recente contacten" in words and "Huisbezoek Sanne de Vries" in words
+    assert "Mijn zorgteam" in words
+
+
+def test_my_scores_are_a_chart_per_domain_and_the_same_numbers_in_a_table(
+    anna: PortalBrowser,
+) -> None:
+    page = anna.get("/portal/scores").text
+    charts = re.findall(r"<svg class='chart'.*?</svg>", page, flags=re.S)
+    assert len(charts) == 13  # ZRM 2017
+    finance = next(c for c in charts if "<title id='zrm-0-t'>Financiën (2017)</title>" in c)
+    assert "stroke-dasharray" in finance  # the target line
+    assert re.search(r"<desc[^>]*>[^<]*\(Intake\): 1, [^<]*: 2, [^<]*: 4; Doel 4</desc>", finance)
+    words = text_of(page)
+    assert "Financiën (2017) 1 2 4 4" in words and "Intake" in words and "Eindmeting" in words
+
+
+def test_english_by_accept_language(browsers: Callable[..., PortalBrowser]) -> None:
+    browser = browsers("en-GB,en;q=0.9")
+    browser.login("anna")
+    page = browser.get("/portal/scores")
+    assert page.headers["content-language"] == "en"
+    words = text_of(page.text)
+    assert "My scores" in words and "Income (2017)" in words and "Target" in words
+
+
+def test_the_download_is_annas_whole_dossier_and_nobody_elses(anna: PortalBrowser) -> None:
+    bundle = anna.get("/portal/data/dossier.json")
+    assert bundle.status_code == 200
+    assert bundle.headers["content-disposition"].startswith("attachment")
+    resources = [e["resource"] for e in bundle.json()["entry"]]
+    kinds = {r["resourceType"] for r in resources}
+    assert {"Patient", "CarePlan", "Goal", "Observation", "Encounter", "Consent"} <= kinds
+    assert "Organization" not in kinds and "Practitioner" not in kinds  # the directory is not hers
+    patients = {r["id"] for r in resources if r["resourceType"] == "Patient"}
+    assert patients == {"anna"}
+    subjects = {r["subject"]["reference"] for r in resources if isinstance(r.get("subject"), dict)}
+    assert subjects <= {"Patient/anna"}
+    page = anna.get("/portal/data/dossier.html")
+    assert page.status_code == 200 and "Dossier van Anna Jansen" in text_of(page.text)
+    assert anna.get("/portal/data/dossier.exe").status_code == 404
+
+
+# -- grants -----------------------------------------------------------------------------------
+
+
+def test_granting_the_gp_the_plan_is_a_consent_the_gateway_enforces_and_withdrawing_works_at_once(
+    anna: PortalBrowser, dossier: dict[str, Any]
+) -> None:
+    gp = _gp_token(dossier)
+    assert _gp_reads(dossier, gp, "CarePlan/krachtplan") == 404
+    done = _grant(anna, "Organization/gp", "plan")
+    assert done.status_code == 303 and "done=granted" in done.headers["location"]
+    page = text_of(anna.follow(done).text)
+    assert "Opgeslagen: Huisartsenpraktijk Zuid heeft nu toegang." in page
+    assert "Huisartsenpraktijk Zuid mag uw plan (doelen, afspraken, zorgteam) zien, tot" in page
+    written = [c for c in _consents(dossier) if "Organization/gp" in str(c["provision"])]
+    assert len(written) == 1 and written[0]["status"] == "active"
+    assert written[0]["provision"]["period"]["end"] == FAR
+    assert _gp_reads(dossier, gp, "CarePlan/krachtplan") == 200
+    assert _gp_reads(dossier, gp, "Patient/anna") == 200
+    observations = httpx.get(
+        f"{dossier['base']}/Observation", params={"subject": "Patient/anna"}, headers=bearer(gp)
+    ).json()
+    assert observations["total"] == 0  # scores were not granted
+    withdrawn = anna.post(
+        "/portal/access",
+        [("action", "withdraw"), ("consent", written[0]["id"])],
+        csrf=anna.csrf("/portal/access"),
+    )
+    assert "done=withdrawn" in withdrawn.headers["location"]
+    assert _gp_reads(dossier, gp, "CarePlan/krachtplan") == 404  # the same token, next request
+    after = text_of(anna.get("/portal/access").text)
+    assert "Verlopen of ingetrokken (1)" in after
+
+
+def test_changing_a_grant_keeps_its_recipient_and_rewrites_what_and_until(
+    anna: PortalBrowser, dossier: dict[str, Any]
+) -> None:
+    _grant(anna, "Organization/gp", "plan")
+    consent = next(c for c in _consents(dossier) if "Organization/gp" in str(c["provision"]))
+    form = anna.get("/portal/access", change=consent["id"]).text
+    assert "Toegang van Huisartsenpraktijk Zuid wijzigen" in text_of(form)
+    assert re.search(r"value='plan' checked", form)
+    changed = anna.post(
+        "/portal/access",
+        [("action", "change"), ("consent", consent["id"]), ("category", "scores"), ("end", FAR)],
+        csrf=anna.csrf("/portal/access"),
+    )
+    assert changed.status_code == 303
+    gp = _gp_token(dossier)
+    assert _gp_reads(dossier, gp, "CarePlan/krachtplan") == 404
+    scores = httpx.get(
+        f"{dossier['base']}/Observation", params={"subject": "Patient/anna"}, headers=bearer(gp)
+    ).json()
+    assert scores["total"] > 0
+    (again,) = [c for c in _consents(dossier) if "Organization/gp" in str(c["provision"])]
+    assert again["id"] == consent["id"] and again["meta"]["versionId"] == "2"
+
+
+def test_everything_except_mental_health_notes_keeps_labelled_resources_back(
+    anna: PortalBrowser, dossier: dict[str, Any]
+) -> None:
+    services = dossier["services"]
+    note = {
+        "resourceType": "Observation",
+        "id": "ggz-notitie",
+        "meta": {
+            "security": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}
+            ]
+        },
+        "status": "final",
+        "code": {"text": "Gesprek psycholoog"},
+        "subject": {"reference": "Patient/anna"},
+        "valueString": "Somber, slaapt slecht",
+    }
+    load(services, [note], "test: a labelled note")
+    _grant(anna, "Organization/gp", "all")
+    gp = _gp_token(dossier)
+    assert _gp_reads(dossier, gp, "CarePlan/krachtplan") == 200
+    assert _gp_reads(dossier, gp, "Observation/ggz-notitie") == 404
+    words = text_of(anna.get("/portal/access").text)
+    assert "Huisartsenpraktijk Zuid mag uw hele dossier behalve aantekeningen over geestelijke" in (
+        words
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [("action", "grant"), ("recipient", "Organization/gp"), ("end", FAR)],  # no category
+        [("action", "grant"), ("recipient", "Organization/gp"), ("category", "plan")],  # no end
+        [
+            ("action", "grant"),
+            ("recipient", "Organization/gp"),
+            ("category", "plan"),
+            ("end", "2001-01-01"),
+        ],
+        [
+            ("action", "grant"),
+            ("recipient", "Organization/gp"),
+            ("category", "geheim"),
+            ("end", FAR),
+        ],
+        [("action", "grant"), ("recipient", "Patient/anna"), ("category", "plan"), ("end", FAR)],
+        [
+            ("action", "grant"),
+            ("recipient", "Organization/gp"),
+            ("category", "all"),
+            ("category", "plan"),
+            ("end", FAR),
+        ],
+        [("action", "withdraw"), ("consent", "does-not-exist")],
+        [("action", "explode")],
+    ],
+)
+def test_a_bad_choice_gets_a_clear_answer_and_writes_nothing(
+    anna: PortalBrowser, dossier: dict[str, Any], fields: list[tuple[str, str]]
+) -> None:
+    before = len(_consents(dossier))
+    answer = anna.post("/portal/access", fields, csrf=anna.csrf("/portal/access"))
+    assert answer.status_code == 400
+    assert "Kies aan wie, ten minste één onderdeel" in text_of(answer.text)
+    assert len(_consents(dossier)) == before
+
+
+def test_a_form_without_its_token_or_from_another_origin_changes_nothing(
+    anna: PortalBrowser, dossier: dict[str, Any]
+) -> None:
+    before = len(_consents(dossier))
+    fields = [
+        ("action", "grant"),
+        ("recipient", "Organization/gp"),
+        ("category", "plan"),
+        ("end", FAR),
+    ]
+    assert anna.post("/portal/access", fields, csrf="forged").status_code == 403
+    assert anna.post("/portal/access", fields, Origin="https://evil.example").status_code == 403
+    body = "action=grant&recipient=Organization/gp&category=plan&end=" + FAR
+    assert anna.http.post("/portal/access", content=body).status_code == 403  # no token at all
+    assert len(_consents(dossier)) == before
+
+
+# -- who looked ---------------------------------------------------------------------------
+
+
+def test_the_log_shows_the_gps_access_and_refusal_in_words(
+    anna: PortalBrowser, dossier: dict[str, Any]
+) -> None:
+    _grant(anna, "Organization/gp", "plan")
+    gp = _gp_token(dossier)
+    assert _gp_reads(dossier, gp, "CarePlan/krachtplan") == 200
+    own = login(dossier["base"], dossier["security"], "anna")["access_token"]
+    visits = httpx.get(f"{dossier['base']}/Encounter", headers=bearer(own)).json()["entry"]
+    visit = visits[0]["resource"]["id"]
+    assert _gp_reads(dossier, gp, f"Encounter/{visit}") == 404  # not granted: refused, logged
+    page = anna.get("/portal/log")
+    words = text_of(page.text)
+    assert "Huisartsenpraktijk Zuid bekeek plannen toegestaan uw toestemming" in words
+    assert "Huisartsenpraktijk Zuid bekeek contacten geweigerd" in words
+    assert "uzelf" not in words.split("Tonen", 1)[1]  # by default, others only
+    everyone = text_of(anna.get("/portal/log", who="all").text)
+    assert "uzelf" in everyone
+    only_gp = text_of(anna.get("/portal/log", who=GP_AGB).text)
+    assert "Huisartsenpraktijk Zuid" in only_gp
+    earlier = (dt.date.today() - dt.timedelta(days=400)).isoformat()
+    nothing = anna.get("/portal/log", **{"from": earlier, "to": earlier})
+    assert "Geen inzage in deze periode." in text_of(nothing.text)
+
+
+def test_break_the_glass_is_shown_with_its_reason(
+    anna: PortalBrowser, dossier: dict[str, Any]
+) -> None:
+    scope = "openid fhirUser user/*.cruds"
+    app = public_app(dossier["security"], scope=scope)
+    tom = login(dossier["base"], dossier["security"], "tom", scope=scope, client_id=app)
+    opened = httpx.post(
+        f"{dossier['base']}/Patient/anna/$break-the-glass",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": BTG_REASON}],
+        },
+        headers=bearer(tom["access_token"]),
+    )
+    assert opened.status_code == 201, opened.text
+    read = httpx.get(f"{dossier['base']}/CarePlan/crisisplan", headers=bearer(tom["access_token"]))
+    assert read.status_code == 200
+    page = anna.get("/portal/log").text
+    assert "class='btg-row'" in page
+    assert f"Noodtoegang: {BTG_REASON}" in text_of(page)
+    assert "Tom Bakker" in text_of(page)
+
+
+# -- apps --------------------------------------------------------------------------------------
+
+
+def test_apps_lists_the_portal_and_withdraws_another_app_at_once(
+    anna: PortalBrowser, dossier: dict[str, Any]
+) -> None:
+    other = login(dossier["base"], dossier["security"], "anna")
+    assert (
+        httpx.get(
+            f"{dossier['base']}/Patient/anna", headers=bearer(other["access_token"])
+        ).status_code
+        == 200
+    )
+    page = anna.get("/portal/apps").text
+    words = text_of(page)
+    assert "Mijn Eigen Dossier (portaal)" in words and "(dit portaal)" in words
+    assert "Mijn Portaal" in words
+    ids = re.findall(r"name='authorization' value='([^']+)'", page)
+    listed = httpx.get(
+        f"{dossier['base'].rsplit('/fhir', 1)[0]}/oauth/authorizations",
+        headers=bearer(other["access_token"]),
+    ).json()["authorizations"]
+    theirs = next(a["id"] for a in listed if a["current"])
+    assert theirs in ids
+    assert anna.post("/portal/apps", [("authorization", theirs)]).status_code == 303
+    assert (
+        httpx.get(
+            f"{dossier['base']}/Patient/anna", headers=bearer(other["access_token"])
+        ).status_code
+        == 401
+    )
+    assert "ingetrokken" in text_of(anna.get("/portal/apps").text)
+
+
+def test_the_authorizations_api_wants_a_persons_token(dossier: dict[str, Any]) -> None:
+    origin = dossier["base"].rsplit("/fhir", 1)[0]
+    assert httpx.get(f"{origin}/oauth/authorizations").status_code == 401
+    forged = httpx.get(f"{origin}/oauth/authorizations", headers=bearer("a.b.c"))
+    assert forged.status_code == 401 and forged.json()["error"] == "invalid_token"
+    system = httpx.get(f"{origin}/oauth/authorizations", headers=bearer(_gp_token(dossier)))
+    assert system.status_code == 401
+    anna = login(dossier["base"], dossier["security"], "anna")
+    missing = httpx.delete(
+        f"{origin}/oauth/authorizations/not-hers", headers=bearer(anna["access_token"])
+    )
+    assert missing.status_code == 404
+
+
+# -- the network ---------------------------------------------------------------------------
+
+
+def test_a_network_member_sees_only_what_the_client_granted_them(
+    anna: PortalBrowser, browsers: Callable[..., PortalBrowser]
+) -> None:
+    lisa = browsers()
+    landed = lisa.login("lisa")
+    assert landed.status_code == 303
+    assert lisa.follow(lisa.get("/portal")).url.path == "/portal/shared"
+    nothing = text_of(lisa.get("/portal/shared").text)
+    assert "Crisisplan" not in nothing and "Weer grip op geld" not in nothing
+    assert lisa.get("/portal/access").headers["location"] == "/portal/shared"  # the client's own
+    _grant(anna, "RelatedPerson/lisa", "crisis")
+    shared = text_of(lisa.get("/portal/shared").text)
+    assert "Crisisplan" in shared and "Post stapelt zich op" in shared
+    assert "Weer grip op geld en post" not in shared  # the krachtplan was not granted
+    assert "Dossier van Anna Jansen" in shared
+    log = text_of(anna.get("/portal/log").text)
+    assert "Lisa Jansen bekeek" in log
+
+
+def test_a_network_member_login_by_the_command_line(
+    tmp_path: Any, dossier: dict[str, Any], browsers: Callable[..., PortalBrowser]
+) -> None:
+    from tests.conftest import run_cli
+
+    database = str(dossier["services"].store.engine.url.render_as_string(hide_password=False))
+    done = run_cli(
+        "accounts",
+        "add",
+        "moeder",
+        "--kind",
+        "related-person",
+        "--fhir-user",
+        "RelatedPerson/lisa",
+        "--password-stdin",
+        database=database,
+        cwd=tmp_path,
+        input="lang-genoeg-wachtwoord\n",
+    )
+    assert done.returncode == 0, done.stderr
+    wrong = run_cli(
+        "accounts",
+        "add",
+        "buur",
+        "--kind",
+        "related-person",
+        "--fhir-user",
+        "Patient/anna",
+        "--password-stdin",
+        database=database,
+        cwd=tmp_path,
+        input="lang-genoeg-wachtwoord\n",
+    )
+    assert wrong.returncode != 0 and "RelatedPerson/ID" in wrong.stderr
+    assert browsers().login("moeder", "lang-genoeg-wachtwoord").status_code == 303
