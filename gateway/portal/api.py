@@ -17,6 +17,8 @@ import orjson
 
 __all__ = ["Api", "ApiError", "TokenRefused"]
 
+Query = list[tuple[str, str | int | float | bool | None]]
+
 _TIMEOUT = 30.0
 _MAX_PAGES = 20
 
@@ -99,7 +101,7 @@ class Api:
         self._check(response)
         return _object(response.content)
 
-    async def get(self, path: str, params: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    async def get(self, path: str, params: Query | None = None) -> dict[str, Any]:
         response = await self._http.get(
             f"{self.fhir_base}/{path}", params=params or [], headers=self._auth()
         )
@@ -112,7 +114,7 @@ class Api:
         """Every match (following the next links) up to ``limit``; included ones too."""
         found: list[dict[str, Any]] = []
         url: str | None = f"{self.fhir_base}/{resource_type}"
-        query: list[tuple[str, str]] | None = params
+        query: Query | None = list(params)
         for _ in range(_MAX_PAGES):
             if url is None or len(found) >= limit:
                 break

@@ -328,7 +328,10 @@ class Portal:
             user = str(claims.get("fhirUser") or "")
             patient = str(body["patient"]) if body.get("patient") else None
             api.token = str(body["access_token"])
-            me = await api.read(user) if user else None
+            # the client reads their own Patient; a network member's own RelatedPerson is
+            # the client's to share, so the portal does not ask for it (it would be a refusal
+            # in the client's log): their login name stands for them
+            me = await api.read(user) if user.startswith("Patient/") else None
         finally:
             await api.close()
         if not user.startswith(("Patient/", "RelatedPerson/")):

@@ -62,10 +62,12 @@ def format_day(texts: PortalTexts, value: str | dt.date | None) -> str:
         if len(value) < 10:
             return value
         try:
-            value = dt.date.fromisoformat(value[:10])
+            day = dt.date.fromisoformat(value[:10])
         except ValueError:
             return value
-    return f"{value.day} {_MONTHS[texts.language][value.month - 1]} {value.year}"
+    else:
+        day = value
+    return f"{day.day} {_MONTHS[texts.language][day.month - 1]} {day.year}"
 
 
 def format_moment(texts: PortalTexts, value: str) -> str:
@@ -155,7 +157,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # so that a form post carries our Origin, not "null"
     "Cache-Control": "no-store",
     "Vary": "Accept-Language, Cookie",
 }

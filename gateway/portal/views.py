@@ -247,7 +247,7 @@ async def _plans_and_visits(
     references |= {_ref(p.get("individual")) for v in visits for p in v.get("participant", [])}
     references |= {_ref(m.get("member")) for t in teams for m in t.get("participant", [])}
     known = await names(api, references)
-    parts = []
+    parts: list[str] = []
     crisis = [p for p in plans if _plan_kind(p, canon) == "crisisplan"]
     others = [p for p in plans if _plan_kind(p, canon) != "crisisplan"]
     parts.extend(_plan_html(texts, p, goals, known) for p in others)
@@ -604,6 +604,7 @@ def _who_key(agent: dict[str, Any] | None) -> str:
 
 
 def _what(event: dict[str, Any], texts: PortalTexts) -> str:
+    """What was done, in words: "bekeek plannen (3)", "zocht in metingen"."""
     counts: dict[str, int] = defaultdict(int)
     for entity in event.get("entity", []):
         reference = _ref(entity.get("what"))
@@ -612,21 +613,24 @@ def _what(event: dict[str, Any], texts: PortalTexts) -> str:
     parts = [
         f"{texts.type_name(kind)}{f' ({n})' if n > 1 else ''}" for kind, n in sorted(counts.items())
     ]
-    if not parts:
-        has_query = any(en.get("query") for en in event.get("entity", []))
-        parts = [_query_words(event) if has_query else texts.type_name("Patient")]
+    searched = _searched_type(event)
+    if not parts and searched:
+        return texts.t("searched", what=texts.type_name(searched))
     action = texts.t(f"action:{event.get('action', 'E')}")
-    return texts.t("objects", action=action, what=texts.join(parts))
+    return texts.t("objects", action=action, what=texts.join(parts or [texts.type_name("Patient")]))
 
 
-def _query_words(event: dict[str, Any]) -> str:
+def _searched_type(event: dict[str, Any]) -> str | None:
+    """The resource type a search asked for (the query's path), if the entry has one."""
     for entity in event.get("entity", []):
         if entity.get("query"):
             try:
-                return base64.b64decode(entity["query"]).decode()[:120]
-            except (binascii.Error, UnicodeDecodeError):
-                return ""
-    return ""
+                query = base64.b64decode(entity["query"]).decode()
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                return None
+            kind = query.split("?", 1)[0].strip("/").split("/")[0]
+            return kind if kind.isalpha() else None
+    return None
 
 
 def _btg(event: dict[str, Any]) -> str | None:

@@ -9,89 +9,26 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from consent.registry import AccountKind
 from gateway.loading import load
 from gateway.portal.app import PORTAL_CLIENT_ID
-from mappings.care.demo import demo_dossier
+from tests.gateway.portal.conftest import (
+    BTG_REASON,
+    FAR,
+    GP_AGB,
+    consents,
+    gp_reads,
+    gp_token,
+    grant,
+)
 from tests.portal import PortalBrowser, text_of
-from tests.smart import account, backend_app, backend_token, bearer, login, public_app
-
-FAR = (dt.date.today() + dt.timedelta(days=120)).isoformat()
-GP_AGB = "http://fhir.nl/fhir/NamingSystem/agb-z|01234567"  # Huisartsenpraktijk Zuid's
-BTG_REASON = "Bewusteloos aangetroffen bij huisbezoek"
-
-
-@pytest.fixture()
-def dossier(secure: dict[str, Any]) -> dict[str, Any]:
-    """The demo dossier behind the secured gateway, with Anna, Lisa, the GP system and a
-    doctor on call (not in Anna's team) as logins."""
-    services, security = secure["services"], secure["security"]
-    extra = {
-        "resourceType": "Practitioner",
-        "id": "dienstdoende",
-        "name": [{"family": "Bakker", "given": ["Tom"]}],
-    }
-    load(services, [*demo_dossier(dt.date.today()), extra], "test: the portal's demo")
-    account(security, "anna", AccountKind.PATIENT, "Patient/anna")
-    account(security, "lisa", AccountKind.RELATED_PERSON, "RelatedPerson/lisa")
-    account(security, "tom", AccountKind.PRACTITIONER, "Practitioner/dienstdoende")
-    gp, key = backend_app(security, organization=GP_AGB)
-    return {**secure, "gp": (gp, key)}
-
-
-@pytest.fixture()
-def browsers(dossier: dict[str, Any]) -> Iterator[Callable[..., PortalBrowser]]:
-    """New browsers on the portal (each closed at the end)."""
-    opened: list[PortalBrowser] = []
-
-    def new(language: str = "nl") -> PortalBrowser:
-        opened.append(PortalBrowser(dossier["base"], language))
-        return opened[-1]
-
-    yield new
-    for browser in opened:
-        browser.close()
-
-
-@pytest.fixture()
-def anna(browsers: Callable[..., PortalBrowser]) -> PortalBrowser:
-    browser = browsers()
-    landed = browser.login("anna")
-    assert landed.status_code == 303 and landed.headers["location"] == "/portal", landed.text
-    return browser
-
-
-def _gp_token(dossier: dict[str, Any]) -> str:
-    gp, key = dossier["gp"]
-    response = backend_token(dossier["base"], gp, key)
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
-
-
-def _gp_reads(dossier: dict[str, Any], token: str, path: str) -> int:
-    return httpx.get(f"{dossier['base']}/{path}", headers=bearer(token)).status_code
-
-
-def _grant(browser: PortalBrowser, recipient: str, *categories: str) -> httpx.Response:
-    fields = [("action", "grant"), ("recipient", recipient), ("end", FAR)]
-    fields += [("category", c) for c in categories]
-    return browser.post("/portal/access", fields, csrf=browser.csrf("/portal/access"))
-
-
-def _consents(dossier: dict[str, Any]) -> list[dict[str, Any]]:
-    token = login(dossier["base"], dossier["security"], "anna")["access_token"]
-    found = httpx.get(
-        f"{dossier['base']}/Consent", params={"patient": "Patient/anna"}, headers=bearer(token)
-    ).json()
-    return [e["resource"] for e in found.get("entry", [])]
-
+from tests.smart import bearer, login, public_app
 
 # -- logging in -----------------------------------------------------------------------------
 
@@ -217,18 +154,18 @@ def test_the_download_is_annas_whole_dossier_and_nobody_elses(anna: PortalBrowse
 def test_granting_the_gp_the_plan_is_a_consent_the_gateway_enforces_and_withdrawing_works_at_once(
     anna: PortalBrowser, dossier: dict[str, Any]
 ) -> None:
-    gp = _gp_token(dossier)
-    assert _gp_reads(dossier, gp, "CarePlan/krachtplan") == 404
-    done = _grant(anna, "Organization/gp", "plan")
+    gp = gp_token(dossier)
+    assert gp_reads(dossier, gp, "CarePlan/krachtplan") == 404
+    done = grant(anna, "Organization/gp", "plan")
     assert done.status_code == 303 and "done=granted" in done.headers["location"]
     page = text_of(anna.follow(done).text)
     assert "Opgeslagen: Huisartsenpraktijk Zuid heeft nu toegang." in page
     assert "Huisartsenpraktijk Zuid mag uw plan (doelen, afspraken, zorgteam) zien, tot" in page
-    written = [c for c in _consents(dossier) if "Organization/gp" in str(c["provision"])]
+    written = [c for c in consents(dossier) if "Organization/gp" in str(c["provision"])]
     assert len(written) == 1 and written[0]["status"] == "active"
     assert written[0]["provision"]["period"]["end"] == FAR
-    assert _gp_reads(dossier, gp, "CarePlan/krachtplan") == 200
-    assert _gp_reads(dossier, gp, "Patient/anna") == 200
+    assert gp_reads(dossier, gp, "CarePlan/krachtplan") == 200
+    assert gp_reads(dossier, gp, "Patient/anna") == 200
     observations = httpx.get(
         f"{dossier['base']}/Observation", params={"subject": "Patient/anna"}, headers=bearer(gp)
     ).json()
@@ -239,7 +176,7 @@ def test_granting_the_gp_the_plan_is_a_consent_the_gateway_enforces_and_withdraw
         csrf=anna.csrf("/portal/access"),
     )
     assert "done=withdrawn" in withdrawn.headers["location"]
-    assert _gp_reads(dossier, gp, "CarePlan/krachtplan") == 404  # the same token, next request
+    assert gp_reads(dossier, gp, "CarePlan/krachtplan") == 404  # the same token, next request
     after = text_of(anna.get("/portal/access").text)
     assert "Verlopen of ingetrokken (1)" in after
 
@@ -247,8 +184,8 @@ def test_granting_the_gp_the_plan_is_a_consent_the_gateway_enforces_and_withdraw
 def test_changing_a_grant_keeps_its_recipient_and_rewrites_what_and_until(
     anna: PortalBrowser, dossier: dict[str, Any]
 ) -> None:
-    _grant(anna, "Organization/gp", "plan")
-    consent = next(c for c in _consents(dossier) if "Organization/gp" in str(c["provision"]))
+    grant(anna, "Organization/gp", "plan")
+    consent = next(c for c in consents(dossier) if "Organization/gp" in str(c["provision"]))
     form = anna.get("/portal/access", change=consent["id"]).text
     assert "Toegang van Huisartsenpraktijk Zuid wijzigen" in text_of(form)
     assert re.search(r"value='plan' checked", form)
@@ -258,13 +195,13 @@ def test_changing_a_grant_keeps_its_recipient_and_rewrites_what_and_until(
         csrf=anna.csrf("/portal/access"),
     )
     assert changed.status_code == 303
-    gp = _gp_token(dossier)
-    assert _gp_reads(dossier, gp, "CarePlan/krachtplan") == 404
+    gp = gp_token(dossier)
+    assert gp_reads(dossier, gp, "CarePlan/krachtplan") == 404
     scores = httpx.get(
         f"{dossier['base']}/Observation", params={"subject": "Patient/anna"}, headers=bearer(gp)
     ).json()
     assert scores["total"] > 0
-    (again,) = [c for c in _consents(dossier) if "Organization/gp" in str(c["provision"])]
+    (again,) = [c for c in consents(dossier) if "Organization/gp" in str(c["provision"])]
     assert again["id"] == consent["id"] and again["meta"]["versionId"] == "2"
 
 
@@ -286,10 +223,10 @@ def test_everything_except_mental_health_notes_keeps_labelled_resources_back(
         "valueString": "Somber, slaapt slecht",
     }
     load(services, [note], "test: a labelled note")
-    _grant(anna, "Organization/gp", "all")
-    gp = _gp_token(dossier)
-    assert _gp_reads(dossier, gp, "CarePlan/krachtplan") == 200
-    assert _gp_reads(dossier, gp, "Observation/ggz-notitie") == 404
+    grant(anna, "Organization/gp", "all")
+    gp = gp_token(dossier)
+    assert gp_reads(dossier, gp, "CarePlan/krachtplan") == 200
+    assert gp_reads(dossier, gp, "Observation/ggz-notitie") == 404
     words = text_of(anna.get("/portal/access").text)
     assert "Huisartsenpraktijk Zuid mag uw hele dossier behalve aantekeningen over geestelijke" in (
         words
@@ -328,17 +265,17 @@ def test_everything_except_mental_health_notes_keeps_labelled_resources_back(
 def test_a_bad_choice_gets_a_clear_answer_and_writes_nothing(
     anna: PortalBrowser, dossier: dict[str, Any], fields: list[tuple[str, str]]
 ) -> None:
-    before = len(_consents(dossier))
+    before = len(consents(dossier))
     answer = anna.post("/portal/access", fields, csrf=anna.csrf("/portal/access"))
     assert answer.status_code == 400
     assert "Kies aan wie, ten minste één onderdeel" in text_of(answer.text)
-    assert len(_consents(dossier)) == before
+    assert len(consents(dossier)) == before
 
 
 def test_a_form_without_its_token_or_from_another_origin_changes_nothing(
     anna: PortalBrowser, dossier: dict[str, Any]
 ) -> None:
-    before = len(_consents(dossier))
+    before = len(consents(dossier))
     fields = [
         ("action", "grant"),
         ("recipient", "Organization/gp"),
@@ -349,7 +286,7 @@ def test_a_form_without_its_token_or_from_another_origin_changes_nothing(
     assert anna.post("/portal/access", fields, Origin="https://evil.example").status_code == 403
     body = "action=grant&recipient=Organization/gp&category=plan&end=" + FAR
     assert anna.http.post("/portal/access", content=body).status_code == 403  # no token at all
-    assert len(_consents(dossier)) == before
+    assert len(consents(dossier)) == before
 
 
 # -- who looked ---------------------------------------------------------------------------
@@ -358,13 +295,13 @@ def test_a_form_without_its_token_or_from_another_origin_changes_nothing(
 def test_the_log_shows_the_gps_access_and_refusal_in_words(
     anna: PortalBrowser, dossier: dict[str, Any]
 ) -> None:
-    _grant(anna, "Organization/gp", "plan")
-    gp = _gp_token(dossier)
-    assert _gp_reads(dossier, gp, "CarePlan/krachtplan") == 200
+    grant(anna, "Organization/gp", "plan")
+    gp = gp_token(dossier)
+    assert gp_reads(dossier, gp, "CarePlan/krachtplan") == 200
     own = login(dossier["base"], dossier["security"], "anna")["access_token"]
     visits = httpx.get(f"{dossier['base']}/Encounter", headers=bearer(own)).json()["entry"]
     visit = visits[0]["resource"]["id"]
-    assert _gp_reads(dossier, gp, f"Encounter/{visit}") == 404  # not granted: refused, logged
+    assert gp_reads(dossier, gp, f"Encounter/{visit}") == 404  # not granted: refused, logged
     page = anna.get("/portal/log")
     words = text_of(page.text)
     assert "Huisartsenpraktijk Zuid bekeek plannen toegestaan uw toestemming" in words
@@ -441,7 +378,7 @@ def test_the_authorizations_api_wants_a_persons_token(dossier: dict[str, Any]) -
     assert httpx.get(f"{origin}/oauth/authorizations").status_code == 401
     forged = httpx.get(f"{origin}/oauth/authorizations", headers=bearer("a.b.c"))
     assert forged.status_code == 401 and forged.json()["error"] == "invalid_token"
-    system = httpx.get(f"{origin}/oauth/authorizations", headers=bearer(_gp_token(dossier)))
+    system = httpx.get(f"{origin}/oauth/authorizations", headers=bearer(gp_token(dossier)))
     assert system.status_code == 401
     anna = login(dossier["base"], dossier["security"], "anna")
     missing = httpx.delete(
@@ -463,13 +400,14 @@ def test_a_network_member_sees_only_what_the_client_granted_them(
     nothing = text_of(lisa.get("/portal/shared").text)
     assert "Crisisplan" not in nothing and "Weer grip op geld" not in nothing
     assert lisa.get("/portal/access").headers["location"] == "/portal/shared"  # the client's own
-    _grant(anna, "RelatedPerson/lisa", "crisis")
+    grant(anna, "RelatedPerson/lisa", "crisis")
     shared = text_of(lisa.get("/portal/shared").text)
     assert "Crisisplan" in shared and "Post stapelt zich op" in shared
     assert "Weer grip op geld en post" not in shared  # the krachtplan was not granted
     assert "Dossier van Anna Jansen" in shared
     log = text_of(anna.get("/portal/log").text)
-    assert "Lisa Jansen bekeek" in log
+    assert "Lisa Jansen zocht in plannen toegestaan uw toestemming" in log
+    assert "geweigerd" not in log  # the portal asks nothing of Lisa that Anna did not grant
 
 
 def test_a_network_member_login_by_the_command_line(
