@@ -406,7 +406,7 @@ def test_a_network_member_sees_only_what_the_client_granted_them(
     assert "Weer grip op geld en post" not in shared  # the krachtplan was not granted
     assert "Dossier van Anna Jansen" in shared
     log = text_of(anna.get("/portal/log").text)
-    assert "Lisa Jansen zocht in plannen toegestaan uw toestemming" in log
+    assert "Lisa Jansen zocht of vroeg op plannen toegestaan uw toestemming" in log
     assert "geweigerd" not in log  # the portal asks nothing of Lisa that Anna did not grant
 
 
