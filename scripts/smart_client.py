@@ -3,6 +3,7 @@
     python scripts/smart_client.py keys DIR gp          # DIR/gp-private.json, DIR/gp-jwks.json
     python scripts/smart_client.py backend-token BASE CLIENT_ID DIR/gp-private.json SCOPE
     python scripts/smart_client.py login-token BASE CLIENT_ID USERNAME SCOPE  # reads password
+    python scripts/smart_client.py portal ORIGIN USERNAME PATH...  # reads password; page texts
 
 Each prints only what the shell needs (the JWKS path, or the access token). Keep private
 keys out of the repository: write them to a temporary folder (``mktemp -d``).
@@ -18,6 +19,7 @@ from pathlib import Path
 from joserfc.jwk import RSAKey
 
 from conformance import smart
+from conformance.portal import PortalBrowser, text_of
 
 
 def keys(folder: str, name: str) -> None:
@@ -39,9 +41,28 @@ def backend_token(base: str, client_id: str, key_file: str, scope: str) -> None:
     print(response.json()["access_token"])
 
 
+def _password() -> str:
+    return getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+
+
+def portal(origin: str, username: str, *paths: str) -> None:
+    """Log in to the portal as a person, and print the text of each page (its main part)."""
+    browser = PortalBrowser(f"{origin.rstrip('/')}/fhir")
+    try:
+        landed = browser.login(username, _password())
+        if landed.status_code != 303:
+            sys.exit(f"login failed: {text_of(landed.text)[:200]}")
+        for path in paths:
+            page = browser.follow(browser.get(path))
+            main = page.text.split("<main", 1)[-1]
+            print(f"== {path} ({page.status_code})\n{text_of('<main' + main)}")
+    finally:
+        browser.close()
+
+
 def login_token(base: str, client_id: str, username: str, scope: str) -> None:
     """The authorization-code flow with PKCE, filling in the login form as a browser would."""
-    password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    password = _password()
     verifier, challenge = smart.pkce()
     answer = smart.authorize(
         base, client_id, scope, challenge, username=username, password=password
@@ -58,7 +79,12 @@ def login_token(base: str, client_id: str, username: str, scope: str) -> None:
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:] or ["help"]
-    commands = {"keys": keys, "backend-token": backend_token, "login-token": login_token}
+    commands = {
+        "keys": keys,
+        "backend-token": backend_token,
+        "login-token": login_token,
+        "portal": portal,
+    }
     if command not in commands:
         sys.exit(__doc__)
     commands[command](*args)

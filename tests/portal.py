@@ -1,82 +1,16 @@
-"""A browser without a browser, for the portal's HTTP tests: cookies, forms, redirects.
-
-It logs in as a person does (the portal sends it to the gateway's login page, it fills in
-the form, the gateway sends it back with a code) and posts the portal's forms with the
-form token the page carries. The real browser tests (Chromium) are in test_browser.py.
-"""
+"""The portal's person over HTTP (conformance.portal), logging in with the tests' password."""
 
 from __future__ import annotations
 
-import re
-from html import unescape
-from urllib.parse import urlencode, urljoin
-
 import httpx
 
+from conformance.portal import PortalBrowser as _Browser
+from conformance.portal import text_of
 from tests.smart import PASSWORD
 
 __all__ = ["PortalBrowser", "text_of"]
 
-_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
-
-def text_of(page: str) -> str:
-    """The page's text, tags removed and spaces collapsed (for assertions on words)."""
-    text = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page, flags=re.S)
-    text = re.sub(r"<[^>]+>", " ", text)
-    return " ".join(unescape(text).split())
-
-
-class PortalBrowser:
-    def __init__(self, base: str, language: str = "nl") -> None:
-        self.origin = base.rsplit("/fhir", 1)[0]
-        self.http = httpx.Client(
-            base_url=self.origin,
-            follow_redirects=False,
-            timeout=60,
-            headers={"Accept-Language": language},
-        )
-
-    def close(self) -> None:
-        self.http.close()
-
+class PortalBrowser(_Browser):
     def login(self, username: str, password: str = PASSWORD) -> httpx.Response:
-        """The whole login; the portal's answer to the callback (a 303 when it worked)."""
-        start = self.http.get("/portal/login")
-        assert start.status_code == 303, start.text
-        page = self.http.get(start.headers["location"])
-        assert page.status_code == 200, page.text
-        sealed = re.search(r"name='request' value='([^']+)'", page.text)
-        assert sealed is not None
-        scopes = re.findall(r"name='scope' value='([^']+)'", page.text)
-        form = [
-            ("request", unescape(sealed.group(1))),
-            ("username", username),
-            ("password", password),
-            ("decision", "approve"),
-            *(("scope", unescape(s)) for s in scopes),
-        ]
-        back = self.http.post("/oauth/authorize", content=urlencode(form), headers=_FORM)
-        assert back.status_code == 302, back.text
-        return self.http.get(back.headers["location"])
-
-    def get(self, path: str, **params: str) -> httpx.Response:
-        return self.http.get(path, params=params)
-
-    def follow(self, response: httpx.Response) -> httpx.Response:
-        while response.status_code in (302, 303):
-            response = self.http.get(urljoin(str(response.url), response.headers["location"]))
-        return response
-
-    def csrf(self, path: str = "/portal/plan") -> str:
-        page = self.get(path)
-        found = re.search(r"name='csrf' value='([^']+)'", page.text)
-        assert found is not None, page.text
-        return unescape(found.group(1))
-
-    def post(
-        self, path: str, fields: list[tuple[str, str]], *, csrf: str | None = None, **headers: str
-    ) -> httpx.Response:
-        token = self.csrf() if csrf is None else csrf
-        body = urlencode([("csrf", token), *fields])
-        return self.http.post(path, content=body, headers={**_FORM, **headers})
+        return super().login(username, password)
