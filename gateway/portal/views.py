@@ -252,6 +252,8 @@ async def _plans_and_visits(
     others = [p for p in plans if _plan_kind(p, canon) != "crisisplan"]
     parts.extend(_plan_html(texts, p, goals, known) for p in others)
     parts.extend(_crisis_html(texts, p, known, canon) for p in crisis)
+    if not client and not plans and not visits:
+        return f"<p>{e(texts.t('nothing_shared'))}</p>"
     if not plans:
         parts.append(f"<p>{e(texts.t('no_plans'))}</p>")
     rows = []

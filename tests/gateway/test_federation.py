@@ -32,6 +32,7 @@ from gateway.interactions.model import Services
 from gateway.security import Security, build_security
 from gateway.settings import Settings
 from tests.conftest import _free_port, running
+from tests.consents import actor, privacy_consent
 from tests.smart import (
     PASSWORD,
     REDIRECT,
@@ -222,6 +223,84 @@ def test_a_linked_login_reaches_the_dossier(fresh: dict[str, Any], services: Ser
         party["security"].server.login("jan", "")
     with pytest.raises(LoginFailed):
         party["security"].server.login("jan", NO_PASSWORD)
+
+
+def test_a_network_member_logs_in_to_the_portal_through_digid(
+    fresh: dict[str, Any], services: Services
+) -> None:
+    """A related-person login linked to a DigiD subject: the portal's login page offers
+    DigiD, and the member sees what the client granted their RelatedPerson, nothing else."""
+    patient = _patient(services)
+    open_base = services.base_url
+    for resource in (
+        {
+            "resourceType": "RelatedPerson",
+            "id": "buur",
+            "patient": {"reference": f"Patient/{patient}"},
+            "name": [{"family": "Smit", "given": ["Kees"]}],
+        },
+        {
+            "resourceType": "CarePlan",
+            "id": "gedeeld",
+            "status": "active",
+            "intent": "plan",
+            "title": "Wat de buurman weet",
+            "subject": {"reference": f"Patient/{patient}"},
+        },
+        {
+            "resourceType": "CarePlan",
+            "id": "niet-gedeeld",
+            "status": "active",
+            "intent": "plan",
+            "title": "Niet voor de buurman",
+            "subject": {"reference": f"Patient/{patient}"},
+        },
+        privacy_consent(
+            "buur-mag",
+            patient,
+            {
+                "type": "permit",
+                "actor": [actor("RelatedPerson/buur")],
+                "data": [{"meaning": "instance", "reference": {"reference": "CarePlan/gedeeld"}}],
+            },
+        ),
+    ):
+        kind, ident = resource["resourceType"], resource["id"]
+        stored = httpx.put(f"{open_base}/{kind}/{ident}", json=resource)
+        assert stored.status_code in (200, 201), stored.text
+    party = fresh["account"]
+    party["security"].store.save_account(
+        Account(
+            "buurman",
+            NO_PASSWORD,
+            "related-person",
+            "RelatedPerson/buur",
+            external_subject=external_subject(fresh["issuer"], "jan.digid"),
+        )
+    )
+    gateway = origin(party["base"])
+    with httpx.Client(base_url=gateway) as browser:
+        login_page = browser.get(browser.get("/portal/login").headers["location"])
+        assert "Inloggen met DigiD en toestaan" in login_page.text
+        sealed = re.search(r"name='request' value='([^']+)'", login_page.text)
+        assert sealed is not None
+        scopes = re.findall(r"name='scope' value='([^']+)'", login_page.text)
+        started = browser.post(
+            "/oauth/authorize",
+            content=urlencode(
+                [("request", sealed.group(1)), ("decision", "external")]
+                + [("scope", s) for s in scopes]
+            ),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        back = browser.get(_at_provider(fresh, started, "jan.digid"))
+        assert back.status_code == 302 and "/portal/callback" in back.headers["location"]
+        landed = browser.get(back.headers["location"])
+        assert landed.status_code == 303, landed.text
+        shared = browser.get("/portal/shared")
+    assert shared.status_code == 200
+    assert "Wat de buurman weet" in shared.text
+    assert "Niet voor de buurman" not in shared.text
 
 
 def test_a_digid_client_manages_their_apps_without_a_password(

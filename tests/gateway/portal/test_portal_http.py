@@ -398,6 +398,7 @@ def test_a_network_member_sees_only_what_the_client_granted_them(
     assert landed.status_code == 303
     assert lisa.follow(lisa.get("/portal")).url.path == "/portal/shared"
     nothing = text_of(lisa.get("/portal/shared").text)
+    assert "Niemand heeft (nu) iets met u gedeeld." in nothing
     assert "Crisisplan" not in nothing and "Weer grip op geld" not in nothing
     assert lisa.get("/portal/access").headers["location"] == "/portal/shared"  # the client's own
     grant(anna, "RelatedPerson/lisa", "crisis")
