@@ -175,10 +175,10 @@ def _crisis_html(
         f"<p>{e(texts.t('period'))}: {e(_period(texts, period))}</p>"
         f"<h3>{e(texts.t('warning_signs'))}</h3><ul>"
         + "".join(f"<li>{e(s)}</li>" for s in crisis.warning_signs)
-        + f"</ul><h3>{e(texts.t('who_to_call'))}</h3><table><thead><tr>"
+        + f"</ul><h3>{e(texts.t('who_to_call'))}</h3><div class='table-wrap'><table><thead><tr>"
         f"<th scope='col'>{e(texts.t('who_does'))}</th><th scope='col'>{e(texts.t('what'))}"
         f"</th><th scope='col'>{e(texts.t('telephone'))}</th></tr></thead><tbody>{rows}"
-        "</tbody></table></section>"
+        "</tbody></table></div></section>"
     )
 
 
@@ -212,10 +212,10 @@ def _plan_html(
     activities = ""
     if rows:
         activities = (
-            f"<h3>{e(texts.t('activities'))}</h3><table><thead><tr>"
+            f"<h3>{e(texts.t('activities'))}</h3><div class='table-wrap'><table><thead><tr>"
             f"<th scope='col'>{e(texts.t('what'))}</th><th scope='col'>"
             f"{e(texts.t('who_does'))}</th><th scope='col'>{e(texts.t('status'))}</th>"
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         )
     goals_html = f"<h3>{e(texts.t('goals'))}</h3><ul>{goal_items}</ul>" if goal_items else ""
     return (
@@ -269,9 +269,10 @@ async def _plans_and_visits(
             f"</td><td>{e(what)}</td><td>{e(who)}</td></tr>"
         )
     visits_html = (
-        f"<table><thead><tr><th scope='col'>{e(texts.t('when'))}</th><th scope='col'>"
-        f"{e(texts.t('what'))}</th><th scope='col'>{e(texts.t('who'))}</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<div class='table-wrap'><table><thead><tr><th scope='col'>{e(texts.t('when'))}</th>"
+        f"<th scope='col'>{e(texts.t('what'))}</th><th scope='col'>{e(texts.t('who'))}</th>"
+        "</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
         if rows
         else f"<p>{e(texts.t('no_visits'))}</p>"
     )

@@ -208,3 +208,26 @@ def test_english_pages_for_an_english_browser(
     assert page.locator("html").get_attribute("lang") == "en"
     _accessible(page)
     context.close()
+
+
+def test_every_page_fits_a_phone_and_a_grant_can_be_made_by_keyboard_alone(
+    chromium: Any, dossier: dict[str, Any]
+) -> None:
+    origin = dossier["base"].rsplit("/fhir", 1)[0]
+    phone = chromium.new_context(locale="nl-NL", viewport={"width": 360, "height": 740})
+    page = _log_in(phone, origin, "anna")
+    page.wait_for_url("**/portal/plan")
+    for path in ("plan", "scores", "access", "log", "apps", "data"):
+        page.goto(f"{origin}/portal/{path}")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"/portal/{path} is {overflow}px wider than a phone"
+    page.goto(f"{origin}/portal/access")
+    page.get_by_label("Aan wie").focus()
+    page.keyboard.press("ArrowDown")  # "Kies..." -> the first in the directory
+    chosen = page.get_by_label("Aan wie").input_value()
+    assert chosen.startswith("Organization/")
+    page.keyboard.press("Tab")  # the first category
+    page.keyboard.press("Space")
+    page.keyboard.press("Enter")  # submits the form (the end date is filled in)
+    assert "heeft nu toegang" in page.get_by_role("status").inner_text()
+    phone.close()

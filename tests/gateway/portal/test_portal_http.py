@@ -446,3 +446,25 @@ def test_a_network_member_login_by_the_command_line(
     )
     assert wrong.returncode != 0 and "RelatedPerson/ID" in wrong.stderr
     assert browsers().login("moeder", "lang-genoeg-wachtwoord").status_code == 303
+
+
+def test_a_household_plan_says_whose_it_is(anna: PortalBrowser, dossier: dict[str, Any]) -> None:
+    household = {
+        "resourceType": "Group",
+        "id": "huishouden-jansen",
+        "type": "person",
+        "actual": True,
+        "name": "Huishouden Jansen",
+        "member": [{"entity": {"reference": "Patient/anna"}}],
+    }
+    plan = {
+        "resourceType": "CarePlan",
+        "id": "samen",
+        "status": "active",
+        "intent": "plan",
+        "title": "Samen rondkomen",
+        "subject": {"reference": "Group/huishouden-jansen"},
+    }
+    load(dossier["services"], [household, plan], "test: a household plan")
+    words = text_of(anna.get("/portal/plan").text)
+    assert "Samen rondkomen Huishoudplan : Plan van Huishouden Jansen" in words
