@@ -149,6 +149,7 @@ class Described:
     start: str | None
     end: str | None
     made_here: bool  # the shape the portal writes, so it can be changed in the portal
+    emergency: str | None = None  # a break-the-glass Consent: the reason given
 
 
 def _codes(value: Any, system: str | None = None) -> list[str]:
@@ -210,6 +211,10 @@ def describe(consent: Mapping[str, Any], crisis_plans: Sequence[str] = ()) -> De
     crisis = [i for i in instances if i in crisis_plans]
     if crisis:
         categories.append("crisis")
+    policy = consent.get("policyRule") or {}
+    emergency = (
+        str(policy.get("text") or "") if "BTG" in _codes(consent.get("policyRule")) else None
+    )
     made_here = (kind == "deny" and bool(nested)) or (everything and labels == [EXCEPT_LABEL[1]])
     return Described(
         actors=tuple(dict.fromkeys(_refs(root) + [r for c in nested for r in _refs(c)])),
@@ -221,5 +226,6 @@ def describe(consent: Mapping[str, Any], crisis_plans: Sequence[str] = ()) -> De
         writes="correct" in actions,
         start=period.get("start"),
         end=period.get("end"),
-        made_here=made_here and "correct" not in actions,
+        made_here=made_here and "correct" not in actions and emergency is None,
+        emergency=emergency,
     )

@@ -423,7 +423,10 @@ def grant_words(texts: PortalTexts, view: GrantView, known: dict[str, str]) -> s
         what = texts.join(parts) or texts.t("unknown")
     until = texts.t("until", date=format_day(texts, described.end)) if described.end else ""
     key = "grant_line_write" if described.writes else "grant_line"
-    return texts.t(key, who=f"<strong>{e(who)}</strong>", what=e(what), until=e(until))
+    line = texts.t(key, who=f"<strong>{e(who)}</strong>", what=e(what), until=e(until))
+    if described.emergency is not None:
+        line += f" <strong class='btg'>{e(texts.t('btg', reason=described.emergency))}</strong>"
+    return line
 
 
 async def grants_of(

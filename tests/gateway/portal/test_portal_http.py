@@ -337,6 +337,9 @@ def test_break_the_glass_is_shown_with_its_reason(
     assert "class='btg-row'" in page
     assert f"Noodtoegang: {BTG_REASON}" in text_of(page)
     assert "Tom Bakker" in text_of(page)
+    grants = text_of(anna.get("/portal/access").text)
+    assert "Tom Bakker mag uw hele dossier zien, tot" in grants
+    assert f"Noodtoegang: {BTG_REASON}" in grants
 
 
 # -- apps --------------------------------------------------------------------------------------
