@@ -1,6 +1,6 @@
 """A small command over the project's SMART client (conformance.smart), for the README:
 
-    python scripts/smart_client.py keys DIR gp          # DIR/gp-private.json, DIR/gp-jwks.json
+    python scripts/smart_client.py keys DIR gp [RS384 ES384]  # DIR/gp-private.json, -jwks.json
     python scripts/smart_client.py backend-token BASE CLIENT_ID DIR/gp-private.json SCOPE
     python scripts/smart_client.py login-token BASE CLIENT_ID USERNAME SCOPE  # reads password
     python scripts/smart_client.py portal ORIGIN USERNAME PATH...  # reads password; page texts
@@ -22,14 +22,21 @@ from conformance import smart
 from conformance.portal import PortalBrowser, text_of
 
 
-def keys(folder: str, name: str) -> None:
-    key = smart.new_key("RS384")
+def keys(folder: str, name: str, *algorithms: str) -> None:
+    """DIR/NAME-private.json (one private JWK, or a JWKS of several: RS384, ES384) and
+    DIR/NAME-jwks.json (the public JWKS to register); prints the latter's path."""
+    made = [smart.new_key(a) for a in (algorithms or ("RS384",))]
     target = Path(folder)
     private = target / f"{name}-private.json"
-    private.write_text(json.dumps(key.as_dict(private=True)))
+    secret = (
+        made[0].as_dict(private=True)
+        if len(made) == 1
+        else {"keys": [k.as_dict(private=True) for k in made]}
+    )
+    private.write_text(json.dumps(secret))
     private.chmod(0o600)
     public = target / f"{name}-jwks.json"
-    public.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    public.write_text(json.dumps({"keys": [k.as_dict(private=False) for k in made]}))
     print(public)
 
 

@@ -6,7 +6,7 @@
   reading an answer; the status per payer;
 - ``wmo323`` / ``wmo325``: the iWmo 3.2 declaratie to a municipality (model, streamed XML
   writer, the vendored XSD and the message rules of the iWmo validation) and its answer;
-- ``aw319`` / ``aw319_layout``: the Vektis AW319 v1.4 fixed-width file, its layout a table;
+- ``aw319``: the Vektis AW319 v1.4 fixed-width file, its layout a table (mappings.nl);
 - ``gds801``: the Vektis GDS801 for GGZ, unverified against Vecozo (no public XSD);
 - ``cli`` / ``plugin``: ``eigendossier declare ...`` and ``POST [base]/$declare``, joined
   to the gateway through the entry point ``eigendossier.plugins`` (ADR 0012).

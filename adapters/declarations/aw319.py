@@ -4,7 +4,7 @@ Records of 310 positions, CR LF after each: 01 (the sender and the period), per 
 client a 02 followed by their 04 prestatie records, and 99 with the counts and the net total.
 N fields are digits, right-aligned and zero-padded; AN fields left-aligned and space-padded;
 amounts are eurocents with a separate debet/credit indicator. The layout is data
-(:mod:`adapters.declarations.aw319_layout`); :func:`aw319_text` writes a message and
+(:mod:`mappings.nl.aw319_layout`); :func:`aw319_text` writes a message and
 :func:`aw319_faults` reads any file back against the layout and the cross-record rules
 (running detail ids, 04 repeating its 02, the 99 counts and total, amounts that multiply).
 """
@@ -15,8 +15,8 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from adapters.declarations.aw319_layout import LAYOUT, RECORD_LENGTH
 from adapters.declarations.wmo323 import Fault
+from mappings.nl.aw319_layout import LAYOUT, RECORD_LENGTH
 
 __all__ = [
     "CODE_WIJKVERPLEGING",

@@ -231,7 +231,7 @@ def _prestatie(parent: etree._Element, prestatie: Prestatie) -> None:
 
 @cache
 def _schema() -> etree.XMLSchema:
-    folder = resources.files("adapters.declarations").joinpath("schemas", "iwmo")
+    folder = resources.files("mappings.nl").joinpath("data", "iwmo")
     with resources.as_file(folder) as path:
         return etree.XMLSchema(etree.parse(str(path / "WMO323.xsd")))
 

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli.admin import accounts_app, apps_app, keys_app
-from gateway.cli.data import conformance_app, db_app, definitions_app, demo_app
+from gateway.cli.data import db_app, definitions_app, demo_app
 from gateway.cli.delivery import outbox_app, worker
 from gateway.cli.serve import serve
 from gateway.plugins import command_line_opener, load_plugins
@@ -33,10 +33,9 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(demo_app, name="demo")
-app.add_typer(conformance_app, name="conformance")
 app.command()(worker)
 app.add_typer(outbox_app, name="outbox")
-for _plugin in load_plugins():  # adapters: `eigendossier declare ...` (ADR 0012)
+for _plugin in load_plugins():  # `eigendossier declare ...`, `conformance ...` (ADR 0012)
     if _plugin.commands is not None:
         app.add_typer(_plugin.commands(command_line_opener(_plugin.name)), name=_plugin.name)
 

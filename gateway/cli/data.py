@@ -1,7 +1,7 @@
 """``eigendossier db``, ``definitions`` and ``demo``: the schema and what is loaded into it.
 
-``definitions`` was called ``conformance`` before the integrators' conformance kit took that
-name; the old command still works and says it is deprecated.
+``definitions`` was once called ``conformance``; that name is now the integrators'
+conformance kit's (a plugin: ``eigendossier conformance run|check|list``).
 """
 
 from __future__ import annotations
@@ -16,15 +16,12 @@ from gateway.cli.common import CanonicalBase, DatabaseUrl, fail, opened, service
 from gateway.settings import DEFAULT_DATABASE_URL
 from mappings.care.base import DEFAULT_BASE
 
-__all__ = ["conformance_app", "db_app", "definitions_app", "demo_app"]
+__all__ = ["db_app", "definitions_app", "demo_app"]
 
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 definitions_app = typer.Typer(
     help="Our profiles, code systems, value sets, questionnaires, operations.",
     no_args_is_help=True,
-)
-conformance_app = typer.Typer(
-    help="Deprecated name of `definitions`.", no_args_is_help=True, deprecated=True
 )
 demo_app = typer.Typer(help="A realistic demo dossier.", no_args_is_help=True)
 
@@ -96,27 +93,6 @@ def definitions_export(canonical_base: CanonicalBase = DEFAULT_BASE) -> None:
 
     bundle = as_transaction(_definitions(canonical_base))
     typer.echo(json.dumps(bundle, ensure_ascii=False, indent=1))
-
-
-def _deprecated() -> None:
-    typer.echo("`eigendossier conformance` is deprecated: use `eigendossier definitions`", err=True)
-
-
-@conformance_app.command("load")
-def conformance_load(
-    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
-    canonical_base: CanonicalBase = DEFAULT_BASE,
-) -> None:
-    """Deprecated: `eigendossier definitions load`."""
-    _deprecated()
-    definitions_load(database_url, canonical_base)
-
-
-@conformance_app.command("export")
-def conformance_export(canonical_base: CanonicalBase = DEFAULT_BASE) -> None:
-    """Deprecated: `eigendossier definitions export`."""
-    _deprecated()
-    definitions_export(canonical_base)
 
 
 @demo_app.command("load")

@@ -9,13 +9,12 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from gateway.interactions.common import check_type
+from gateway.interactions.common import check_type, profile_issues
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.store.repository import Session
 from mappings.core.clock import format_instant
 from mappings.core.errors import Invalid, Issue, operation_outcome
 from mappings.core.uris import FHIR_VERSION
-from mappings.nl.identifiers import identifier_issues
 
 __all__ = ["capabilities", "validate"]
 
@@ -186,6 +185,13 @@ def _validate_input(request: FhirRequest) -> tuple[Any, str | None, str | None]:
     return body, mode, profile
 
 
+def _claimed(resource: Any) -> set[str]:
+    """The profiles ``resource`` claims in ``meta.profile`` (without versions)."""
+    meta = resource.get("meta") if isinstance(resource, dict) else None
+    claimed = meta.get("profile", []) if isinstance(meta, dict) else []
+    return {str(p).split("|", 1)[0] for p in claimed if isinstance(p, str)}
+
+
 def validate(
     context: Context,
     request: FhirRequest,
@@ -210,7 +216,7 @@ def validate(
             )
         else:
             issues += context.services.validator.validate(resource)
-            issues += identifier_issues(resource)
+            issues += profile_issues(context, resource)  # the profiles it claims, as a write
         if mode == "update" and resource.get("id") != resource_id:
             issues.append(
                 Issue(
@@ -221,9 +227,15 @@ def validate(
                 )
             )
     care = context.services.care
+    claimed = _claimed(resource)
     if profile and care.knows(profile.split("|", 1)[0]):
-        if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
-            issues += care.check(resource, profile.split("|", 1)[0])
+        url = profile.split("|", 1)[0]
+        if (
+            isinstance(resource, dict)
+            and resource.get("resourceType") == resource_type
+            and url not in claimed
+        ):
+            issues += care.check(resource, url)
     elif profile and profile != f"{_CORE_SD}{resource_type}":
         issues.append(
             Issue("error", "not-supported", f"Profile {profile[:200]} is not known to this server")

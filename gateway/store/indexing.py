@@ -29,8 +29,15 @@ __all__ = ["Indexing"]
 class Indexing(SessionBase):
     """Index rows and compartments of the resources a session writes."""
 
-    def _unindex(self, pk: int) -> None:
-        for table in (*INDEX_TABLES.values(), patient_compartment):
+    def _unindex(self, pk: int, *, keep_compartment: bool = False) -> None:
+        """Drop the index rows of ``pk``; a delete keeps its compartment, so that whoever
+        could read the resource learns it is gone (410), and nobody else (404)."""
+        tables = (
+            INDEX_TABLES.values()
+            if keep_compartment
+            else (*INDEX_TABLES.values(), patient_compartment)
+        )
+        for table in tables:
             self.connection.execute(delete(table).where(table.c.res_pk == pk))
 
     def _reindex(self, pk: int, resource: dict[str, Any], *, fresh: bool) -> set[str]:

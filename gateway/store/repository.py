@@ -380,7 +380,7 @@ class Session(Indexing, Lookups):
         now = max(to_micros(self.store.clock.now()), current.last_updated + 1)
         self._advance(current, version_id, now, deleted=True, content=None)
         self._version_row(res_type, res_id, version_id, now, True, "DELETE")
-        self._unindex(current.pk)
+        self._unindex(current.pk, keep_compartment=True)
         if res_type == "Group":
             self._rehouse(res_id)
         return Stored(res_type, res_id, version_id, now, None, False)

@@ -530,3 +530,31 @@ def test_the_official_not_them_example_is_kept_and_enforced(world: dict[str, Any
     refused = _grant(world, example("Consent-consent-example-Out") | {"id": "out"})
     assert refused.status_code == 422
     assert refused.json()["issue"][0]["expression"] == ["Consent.provision.actor[0].role"]
+
+
+def test_a_deleted_resource_is_gone_to_whoever_could_read_it_and_unknown_to_others(
+    secure: dict[str, Any], client: httpx.Client
+) -> None:
+    assert (
+        client.put("Patient/anna", json={"resourceType": "Patient", "id": "anna"}).status_code
+        == 201
+    )
+    security, base = secure["security"], secure["base"]
+    account(security, "anna", "patient", "Patient/anna")
+    anna = login(base, security, "anna")["access_token"]
+    gp_id, gp_key = backend_app(security)
+    gp = backend_token(base, gp_id, gp_key).json()["access_token"]
+    note = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "gewicht"},
+        "subject": {"reference": "Patient/anna"},
+    }
+    made = httpx.post(f"{base}/Observation", json=note, headers=bearer(anna))
+    assert made.status_code == 201, made.text
+    url = f"{base}/Observation/{made.json()['id']}"
+    assert httpx.delete(url, headers=bearer(anna)).status_code in (200, 204)
+    assert httpx.get(url, headers=bearer(anna)).status_code == 410
+    assert httpx.get(url, headers=bearer(gp)).status_code == 404
+    found = httpx.get(f"{base}/Observation", headers=bearer(anna)).json()
+    assert found["total"] == 0  # a search never finds what is deleted

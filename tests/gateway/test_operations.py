@@ -92,6 +92,26 @@ def test_validate_reports_faults_and_stores_nothing(client: httpx.Client) -> Non
     assert unknown_profile["issue"][0]["code"] == "not-supported"
 
 
+def test_validate_checks_the_profiles_a_resource_claims_as_a_write_does(
+    client: httpx.Client,
+) -> None:
+    """$validate answers what a create would: a ZRM score of 9 claims zrm-observation and
+    breaks it, named at its element, with or without a profile parameter."""
+    import datetime as dt
+
+    from mappings.care.demo import demo_dossier
+
+    zrm = next(r for r in demo_dossier(dt.date(2026, 12, 1)) if r["id"] == "anna-zrm-1-financien")
+    good = client.post("Observation/$validate", json=zrm, headers=JSON).json()
+    assert [i for i in good["issue"] if i["severity"] == "error"] == []
+    wrong = {**zrm, "valueInteger": 9}
+    for params in ({}, {"profile": zrm["meta"]["profile"][0]}):
+        found = client.post("Observation/$validate", params=params, json=wrong, headers=JSON)
+        errors = [i for i in found.json()["issue"] if i["severity"] == "error"]
+        assert [i["expression"] for i in errors] == [["Observation.valueInteger"]], errors
+    assert client.post("Observation", json=wrong, headers=JSON).status_code in (400, 422)
+
+
 #: the core's, the one route of plugins' operations, and the Bulk Data IG's
 _NOT_OURS = ("$validate", "$operation", "$export", "$export-status", "$export-file")
 

@@ -20,7 +20,7 @@ from adapters.declarations.aw319 import (
     decode,
     encode,
 )
-from adapters.declarations.aw319_layout import LAYOUT, RECORD_LENGTH
+from mappings.nl.aw319_layout import LAYOUT, RECORD_LENGTH
 
 DAY = dt.date(2026, 4, 1)
 

@@ -45,9 +45,7 @@ def _message(*clients: Client, **changes: object) -> Declaratie:
 
 
 def test_the_vendored_sample_validates() -> None:
-    sample = resources.files("adapters.declarations").joinpath(
-        "schemas", "iwmo", "sample-WMO323.xml"
-    )
+    sample = resources.files("mappings.nl").joinpath("data", "iwmo", "sample-WMO323.xml")
     assert xsd_faults(sample.read_bytes()) == []
 
 
