@@ -152,8 +152,13 @@ def check_command(
 
 
 @conformance_app.command("list")
-def list_command() -> None:
+def list_command(
+    markdown: Annotated[bool, typer.Option(help="As the table of docs/conformance.md")] = False,
+) -> None:
     """Every check: id, suite, whether required, title, requirement and link."""
+    if markdown:
+        typer.echo(report.markdown_catalogue(), nl=False)
+        return
     for check in checks_of(SUITES):
         required = "required" if check.required else "optional"
         typer.echo(f"{check.id}\t{check.suite}\t{required}\t{check.title}\t{check.link}")

@@ -16,7 +16,7 @@ from lxml import etree
 
 from conformance.kit.model import Result, Status
 
-__all__ = ["console", "junit_xml", "test_report"]
+__all__ = ["console", "junit_xml", "markdown_catalogue", "test_report"]
 
 _MARK = {
     Status.PASSED: "PASS ",
@@ -151,3 +151,27 @@ def test_report(
         ],
         "test": tests,
     }
+
+
+def markdown_catalogue() -> str:
+    """Every check as a Markdown table: id, suite, required, title, requirement, link."""
+    from conformance.kit.model import SUITES  # noqa: PLC0415
+    from conformance.kit.runner import checks_of  # noqa: PLC0415 (the catalogue, filled)
+
+    rows = [
+        "| id | suite | | check | requirement (source) | asserts |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for check in checks_of(SUITES):
+        needed = "required" if check.required else "optional"
+        link = check.link if "://" in check.link else f"../{check.link}"  # from docs/
+        cells = [_cell(check.title), _cell(check.requirement), _cell(check.asserts)]
+        rows.append(
+            f"| `{check.id}` | {check.suite} | {needed} | {cells[0]} | "
+            f"{cells[1]} ([source]({link})) | {cells[2]} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")

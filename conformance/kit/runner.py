@@ -48,9 +48,14 @@ def run(
     options: Options,
     suites: Iterable[str] = SUITES,
     progress: Callable[[Result], None] | None = None,
+    only: Iterable[str] | None = None,
 ) -> list[Result]:
-    """Every check of ``suites`` against the server ``options`` names."""
+    """Every check of ``suites`` (or only the checks ``only`` names, with what they need)
+    against the server ``options`` names."""
     checks = checks_of(suites)
+    if only is not None:
+        wanted = _with_needs(set(only), checks)
+        checks = [c for c in checks if c.id in wanted]
     ran = {c.id for c in checks}
     results: dict[str, Result] = {}
     session = Session(options)
@@ -73,6 +78,19 @@ def run(
     finally:
         session.close()
     return list(results.values())
+
+
+def _with_needs(ids: set[str], checks: list[Check]) -> set[str]:
+    by_id = {c.id: c for c in checks}
+    found = set()
+    todo = list(ids)
+    while todo:
+        current = todo.pop()
+        if current in found or current not in by_id:
+            continue
+        found.add(current)
+        todo.extend(by_id[current].needs)
+    return found
 
 
 def passed(results: Iterable[Result]) -> bool:

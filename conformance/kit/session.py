@@ -45,6 +45,7 @@ class Options:
     grantee: str | None = None  # the Organization/... the backend app acts for
     canonical_base: str = "https://eigendossier.nl/fhir"
     timeout: float = 20.0
+    transport: httpx.BaseTransport | None = None  # another way to the server (tests, proxies)
 
 
 @dataclass(slots=True)
@@ -79,7 +80,10 @@ class Session:
 
     def __post_init__(self) -> None:
         self.http = httpx.Client(
-            timeout=self.options.timeout, follow_redirects=False, trust_env=False
+            timeout=self.options.timeout,
+            follow_redirects=False,
+            trust_env=False,
+            transport=self.options.transport,
         )
 
     def close(self) -> None:
