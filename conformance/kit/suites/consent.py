@@ -187,7 +187,8 @@ def leak_paths(session: Session) -> None:
     link=_DOCS,
     inputs="--patient-login, --client-id, --key, --grantee",
     asserts="the client writes a Consent permitting the grantee Observations: 201; the app "
-    "then reads the Observation (200) and counts it, and still not the client's Patient",
+    "then reads the Observation (200) and counts it, and still not the client's Patient, "
+    "neither read nor by _include",
     needs=("consent-01",),
 )
 def grant(session: Session) -> None:
@@ -206,6 +207,13 @@ def grant(session: Session) -> None:
         "a search does not find it",
     )
     expect(_app_reads(session, f"Patient/{patient}") in (403, 404), "the Patient was not granted")
+    included = session.fhir(
+        "GET",
+        f"Observation?subject=Patient/{patient}&code={_CODE}&_include=Observation:subject",
+        token=session.backend_token(),
+    )
+    leaked = [r for r in included.entries() if r.get("resourceType") == "Patient"]
+    expect(not leaked, "_include brings the Patient the grant does not name")
 
 
 @check(
