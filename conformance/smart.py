@@ -33,6 +33,7 @@ __all__ = [
     "authorize",
     "backend_token",
     "bearer",
+    "code_form",
     "code_from",
     "exchange",
     "new_key",
@@ -187,7 +188,15 @@ def exchange(
     **extra: str,
 ) -> httpx.Response:
     """The token request of the authorization-code flow."""
-    form = {
+    form = code_form(client_id, code, verifier, redirect, **extra)
+    return httpx.post(token_url(base), data=form)
+
+
+def code_form(
+    client_id: str, code: str, verifier: str, redirect: str = REDIRECT, **extra: str
+) -> dict[str, str]:
+    """The form of an authorization-code token request (RFC 6749 4.1.3, RFC 7636)."""
+    return {
         "grant_type": "authorization_code",
         "code": code,
         "redirect_uri": redirect,
@@ -195,7 +204,6 @@ def exchange(
         "code_verifier": verifier,
         **extra,
     }
-    return httpx.post(token_url(base), data=form)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -277,14 +277,7 @@ class Session:
 
     def exchange(self, code: str, verifier: str, **extra: str) -> Answer:
         client_id, redirect = self.launch_client()
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect,
-            "client_id": client_id,
-            "code_verifier": verifier,
-            **extra,
-        }
+        form = smart.code_form(client_id, code, verifier, redirect, **extra)
         return self.request(
             "POST",
             self.endpoint("token_endpoint"),

@@ -143,6 +143,11 @@ class Portal:
             name, value, max_age=age, path=path, secure=self.secure, httponly=True, samesite="lax"
         )
 
+    def _keep(self, response: Response, session: Session) -> None:
+        """The session into the browser's cookie (sealed), for the portal's paths only."""
+        sealed = self.sessions.seal(session.dump(), _SESSION_LIFETIME)
+        self._cookie(response, _SESSION, sealed, "/portal", _SESSION_LIFETIME)
+
     def _today(self) -> dt.date:
         return self.wiring.clock.now().date()
 
@@ -226,13 +231,7 @@ class Portal:
         else:
             response = result
         if session.changed:
-            self._cookie(
-                response,
-                _SESSION,
-                self.sessions.seal(session.dump(), _SESSION_LIFETIME),
-                "/portal",
-                _SESSION_LIFETIME,
-            )
+            self._keep(response, session)
         return response
 
     async def form(self, request: Request, session: Session) -> dict[str, list[str]] | None:
@@ -346,13 +345,7 @@ class Portal:
             csrf=secrets.token_urlsafe(24),
         )
         response = RedirectResponse("/portal", status_code=303)
-        self._cookie(
-            response,
-            _SESSION,
-            self.sessions.seal(session.dump(), _SESSION_LIFETIME),
-            "/portal",
-            _SESSION_LIFETIME,
-        )
+        self._keep(response, session)
         response.delete_cookie(_LOGIN, path="/portal/callback")
         return response
 

@@ -13,7 +13,7 @@ from consent.registry import AccountKind
 from gateway.loading import load
 from mappings.care.demo import demo_dossier
 from tests.portal import PortalBrowser
-from tests.smart import account, backend_app, backend_token, bearer, login
+from tests.smart import account, backend_app, backend_token, bearer, login, public_app
 
 FAR = (dt.date.today() + dt.timedelta(days=120)).isoformat()
 GP_AGB = "http://fhir.nl/fhir/NamingSystem/agb-z|01234567"  # Huisartsenpraktijk Zuid's
@@ -83,3 +83,22 @@ def consents(dossier: dict[str, Any]) -> list[dict[str, Any]]:
         f"{dossier['base']}/Consent", params={"patient": "Patient/anna"}, headers=bearer(token)
     ).json()
     return [e["resource"] for e in found.get("entry", [])]
+
+
+def the_doctor_breaks_the_glass(dossier: dict[str, Any]) -> None:
+    """Tom, a doctor on call outside Anna's team, breaks the glass and reads her crisis
+    plan under it."""
+    scope = "openid fhirUser user/*.cruds"
+    app = public_app(dossier["security"], scope=scope)
+    tom = login(dossier["base"], dossier["security"], "tom", scope=scope, client_id=app)
+    opened = httpx.post(
+        f"{dossier['base']}/Patient/anna/$break-the-glass",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": BTG_REASON}],
+        },
+        headers=bearer(tom["access_token"]),
+    )
+    assert opened.status_code == 201, opened.text
+    read = f"{dossier['base']}/CarePlan/crisisplan"
+    assert httpx.get(read, headers=bearer(tom["access_token"])).status_code == 200

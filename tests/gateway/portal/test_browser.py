@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.portal.conftest import BTG_REASON, FAR, gp_token
-from tests.smart import PASSWORD, bearer, login, public_app
+from tests.gateway.portal.conftest import BTG_REASON, FAR, gp_token, the_doctor_breaks_the_glass
+from tests.smart import PASSWORD, bearer, login
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS = pathlib.Path(__file__).parents[3] / "docs" / "portal"
@@ -171,20 +171,7 @@ def test_a_network_member_sees_the_crisis_plan_and_break_the_glass_is_highlighte
     phone.screenshot(path=shots / "netwerk-telefoon.png", full_page=True)
     lisa.close()
 
-    scope = "openid fhirUser user/*.cruds"
-    app = public_app(dossier["security"], scope=scope)
-    tom = login(dossier["base"], dossier["security"], "tom", scope=scope, client_id=app)
-    opened = httpx.post(
-        f"{dossier['base']}/Patient/anna/$break-the-glass",
-        json={
-            "resourceType": "Parameters",
-            "parameter": [{"name": "reason", "valueString": BTG_REASON}],
-        },
-        headers=bearer(tom["access_token"]),
-    )
-    assert opened.status_code == 201, opened.text
-    read = f"{dossier['base']}/CarePlan/crisisplan"
-    assert httpx.get(read, headers=bearer(tom["access_token"])).status_code == 200
+    the_doctor_breaks_the_glass(dossier)
 
     page.get_by_role("link", name="Wie heeft gekeken").click()
     flagged = page.locator("tr.btg-row")

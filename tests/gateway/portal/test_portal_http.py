@@ -26,9 +26,10 @@ from tests.gateway.portal.conftest import (
     gp_reads,
     gp_token,
     grant,
+    the_doctor_breaks_the_glass,
 )
 from tests.portal import PortalBrowser, text_of
-from tests.smart import bearer, login, public_app
+from tests.smart import bearer, login
 
 # -- logging in -----------------------------------------------------------------------------
 
@@ -319,20 +320,7 @@ def test_the_log_shows_the_gps_access_and_refusal_in_words(
 def test_break_the_glass_is_shown_with_its_reason(
     anna: PortalBrowser, dossier: dict[str, Any]
 ) -> None:
-    scope = "openid fhirUser user/*.cruds"
-    app = public_app(dossier["security"], scope=scope)
-    tom = login(dossier["base"], dossier["security"], "tom", scope=scope, client_id=app)
-    opened = httpx.post(
-        f"{dossier['base']}/Patient/anna/$break-the-glass",
-        json={
-            "resourceType": "Parameters",
-            "parameter": [{"name": "reason", "valueString": BTG_REASON}],
-        },
-        headers=bearer(tom["access_token"]),
-    )
-    assert opened.status_code == 201, opened.text
-    read = httpx.get(f"{dossier['base']}/CarePlan/crisisplan", headers=bearer(tom["access_token"]))
-    assert read.status_code == 200
+    the_doctor_breaks_the_glass(dossier)
     page = anna.get("/portal/log").text
     assert "class='btg-row'" in page
     assert f"Noodtoegang: {BTG_REASON}" in text_of(page)
