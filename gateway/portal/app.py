@@ -376,7 +376,7 @@ class Portal:
     async def scores(self, request: Request) -> Response:
         async def render(api: Api, texts: PortalTexts, session: Session) -> str:
             assert session.patient is not None
-            return await views.scores_page(api, texts, session.patient, self.wiring.canon)
+            return await views.scores_page(api, texts, session.patient)
 
         return await self.page(request, render, title_key="scores_title", current="scores")
 

@@ -27,7 +27,6 @@ from mappings.care.zrm_codes import DOMAINS, MOMENTS
 
 __all__ = [
     "DOSSIER_TYPES",
-    "Viewer",
     "access_page",
     "apps_page",
     "crisis_plan_refs",
@@ -61,15 +60,6 @@ DOSSIER_TYPES = (
 _ACTOR_TYPES = ("Organization", "Practitioner", "CareTeam", "RelatedPerson")
 _BTG = "BTG"
 _RECENT_DAYS = 90
-
-
-@dataclass(frozen=True, slots=True)
-class Viewer:
-    """Who is looking, as their token says: the client (``patient``) or a network member."""
-
-    user: str  # fhirUser: Patient/anna, RelatedPerson/lisa
-    patient: str | None  # the client's id, for the client themself
-    name: str
 
 
 # -- names --------------------------------------------------------------------------------
@@ -301,7 +291,7 @@ async def plan_page(api: Api, texts: PortalTexts, canon: Canon, today: dt.date) 
 # -- scores -------------------------------------------------------------------------------
 
 
-async def _series(api: Api, patient: str, canon: Canon, texts: PortalTexts) -> list[Series]:
+async def _series(api: Api, patient: str, texts: PortalTexts) -> list[Series]:
     progress = await api.get(f"Patient/{patient}/$zrm-progress")
     goals = await api.search("Goal", [("subject", f"Patient/{patient}"), ("_count", "200")])
     targets: dict[tuple[str, str], int] = {}
@@ -348,8 +338,8 @@ async def _series(api: Api, patient: str, canon: Canon, texts: PortalTexts) -> l
     return found
 
 
-async def scores_page(api: Api, texts: PortalTexts, patient: str, canon: Canon) -> str:
-    series = await _series(api, patient, canon, texts)
+async def scores_page(api: Api, texts: PortalTexts, patient: str) -> str:
+    series = await _series(api, patient, texts)
     if not series:
         return f"<p>{e(texts.t('no_scores'))}</p>"
     charts = "".join(
