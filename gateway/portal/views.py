@@ -555,7 +555,10 @@ async def access_page(
     if ended:
         history = (
             f"<details><summary>{e(texts.t('ended'))} ({len(ended)})</summary><ul>"
-            + "".join(f"<li>{grant_words(texts, v, known)}</li>" for v in ended)
+            + "".join(
+                f"<li id='grant-{e(v.consent['id'])}'>{grant_words(texts, v, known)}</li>"
+                for v in ended
+            )
             + "</ul></details>"
         )
     editing = next((v for v in active if str(v.consent["id"]) == change), None)
@@ -637,6 +640,50 @@ def _btg(event: dict[str, Any]) -> str | None:
     return None
 
 
+def _shown(key: str, who: str, me: str) -> bool:
+    """Whether the filter ``who`` (others, me, all, or one requester) shows ``key``."""
+    if who == "others":
+        return key != me
+    if who == "me":
+        return key == me
+    return who in ("all", key)
+
+
+def _log_row(event: dict[str, Any], texts: PortalTexts, known: dict[str, str], me: str) -> str:
+    """One access in words: when, who, organisation, what, outcome, and by which grant."""
+    requester = (event.get("agent") or [None])[0]
+    key = _requester_key(event)
+    person = texts.t("you") if key == me else known.get(key, texts.t("unknown"))
+    responsible = _agent(event, "RESP")
+    organisation = known.get(_who_key(responsible), "") if responsible else ""
+    if organisation == person:
+        organisation = ""
+    outcome = {"0": "allowed", "4": "refused"}.get(str(event.get("outcome")), "failed")
+    consents = [
+        str(p).rsplit("/", 1)[-1]
+        for p in (requester or {}).get("policy", [])
+        if "/Consent/" in str(p)
+    ]
+    reason = _btg(event)
+    btg = ""
+    if reason is not None:
+        via = e(texts.t("btg_short"))
+        btg = f"<p class='btg'><strong>{e(texts.t('btg', reason=reason))}</strong></p>"
+    elif consents:  # the grant that allowed it, on the page of grants
+        via = ", ".join(
+            f"<a href='/portal/access#grant-{e(c)}'>{e(texts.t('your_consent'))}</a>"
+            for c in consents
+        )
+    else:
+        via = e(texts.t("own_access")) if key == me else ""
+    row_class = " class='btg-row'" if reason is not None else ""
+    return (
+        f"<tr{row_class}><td>{e(format_moment(texts, str(event.get('recorded', ''))))}</td>"
+        f"<td>{e(person)}</td><td>{e(organisation)}</td><td>{e(_what(event, texts))}{btg}</td>"
+        f"<td class='outcome-{outcome}'>{e(texts.t(outcome))}</td><td>{via}</td></tr>"
+    )
+
+
 async def log_page(
     api: Api,
     texts: PortalTexts,
@@ -672,48 +719,11 @@ async def log_page(
         if system and value:
             for org in await api.search("Organization", [("identifier", f"{system}|{value}")]):
                 known[key] = name_of(org) or value
-    rows = []
-    for event in events:
-        requester = (event.get("agent") or [None])[0]
-        key = _requester_key(event)
-        if who == "others" and key == me:
-            continue
-        if who == "me" and key != me:
-            continue
-        if who not in ("others", "me", "all") and key != who:
-            continue
-        person = texts.t("you") if key == me else known.get(key, texts.t("unknown"))
-        responsible = _agent(event, "RESP")
-        organisation = known.get(_who_key(responsible), "") if responsible else ""
-        if organisation == person:
-            organisation = ""
-        outcome = {"0": "allowed", "4": "refused"}.get(str(event.get("outcome")), "failed")
-        policies = [
-            str(p).rsplit("/", 2)[-2] + "/" + str(p).rsplit("/", 1)[-1]
-            for p in (requester or {}).get("policy", [])
-        ]
-        reason = _btg(event)
-        via = (
-            texts.t("btg_short")
-            if reason is not None
-            else (
-                texts.t("your_consent")
-                if policies
-                else (texts.t("own_access") if key == me else "")
-            )
-        )
-        btg = (
-            f"<p class='btg'><strong>{e(texts.t('btg', reason=reason))}</strong></p>"
-            if reason is not None
-            else ""
-        )
-        row_class = " class='btg-row'" if reason is not None else ""
-        outcome_text = texts.t(outcome)
-        rows.append(
-            f"<tr{row_class}><td>{e(format_moment(texts, str(event.get('recorded', ''))))}</td>"
-            f"<td>{e(person)}</td><td>{e(organisation)}</td><td>{e(_what(event, texts))}{btg}</td>"
-            f"<td class='outcome-{outcome}'>{e(outcome_text)}</td><td>{e(via)}</td></tr>"
-        )
+    rows = [
+        _log_row(event, texts, known, me)
+        for event in events
+        if _shown(_requester_key(event), who, me)
+    ]
     options = [
         ("others", texts.t("log_everyone")),
         ("all", texts.t("log_all")),

@@ -306,6 +306,8 @@ def test_the_log_shows_the_gps_access_and_refusal_in_words(
     page = anna.get("/portal/log")
     words = text_of(page.text)
     assert "Huisartsenpraktijk Zuid bekeek plannen toegestaan uw toestemming" in words
+    granted = next(c for c in consents(dossier) if "Organization/gp" in str(c["provision"]))
+    assert f"href='/portal/access#grant-{granted['id']}'" in page.text  # which grant
     assert "Huisartsenpraktijk Zuid bekeek contacten geweigerd" in words
     assert "uzelf" not in words.split("Tonen", 1)[1]  # by default, others only
     everyone = text_of(anna.get("/portal/log", who="all").text)
