@@ -9,6 +9,9 @@ from lxml import etree
 from conformance.kit.model import FHIR, OURS, SMART, Failed, check, expect
 from conformance.kit.session import Session
 
+#: the checks join the catalogue when this module is imported; nothing is imported from it
+__all__: list[str] = []
+
 _PROFILES = ("zrm-observation", "krachtplan", "crisisplan", "visit")
 _OPERATIONS = ("zrm-progress", "summary", "explain", "break-the-glass")
 _REQUIRED = (

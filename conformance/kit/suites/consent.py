@@ -17,6 +17,9 @@ from typing import Any
 from conformance.kit.model import OURS, Skipped, check, expect
 from conformance.kit.session import Session
 
+#: the checks join the catalogue when this module is imported; nothing is imported from it
+__all__: list[str] = []
+
 _DOCS = f"{OURS}/consent.md"
 _CODE = "29463-7"  # body weight: what the kit's secret Observation records
 

@@ -22,6 +22,9 @@ from conformance import smart
 from conformance.kit.model import SMART, Failed, Skipped, check, expect
 from conformance.kit.session import PATIENT_SCOPE, Answer, Session
 
+#: the checks join the catalogue when this module is imported; nothing is imported from it
+__all__: list[str] = []
+
 _BACKEND = f"{SMART}/backend-services.html"
 _LAUNCH = f"{SMART}/app-launch.html"
 _TOKEN_ERRORS = ("invalid_client", "invalid_grant", "invalid_request")
