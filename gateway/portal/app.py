@@ -394,11 +394,6 @@ class Portal:
 
         async def render(api: Api, texts: PortalTexts, session: Session) -> str:
             assert session.patient is not None
-            notice = ""
-            done = request.query_params.get("done", "")
-            if done in ("granted", "withdrawn"):
-                who = request.query_params.get("who", "")[:200]
-                notice = e(texts.t(done, who=who))
             return await views.access_page(
                 api,
                 texts,
@@ -407,7 +402,7 @@ class Portal:
                 self._today(),
                 session.csrf,
                 change=request.query_params.get("change"),
-                notice=notice,
+                done=(request.query_params.get("done"), request.query_params.get("grant")),
             )
 
         return await self.page(request, render, title_key="access_title", current="access")
@@ -438,18 +433,16 @@ class Portal:
                     notice=notice,
                 )
                 return body, 400
-            done, actors = outcome
-            known = await views.names(api, actors)
-            who = texts.join([known.get(a, a) for a in actors])
-            query = urlencode({"done": done, "who": who})
+            done, consent = outcome  # the page names whom, from the Consent itself
+            query = urlencode({"done": done, "grant": consent})
             return RedirectResponse(f"/portal/access?{query}", status_code=303)
 
         return await self.page(request, render, title_key="access_title", current="access")
 
     async def _apply(
         self, api: Api, patient: str, fields: dict[str, list[str]]
-    ) -> tuple[str, list[str]] | str:
-        """Grant, change or withdraw: ('granted'|'withdrawn', the actors), or why not."""
+    ) -> tuple[str, str] | str:
+        """Grant, change or withdraw: ('granted'|'withdrawn', the Consent's id), or why not."""
         texts_key = "bad_choice"
         action = (fields.get("action") or [""])[0]
         now = self.wiring.clock.now()
@@ -459,12 +452,11 @@ class Portal:
                 f"Patient/{patient}"
             ):
                 return texts_key
-            described = describe(consent)
             consent["status"] = "inactive"
             status, _ = await api.write("PUT", f"Consent/{consent['id']}", consent)
             if status >= 400:
                 raise ApiError(status)
-            return "withdrawn", list(described.actors)
+            return "withdrawn", str(consent["id"])
         categories = fields.get("category", [])
         try:
             end = dt.date.fromisoformat((fields.get("end") or [""])[0])
@@ -496,10 +488,10 @@ class Portal:
         except ValueError:
             return texts_key
         method, path = ("PUT", f"Consent/{ident}") if ident else ("POST", "Consent")
-        status, _ = await api.write(method, path, consent)
+        status, written = await api.write(method, path, consent)
         if status >= 400:
             raise ApiError(status)
-        return "granted", [actor]
+        return "granted", str(written.get("id") or ident)
 
     async def log(self, request: Request) -> Response:
         async def render(api: Api, texts: PortalTexts, session: Session) -> str:

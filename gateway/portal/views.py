@@ -523,8 +523,17 @@ async def access_page(
     *,
     change: str | None = None,
     notice: str = "",
+    done: tuple[str | None, str | None] = (None, None),
 ) -> str:
+    """The client's grants, the form to give (or change) one, and ``notice`` (escaped) or
+    what ``done`` says was just done to which Consent (named from the Consent itself)."""
     views, crisis, known = await grants_of(api, patient, canon, today)
+    what, which = done
+    if what in ("granted", "withdrawn"):
+        for view in views:
+            if str(view.consent.get("id")) == which:
+                who = texts.join([known.get(a, texts.t("unknown")) for a in view.described.actors])
+                notice = e(texts.t(what, who=who))
     active = [v for v in views if v.active]
     ended = [v for v in views if not v.active]
     items = []

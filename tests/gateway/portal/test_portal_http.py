@@ -461,3 +461,9 @@ def test_a_household_plan_says_whose_it_is(anna: PortalBrowser, dossier: dict[st
     load(dossier["services"], [household, plan], "test: a household plan")
     words = text_of(anna.get("/portal/plan").text)
     assert "Samen rondkomen Huishoudplan : Plan van Huishouden Jansen" in words
+
+
+def test_a_crafted_link_cannot_put_words_in_the_portals_mouth(anna: PortalBrowser) -> None:
+    page = anna.get("/portal/access", done="granted", who="Boef BV", grant="not-a-consent")
+    words = text_of(page.text)
+    assert "Opgeslagen" not in words and "Boef BV" not in words
