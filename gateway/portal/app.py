@@ -382,7 +382,9 @@ class Portal:
 
     async def shared(self, request: Request) -> Response:
         async def render(api: Api, texts: PortalTexts, session: Session) -> str:
-            return await views.shared_page(api, texts, self.wiring.canon, self._today())
+            return await views.shared_page(
+                api, texts, self.wiring.canon, self._today(), session.user
+            )
 
         return await self.page(
             request, render, title_key="shared_title", current="shared", client_only=False

@@ -218,7 +218,7 @@ def _plan_html(
 
 
 async def _plans_and_visits(
-    api: Api, texts: PortalTexts, canon: Canon, today: dt.date, *, client: bool
+    api: Api, texts: PortalTexts, canon: Canon, today: dt.date, *, client: bool, me: str = ""
 ) -> str:
     plans = await api.search("CarePlan", [("status", "active"), ("_count", "100")])
     goals = {f"Goal/{g['id']}": g for g in await api.search("Goal", [("_count", "200")])}
@@ -237,6 +237,8 @@ async def _plans_and_visits(
     references |= {_ref(p.get("individual")) for v in visits for p in v.get("participant", [])}
     references |= {_ref(m.get("member")) for t in teams for m in t.get("participant", [])}
     known = await names(api, references)
+    if me and me not in known:  # the viewer, named in a plan they may see
+        known[me] = texts.t("you")
     parts: list[str] = []
     crisis = [p for p in plans if _plan_kind(p, canon) == "crisisplan"]
     others = [p for p in plans if _plan_kind(p, canon) != "crisisplan"]
@@ -862,10 +864,12 @@ def record_page(texts: PortalTexts, resources: list[dict[str, Any]]) -> str:
     return "".join(sections)
 
 
-async def shared_page(api: Api, texts: PortalTexts, canon: Canon, today: dt.date) -> str:
+async def shared_page(
+    api: Api, texts: PortalTexts, canon: Canon, today: dt.date, me: str = ""
+) -> str:
     """What a network member may see: every client's plans and visits shared with them."""
     patients = await api.search("Patient", [("_count", "50")])
-    body = await _plans_and_visits(api, texts, canon, today, client=False)
+    body = await _plans_and_visits(api, texts, canon, today, client=False, me=me)
     intro = f"<p>{e(texts.t('shared_intro'))}</p>"
     if patients:
         intro += "".join(

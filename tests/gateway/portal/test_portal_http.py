@@ -399,6 +399,7 @@ def test_a_network_member_sees_only_what_the_client_granted_them(
     assert "Crisisplan" in shared and "Post stapelt zich op" in shared
     assert "Weer grip op geld en post" not in shared  # the krachtplan was not granted
     assert "Dossier van Anna Jansen" in shared
+    assert "uzelf Belt Anna en gaat langs" in shared  # Lisa named as herself in the plan
     log = text_of(anna.get("/portal/log").text)
     assert "Lisa Jansen zocht of vroeg op plannen toegestaan uw toestemming" in log
     assert "geweigerd" not in log  # the portal asks nothing of Lisa that Anna did not grant
