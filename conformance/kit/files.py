@@ -30,6 +30,8 @@ from lxml import etree
 from conformance.kit.judge import problems
 from mappings.care.base import Canon
 from mappings.care.definitions import CareDefinitions
+from mappings.core.errors import Invalid
+from mappings.core.xml import parse_hardened
 from mappings.nl.aw319_layout import LAYOUT, RECORD_LENGTH
 from mappings.nl.identifiers import is_bsn
 
@@ -119,13 +121,10 @@ def _day(text: str) -> dt.date | None:
 
 
 def _wmo323(data: bytes) -> list[Finding]:
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-    )
-    try:
-        document = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as error:
-        return [Finding(f"line {error.lineno}", "not well-formed XML")]
+    try:  # the project's hardened parser: no entities, no DTD (an entity would crash the XSD)
+        document = parse_hardened(data)
+    except Invalid as error:
+        return [Finding("file", error.diagnostics)]
     if document.tag != f"{_WMO323}Bericht":
         return [Finding("root", f"not a WMO323 Bericht: {document.tag}")]
     schema = _schema()

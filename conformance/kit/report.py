@@ -14,7 +14,8 @@ from typing import Any
 
 from lxml import etree
 
-from conformance.kit.model import Result, Status
+from conformance.kit.model import SUITES, Result, Status
+from conformance.kit.runner import checks_of
 
 __all__ = ["console", "junit_xml", "markdown_catalogue", "test_report"]
 
@@ -155,8 +156,6 @@ def test_report(
 
 def markdown_catalogue() -> str:
     """Every check as a Markdown table: id, suite, required, title, requirement, link."""
-    from conformance.kit.model import SUITES  # noqa: PLC0415
-    from conformance.kit.runner import checks_of  # noqa: PLC0415 (the catalogue, filled)
 
     rows = [
         "| id | suite | | check | requirement (source) | asserts |",

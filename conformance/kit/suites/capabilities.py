@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from lxml import etree
-
 from conformance.kit.model import FHIR, OURS, SMART, Failed, check, expect
 from conformance.kit.session import Session
+from mappings.core.errors import Invalid
+from mappings.core.xml import parse_hardened
 
 #: the checks join the catalogue when this module is imported; nothing is imported from it
 __all__: list[str] = []
@@ -233,11 +233,9 @@ def xml_agrees(session: Session) -> None:
     answer = session.request("GET", "metadata", headers={"Accept": "application/fhir+xml"})
     expect(answer.status == 200, f"GET metadata as XML answered {answer.status}")
     try:
-        root = etree.fromstring(
-            answer.text.encode(), etree.XMLParser(resolve_entities=False, no_network=True)
-        )
-    except etree.XMLSyntaxError as error:
-        raise Failed(f"the XML does not parse: {error}") from None
+        root = parse_hardened(answer.text.encode())
+    except Invalid as error:
+        raise Failed(f"the XML is refused: {error.diagnostics}") from None
     expect(root.tag == f"{_XHTML}CapabilityStatement", f"the XML root is {root.tag}")
     json_form = capability(session)
     for name in ("fhirVersion", "status", "kind"):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from lxml import etree
-
 from conformance.kit.model import FHIR, Failed, check, expect
 from conformance.kit.session import Answer, Session
+from mappings.core.errors import Invalid
+from mappings.core.xml import parse_hardened
 
 #: the checks join the catalogue when this module is imported; nothing is imported from it
 __all__: list[str] = []
@@ -429,11 +429,9 @@ def xml_json(session: Session) -> None:
     expect(answer.status == 200, f"the XML read answered {answer.status}")
     expect("xml" in answer.headers.get("content-type", ""), "the answer is not XML")
     try:
-        root = etree.fromstring(
-            answer.text.encode(), etree.XMLParser(resolve_entities=False, no_network=True)
-        )
-    except etree.XMLSyntaxError as error:
-        raise Failed(f"the XML does not parse: {error}") from None
+        root = parse_hardened(answer.text.encode())
+    except Invalid as error:
+        raise Failed(f"the XML is refused: {error.diagnostics}") from None
 
     def value(path: str) -> str | None:
         found = root.find(path)

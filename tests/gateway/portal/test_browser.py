@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright import sync_api as playwright_sync
 
 from tests.gateway.portal.conftest import BTG_REASON, FAR, gp_token, the_doctor_breaks_the_glass
 from tests.smart import PASSWORD, bearer, login
@@ -26,8 +27,6 @@ from tests.smart import PASSWORD, bearer, login
 CHROMIUM = "/usr/bin/chromium"
 DOCS = pathlib.Path(__file__).parents[3] / "docs" / "portal"
 _AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
