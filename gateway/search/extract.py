@@ -12,8 +12,10 @@ import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from gateway.search.dates import MAX, MIN, parse_date_range
-from gateway.search.paths import Typed
+from gateway.search.paths import Evaluator, Typed, split_by_key
 from gateway.search.registry import Registry, SearchParam
 
 __all__ = ["IndexRows", "Extractor", "normalise", "split_reference"]
@@ -24,6 +26,12 @@ _STRING_PARTS = {
     "HumanName": ("family", "given", "prefix", "suffix", "text"),
     "Address": ("line", "city", "district", "state", "postalCode", "country", "text"),
 }
+#: an item's JSON up to this size is remembered with its rows (larger ones rarely repeat)
+_MEMO_BYTES = 2048
+#: (index table, the row's identity, the row without res_pk and res_type)
+_Found = tuple[str, tuple[tuple[str, Any], ...], dict[str, Any]]
+#: the parameters split by top-level key, and those evaluated on the whole resource
+_Plan = tuple[dict[str, tuple[tuple[SearchParam, Evaluator], ...]], tuple[SearchParam, ...]]
 _SIMPLE_TOKENS = {"code", "string", "id", "uri", "canonical", "boolean", "url", "oid", "uuid"}
 
 
@@ -57,30 +65,92 @@ class Extractor:
     def __init__(self, registry: Registry, base_url: str) -> None:
         self.registry = registry
         self.base_url = base_url
+        self._plans: dict[str, _Plan] = {}
 
     def rows(self, pk: int, resource: dict[str, Any]) -> tuple[IndexRows, set[str]]:
         """Index rows by parameter type, and the ids of the patients whose compartment holds it."""
         resource_type = resource["resourceType"]
-        out: IndexRows = {}
-        seen: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
-        for param in self.registry.indexed(resource_type):
-            values = param.evaluate(resource)
-            if not values:
+        by_key, whole = self._plan(resource_type)
+        found: list[_Found] = []
+        for key, units in by_key.items():
+            raw = resource.get(key)
+            if raw is None:
                 continue
-            table = out.setdefault(param.type, [])
-            for row in self._rows_for(param, values):
-                row.setdefault("param", param.code)
-                # one row per distinct value: searches test presence (IN, EXISTS, a
-                # distinct count), so a repeated value (the entity type of fifty entities
-                # of an access-log entry) adds nothing but writes
-                key = (param.type, tuple(sorted(row.items())))
-                if key in seen:
-                    continue
-                seen.add(key)
-                row["res_pk"] = pk
-                row["res_type"] = resource_type
-                table.append(row)
+            listed = isinstance(raw, list)
+            for item in raw if listed else (raw,):
+                if item is not None:
+                    found.extend(self._item_rows(resource_type, key, listed, item, units))
+        for param in whole:
+            found.extend(_keyed(param, self._rows_for(param, param.evaluate(resource))))
+        out: IndexRows = {}
+        # one row per distinct value: searches test presence (IN, EXISTS, a distinct
+        # count), so a repeated value (the entity type of fifty entities of an access-log
+        # entry) adds nothing but writes
+        seen: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
+        for table, key_of_row, row in found:
+            if (table, key_of_row) in seen:
+                continue
+            seen.add((table, key_of_row))
+            out.setdefault(table, []).append({**row, "res_pk": pk, "res_type": resource_type})
         return out, self._patients(resource_type, resource, out)
+
+    def _plan(self, resource_type: str) -> _Plan:
+        """The type's indexed parameters split by the top-level key each part reads, and
+        those evaluated on the whole resource (expressions that are not plain paths)."""
+        plan = self._plans.get(resource_type)
+        if plan is None:
+            by_key: dict[str, list[tuple[SearchParam, Evaluator]]] = {}
+            whole: list[SearchParam] = []
+            for param in self.registry.indexed(resource_type):
+                parts = split_by_key(param.evaluate)
+                if parts is None:
+                    whole.append(param)
+                    continue
+                for key, evaluate in parts.items():
+                    by_key.setdefault(key, []).append((param, evaluate))
+            plan = ({k: tuple(v) for k, v in by_key.items()}, tuple(whole))
+            self._plans[resource_type] = plan
+        return plan
+
+    def _item_rows(
+        self,
+        resource_type: str,
+        key: str,
+        listed: bool,
+        item: Any,
+        units: tuple[tuple[SearchParam, Evaluator], ...],
+    ) -> tuple[_Found, ...]:
+        """The rows of one item under ``key`` (an element, or one entry of an array):
+        remembered by the item's JSON, since items repeat from resource to resource (the
+        codes of Observations, the agents and entities of access-log entries)."""
+        try:
+            blob = orjson.dumps(item)
+        except (orjson.JSONEncodeError, TypeError):
+            blob = b""
+        if not blob or len(blob) > _MEMO_BYTES:
+            return self._evaluate_item(resource_type, key, listed, item, units)
+        return self._remembered(resource_type, key, listed, blob)
+
+    @functools.lru_cache(maxsize=16384)  # noqa: B019 (the extractor lives as long as the app)
+    def _remembered(
+        self, resource_type: str, key: str, listed: bool, blob: bytes
+    ) -> tuple[_Found, ...]:
+        by_key, _ = self._plan(resource_type)
+        return self._evaluate_item(resource_type, key, listed, orjson.loads(blob), by_key[key])
+
+    def _evaluate_item(
+        self,
+        resource_type: str,
+        key: str,
+        listed: bool,
+        item: Any,
+        units: tuple[tuple[SearchParam, Evaluator], ...],
+    ) -> tuple[_Found, ...]:
+        alone = {"resourceType": resource_type, key: [item] if listed else item}
+        found: list[_Found] = []
+        for param, evaluate in units:
+            found.extend(_keyed(param, self._rows_for(param, evaluate(alone))))
+        return tuple(found)
 
     def _patients(self, resource_type: str, resource: dict[str, Any], rows: IndexRows) -> set[str]:
         if resource_type == "Patient":
@@ -255,3 +325,9 @@ def _coding_row(coding: dict[str, Any], label: str | None) -> dict[str, Any]:
         "code": str(code)[:_KEY] if code is not None else None,
         "text": normalise(text) if text else None,
     }
+
+
+def _keyed(param: SearchParam, rows: Iterator[dict[str, Any]]) -> Iterator[_Found]:
+    for row in rows:
+        row.setdefault("param", param.code)
+        yield param.type, tuple(sorted(row.items())), row

@@ -18,7 +18,13 @@ from typing import Any
 
 from mappings.core.definitions import Definitions, Node
 
-__all__ = ["RelativeEvaluator", "Typed", "compile_expression", "compile_relative"]
+__all__ = [
+    "RelativeEvaluator",
+    "Typed",
+    "compile_expression",
+    "compile_relative",
+    "split_by_key",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,28 @@ class _PathEvaluator:
                     break
             out.extend(items)
         return out
+
+    def by_key(self) -> dict[str, Evaluator] | None:
+        """The expression split by the resource's top-level JSON key each branch starts
+        from (a choice element has a key per type): evaluated on a resource holding only
+        that key, each part gives exactly the values the whole expression takes from it,
+        item by item of an array, since every step maps items one by one. None when a
+        branch does not start with an element of the resource."""
+        node = self.definitions.resources.get(self.resource_type)
+        if node is None:
+            return None
+        parts: dict[str, list[list[_Step]]] = {}
+        for steps in self.branches:
+            if not steps or steps[0][0] != "name":
+                return None
+            name = steps[0][1]
+            keys = [key for key, _, _ in node.by_name.get(str(name), ())]
+            for key in keys:
+                parts.setdefault(key, []).append(steps)
+        return {
+            key: _PathEvaluator(self.definitions, self.resource_type, branches)
+            for key, branches in parts.items()
+        }
 
     def _step(self, items: list[Typed], kind: str, argument: Any) -> list[Typed]:
         if kind == "cast":
@@ -249,6 +277,12 @@ def compile_expression(definitions: Definitions, resource_type: str, expression:
     if all(b is not None for b in branches):
         return _PathEvaluator(definitions, resource_type, [b for b in branches if b is not None])
     return _fhirpath_evaluator(expression, resource_type)
+
+
+def split_by_key(evaluate: Evaluator) -> dict[str, Evaluator] | None:
+    """``evaluate`` split by the top-level key it reads (see ``_PathEvaluator.by_key``);
+    None for an expression that is not a plain path (fhirpathpy evaluates it whole)."""
+    return evaluate.by_key() if isinstance(evaluate, _PathEvaluator) else None
 
 
 def compile_relative(

@@ -8,11 +8,14 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Dialect,
+    Table,
     and_,
     false,
     insert,
@@ -59,6 +62,20 @@ class Current:
     last_updated: int
     deleted: bool
     content: bytes | None
+
+
+@lru_cache(maxsize=128)
+def _driver_insert(
+    table: Table, columns: tuple[str, ...], dialect: Dialect
+) -> tuple[str, tuple[str, ...]]:
+    """An INSERT of ``columns`` into ``table`` compiled once per database, with the order
+    of its parameters for a positional driver (empty: the driver takes the rows' dicts).
+
+    The pending rows of a write (the index rows above all) are plain strings and numbers,
+    which every driver binds as they are; building SQLAlchemy's parameters for each of
+    them cost more than the database's insert."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    return compiled.string, tuple(compiled.positiontup or ())
 
 
 def outbox_row(
@@ -196,11 +213,21 @@ class SessionBase:
         return len(fresh)
 
     def flush(self) -> None:
-        """Write the index rows collected by :meth:`put`, one multi-row insert per table."""
+        """Write the rows collected by :meth:`put` (index, compartment, versions, outbox):
+        one executemany per table and set of columns, as the driver's own SQL."""
         pending, self._pending = self._pending, {}
         self._pending_versions = {}
+        connection = self._connection
         for name, rows in pending.items():
             if not rows:
                 continue
             table = _PENDING_TABLES[name] if name in _PENDING_TABLES else INDEX_TABLES[name]
-            self._connection.execute(insert(table), rows)
+            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row in rows:
+                by_columns.setdefault(tuple(row), []).append(row)
+            for columns, same in by_columns.items():
+                sql, order = _driver_insert(table, columns, connection.dialect)
+                if order:
+                    connection.exec_driver_sql(sql, [tuple(r[c] for c in order) for r in same])
+                else:
+                    connection.exec_driver_sql(sql, same)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import pytest
 
+from consent.audit import Access, audit_event
+from consent.context import AccessContext
+from consent.scopes import Scopes
 from gateway.search.extract import Extractor, normalise, split_reference
 from gateway.search.paths import compile_expression
 from gateway.search.registry import Registry
@@ -22,6 +28,49 @@ def test_every_parameter_evaluates_on_every_example(name: str) -> None:
     for table, table_rows in rows.items():
         for row in table_rows:
             assert row["res_type"] == resource["resourceType"] and row["param"], table
+
+
+def _whole_expression_rows(extractor: Extractor, pk: int, resource: dict[str, Any]) -> set[Any]:
+    """The rows as every parameter's whole expression on the whole resource gives them."""
+    out = set()
+    for param in extractor.registry.indexed(resource["resourceType"]):
+        for typed in param.evaluate(resource):
+            for row in getattr(extractor, f"_{param.type}")(param, typed):
+                row.setdefault("param", param.code)
+                out.add((param.type, tuple(sorted({**row, "res_pk": pk}.items()))))
+    return out
+
+
+def _rows_as_set(rows: dict[str, list[dict[str, Any]]]) -> set[Any]:
+    found = set()
+    for table, table_rows in rows.items():
+        for row in table_rows:
+            found.add((table, tuple(sorted((k, v) for k, v in row.items() if k != "res_type"))))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.json")))
+def test_rows_remembered_per_item_equal_the_whole_expressions(name: str) -> None:
+    """Rows are worked out per top-level item and remembered by the item's JSON; on the
+    first sight and on a remembered one they are exactly the whole expressions' rows."""
+    resource = example(name)
+    extractor = Extractor(REGISTRY, "https://dossier.example.nl/fhir")
+    expected = _whole_expression_rows(extractor, 3, resource)
+    first, patients = extractor.rows(3, resource)
+    again, patients_again = extractor.rows(3, resource)
+    assert _rows_as_set(first) == expected == _rows_as_set(again)
+    assert patients == patients_again
+    assert sum(len(r) for r in first.values()) == len(expected)  # each value once
+
+
+def test_remembered_rows_are_copies_of_their_own() -> None:
+    extractor = Extractor(REGISTRY, "https://dossier.example.nl/fhir")
+    resource = example("Observation-example")
+    first, _ = extractor.rows(1, resource)
+    first["token"][0]["code"] = "changed"
+    again, _ = extractor.rows(2, resource)
+    assert all(row["res_pk"] == 2 for rows in again.values() for row in rows)
+    assert "changed" not in {row["code"] for row in again["token"]}
 
 
 def test_observation_rows_and_compartment() -> None:
@@ -90,3 +139,42 @@ def test_a_value_repeated_in_one_resource_is_indexed_once() -> None:
     ]
     targets = {r["target_id"] for r in rows["reference"] if r["param"] == "entity"}
     assert len(targets) == 50  # distinct values all stay
+
+
+def test_access_log_entries_remembered_per_item_equal_the_whole_expressions() -> None:
+    """The access log's own entries (same agents again and again, entities that repeat)."""
+    base = "https://dossier.example.nl/fhir"
+    extractor = Extractor(REGISTRY, base)
+    gp = AccessContext(
+        kind="backend",
+        client_id="gp-app",
+        scopes=Scopes((), frozenset()),
+        subject="http://fhir.nl/fhir/NamingSystem/uzi-nr-pers|123",
+        token_id="t1",
+        user="Practitioner/pr1",
+        organization="Organization/o1",
+        purpose="TREAT",
+        network_address="10.0.0.1",
+    )
+    at = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
+    accesses = [
+        Access("read", "0", at, "p1", ["Observation/o1"], consents=["Consent/c1"]),
+        Access(
+            "search-type",
+            "0",
+            at + dt.timedelta(seconds=1),
+            "p1",
+            [f"Observation/o{n}" for n in range(50)],
+            query="Observation?subject=Patient/p1",
+            consents=["Consent/c1"],
+        ),
+        Access("read", "4", at, "p2", ["CarePlan/k1"], description="refused: not permitted"),
+    ]
+    for who in (gp, None):
+        for access in accesses:
+            for _ in range(2):  # the second time from memory
+                event = audit_event(who, access, base)
+                event["id"] = "e1"
+                rows, patients = extractor.rows(9, event)
+                assert _rows_as_set(rows) == _whole_expression_rows(extractor, 9, event)
+                assert patients == {access.patient}
