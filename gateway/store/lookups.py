@@ -11,7 +11,6 @@ from sqlalchemy import (
 )
 
 from gateway.store.schema import (
-    patient_compartment,
     resources,
     search_reference,
     search_token,
@@ -30,14 +29,9 @@ class Lookups(SessionBase):
     def patients_of(self, pks: list[int]) -> dict[int, frozenset[str]]:
         """The compartment patients of each resource pk (unfiltered: for decisions only)."""
         found: dict[int, set[str]] = {}
-        for start in range(0, len(pks), 500):
-            rows = self.connection.execute(
-                select(patient_compartment.c.res_pk, patient_compartment.c.patient_id).where(
-                    patient_compartment.c.res_pk.in_(pks[start : start + 500])
-                )
-            )
-            for pk, patient in rows:
-                found.setdefault(pk, set()).add(patient)
+        for start in range(0, len(pks), 100):
+            for row in self.lookup("patients_of", pks[start : start + 100]):
+                found.setdefault(row[0], set()).add(row[1])
         return {pk: frozenset(p) for pk, p in found.items()}
 
     def locate(self, refs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:

@@ -82,7 +82,6 @@ _VERSION_CONTENT = case(
     (resource_versions.c.deleted, null()),
     else_=func.coalesce(resource_versions.c.content, resources.c.content),
 )
-_EPOCH = select(access_epoch.c.n).where(access_epoch.c.id == 1)
 _RAISE_EPOCH = update(access_epoch).where(access_epoch.c.id == 1).values(n=access_epoch.c.n + 1)
 _PENDING_TABLES = {"compartment": patient_compartment, "versions": resource_versions}
 
@@ -189,7 +188,8 @@ class Session(Indexing, Lookups):
     def access_epoch(self) -> int | None:
         """The access epoch as this session sees it: while it stands still, no Consent nor
         anything a Consent's actors resolve through has changed (None: no such counter)."""
-        return self._connection.execute(_EPOCH).scalar_one_or_none()
+        found = self.lookup("epoch")
+        return found[0][0] if found else None
 
     def current(
         self,

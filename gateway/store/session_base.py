@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Dialect,
+    Select,
     Table,
     and_,
+    bindparam,
     false,
     insert,
     or_,
@@ -25,6 +28,7 @@ from sqlalchemy import (
 
 from gateway.store.schema import (
     INDEX_TABLES,
+    access_epoch,
     outbox,
     parcels,
     patient_compartment,
@@ -76,6 +80,28 @@ def _driver_insert(
     them cost more than the database's insert."""
     compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
     return compiled.string, tuple(compiled.positiontup or ())
+
+
+@lru_cache(maxsize=256)
+def _driver_select(
+    name: str, size: int, dialect: Dialect
+) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """One of the few lookups every consent-on request runs, compiled once per database
+    and number of values (``name``: see :data:`_LOOKUPS`): its text, its parameters'
+    order for a positional driver and the constants bound in it; the values are bound as
+    ``v0``, ``v1``, ..."""
+    values = [f"v{n}" for n in range(size)]
+    compiled = _LOOKUPS[name]([bindparam(v) for v in values]).compile(dialect=dialect)
+    fixed = compiled.construct_params(params=dict.fromkeys(values))
+    return compiled.string, tuple(compiled.positiontup or ()), dict(fixed)
+
+
+_LOOKUPS: dict[str, Callable[[list[BindParameter[Any]]], Select[Any]]] = {
+    "epoch": lambda _values: select(access_epoch.c.n).where(access_epoch.c.id == 1),
+    "patients_of": lambda values: select(
+        patient_compartment.c.res_pk, patient_compartment.c.patient_id
+    ).where(patient_compartment.c.res_pk.in_(values)),
+}
 
 
 def outbox_row(
@@ -211,6 +237,14 @@ class SessionBase:
         )
         self.enqueued = True
         return len(fresh)
+
+    def lookup(self, name: str, values: Sequence[Any] = ()) -> list[Any]:
+        """Run the compiled lookup ``name`` with ``values`` as the driver's own SQL."""
+        connection = self._connection
+        sql, order, fixed = _driver_select(name, len(values), connection.dialect)
+        bound = {**fixed, **{f"v{n}": value for n, value in enumerate(values)}}
+        params: Any = tuple(bound[k] for k in order) if order else bound
+        return list(connection.exec_driver_sql(sql, params))
 
     def flush(self) -> None:
         """Write the rows collected by :meth:`put` (index, compartment, versions, outbox):
