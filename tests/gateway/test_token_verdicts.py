@@ -12,8 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from gateway.http.tokens import VerifiedTokens
+from gateway.search.extract import Extractor
+from gateway.search.registry import Registry
+from gateway.store.engine import make_engine
+from gateway.store.repository import Store
+from gateway.store.schema import access_epoch
+from mappings.core.clock import SystemClock
+from mappings.core.definitions import load_definitions
 from tests.smart import account, bearer, login, origin
 
 
@@ -74,3 +82,30 @@ def test_kept_verdicts_follow_the_epoch_the_expiry_and_the_bound() -> None:
     for name in ("a", "b", "c"):
         kept.put(name, 1, claims)
     assert kept.get("a", 1, now) is None and kept.get("c", 1, now) == claims  # at most two
+
+
+def test_the_epoch_read_at_the_edge_is_the_one_sessions_see(services: Any) -> None:
+    """The edge reads the access epoch on a raw pooled connection; it must agree with a
+    session's read, and follow every raise of it at once."""
+    store = services.store
+    before = store.access_epoch()
+    with store.read() as session:
+        assert session.access_epoch() == before
+    with store.engine.begin() as connection:
+        connection.execute(access_epoch.update().values(n=access_epoch.c.n + 1))
+    assert store.access_epoch() == before + 1
+
+
+def test_a_failing_epoch_read_raises_as_sqlalchemy_does(tmp_path: Any) -> None:
+    """A database without the counter: the same OperationalError SQLAlchemy would raise
+    (the edge answers 500 with a correlation id), and the pool stays usable."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    store = Store(engine, Extractor(Registry(load_definitions()), ""), SystemClock())
+    try:
+        for _ in range(3):
+            with pytest.raises(OperationalError):
+                store.access_epoch()
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        store.dispose()
