@@ -25,34 +25,49 @@ def _db() -> sqlite3.Connection:
     return connection
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
-        return
-    path = scope["path"]
-    db = _db()
-    status, body = 404, b"{}"
-    if path.startswith("/fhir/Observation/"):
-        row = db.execute(
-            "SELECT content FROM resources WHERE res_type='Observation' AND res_id=?",
-            (path.rsplit("/", 1)[1],),
-        ).fetchone()
-        if row:
-            status, body = 200, row[0]
-    elif path == "/fhir/Observation":
-        query = parse_qs(scope["query_string"].decode())
-        subject = query.get("subject", [""])[0].split("/")[-1]
-        rows = db.execute(
+def read_observation(res_id: str) -> bytes | None:
+    """The stored bytes of one Observation."""
+    row = (
+        _db()
+        .execute(
+            "SELECT content FROM resources WHERE res_type='Observation' AND res_id=?", (res_id,)
+        )
+        .fetchone()
+    )
+    return bytes(row[0]) if row else None
+
+
+def search_observations(subject: str) -> bytes:
+    """A searchset of the first 50 Observations of a patient, from the reference index."""
+    rows = (
+        _db()
+        .execute(
             "SELECT r.content FROM resources r WHERE r.res_type='Observation' AND r.pk IN "
             "(SELECT res_pk FROM search_reference WHERE res_type='Observation' AND "
             "param='subject' AND target_type='Patient' AND target_id=?) ORDER BY r.pk LIMIT 50",
             (subject,),
-        ).fetchall()
-        status = 200
-        body = (
-            b'{"resourceType":"Bundle","type":"searchset","entry":['
-            + b",".join(b'{"resource":' + r[0] + b"}" for r in rows)
-            + b"]}"
         )
+        .fetchall()
+    )
+    return (
+        b'{"resourceType":"Bundle","type":"searchset","entry":['
+        + b",".join(b'{"resource":' + r[0] + b"}" for r in rows)
+        + b"]}"
+    )
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    status, body = 404, b"{}"
+    if path.startswith("/fhir/Observation/"):
+        found = read_observation(path.rsplit("/", 1)[1])
+        if found is not None:
+            status, body = 200, found
+    elif path == "/fhir/Observation":
+        query = parse_qs(scope["query_string"].decode())
+        status, body = 200, search_observations(query.get("subject", [""])[0].split("/")[-1])
     await send(
         {
             "type": "http.response.start",
