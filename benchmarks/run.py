@@ -6,7 +6,8 @@ What it does:
 2. loads patients and Observations through transaction Bundles, timing the ingest;
 3. at each store size in ``--steps``, runs wrk (2 threads, 8 connections by default, a
    random id or patient per request) against: read, search by token, by reference, by
-   date, and create; and against a bare ASGI app over the same SQLite file (the limit);
+   date, and create; and against a bare ASGI app over the same SQLite file (the limit)
+   and the same queries behind Starlette and the thread pool (the framework's floor);
 4. prints a table with req/s and p50/p95 latency, plus our read/search as a ratio of the
    limit, and writes it as JSON under benchmarks/results/.
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import (
@@ -102,6 +103,10 @@ _LOOKUPS: dict[str, Callable[[list[BindParameter[Any]]], Select[Any]]] = {
         patient_compartment.c.res_pk, patient_compartment.c.patient_id
     ).where(patient_compartment.c.res_pk.in_(values)),
 }
+
+
+def _one(column: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    return lambda row: (row[column],)
 
 
 def outbox_row(
@@ -262,6 +267,7 @@ class SessionBase:
             for columns, same in by_columns.items():
                 sql, order = _driver_insert(table, columns, connection.dialect)
                 if order:
-                    connection.exec_driver_sql(sql, [tuple(r[c] for c in order) for r in same])
+                    row_values = itemgetter(*order) if len(order) > 1 else _one(order[0])
+                    connection.exec_driver_sql(sql, [row_values(r) for r in same])
                 else:
                     connection.exec_driver_sql(sql, same)
