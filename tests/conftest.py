@@ -204,6 +204,7 @@ def _secure_state(_server_state: dict[str, Any], database_url: str) -> Iterator[
             "security": security,
             "base": settings.public_base_url,
             "refusals": app.state.endpoint.refusals,
+            "endpoint": app.state.endpoint,
         }
     services.store.dispose()
 

@@ -41,6 +41,7 @@ from gateway.interactions.grants import GrantCache
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
 from gateway.interactions.privileged import system_context
 from gateway.interactions.refusals import Refusal, RefusalTally
+from gateway.interactions.routes import match_route
 from gateway.portal import PortalWiring, portal_routes
 from gateway.security import Security
 from gateway.settings import Settings
@@ -77,6 +78,9 @@ class FhirEndpoint:
         self.security = security
         self.codec = XmlCodec(services.definitions)
         self.log = GroupCommit(lambda events: commit_events(services, events)) if security else None
+        #: reads of one resource on the event loop (SQLite only: on PostgreSQL each read is
+        #: a round trip over the network, during which the loop would serve nobody)
+        self.reads_on_loop = services.store.engine.dialect.name == "sqlite"
         self.grants = GrantCache()
         self.tokens = VerifiedTokens()
         self.router = Dispatcher()
@@ -96,7 +100,10 @@ class FhirEndpoint:
                 request.headers.get("accept"), request.query_params.get("_format")
             )
             fhir_request = await self._fhir_request(request)
-            response = await run_in_threadpool(self._call, request, fhir_request)
+            if self._on_loop(fhir_request):
+                response = await self._call_on_loop(request, fhir_request)
+            else:
+                response = await run_in_threadpool(self._call, request, fhir_request)
         except FhirError as error:
             response = FhirResponse(error.status, error.outcome(), dict(error.headers))
         except ClientDisconnect:
@@ -109,7 +116,9 @@ class FhirEndpoint:
             await run_in_threadpool(release_memory)  # what a large body's parse left behind
         return rendered
 
-    def _call(self, request: Request, fhir_request: FhirRequest) -> FhirResponse:
+    def _call(
+        self, request: Request, fhir_request: FhirRequest, epoch: int | None = None
+    ) -> FhirResponse:
         """Authorize (unless --open), dispatch, and write the access log of reads."""
         if self.open is not None:
             return dispatch(replace(self.open, trail=[]), fhir_request)
@@ -117,28 +126,63 @@ class FhirEndpoint:
             return dispatch(
                 Context(self.services, AccessFilter.nothing(), self.router), fhir_request
             )
-        address = request.client.host if request.client else None
-        epoch = self.services.store.access_epoch()  # the one read of it in this request
-        who = self._who(fhir_request, address, epoch)
-        caller = ConsentCaller(
-            self.services, who, log=self.log, cache=self.grants, known_epoch=epoch
-        )
-        context = Context(self.services, AccessFilter.nothing(), self.router, caller=caller)
+        if epoch is None:
+            epoch = self.services.store.access_epoch()  # the one read of it in this request
+        caller, context = self._caller(request, fhir_request, epoch)
         try:
             return dispatch(context, fhir_request)
         finally:
             caller.flush()
 
+    def _caller(
+        self, request: Request, fhir_request: FhirRequest, epoch: int | None
+    ) -> tuple[ConsentCaller, Context]:
+        address = request.client.host if request.client else None
+        who = self._who(fhir_request, address, epoch)
+        caller = ConsentCaller(
+            self.services, who, log=self.log, cache=self.grants, known_epoch=epoch
+        )
+        return caller, Context(self.services, AccessFilter.nothing(), self.router, caller=caller)
+
+    def _on_loop(self, fhir_request: FhirRequest) -> bool:
+        """A read of one resource or version on SQLite, which is served on the event loop
+        (ADR 0020): a handful of primary-key reads of microseconds each cost less than the
+        hop to a pool thread and back."""
+        if not self.reads_on_loop or fhir_request.body is not None:
+            return False
+        if fhir_request.method not in ("GET", "HEAD"):
+            return False
+        try:
+            route, _ = match_route(fhir_request.method, fhir_request.path)
+        except FhirError:
+            return False
+        return route.single_statement
+
+    async def _call_on_loop(self, request: Request, fhir_request: FhirRequest) -> FhirResponse:
+        """:meth:`_call` on the event loop, for a caller whose token's verdict is kept: a
+        token to verify, or to refuse (a refusal is written at once), goes to a thread as
+        any request does. The access-log entry is committed by the group commit while the
+        request waits without a thread; the response leaves after it, as ever."""
+        if self.open is not None:
+            return dispatch(replace(self.open, trail=[]), fhir_request)
+        epoch = self.services.store.access_epoch()
+        token = _bearer_token(fhir_request)
+        if not token or self.tokens.get(token, epoch, self.services.clock.now()) is None:
+            return await run_in_threadpool(self._call, request, fhir_request, epoch)
+        caller, context = self._caller(request, fhir_request, epoch)
+        try:
+            return dispatch(context, fhir_request)
+        finally:
+            await caller.flush_async()
+
     def _who(self, request: FhirRequest, address: str | None, epoch: int | None) -> AccessContext:
         assert self.security is not None
-        header = request.header("authorization") or ""
-        scheme, _, token = header.partition(" ")
+        token = _bearer_token(request)
         challenge = f'Bearer realm="{self.services.base_url}"'
-        if scheme.lower() != "bearer" or not token.strip():
+        if not token:
             raise Unauthorized(
                 "A bearer token is required", headers={"WWW-Authenticate": challenge}
             )
-        token = token.strip()
         claims = self.tokens.get(token, epoch, self.services.clock.now())
         try:
             if claims is None:
@@ -247,6 +291,12 @@ class FhirEndpoint:
         return Response(
             content, status_code=response.status, headers=headers, media_type=_CONTENT_TYPES[media]
         )
+
+
+def _bearer_token(request: FhirRequest) -> str:
+    """The bearer token of ``request`` ("" when it has none)."""
+    scheme, _, token = (request.header("authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 _NOT_HERE = orjson.dumps(

@@ -5,11 +5,15 @@ without its log line. Written one transaction per request, those entries queue f
 database's write lock (on SQLite, one lock for every process). Here the first request to
 arrive writes what every other request queued meanwhile, in one transaction, and each
 request still waits until its own entries are committed; a failure reaches every request
-of that batch. No thread of its own: the requests' threads take turns.
+of that batch. No thread of its own: the requests' threads take turns. A request served on
+the event loop (:meth:`GroupCommit.submit_async`) waits without a thread; when no write is
+in progress it hands the lead to a pool thread, which writes its batch and every batch
+queued behind it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +27,25 @@ class _Ticket:
     events: list[dict[str, Any]]
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    #: a request on the event loop waits on this future instead of ``done``
+    future: asyncio.Future[None] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def finish(self, error: BaseException | None) -> None:
+        self.error = error
+        if self.future is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(_settle, self.future, error)
+        else:
+            self.done.set()
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # the request went away (its task cancelled): nothing to tell
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(None)
 
 
 class GroupCommit:
@@ -44,15 +67,29 @@ class GroupCommit:
     def submit(self, events: list[dict[str, Any]]) -> None:
         """Return once ``events`` are committed (raise what the write raised)."""
         ticket = _Ticket(events)
-        with self._lock:
-            self._queue.append(ticket)
-            lead = not self._writing
-            self._writing = True
-        if lead:
+        if self._enqueue(ticket):
             self._lead()
         ticket.done.wait()
         if ticket.error is not None:
             raise ticket.error
+
+    async def submit_async(self, events: list[dict[str, Any]]) -> None:
+        """:meth:`submit` for a request on the event loop: the loop is never blocked."""
+        loop = asyncio.get_running_loop()
+        ticket = _Ticket(events, future=loop.create_future(), loop=loop)
+        assert ticket.future is not None
+        if self._enqueue(ticket):
+            leader = loop.run_in_executor(None, self._lead)
+            leader.add_done_callback(_retrieve)
+        await ticket.future
+
+    def _enqueue(self, ticket: _Ticket) -> bool:
+        """Queue ``ticket``; True when its submitter is to lead the writing."""
+        with self._lock:
+            self._queue.append(ticket)
+            lead = not self._writing
+            self._writing = True
+        return lead
 
     def _lead(self) -> None:
         while True:
@@ -66,10 +103,16 @@ class GroupCommit:
                 if not batch:
                     self._writing = False
                     return
+            failure: BaseException | None = None
             try:
                 self._write([event for ticket in batch for event in ticket.events])
             except BaseException as error:
-                for ticket in batch:
-                    ticket.error = error
+                failure = error
             for ticket in batch:
-                ticket.done.set()
+                ticket.finish(failure)
+
+
+def _retrieve(leader: asyncio.Future[None]) -> None:
+    """The lead's own outcome: every failure of a write went to its batch's tickets."""
+    if not leader.cancelled():
+        leader.exception()

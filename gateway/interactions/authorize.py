@@ -18,6 +18,7 @@ transaction, a read's straight after it, a refusal on its own.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -227,6 +228,17 @@ class ConsentCaller:
             self.log.submit(copies)
         else:
             commit_events(self.services, copies)
+
+    async def flush_async(self) -> None:
+        """:meth:`flush` for a request served on the event loop, which it never blocks."""
+        events, self.pending = self.pending, []
+        if not events:
+            return
+        copies = [dict(e) for e in events]
+        if self.log is not None:
+            await self.log.submit_async(copies)
+        else:
+            await asyncio.to_thread(commit_events, self.services, copies)
 
 
 def write_events(services: Services, session: Session, events: list[dict[str, Any]]) -> None:

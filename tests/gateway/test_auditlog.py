@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -60,3 +61,75 @@ def test_batches_respect_their_size_limit() -> None:
     log = GroupCommit(lambda events: sizes.append(len(events)), max_events=3)
     log.submit([_event(n) for n in range(5)])  # one request larger than a batch still goes
     assert sizes == [5]
+
+
+def test_a_request_on_the_event_loop_waits_without_a_thread_and_leads_when_alone() -> None:
+    written: list[list[int]] = []
+    writers: list[str] = []
+
+    def write(events: list[dict[str, Any]]) -> None:
+        writers.append(threading.current_thread().name)
+        written.append([e["n"] for e in events])
+
+    log = GroupCommit(write)
+
+    async def main() -> None:
+        await log.submit_async([_event(1)])  # alone: a pool thread leads
+        assert written == [[1]]
+        await asyncio.gather(*(log.submit_async([_event(n)]) for n in range(2, 7)))
+
+    asyncio.run(main())
+    assert sorted(n for batch in written for n in batch) == [1, 2, 3, 4, 5, 6]
+    assert threading.main_thread().name not in writers  # the loop's thread never wrote
+
+
+def test_a_request_on_the_event_loop_joins_the_write_in_progress_and_sees_its_failure() -> None:
+    calls: list[list[int]] = []
+    first_started, release = threading.Event(), threading.Event()
+
+    def write(events: list[dict[str, Any]]) -> None:
+        calls.append([e["n"] for e in events])
+        if len(calls) == 1:
+            first_started.set()
+            release.wait(10)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+
+    log = GroupCommit(write)
+    leader = threading.Thread(target=log.submit, args=([_event(0)],))
+    leader.start()
+    assert first_started.wait(10)
+
+    async def main() -> None:
+        waiting = asyncio.ensure_future(log.submit_async([_event(1)]))
+        while log.waiting < 1:  # queued behind the write in progress
+            await asyncio.sleep(0)
+        release.set()
+        with pytest.raises(RuntimeError, match="disk full"):
+            await waiting
+        await log.submit_async([_event(2)])  # the log writes again
+
+    asyncio.run(main())
+    leader.join(10)
+    assert calls == [[0], [1], [2]]
+
+
+def test_a_request_that_went_away_does_not_disturb_the_writer() -> None:
+    release = threading.Event()
+    written: list[int] = []
+
+    def write(events: list[dict[str, Any]]) -> None:
+        release.wait(10)
+        written.extend(e["n"] for e in events)
+
+    log = GroupCommit(write)
+
+    async def main() -> None:
+        gone = asyncio.ensure_future(log.submit_async([_event(1)]))
+        await asyncio.sleep(0.05)
+        gone.cancel()  # the client disconnected; its entry is still written
+        release.set()
+        await log.submit_async([_event(2)])
+
+    asyncio.run(main())
+    assert written == [1, 2]

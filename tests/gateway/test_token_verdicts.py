@@ -6,6 +6,7 @@ operator or a client does, and the very next request is refused.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from gateway.http.tokens import VerifiedTokens
+from gateway.interactions.model import FhirRequest
 from gateway.search.extract import Extractor
 from gateway.search.registry import Registry
 from gateway.store.engine import make_engine
@@ -109,3 +111,66 @@ def test_a_failing_epoch_read_raises_as_sqlalchemy_does(tmp_path: Any) -> None:
             assert connection.exec_driver_sql("SELECT 1").scalar() == 1
     finally:
         store.dispose()
+
+
+def _where_callers_ran(endpoint: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """'loop' or 'thread' for every authorized request the endpoint serves from now on."""
+    seen: list[str] = []
+    build = endpoint._caller
+
+    def recording(*args: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            seen.append("loop")
+        except RuntimeError:
+            seen.append("thread")
+        return build(*args)
+
+    monkeypatch.setattr(endpoint, "_caller", recording)
+    return seen
+
+
+def test_a_read_by_a_kept_token_is_served_on_the_loop_after_its_log_entry(
+    secure: dict[str, Any], client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a read whose token's verdict is kept runs on the event loop (ADR 0020);
+    its access-log entry is committed before the response leaves, as on every path."""
+    base, endpoint = secure["base"], secure["endpoint"]
+    _patient(client)
+    account(secure["security"], "anna", "patient", "Patient/anna")
+    headers = bearer(login(base, secure["security"], "anna")["access_token"])
+    seen = _where_callers_ran(endpoint, monkeypatch)
+    for reads in range(1, 4):
+        assert httpx.get(f"{base}/Patient/anna", headers=headers).status_code == 200
+        log = httpx.get(
+            f"{base}/AuditEvent",
+            params={"entity": "Patient/anna", "subtype": "read", "_summary": "count"},
+            headers=headers,
+        )
+        assert log.status_code == 200
+        assert log.json()["total"] == reads  # this read's entry was there before its answer
+    on_loop = secure["services"].store.engine.dialect.name == "sqlite"
+    assert seen[0] == "thread"  # the token verified first, in a thread
+    assert seen[2] == seen[4] == ("loop" if on_loop else "thread")  # then kept: on the loop
+    assert seen[1::2] == ["thread"] * 3  # searches stay in threads
+
+
+def test_only_reads_of_one_resource_are_candidates_for_the_loop(secure: dict[str, Any]) -> None:
+    endpoint = secure["endpoint"]
+    sqlite = secure["services"].store.engine.dialect.name == "sqlite"
+
+    def candidate(method: str, path: str, body: Any = None) -> bool:
+        return bool(endpoint._on_loop(FhirRequest(method, path, [], {}, body)))
+
+    assert candidate("GET", "Patient/anna") is sqlite
+    assert candidate("HEAD", "Patient/anna/_history/2") is sqlite
+    for method, path in (
+        ("GET", "Patient"),
+        ("GET", "Patient/anna/_history"),
+        ("GET", "Patient/anna/$summary"),
+        ("GET", "metadata"),
+        ("DELETE", "Patient/anna"),
+        ("GET", "No/such/path/here/at/all"),
+    ):
+        assert not candidate(method, path), (method, path)
+    assert not candidate("GET", "Patient/anna", body={"resourceType": "Patient"})
