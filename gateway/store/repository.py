@@ -113,15 +113,16 @@ class Stored:
 
 @lru_cache(maxsize=256)
 def _current_statement(
-    access: AccessFilter, dialect: Dialect
+    access: AccessFilter | None, dialect: Dialect
 ) -> tuple[str, tuple[str, ...], dict[str, Any]] | None:
-    """A read under ``access`` compiled once per filter and database: its text, the order
-    of its parameters (for positional drivers) and the values bound in it; None when the
-    filter holds lists that are expanded per execution (a few excluded resources), which
-    then take the ordinary way. A filter comes back request after request (grants are kept
+    """A read under ``access`` (None: unrestricted) compiled once per filter and database:
+    its text, the order of its parameters (for positional drivers) and the values bound in
+    it; None when the filter holds lists that are expanded per execution (a few excluded
+    resources), which then take the ordinary way. A filter comes back request after request (grants are kept
     per access epoch); compiling and keying its large expression at every read cost more
     than the read."""
-    compiled = _CURRENT.where(access.predicate()).compile(dialect=dialect)
+    statement = _CURRENT if access is None else _CURRENT.where(access.predicate())
+    compiled = statement.compile(dialect=dialect)
     if compiled.post_compile_params:
         return None
     order = tuple(compiled.positiontup or ())
@@ -233,15 +234,15 @@ class Session(Indexing, Lookups):
             if restricted and not for_update and access is not None and not access.conditions
             else None
         )
+        if prepared is None and not restricted and not for_update:
+            prepared = _current_statement(None, self._connection.dialect)
         if prepared is not None:
-            connection = self._connection
             sql, order, fixed = prepared
             values = {**fixed, "t": res_type, "i": res_id}
-            params: Any = tuple(values[n] for n in order) if order else values
-            found = connection.exec_driver_sql(sql, params).first()
-            if found is None:
+            found = self.driver_rows(sql, tuple(values[n] for n in order) if order else values)
+            if not found:
                 return None
-            pk, kind, ident, version, updated, deleted, content = found
+            pk, kind, ident, version, updated, deleted, content = found[0]
             return Current(pk, kind, ident, version, updated, bool(deleted), content)
         if restricted:
             assert access is not None

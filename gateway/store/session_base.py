@@ -26,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.exc import DBAPIError
 
 from gateway.store.schema import (
     INDEX_TABLES,
@@ -245,11 +246,24 @@ class SessionBase:
 
     def lookup(self, name: str, values: Sequence[Any] = ()) -> list[Any]:
         """Run the compiled lookup ``name`` with ``values`` as the driver's own SQL."""
-        connection = self._connection
-        sql, order, fixed = _driver_select(name, len(values), connection.dialect)
+        sql, order, fixed = _driver_select(name, len(values), self._connection.dialect)
         bound = {**fixed, **{f"v{n}": value for n, value in enumerate(values)}}
-        params: Any = tuple(bound[k] for k in order) if order else bound
-        return list(connection.exec_driver_sql(sql, params))
+        return self.driver_rows(sql, tuple(bound[k] for k in order) if order else bound)
+
+    def driver_rows(self, sql: str, params: Any) -> list[Any]:
+        """The rows of a compiled read, run by the driver in this session's transaction:
+        no SQLAlchemy result objects, which cost more than SQLite's answer to a key
+        lookup. A driver's error raises as SQLAlchemy would raise it (without the SQL)."""
+        connection = self._connection
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+        except connection.dialect.loaded_dbapi.Error as error:
+            base = connection.dialect.loaded_dbapi.Error
+            raise DBAPIError.instance(None, None, error, base) from error
+        finally:
+            cursor.close()
 
     def flush(self) -> None:
         """Write the rows collected by :meth:`put` (index, compartment, versions, outbox):
