@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -114,7 +115,13 @@ def version_number(text: str) -> int | None:
 
 
 def http_date(micros: int) -> str:
-    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
+    """An HTTP-date (whole seconds, RFC 9110) of a stored time."""
+    return _http_date_of_second(micros // 1_000_000)
+
+
+@lru_cache(maxsize=4096)  # the Last-Modified of resources read again and again
+def _http_date_of_second(seconds: int) -> str:
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=seconds)
     return format_datetime(moment, usegmt=True)
 
 

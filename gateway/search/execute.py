@@ -16,6 +16,7 @@ from gateway.search.compile import Compiler
 from gateway.search.params import Include, SearchRequest
 from gateway.store.access import AccessFilter
 from gateway.store.schema import INDEX_TABLES, resources, search_reference
+from gateway.store.session_base import lookup_rows
 from mappings.core.errors import Invalid
 
 __all__ = ["Match", "Page", "run_search", "stream_search"]
@@ -152,10 +153,12 @@ class _Plan:
 def _by_keys(connection: Connection, pks: list[int]) -> list[Match]:
     if not pks:
         return []
-    query = select(
-        resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content
-    ).where(resources.c.pk.in_(pks))
-    found = {row[0]: Match(*row) for row in connection.execute(query)}
+    found: dict[int, Match] = {}
+    for start in range(0, len(pks), 100):  # a page is at most 100 (a compiled form per size)
+        for pk, res_type, res_id, content in lookup_rows(
+            connection, "by_keys", pks[start : start + 100]
+        ):
+            found[pk] = Match(pk, res_type, res_id, content)
     return [found[pk] for pk in pks if pk in found]
 
 

@@ -118,9 +118,9 @@ def _current_statement(
     """A read under ``access`` (None: unrestricted) compiled once per filter and database:
     its text, the order of its parameters (for positional drivers) and the values bound in
     it; None when the filter holds lists that are expanded per execution (a few excluded
-    resources), which then take the ordinary way. A filter comes back request after request (grants are kept
-    per access epoch); compiling and keying its large expression at every read cost more
-    than the read."""
+    resources), which then take the ordinary way. A filter comes back request after
+    request (grants are kept per access epoch); compiling and keying its large expression
+    at every read cost more than the read."""
     statement = _CURRENT if access is None else _CURRENT.where(access.predicate())
     compiled = statement.compile(dialect=dialect)
     if compiled.post_compile_params:

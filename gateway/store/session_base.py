@@ -42,7 +42,15 @@ if TYPE_CHECKING:
     from gateway.store.access import AccessFilter
     from gateway.store.repository import Store
 
-__all__ = ["Current", "ParcelRow", "SessionBase", "outbox_row", "pairs_in"]
+__all__ = [
+    "Current",
+    "ParcelRow",
+    "SessionBase",
+    "driver_rows",
+    "lookup_rows",
+    "outbox_row",
+    "pairs_in",
+]
 
 #: (key, content type, headers, data) of one parcel for a destination
 ParcelRow = tuple[str, str, Mapping[str, str], bytes]
@@ -84,7 +92,7 @@ def _driver_insert(
     return compiled.string, tuple(compiled.positiontup or ())
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=512)  # each lookup by number of values, up to 100
 def _driver_select(
     name: str, size: int, dialect: Dialect
 ) -> tuple[str, tuple[str, ...], dict[str, Any]]:
@@ -103,7 +111,32 @@ _LOOKUPS: dict[str, Callable[[list[BindParameter[Any]]], Select[Any]]] = {
     "patients_of": lambda values: select(
         patient_compartment.c.res_pk, patient_compartment.c.patient_id
     ).where(patient_compartment.c.res_pk.in_(values)),
+    "by_keys": lambda values: select(
+        resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content
+    ).where(resources.c.pk.in_(values)),
 }
+
+
+def lookup_rows(connection: Connection, name: str, values: Sequence[Any] = ()) -> list[Any]:
+    """Run the compiled lookup ``name`` (see :data:`_LOOKUPS`) with ``values``."""
+    sql, order, fixed = _driver_select(name, len(values), connection.dialect)
+    bound = {**fixed, **{f"v{n}": value for n, value in enumerate(values)}}
+    return driver_rows(connection, sql, tuple(bound[k] for k in order) if order else bound)
+
+
+def driver_rows(connection: Connection, sql: str, params: Any) -> list[Any]:
+    """The rows of a compiled read, run by the driver in ``connection``'s transaction: no
+    SQLAlchemy result objects, which cost more than SQLite's answer to a key lookup. A
+    driver's error raises as SQLAlchemy would raise it (without the SQL)."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    except connection.dialect.loaded_dbapi.Error as error:
+        base = connection.dialect.loaded_dbapi.Error
+        raise DBAPIError.instance(None, None, error, base) from error
+    finally:
+        cursor.close()
 
 
 def _one(column: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -246,24 +279,11 @@ class SessionBase:
 
     def lookup(self, name: str, values: Sequence[Any] = ()) -> list[Any]:
         """Run the compiled lookup ``name`` with ``values`` as the driver's own SQL."""
-        sql, order, fixed = _driver_select(name, len(values), self._connection.dialect)
-        bound = {**fixed, **{f"v{n}": value for n, value in enumerate(values)}}
-        return self.driver_rows(sql, tuple(bound[k] for k in order) if order else bound)
+        return lookup_rows(self._connection, name, values)
 
     def driver_rows(self, sql: str, params: Any) -> list[Any]:
-        """The rows of a compiled read, run by the driver in this session's transaction:
-        no SQLAlchemy result objects, which cost more than SQLite's answer to a key
-        lookup. A driver's error raises as SQLAlchemy would raise it (without the SQL)."""
-        connection = self._connection
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(sql, params)
-            return list(cursor.fetchall())
-        except connection.dialect.loaded_dbapi.Error as error:
-            base = connection.dialect.loaded_dbapi.Error
-            raise DBAPIError.instance(None, None, error, base) from error
-        finally:
-            cursor.close()
+        """The rows of compiled SQL run by the driver in this session's transaction."""
+        return driver_rows(self._connection, sql, params)
 
     def flush(self) -> None:
         """Write the rows collected by :meth:`put` (index, compartment, versions, outbox):

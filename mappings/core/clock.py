@@ -21,5 +21,5 @@ class SystemClock:
 
 def format_instant(moment: dt.datetime) -> str:
     """An R4 ``instant`` in UTC with millisecond precision: 2026-11-22T08:00:00.123Z."""
-    moment = moment.astimezone(dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    text = moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+    return text[: -len("+00:00")] + "Z"
