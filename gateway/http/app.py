@@ -77,10 +77,15 @@ class FhirEndpoint:
         self.settings = settings
         self.security = security
         self.codec = XmlCodec(services.definitions)
-        self.log = GroupCommit(lambda events: commit_events(services, events)) if security else None
+        sqlite = services.store.engine.dialect.name == "sqlite"
+        self.log = (
+            GroupCommit(lambda events: commit_events(services, events), writers=1 if sqlite else 4)
+            if security
+            else None
+        )
         #: reads of one resource on the event loop (SQLite only: on PostgreSQL each read is
         #: a round trip over the network, during which the loop would serve nobody)
-        self.reads_on_loop = services.store.engine.dialect.name == "sqlite"
+        self.reads_on_loop = sqlite
         self.grants = GrantCache()
         self.tokens = VerifiedTokens()
         self.router = Dispatcher()

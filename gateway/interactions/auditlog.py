@@ -8,7 +8,7 @@ request still waits until its own entries are committed; a failure reaches every
 of that batch. No thread of its own: the requests' threads take turns. A request served on
 the event loop (:meth:`GroupCommit.submit_async`) waits without a thread; when no write is
 in progress it hands the lead to a pool thread, which writes its batch and every batch
-queued behind it.
+queued behind it. On PostgreSQL a few batches are written at once (``writers``).
 """
 
 from __future__ import annotations
@@ -51,12 +51,21 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
 class GroupCommit:
     """Batches of ``write(events)`` calls, at most ``max_events`` entries a transaction."""
 
-    def __init__(self, write: Callable[[list[dict[str, Any]]], None], max_events: int = 500):
+    def __init__(
+        self,
+        write: Callable[[list[dict[str, Any]]], None],
+        max_events: int = 500,
+        writers: int = 1,
+    ) -> None:
+        """``writers``: batches written at once (1 on SQLite, whose writers queue for one
+        lock anyway; more on PostgreSQL, where a batch waits on round trips and a commit's
+        flush, and another can be written meanwhile)."""
         self._write = write
         self._max = max_events
         self._lock = threading.Lock()
         self._queue: list[_Ticket] = []
-        self._writing = False
+        self._writers = writers
+        self._writing = 0  # batches being written now
 
     @property
     def waiting(self) -> int:
@@ -87,8 +96,9 @@ class GroupCommit:
         """Queue ``ticket``; True when its submitter is to lead the writing."""
         with self._lock:
             self._queue.append(ticket)
-            lead = not self._writing
-            self._writing = True
+            lead = self._writing < self._writers
+            if lead:
+                self._writing += 1
         return lead
 
     def _lead(self) -> None:
@@ -101,7 +111,7 @@ class GroupCommit:
                     batch.append(ticket)
                     size += len(ticket.events)
                 if not batch:
-                    self._writing = False
+                    self._writing -= 1
                     return
             failure: BaseException | None = None
             try:
