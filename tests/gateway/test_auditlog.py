@@ -133,3 +133,25 @@ def test_a_request_that_went_away_does_not_disturb_the_writer() -> None:
 
     asyncio.run(main())
     assert written == [1, 2]
+
+
+def test_with_several_writers_batches_are_written_at_once_and_none_is_lost() -> None:
+    """PostgreSQL's setting: a second batch is written while the first still waits."""
+    both_writing = threading.Barrier(2, timeout=10)
+    written: list[int] = []
+    lock = threading.Lock()
+
+    def write(events: list[dict[str, Any]]) -> None:
+        if len(events) == 1 and events[0]["n"] in (0, 1):
+            both_writing.wait()  # fails (BrokenBarrierError) unless two writes overlap
+        with lock:
+            written.extend(e["n"] for e in events)
+
+    log = GroupCommit(write, writers=2)
+    threads = [threading.Thread(target=log.submit, args=([_event(n)],)) for n in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    log.submit([_event(2)])
+    assert sorted(written) == [0, 1, 2]
