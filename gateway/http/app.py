@@ -25,6 +25,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from consent.audit import Access, audit_event
 from consent.context import AccessContext
@@ -364,6 +365,34 @@ class _Cached:
             return self._value
 
 
+class _ResourceLane:
+    """Requests for the resource types of the FHIR API (``{base}/Patient/..``) straight to
+    the endpoint, past Starlette's exception middleware and router (ADR 0020): every other
+    path (the base itself, system-level interactions, discovery, OAuth, the portal, paths
+    that lead nowhere) takes the router as before. The endpoint answers every failure
+    itself; the router would have sent these requests to it all the same."""
+
+    def __init__(self, app: ASGIApp, endpoint: FhirEndpoint, mount: str) -> None:
+        self.app = app
+        self.endpoint = endpoint
+        self.prefix = f"{mount}/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in _METHODS:
+            path: str = scope["path"]
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            if path.startswith(self.prefix):
+                rest = path[len(self.prefix) :]
+                if rest[:1].isascii() and rest[:1].isupper():  # a resource type
+                    request = Request({**scope, "path_params": {"path": rest}}, receive)
+                    response = await self.endpoint.handle(request)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def build_http_app(services: Services, settings: Settings, security: Security | None) -> Starlette:
     """The Starlette app serving the FHIR API under ``settings.mount_path``."""
     endpoint = FhirEndpoint(services, settings, security)
@@ -402,11 +431,12 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
             return [u for app in store.apps() if app.active for u in app.redirect_uris]
 
     cors = Middleware(Cors, mount=mount, configured=settings.cors_origins, registered=registered)
+    lane = Middleware(_ResourceLane, endpoint=endpoint, mount=mount)
     app = Starlette(
         routes=routes,
         exception_handlers={404: _not_found, 405: _not_allowed},
         lifespan=lifespan,
-        middleware=[cors],
+        middleware=[cors, lane],
     )
     app.state.services = services
     app.state.endpoint = endpoint
