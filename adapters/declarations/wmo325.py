@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from adapters.declarations.wmo323 import Declaratie, Prestatie, total
+from mappings.core.errors import Invalid
+from mappings.core.xml import parse_hardened
 
 __all__ = [
     "ACCEPTED",
@@ -94,13 +96,10 @@ def read_wmo325(data: bytes) -> Wmo325:
     """The answer in ``data``; :class:`AnswerError` names what is wrong with it."""
     if len(data) > _MAX_BYTES:
         raise AnswerError("The file is larger than 50 MB")
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-    )
     try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as error:
-        raise AnswerError(f"Not well-formed XML (line {error.lineno})") from None
+        root = parse_hardened(data)  # no DOCTYPE, no entities, no network, bounded depth
+    except Invalid as error:
+        raise AnswerError(f"Not a WMO325 answer: {error.diagnostics}") from None
     if root.tag != f"{{{_WMO}}}Bericht":
         raise AnswerError("Not an iWmo 3.2 WMO325 message (root element or namespace)")
     header = _child(root, "Header")

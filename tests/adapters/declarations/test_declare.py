@@ -257,7 +257,7 @@ def test_answers_that_cannot_be_taken(
     first = sent.clients[0].prestaties[0].referentie
     before = _count(services)
     cases = {
-        b"<not xml": "Not well-formed",
+        b"<not xml": "not well-formed",
         b"<?xml version='1.0'?><a/>": "Not an iWmo 3.2 WMO325",
         b"01429" + b" " * 305: "AW320",
         wmo325_xml(dataclasses.replace(sent, identificatie="NIEVERSTUURD"), "X", TODAY): (
@@ -267,7 +267,10 @@ def test_answers_that_cannot_be_taken(
         wmo325_xml(sent, "X", TODAY, {first: ["9338"]}).replace(first.encode(), b"ONBEKEND"): (
             "not in the message"
         ),
-        b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>': "WMO325",
+        b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>': "DOCTYPE",
+        b'<!DOCTYPE Bericht><Bericht xmlns="http://www.istandaarden.nl/iwmo/3_2/wmo325/schema"/>': (
+            "DOCTYPE"
+        ),
     }
     for data, expected in cases.items():
         with pytest.raises(DeclarationError) as caught:
