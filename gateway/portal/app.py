@@ -49,6 +49,14 @@ _MAX_FORM = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
+class _Refused:
+    """Why a POSTed form is not taken: the status, and the key of the text that says so."""
+
+    status: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class PortalWiring:
     """What the portal needs of the gateway it runs in, and nothing more."""
 
@@ -234,30 +242,32 @@ class Portal:
             self._keep(response, session)
         return response
 
-    async def form(self, request: Request, session: Session) -> dict[str, list[str]] | None:
-        """The POSTed form when its form token and origin are this session's; else None."""
+    async def form(self, request: Request, session: Session) -> dict[str, list[str]] | _Refused:
+        """The POSTed form when its form token and origin are this session's; else why not
+        (403 another origin or an old form token, 415 not a form, 413 too large, 400 not
+        UTF-8)."""
         origin = request.headers.get("origin")
         if origin is not None and origin != self.origin:
-            return None
+            return _Refused(403, "form_expired")
         if request.headers.get("content-type", "").split(";")[0].strip() != (
             "application/x-www-form-urlencoded"
         ):
-            return None
+            return _Refused(415, "form_unreadable")
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > _MAX_FORM:
-                return None
+                return _Refused(413, "form_too_large")
         fields: dict[str, list[str]] = {}
         try:
             pairs = parse_qsl(body.decode(), keep_blank_values=True)
         except UnicodeDecodeError:
-            return None
+            return _Refused(400, "form_unreadable")
         for key, value in pairs:
             fields.setdefault(key, []).append(value)
         token = (fields.get("csrf") or [""])[0]
         if not hmac.compare_digest(token.encode(), session.csrf.encode()):
-            return None
+            return _Refused(403, "form_expired")
         return fields
 
     # -- logging in and out -----------------------------------------------------------
@@ -354,8 +364,9 @@ class Portal:
         session = self._session(request)
         if session is None:
             return RedirectResponse("/portal", status_code=303)
-        if await self.form(request, session) is None:
-            return self._message(texts, texts.t("form_expired"), 403)
+        refused = await self.form(request, session)
+        if isinstance(refused, _Refused):
+            return self._message(texts, texts.t(refused.text), refused.status)
         api = self.api(request)
         try:  # ends the whole authorization: its refresh and access tokens stop working
             await api.revoke(session.refresh, PORTAL_CLIENT_ID)
@@ -415,8 +426,8 @@ class Portal:
         if session is None or not session.client:
             return RedirectResponse("/portal/login", status_code=303)
         fields = await self.form(request, session)
-        if fields is None:
-            return self._message(texts, texts.t("form_expired"), 403)
+        if isinstance(fields, _Refused):
+            return self._message(texts, texts.t(fields.text), fields.status)
 
         async def render(
             api: Api, texts: PortalTexts, session: Session
@@ -513,8 +524,8 @@ class Portal:
             if session is None:
                 return RedirectResponse("/portal/login", status_code=303)
             fields = await self.form(request, session)
-            if fields is None:
-                return self._message(texts, texts.t("form_expired"), 403)
+            if isinstance(fields, _Refused):
+                return self._message(texts, texts.t(fields.text), fields.status)
             authorization = (fields.get("authorization") or [""])[0]
 
             async def withdraw(api: Api, texts: PortalTexts, session: Session) -> Response:

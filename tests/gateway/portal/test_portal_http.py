@@ -286,7 +286,29 @@ def test_a_form_without_its_token_or_from_another_origin_changes_nothing(
     assert anna.post("/portal/access", fields, csrf="forged").status_code == 403
     assert anna.post("/portal/access", fields, Origin="https://evil.example").status_code == 403
     body = "action=grant&recipient=Organization/gp&category=plan&end=" + FAR
-    assert anna.http.post("/portal/access", content=body).status_code == 403  # no token at all
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    no_token = anna.http.post("/portal/access", content=body, headers=form)
+    assert no_token.status_code == 403
+    assert len(consents(dossier)) == before
+
+
+def test_a_form_too_large_not_a_form_or_not_utf8_gets_its_own_answer(
+    anna: PortalBrowser, dossier: dict[str, Any]
+) -> None:
+    before = len(consents(dossier))
+    token = anna.csrf()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    fields = f"csrf={token}&action=grant&recipient=Organization/gp&category=plan&end={FAR}"
+    too_large = anna.http.post(
+        "/portal/access", content=fields + "&x=" + "a" * 20_000, headers=form
+    )
+    assert too_large.status_code == 413 and "te groot" in too_large.text
+    not_a_form = anna.http.post("/portal/access", json={"csrf": token, "action": "grant"})
+    assert not_a_form.status_code == 415
+    not_utf8 = anna.http.post("/portal/access", content=fields.encode() + b"\xff", headers=form)
+    assert not_utf8.status_code == 400 and "gelezen" in not_utf8.text
+    for refused in (too_large, not_a_form, not_utf8):
+        assert "<script" not in refused.text
     assert len(consents(dossier)) == before
 
 
