@@ -9,6 +9,7 @@ against its rule, so no check is one that cannot fail.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import time
@@ -223,12 +224,10 @@ def _bearer_alg(alg: str) -> Callable[[httpx.Request], bool]:
     return lambda r: "/fhir/" in _path(r) and _bearer(r)[0].get("alg") == alg
 
 
-_count_calls = {"n": 0}
-
-
-def _growing_count(request: httpx.Request, forward: Forward) -> httpx.Response:
-    _count_calls["n"] += 1
-    return bundle(total=100 + _count_calls["n"])
+def _growing_count() -> Rule:
+    """A server whose total grows at every search: the rule keeps its own count."""
+    calls = itertools.count(1)
+    return lambda request, forward: bundle(total=100 + next(calls))
 
 
 RULES: dict[str, Rule] = {
@@ -390,7 +389,7 @@ RULES: dict[str, Rule] = {
         )
         for n in (1, 2, 3, 4)
     },
-    "profiles-05": when(lambda r: "_summary=count" in _query(r), _growing_count),
+    "profiles-05": when(lambda r: "_summary=count" in _query(r), _growing_count()),
 }
 
 
