@@ -46,7 +46,9 @@ class Route:
     interaction: Interaction
     writes: bool
     name: str  # the FHIR interaction code (CapabilityStatement) or operation
-    single_statement: bool = False  # a read of one statement needs no snapshot
+    #: a read of one statement: it needs no snapshot, and on SQLite the edge serves it on
+    #: the event loop (ADR 0020), so it must stay a bounded primary-key read
+    single_statement: bool = False
     on: str | None = None  # an operation defined on this one type only
 
     @property
