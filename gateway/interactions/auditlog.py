@@ -85,12 +85,11 @@ class GroupCommit:
     async def submit_async(self, events: list[dict[str, Any]]) -> None:
         """:meth:`submit` for a request on the event loop: the loop is never blocked."""
         loop = asyncio.get_running_loop()
-        ticket = _Ticket(events, future=loop.create_future(), loop=loop)
-        assert ticket.future is not None
-        if self._enqueue(ticket):
+        committed: asyncio.Future[None] = loop.create_future()
+        if self._enqueue(_Ticket(events, future=committed, loop=loop)):
             leader = loop.run_in_executor(None, self._lead)
             leader.add_done_callback(_retrieve)
-        await ticket.future
+        await committed
 
     def _enqueue(self, ticket: _Ticket) -> bool:
         """Queue ``ticket``; True when its submitter is to lead the writing."""

@@ -72,14 +72,11 @@ class Extractor:
         resource_type = resource["resourceType"]
         by_key, whole = self._plan(resource_type)
         found: list[_Found] = []
-        for key, units in by_key.items():
+        for key in by_key:
             raw = resource.get(key)
-            if raw is None:
-                continue
-            listed = isinstance(raw, list)
-            for item in raw if listed else (raw,):
+            for item in raw if isinstance(raw, list) else (raw,):
                 if item is not None:
-                    found.extend(self._item_rows(resource_type, key, listed, item, units))
+                    found.extend(self._item_rows(resource_type, key, item))
         for param in whole:
             found.extend(_keyed(param, self._rows_for(param, param.evaluate(resource))))
         out: IndexRows = {}
@@ -112,14 +109,7 @@ class Extractor:
             self._plans[resource_type] = plan
         return plan
 
-    def _item_rows(
-        self,
-        resource_type: str,
-        key: str,
-        listed: bool,
-        item: Any,
-        units: tuple[tuple[SearchParam, Evaluator], ...],
-    ) -> tuple[_Found, ...]:
+    def _item_rows(self, resource_type: str, key: str, item: Any) -> tuple[_Found, ...]:
         """The rows of one item under ``key`` (an element, or one entry of an array):
         remembered by the item's JSON, since items repeat from resource to resource (the
         codes of Observations, the agents and entities of access-log entries)."""
@@ -128,27 +118,19 @@ class Extractor:
         except (orjson.JSONEncodeError, TypeError):
             blob = b""
         if not blob or len(blob) > _MEMO_BYTES:
-            return self._evaluate_item(resource_type, key, listed, item, units)
-        return self._remembered(resource_type, key, listed, blob)
+            return self._evaluate_item(resource_type, key, item)
+        return self._remembered(resource_type, key, blob)
 
     @functools.lru_cache(maxsize=16384)  # noqa: B019 (the extractor lives as long as the app)
-    def _remembered(
-        self, resource_type: str, key: str, listed: bool, blob: bytes
-    ) -> tuple[_Found, ...]:
-        by_key, _ = self._plan(resource_type)
-        return self._evaluate_item(resource_type, key, listed, orjson.loads(blob), by_key[key])
+    def _remembered(self, resource_type: str, key: str, blob: bytes) -> tuple[_Found, ...]:
+        return self._evaluate_item(resource_type, key, orjson.loads(blob))
 
-    def _evaluate_item(
-        self,
-        resource_type: str,
-        key: str,
-        listed: bool,
-        item: Any,
-        units: tuple[tuple[SearchParam, Evaluator], ...],
-    ) -> tuple[_Found, ...]:
-        alone = {"resourceType": resource_type, key: [item] if listed else item}
+    def _evaluate_item(self, resource_type: str, key: str, item: Any) -> tuple[_Found, ...]:
+        # an element alone in a list of one: every step maps items one by one, so a single
+        # value and an array's entry give the same rows
+        alone = {"resourceType": resource_type, key: [item]}
         found: list[_Found] = []
-        for param, evaluate in units:
+        for param, evaluate in self._plan(resource_type)[0][key]:
             found.extend(_keyed(param, self._rows_for(param, evaluate(alone))))
         return tuple(found)
 

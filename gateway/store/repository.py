@@ -34,7 +34,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from consent.policy import Target
 from gateway.search.dates import to_micros
@@ -49,7 +49,7 @@ from gateway.store.schema import (
     resource_versions,
     resources,
 )
-from gateway.store.session_base import Current
+from gateway.store.session_base import Current, fetch_driver, lookup_sql
 from mappings.core.clock import Clock, format_instant
 from mappings.core.errors import Conflict, Forbidden, PreconditionFailed
 
@@ -84,15 +84,6 @@ _VERSION_CONTENT = case(
 )
 _RAISE_EPOCH = update(access_epoch).where(access_epoch.c.id == 1).values(n=access_epoch.c.n + 1)
 _PENDING_TABLES = {"compartment": patient_compartment, "versions": resource_versions}
-
-
-@lru_cache(maxsize=4)
-def _epoch_sql(dialect: Dialect) -> tuple[str, Any]:
-    """The access epoch's read as the driver's SQL and parameters."""
-    compiled = select(access_epoch.c.n).where(access_epoch.c.id == 1).compile(dialect=dialect)
-    values = compiled.construct_params()
-    order = compiled.positiontup
-    return compiled.string, tuple(values[n] for n in order) if order else dict(values)
 
 
 class RetryWrite(Exception):
@@ -166,16 +157,10 @@ class Store:
         try:
             if self._postgresql:  # one round trip, not BEGIN, SELECT and COMMIT
                 driver.autocommit = True
-            cursor = raw.cursor()
-            try:
-                cursor.execute(*_epoch_sql(self.engine.dialect))
-                found = cursor.fetchall()
-            finally:
-                cursor.close()
+            dialect = self.engine.dialect
+            sql, params = lookup_sql("epoch", (), dialect)
+            found = fetch_driver(raw.dbapi_connection, dialect, sql, params)
             raw.commit()  # nothing open on either database; kept for any other driver
-        except self.engine.dialect.loaded_dbapi.Error as error:  # as SQLAlchemy raises it
-            base = self.engine.dialect.loaded_dbapi.Error
-            raise DBAPIError.instance(None, None, error, base) from error
         finally:
             if self._postgresql:
                 driver.autocommit = False

@@ -47,7 +47,9 @@ __all__ = [
     "ParcelRow",
     "SessionBase",
     "driver_rows",
+    "fetch_driver",
     "lookup_rows",
+    "lookup_sql",
     "outbox_row",
     "pairs_in",
 ]
@@ -117,30 +119,36 @@ _LOOKUPS: dict[str, Callable[[list[BindParameter[Any]]], Select[Any]]] = {
 }
 
 
-def lookup_rows(connection: Connection, name: str, values: Sequence[Any] = ()) -> list[Any]:
-    """Run the compiled lookup ``name`` (see :data:`_LOOKUPS`) with ``values``."""
-    sql, order, fixed = _driver_select(name, len(values), connection.dialect)
+def lookup_sql(name: str, values: Sequence[Any], dialect: Dialect) -> tuple[str, Any]:
+    """The compiled lookup ``name`` (see :data:`_LOOKUPS`) and its parameters for ``values``."""
+    sql, order, fixed = _driver_select(name, len(values), dialect)
     bound = {**fixed, **{f"v{n}": value for n, value in enumerate(values)}}
-    return driver_rows(connection, sql, tuple(bound[k] for k in order) if order else bound)
+    return sql, tuple(bound[k] for k in order) if order else bound
 
 
-def driver_rows(connection: Connection, sql: str, params: Any) -> list[Any]:
-    """The rows of a compiled read, run by the driver in ``connection``'s transaction: no
-    SQLAlchemy result objects, which cost more than SQLite's answer to a key lookup. A
-    driver's error raises as SQLAlchemy would raise it (without the SQL)."""
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+def fetch_driver(dbapi_connection: Any, dialect: Dialect, sql: str, params: Any) -> list[Any]:
+    """The rows of compiled SQL, run by the driver on ``dbapi_connection``: no SQLAlchemy
+    result objects, which cost more than SQLite's answer to a key lookup. A driver's error
+    raises as SQLAlchemy would raise it (without the SQL)."""
+    cursor = dbapi_connection.cursor()
     try:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
-    except connection.dialect.loaded_dbapi.Error as error:
-        base = connection.dialect.loaded_dbapi.Error
-        raise DBAPIError.instance(None, None, error, base) from error
+    except dialect.loaded_dbapi.Error as error:
+        raise DBAPIError.instance(None, None, error, dialect.loaded_dbapi.Error) from error
     finally:
         cursor.close()
 
 
-def _one(column: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    return lambda row: (row[column],)
+def lookup_rows(connection: Connection, name: str, values: Sequence[Any] = ()) -> list[Any]:
+    """Run the compiled lookup ``name`` with ``values`` in ``connection``'s transaction."""
+    return driver_rows(connection, *lookup_sql(name, values, connection.dialect))
+
+
+def driver_rows(connection: Connection, sql: str, params: Any) -> list[Any]:
+    """The rows of compiled SQL, run by the driver in ``connection``'s transaction."""
+    raw = connection.connection.dbapi_connection
+    return fetch_driver(raw, connection.dialect, sql, params)
 
 
 def outbox_row(
@@ -300,8 +308,7 @@ class SessionBase:
                 by_columns.setdefault(tuple(row), []).append(row)
             for columns, same in by_columns.items():
                 sql, order = _driver_insert(table, columns, connection.dialect)
-                if order:
-                    row_values = itemgetter(*order) if len(order) > 1 else _one(order[0])
-                    connection.exec_driver_sql(sql, [row_values(r) for r in same])
+                if order:  # every pending table has two columns at least: tuples come out
+                    connection.exec_driver_sql(sql, list(map(itemgetter(*order), same)))
                 else:
                     connection.exec_driver_sql(sql, same)
