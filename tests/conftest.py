@@ -138,6 +138,25 @@ def database_url(
         admin.dispose()
 
 
+@pytest.fixture()
+def own_database(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[str]:
+    """A database of this test's own (no running server of the session on it), on the
+    backend of this run; created empty and dropped afterwards."""
+    if request.config.getoption("--database") == "sqlite":
+        yield f"sqlite:///{tmp_path}/own.db"
+        return
+    name = f"eigendossier_own_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_ADMIN).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def _server_state(database_url: str) -> Iterator[dict[str, Any]]:
     port = _free_port()

@@ -35,9 +35,9 @@ from gateway.http.formats import JSON, XML, choose_format, parse_body, render_bo
 from gateway.http.memory import release_memory
 from gateway.http.oauth import oauth_routes
 from gateway.http.tokens import VerifiedTokens
-from gateway.interactions.auditlog import GroupCommit
+from gateway.interactions.auditlog import GroupCommit, LogIndexer
 from gateway.interactions.authorize import ConsentCaller, commit_events
-from gateway.interactions.dispatch import Dispatcher, dispatch
+from gateway.interactions.dispatch import Dispatcher, dispatch, shows_access_log
 from gateway.interactions.grants import GrantCache
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
 from gateway.interactions.privileged import system_context
@@ -159,10 +159,11 @@ class FhirEndpoint:
         if fhir_request.method not in ("GET", "HEAD"):
             return False
         try:
-            route, _ = match_route(fhir_request.method, fhir_request.path)
+            route, groups = match_route(fhir_request.method, fhir_request.path)
         except FhirError:
             return False
-        return route.single_statement
+        # a read of the access log indexes what waits first: a write, never on the loop
+        return route.single_statement and not shows_access_log(route, groups, fhir_request)
 
     async def _call_on_loop(self, request: Request, fhir_request: FhirRequest) -> FhirResponse:
         """:meth:`_call` on the event loop, for a caller whose token's verdict is kept: a
@@ -407,6 +408,9 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         stop = threading.Event()
+        halt = threading.Event()  # the indexer's: it stops after everything else
+        indexer = threading.Thread(target=LogIndexer(services.store).run, args=(halt,), daemon=True)
+        indexer.start()
         worker = None
         if settings.delivery_worker:  # the outbox's deliveries, in a thread of this process
             from gateway.delivery import Worker  # noqa: PLC0415
@@ -422,6 +426,8 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
         if worker is not None:
             await run_in_threadpool(worker.join, 15)
         await run_in_threadpool(endpoint.refusals.flush)  # counts held are written, not lost
+        halt.set()
+        await run_in_threadpool(indexer.join, 15)  # what waits is indexed before the stop
 
     registered = None
     if security is not None:

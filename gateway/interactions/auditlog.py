@@ -1,4 +1,6 @@
-"""Group commit of the access log: the read entries of concurrent requests in one transaction.
+"""The access log's two writers: the group commit of its entries, and their indexer.
+
+**Group commit.** The read entries of concurrent requests are committed in one transaction.
 
 Every read writes its NEN 7513 entry before the response leaves, so a request never answers
 without its log line. Written one transaction per request, those entries queue for the
@@ -9,17 +11,27 @@ of that batch. No thread of its own: the requests' threads take turns. A request
 the event loop (:meth:`GroupCommit.submit_async`) waits without a thread; when no write is
 in progress it hands the lead to a pool thread, which writes its batch and every batch
 queued behind it. On PostgreSQL a few batches are written at once (``writers``).
+
+**Indexer.** An entry is committed as a narrow row of the log as written; :class:`LogIndexer`
+(a thread of every gateway process) stores the waiting entries as AuditEvent resources, a
+batch per transaction, about every second. A read that can show AuditEvents does not wait
+for it: it indexes what waits itself first (ADR 0021).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GroupCommit"]
+from gateway.store.repository import Store
+
+__all__ = ["GroupCommit", "LogIndexer"]
+
+log = logging.getLogger("eigendossier.auditlog")
 
 
 @dataclass(slots=True)
@@ -125,3 +137,39 @@ def _retrieve(leader: asyncio.Future[None]) -> None:
     """The lead's own outcome: every failure of a write went to its batch's tickets."""
     if not leader.cancelled():
         leader.exception()
+
+
+class LogIndexer:
+    """Indexes the waiting access-log entries as AuditEvent resources, in a thread.
+
+    Every ``interval`` seconds it moves what waits, ``batch`` entries a transaction (a
+    batch shares the index pages its entries touch; a small one holds SQLite's write lock
+    briefly). Entries another process is indexing are left to it. At the stop it indexes
+    what is left. A failure is logged (its type only: no SQL, no health data) and the
+    entries wait for the next round; none is lost, since a batch leaves the log as written
+    in the transaction that indexes it.
+    """
+
+    def __init__(self, store: Store, interval: float = 1.0, batch: int = 200) -> None:
+        self.store = store
+        self.interval = interval
+        self.batch = batch
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.index_waiting()
+            stop.wait(self.interval)
+        self.index_waiting()
+
+    def index_waiting(self) -> int:
+        """One round: every waiting entry no other process holds; how many were moved."""
+        moved = 0
+        try:
+            while True:
+                count = self.store.index_access_log(self.batch, wait=False)
+                moved += count
+                if count < self.batch:
+                    return moved
+        except Exception as error:  # the next round tries again; the entries wait
+            log.error("indexing the access log failed: %s", type(error).__name__)
+            return moved

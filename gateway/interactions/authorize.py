@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,7 +39,7 @@ from gateway.store.access import AccessFilter, Condition
 from gateway.store.repository import Session
 from mappings.core.errors import Forbidden, MethodNotAllowed
 
-__all__ = ["AUDIT_TYPE", "ConsentCaller", "commit_events", "write_events"]
+__all__ = ["AUDIT_TYPE", "ConsentCaller", "commit_events", "names_access_log", "write_events"]
 
 _MAX_OBJECTS = 50  # per AuditEvent; a larger disclosure is split over more events
 
@@ -242,12 +243,20 @@ class ConsentCaller:
 
 
 def write_events(services: Services, session: Session, events: list[dict[str, Any]]) -> None:
-    """Add access-log entries in ``session`` (unguarded: the log is nobody's to refuse)."""
-    with session.unguarded("the access log of this request"):
-        for event in events:
-            event["id"] = services.ids.new()
-        session.add_new(events)
-        session.written = []
+    """Add access-log entries in ``session``, committed with it; the gateway indexes them as
+    AuditEvent resources later, and before any read that can show them (ADR 0021)."""
+    for event in events:
+        event["id"] = services.ids.new()
+    session.log_access(events)
+
+
+def names_access_log(resource_type: str | None, query: Sequence[tuple[str, str]]) -> bool:
+    """Whether a search of ``resource_type`` with ``query`` can find AuditEvents: one of the
+    type, or one naming it (``_revinclude=AuditEvent:...``, ``_has:AuditEvent:...``,
+    ``_type=...``). Such a read indexes the waiting access-log entries first (ADR 0021)."""
+    if resource_type == AUDIT_TYPE:
+        return True
+    return any(AUDIT_TYPE in name or AUDIT_TYPE in value for name, value in query)
 
 
 def commit_events(services: Services, events: list[dict[str, Any]]) -> None:

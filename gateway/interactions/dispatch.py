@@ -11,12 +11,13 @@ import re
 from typing import Any
 
 from gateway.interactions import bundle, crud
+from gateway.interactions.authorize import names_access_log
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
 from gateway.interactions.routes import ROUTES, Route, match_route
 from gateway.store.repository import Session
 from mappings.core.errors import FhirError
 
-__all__ = ["Dispatcher", "create_with_id", "dispatch"]
+__all__ = ["Dispatcher", "create_with_id", "dispatch", "shows_access_log"]
 
 
 class Dispatcher:
@@ -55,6 +56,8 @@ def dispatch(
     """Run ``request`` through its interaction, in ``session`` or a session of its own."""
     route, groups = match_route(request.method, request.path)
     args = _arguments(route, groups)
+    if session is None and shows_access_log(route, groups, request):
+        context.services.store.catch_up_access_log()
     if route.interaction is bundle.process_bundle and session is None:
         return bundle.process_bundle(context, request, None)  # it opens its own transactions
     if session is not None:
@@ -64,6 +67,21 @@ def dispatch(
         return store.write(lambda s: run(route, context, request, s, args))
     with store.read(snapshot=not route.single_statement) as read_session:
         return run(route, context, request, read_session, args)
+
+
+#: routes of no type that never answer with a resource of the dossier
+_NOTHING_LOGGED = frozenset({"capabilities", "$export-status", "$export-file"})
+
+
+def shows_access_log(route: Route, groups: dict[str, str], request: FhirRequest) -> bool:
+    """Whether ``request`` may answer with AuditEvents: one of the type, one of no type
+    (system search and history, Bundles, operations), or one that names the type in its
+    query (``_revinclude=AuditEvent:...``, ``_has:AuditEvent:...``). Such a request first
+    indexes every access-log entry committed so far (ADR 0021), so it reads no log behind."""
+    kind = groups.get("type")
+    if kind is None and route.on is None:
+        return route.name not in _NOTHING_LOGGED
+    return names_access_log(kind, request.query)
 
 
 def run(

@@ -25,7 +25,7 @@ from consent.audit import Access, audit_event
 from consent.context import AccessContext, Kind
 from consent.scopes import parse_scopes
 from gateway.destinations import DestinationError, configured
-from gateway.interactions.authorize import commit_events, write_events
+from gateway.interactions.authorize import commit_events, names_access_log, write_events
 from gateway.interactions.common import check_id, check_type, validated
 from gateway.interactions.model import FhirRequest, Router, Services
 from gateway.interactions.privileged import system_context
@@ -83,6 +83,8 @@ class InProcessDossier:
     ) -> Iterator[list[dict[str, Any]]]:
         services = self._services
         request = parse_search(resource_type, list(query), services.registry, strict=True)
+        if names_access_log(resource_type, query):
+            services.store.catch_up_access_log()
         with services.store.read() as session:
             for matches in stream_search(
                 session.connection, services.compiler, request, self._context.access, chunk

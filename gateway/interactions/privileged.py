@@ -9,8 +9,9 @@ consent narrows goes through here, and only here:
   ``db upgrade``), ``serve --open`` development mode, and the adapters that act under a
   legal basis other than the client's Consent (declarations: the care contract);
 - :meth:`Session.unguarded <gateway.store.repository.Session.unguarded>`: a write inside a
-  caller's request that the caller's write filter must not refuse: the access-log entries of
-  that request, the Consent a break-the-glass writes.
+  caller's request that the caller's write filter must not refuse: the Consent a
+  break-the-glass writes. (The request's access-log entries are no resource writes: they
+  are appended to the log as written, and the gateway's own transactions index them.)
 
 Each use names its reason, which is logged (logger ``eigendossier.privileged``, never
 health data) and carried in :attr:`Context.privilege`. ``grep -rn "system_context(\\|unguarded("``

@@ -14,7 +14,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     func,
     insert,
     null,
@@ -45,6 +46,7 @@ from gateway.store.indexing import Indexing
 from gateway.store.lookups import Lookups
 from gateway.store.schema import (
     access_epoch,
+    access_log,
     patient_compartment,
     resource_versions,
     resources,
@@ -84,6 +86,12 @@ _VERSION_CONTENT = case(
 )
 _RAISE_EPOCH = update(access_epoch).where(access_epoch.c.id == 1).values(n=access_epoch.c.n + 1)
 _PENDING_TABLES = {"compartment": patient_compartment, "versions": resource_versions}
+_LOGGED = (
+    select(access_log.c.seq, access_log.c.recorded, access_log.c.content)
+    .order_by(access_log.c.seq)
+    .limit(bindparam("n"))
+)
+_ANY_LOGGED = select(access_log.c.seq).limit(1)
 
 
 class RetryWrite(Exception):
@@ -166,6 +174,25 @@ class Store:
                 driver.autocommit = False
             raw.close()
         return found[0][0] if found else None
+
+    def access_log_waiting(self) -> bool:
+        """Whether access-log entries wait to be indexed as AuditEvents (any process's)."""
+        with self.engine.connect() as connection:
+            return connection.execute(_ANY_LOGGED).first() is not None
+
+    def index_access_log(self, limit: int = 200, *, wait: bool = True) -> int:
+        """Index up to ``limit`` waiting access-log entries as AuditEvent resources, the
+        oldest first, in one transaction; how many. ``wait=False`` skips entries another
+        process is indexing right now (PostgreSQL; SQLite's writers take turns anyway)."""
+        return self.write(lambda session: session.index_logged(limit, wait=wait))
+
+    def catch_up_access_log(self) -> int:
+        """Index every access-log entry committed so far, waiting for any batch another
+        process is indexing: after it, a read sees every entry committed before it began."""
+        moved = 0
+        while self.access_log_waiting():
+            moved += self.index_access_log(500)
+        return moved
 
     def write(self, unit: Callable[[Session], T]) -> T:
         """Run ``unit`` in one write transaction; run it again when it lost a race."""
@@ -357,28 +384,36 @@ class Session(Indexing, Lookups):
         created = current is None or current.deleted
         return Stored(res_type, res_id, version_id, now, content, created)
 
-    def add_new(self, batch: list[dict[str, Any]], *, method: str = "POST") -> None:
+    def add_new(
+        self,
+        batch: list[dict[str, Any]],
+        *,
+        method: str = "POST",
+        times: Sequence[int] | None = None,
+    ) -> None:
         """Store each resource of ``batch`` as the first version of a new id, in one insert.
 
-        For entries nobody has written before (access-log entries under fresh ids): no
-        lookup per resource; an id that exists after all fails the insert, and the unit of
-        work runs again with new ids, as a collision in :meth:`put` does.
+        For resources nobody has written before (fresh ids): no lookup per resource; an id
+        that exists after all fails the insert, and the unit of work runs again with new
+        ids, as a collision in :meth:`put` does. ``times``: each one's lastUpdated
+        (microseconds; default now).
         """
         if not batch:
             return
         now = to_micros(self.store.clock.now())
         rows = []
-        for resource in batch:
+        for n, resource in enumerate(batch):
+            at = now if times is None else times[n]
             meta = dict(resource.get("meta") or {})
             meta["versionId"] = "1"
-            meta["lastUpdated"] = instant_of(now)
+            meta["lastUpdated"] = instant_of(at)
             resource["meta"] = meta
             rows.append(
                 {
                     "res_type": resource["resourceType"],
                     "res_id": resource["id"],
                     "version_id": 1,
-                    "last_updated": now,
+                    "last_updated": at,
                     "deleted": False,
                     "content": orjson.dumps(resource),
                 }
@@ -386,11 +421,38 @@ class Session(Indexing, Lookups):
         pks = [row[0] for row in self._connection.execute(_INSERT_RESOURCES, rows)]
         for pk, resource, row in zip(pks, batch, rows, strict=True):
             res_type, res_id = row["res_type"], row["res_id"]
-            self._version_row(res_type, res_id, 1, now, False, method)
+            self._version_row(res_type, res_id, 1, row["last_updated"], False, method)
             patients = self._reindex(pk, resource, fresh=True)
             if self.guard is not None and not self.guard.admits(Target.of(resource, patients)):
                 raise Forbidden(f"No grant of the client allows writing this {res_type}")
             self.written.append((res_type, res_id, frozenset(patients)))
+
+    # -- the access log --------------------------------------------------------------
+
+    def log_access(self, events: list[dict[str, Any]]) -> None:
+        """Append access-log entries (AuditEvents with their ids) to the log as written,
+        committed with this transaction; indexed as resources later (:meth:`index_logged`)."""
+        now = to_micros(self.store.clock.now())
+        self._pending.setdefault("access_log", []).extend(
+            {"recorded": now, "content": orjson.dumps(event)} for event in events
+        )
+
+    def index_logged(self, limit: int, *, wait: bool = True) -> int:
+        """Move up to ``limit`` of the oldest logged entries into ``resources`` as
+        AuditEvents (each with its recorded time as lastUpdated); how many. The rows are
+        locked (PostgreSQL; ``wait=False``: skipping those another transaction holds) and
+        deleted here, so an entry is indexed exactly once, and never lost."""
+        query = _LOGGED.with_for_update(skip_locked=not wait)
+        found = self._connection.execute(query, {"n": limit}).all()
+        if not found:
+            return 0
+        self._connection.execute(
+            delete(access_log).where(access_log.c.seq.in_([row[0] for row in found]))
+        )
+        # the gateway's own transaction: no caller's guard (Store.write opens it without)
+        self.add_new([orjson.loads(row[2]) for row in found], times=[row[1] for row in found])
+        self.written = []
+        return len(found)
 
     def delete(self, res_type: str, res_id: str) -> Stored | None:
         """Mark the resource deleted as a new version; None when there was nothing to delete."""

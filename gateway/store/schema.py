@@ -29,6 +29,7 @@ from sqlalchemy import (
 __all__ = [
     "INDEX_TABLES",
     "access_epoch",
+    "access_log",
     "accounts",
     "export_files",
     "export_jobs",
@@ -183,6 +184,19 @@ access_epoch = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("n", BigInteger, nullable=False),
+)
+
+#: The access log as it is written: each entry (an AuditEvent's JSON, its id assigned) is
+#: committed with the access it records (NEN 7513), as one narrow row appended here. The
+#: gateway indexes the entries as AuditEvent resources in batches (``Store.index_access_log``):
+#: a batch's rows leave this table in the transaction that stores them in ``resources``, and
+#: every read that can show AuditEvents indexes what is here first (ADR 0021).
+access_log = Table(
+    "access_log",
+    metadata,
+    Column("seq", _Pk, primary_key=True, autoincrement=True),
+    Column("recorded", BigInteger, nullable=False),  # when it was committed: its lastUpdated
+    Column("content", LargeBinary, nullable=False),
 )
 
 #: The outbox: what must leave the dossier because of a change, written in the change's own

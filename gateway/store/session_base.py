@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from gateway.store.schema import (
     INDEX_TABLES,
     access_epoch,
+    access_log,
     outbox,
     parcels,
     patient_compartment,
@@ -59,6 +60,7 @@ ParcelRow = tuple[str, str, Mapping[str, str], bytes]
 
 _privileged = logging.getLogger("eigendossier.privileged")
 _PENDING_TABLES = {
+    "access_log": access_log,
     "compartment": patient_compartment,
     "versions": resource_versions,
     "outbox": outbox,
@@ -215,7 +217,7 @@ class SessionBase:
     def unguarded(self, reason: str) -> Iterator[Self]:
         """This session without its write guard while the block runs, for ``reason``: a
         write inside a caller's request that the caller's write filter must not refuse (the
-        request's access log, the Consent a break-the-glass writes). One of the two
+        Consent a break-the-glass writes). One of the two
         privileged doors; see :mod:`gateway.interactions.privileged`."""
         _privileged.debug("unguarded write: %s", reason)
         guard, self.guard = self.guard, None

@@ -10,34 +10,13 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import text
 
-from gateway.store.engine import make_engine
-from tests.conftest import PG_ADMIN, _free_port
+from tests.conftest import _free_port
 
 SIZE = 200  # resources per transaction
-
-
-@pytest.fixture()
-def own_database(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
-    if request.config.getoption("--database") == "sqlite":
-        yield f"sqlite:///{tmp_path}/crash.db"
-        return
-    name = f"eigendossier_crash_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_ADMIN).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _start(url: str, port: int) -> subprocess.Popen[bytes]:

@@ -480,6 +480,7 @@ def test_a_delivery_for_the_operator_is_logged_as_the_gateway(
     finally:
         worker.close()
     assert len(receiver.requests) == 1
+    services.store.catch_up_access_log()
     with services.store.read() as session:
         events = [
             orjson.loads(r[0])

@@ -42,10 +42,7 @@ def test_only_the_door_lifts_a_write_guard() -> None:
     assert _uses(r"\.guard = None|guard = .*, None|\.guard, None") == {
         "gateway/store/session_base.py"
     }
-    assert _uses(r"\.unguarded\(") == {
-        "gateway/interactions/authorize.py",
-        "gateway/interactions/consent_operations.py",
-    }
+    assert _uses(r"\.unguarded\(") == {"gateway/interactions/consent_operations.py"}
 
 
 def test_every_system_context_names_its_reason() -> None:

@@ -85,6 +85,7 @@ def _refusals(secure: dict[str, Any]) -> list[dict[str, Any]]:
     from gateway.store.schema import resources
 
     store = secure["services"].store
+    store.catch_up_access_log()
     with store.engine.connect() as connection:
         rows = connection.execute(
             select(resources.c.content).where(

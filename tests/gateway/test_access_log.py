@@ -1,0 +1,269 @@
+"""The access log as written, and its indexing as AuditEvent resources (ADR 0021).
+
+Every entry is committed with the access it records, as a row of ``access_log``; the
+gateway indexes the rows as AuditEvents in batches, and a read that can show AuditEvents
+indexes what waits first. Tested on the store, through dispatch, over HTTP, under a real
+kill -9, with concurrent indexers; each on a database of its own (the session's servers
+index their own log every second, which would race a test that looks at what waits).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from consent.audit import Access, audit_event
+from gateway.app import build_services
+from gateway.interactions.auditlog import LogIndexer
+from gateway.interactions.authorize import commit_events
+from gateway.interactions.dispatch import Dispatcher, dispatch, shows_access_log
+from gateway.interactions.model import FhirRequest, Services
+from gateway.interactions.privileged import system_context
+from gateway.interactions.routes import match_route
+from gateway.loading import load
+from gateway.security import build_security
+from gateway.settings import Settings
+from gateway.store.engine import make_engine
+from gateway.store.repository import Store, instant_of
+from gateway.store.schema import access_log, resources
+from tests.conftest import _free_port
+from tests.smart import account, bearer, login
+
+
+@pytest.fixture()
+def own(own_database: str) -> Iterator[Services]:
+    """Services on a database of the test's own, with no server (and no indexer) on it."""
+    services = build_services(Settings(database_url=own_database), migrate=True)
+    yield services
+    services.store.dispose()
+
+
+def _events(patient: str, count: int) -> list[dict[str, Any]]:
+    at = dt.datetime.now(dt.UTC)
+    return [
+        audit_event(
+            None,
+            Access("read", "0", at, patient=patient, objects=[f"Observation/o{n}"]),
+            "http://example.org/fhir",
+        )
+        for n in range(count)
+    ]
+
+
+def _waiting(services: Services) -> int:
+    with services.store.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(access_log)).scalar_one())
+
+
+def _indexed(services: Services) -> list[dict[str, Any]]:
+    query = select(resources.c.content).where(resources.c.res_type == "AuditEvent")
+    with services.store.engine.connect() as connection:
+        return [orjson.loads(row[0]) for row in connection.execute(query)]
+
+
+def _every_entry(services: Services) -> list[dict[str, Any]]:
+    """The entries waiting and indexed, read in one statement (one snapshot): an entry
+    moves from one to the other in one transaction, so none is seen twice or missed."""
+    waiting = select(access_log.c.content)
+    indexed = select(resources.c.content).where(resources.c.res_type == "AuditEvent")
+    with services.store.engine.connect() as connection:
+        rows = connection.execute(waiting.union_all(indexed)).all()
+    return [orjson.loads(row[0]) for row in rows]
+
+
+def _search(services: Services, url: str) -> dict[str, Any]:
+    context = system_context(services, "test: reading the access log", Dispatcher())
+    parts = urlsplit(url)
+    response = dispatch(context, FhirRequest("GET", parts.path, query=parse_qsl(parts.query)))
+    assert response.status == 200, response.body
+    body = response.body
+    return orjson.loads(body if isinstance(body, bytes) else orjson.dumps(body))
+
+
+def test_entries_wait_as_written_and_are_indexed_oldest_first_with_their_time(
+    own: Services,
+) -> None:
+    commit_events(own, _events("p1", 3))
+    commit_events(own, _events("p2", 2))
+    assert _waiting(own) == 5 and _indexed(own) == []
+    with own.store.engine.connect() as connection:
+        first = connection.execute(
+            select(access_log.c.recorded, access_log.c.content).order_by(access_log.c.seq)
+        ).all()
+    assert own.store.index_access_log(3) == 3
+    indexed = {e["id"]: e for e in _indexed(own)}
+    oldest = [orjson.loads(row[1]) for row in first[:3]]
+    assert sorted(indexed) == sorted(e["id"] for e in oldest)
+    for (recorded, _), event in zip(first[:3], oldest, strict=True):
+        meta = indexed[event["id"]]["meta"]
+        assert meta == {"versionId": "1", "lastUpdated": instant_of(recorded)}
+        assert {k: v for k, v in indexed[event["id"]].items() if k != "meta"} == event
+    assert _waiting(own) == 2
+    assert own.store.catch_up_access_log() == 2
+    assert _waiting(own) == 0 and len(_indexed(own)) == 5
+    assert own.store.catch_up_access_log() == 0  # nothing waits: no write at all
+
+
+def test_a_search_of_the_log_indexes_what_waits_first(own: Services) -> None:
+    load(own, [{"resourceType": "Patient", "id": "p1"}], "test: a client")
+    commit_events(own, _events("p1", 3))
+    commit_events(own, _events("p2", 1))
+    assert _search(own, "AuditEvent?patient=Patient/p1")["total"] == 3
+    assert _waiting(own) == 0
+    commit_events(own, _events("p1", 2))  # a revinclude from another type names the log
+    found = _search(own, "Patient?_id=p1&_revinclude=AuditEvent:patient")
+    assert sum(e["resource"]["resourceType"] == "AuditEvent" for e in found["entry"]) == 5
+    commit_events(own, _events("p2", 1))  # so does the history of everything
+    history = _search(own, "_history?_count=100")["entry"]
+    assert sum(e["resource"]["resourceType"] == "AuditEvent" for e in history) == 7
+
+
+def test_a_read_of_one_entry_finds_it_while_it_still_waits(own: Services) -> None:
+    commit_events(own, _events("p1", 1))
+    with own.store.engine.connect() as connection:
+        waiting = orjson.loads(connection.execute(select(access_log.c.content)).scalar_one())
+    found = _search(own, f"AuditEvent/{waiting['id']}")
+    assert found["id"] == waiting["id"] and found["meta"]["versionId"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "shows"),
+    [
+        ("GET", "Observation/o1", [], False),
+        ("GET", "Observation", [("subject", "Patient/p1")], False),
+        ("POST", "Observation", [], False),
+        ("GET", "metadata", [], False),
+        ("GET", "AuditEvent/a1", [], True),
+        ("GET", "AuditEvent", [("patient", "p1")], True),
+        ("GET", "AuditEvent/a1/_history", [], True),
+        ("GET", "Observation", [("_revinclude", "AuditEvent:entity")], True),
+        ("GET", "Patient", [("_has:AuditEvent:patient:action", "R")], True),
+        ("GET", "", [("_type", "Patient,AuditEvent")], True),
+        ("GET", "_history", [], True),
+        ("POST", "", [], True),  # a Bundle may hold searches of the log
+    ],
+)
+def test_which_requests_can_show_the_log(
+    method: str, path: str, query: list[tuple[str, str]], shows: bool
+) -> None:
+    route, groups = match_route(method, path)
+    assert shows_access_log(route, groups, FhirRequest(method, path, query=query)) is shows
+
+
+def test_concurrent_indexers_index_each_entry_exactly_once(own: Services) -> None:
+    for patient in ("p1", "p2", "p3"):
+        for _ in range(4):
+            commit_events(own, _events(patient, 25))
+    failures: list[BaseException] = []
+
+    def indexer(wait: bool) -> None:
+        try:
+            while own.store.index_access_log(40, wait=wait):
+                pass
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=indexer, args=(w,)) for w in (False, False, True)]
+    threads.append(threading.Thread(target=own.store.catch_up_access_log))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures
+    ids = [e["id"] for e in _indexed(own)]
+    assert len(ids) == len(set(ids)) == 300
+    assert _waiting(own) == 0
+
+
+def test_the_indexer_moves_what_waits_without_a_read_and_the_rest_at_its_stop(
+    own: Services,
+) -> None:
+    commit_events(own, _events("p1", 250))
+    stop = threading.Event()
+    indexer = LogIndexer(own.store, interval=0.05, batch=100)
+    thread = threading.Thread(target=indexer.run, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while _waiting(own) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _waiting(own) == 0 and len(_indexed(own)) == 250
+    commit_events(own, _events("p1", 30))
+    stop.set()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert _waiting(own) == 0 and len(_indexed(own)) == 280  # the round at its stop
+
+
+def test_a_failed_round_is_logged_without_data_and_loses_nothing(
+    own: Services, caplog: pytest.LogCaptureFixture, tmp_path: Any
+) -> None:
+    commit_events(own, _events("p1", 3))
+    gone = make_engine(f"sqlite:///{tmp_path}/no-such-directory/gone.db")
+    unreachable = Store(gone, own.store.extractor, own.store.clock)
+    assert LogIndexer(unreachable).index_waiting() == 0
+    (record,) = [r for r in caplog.records if r.name == "eigendossier.auditlog"]
+    assert record.getMessage() == "indexing the access log failed: OperationalError"
+    assert _waiting(own) == 3
+    assert LogIndexer(own.store).index_waiting() == 3
+
+
+def test_a_kill_9_after_the_responses_loses_no_entry(own: Services, own_database: str) -> None:
+    """A real gateway with consent on, killed the moment its last read was answered:
+    every read it answered has its entry, and indexing them later loses none."""
+    load(own, [{"resourceType": "Patient", "id": "anna"}], "test: a client")
+    security = build_security(own)
+    account(security, "anna", "patient", "Patient/anna")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+         "--database-url", own_database, "--log-level", "error"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/metadata", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        headers = bearer(login(base, security, "anna")["access_token"])
+        before = _reads_of_anna(own)
+        with httpx.Client(headers=headers) as client:
+            for _ in range(12):
+                assert client.get(f"{base}/Patient/anna").status_code == 200
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(30)
+    assert _reads_of_anna(own) == before + 12
+    own.store.catch_up_access_log()
+    assert _waiting(own) == 0
+    ids = [e["id"] for e in _indexed(own)]
+    assert len(ids) == len(set(ids))
+    assert sum(_is_read_of_anna(e) for e in _indexed(own)) == before + 12
+
+
+def _is_read_of_anna(event: dict[str, Any]) -> bool:
+    return event.get("subtype", [{}])[0].get("code") == "read" and any(
+        e["what"].get("reference") == "Patient/anna" for e in event.get("entity", [])
+    )
+
+
+def _reads_of_anna(services: Services) -> int:
+    return sum(_is_read_of_anna(e) for e in _every_entry(services))
