@@ -142,34 +142,42 @@ def _retrieve(leader: asyncio.Future[None]) -> None:
 class LogIndexer:
     """Indexes the waiting access-log entries as AuditEvent resources, in a thread.
 
-    Every ``interval`` seconds it moves what waits, ``batch`` entries a transaction (a
-    batch shares the index pages its entries touch; a small one holds SQLite's write lock
-    briefly). Entries another process is indexing are left to it. At the stop it indexes
-    what is left. A failure is logged (its type only: no SQL, no health data) and the
-    entries wait for the next round; none is lost, since a batch leaves the log as written
-    in the transaction that indexes it.
+    A round moves the oldest ``batch`` waiting entries in one transaction (a batch shares
+    the index pages its entries touch, and a small one holds SQLite's write lock briefly);
+    after a full batch the next round follows a ``pause`` later, which leaves the write
+    lock to the requests' own access-log commits, otherwise ``interval`` later. Entries
+    another process is indexing are left to it. At the stop it indexes what is left. A
+    failure is logged (its type only: no SQL, no health data) and the entries wait for the
+    next round; none is lost, since a batch leaves the log as written in the transaction
+    that indexes it.
     """
 
-    def __init__(self, store: Store, interval: float = 1.0, batch: int = 200) -> None:
+    def __init__(
+        self, store: Store, interval: float = 1.0, batch: int = 100, pause: float = 0.01
+    ) -> None:
         self.store = store
         self.interval = interval
         self.batch = batch
+        self.pause = pause
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            self.index_waiting()
-            stop.wait(self.interval)
+            moved = self._round()
+            stop.wait(self.pause if moved == self.batch else self.interval)
         self.index_waiting()
 
     def index_waiting(self) -> int:
-        """One round: every waiting entry no other process holds; how many were moved."""
+        """Rounds without a pause until no entry waits (that no other process holds)."""
         moved = 0
+        while True:
+            count = self._round()
+            moved += count
+            if count < self.batch:
+                return moved
+
+    def _round(self) -> int:
         try:
-            while True:
-                count = self.store.index_access_log(self.batch, wait=False)
-                moved += count
-                if count < self.batch:
-                    return moved
+            return self.store.index_access_log(self.batch, wait=False)
         except Exception as error:  # the next round tries again; the entries wait
             log.error("indexing the access log failed: %s", type(error).__name__)
-            return moved
+            return 0

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from gateway.search.dates import MAX, MIN, parse_date_range
-from gateway.search.paths import Evaluator, Typed, split_by_key
+from gateway.search.paths import Evaluator, Typed, split_by_key, split_by_second_key
 from gateway.search.registry import Registry, SearchParam
 
 __all__ = ["IndexRows", "Extractor", "normalise", "split_reference"]
@@ -30,8 +30,10 @@ _STRING_PARTS = {
 _MEMO_BYTES = 2048
 #: (index table, the row's identity, the row without res_pk and res_type)
 _Found = tuple[str, tuple[tuple[str, Any], ...], dict[str, Any]]
+#: parameters (each with the part of its expression that reads there) by the key they read
+_Parts = dict[str, tuple[tuple[SearchParam, Evaluator], ...]]
 #: the parameters split by top-level key, and those evaluated on the whole resource
-_Plan = tuple[dict[str, tuple[tuple[SearchParam, Evaluator], ...]], tuple[SearchParam, ...]]
+_Plan = tuple[_Parts, tuple[SearchParam, ...]]
 _SIMPLE_TOKENS = {"code", "string", "id", "uri", "canonical", "boolean", "url", "oid", "uuid"}
 
 
@@ -66,6 +68,7 @@ class Extractor:
         self.registry = registry
         self.base_url = base_url
         self._plans: dict[str, _Plan] = {}
+        self._subplans: dict[tuple[str, str], _Parts | None] = {}
 
     def rows(self, pk: int, resource: dict[str, Any]) -> tuple[IndexRows, set[str]]:
         """Index rows by parameter type, and the ids of the patients whose compartment holds it."""
@@ -109,28 +112,69 @@ class Extractor:
             self._plans[resource_type] = plan
         return plan
 
+    def _subplan(self, resource_type: str, key: str) -> _Parts | None:
+        """The parameters read under ``key`` split again by the key of that element each
+        reads next; None unless every one of them can be (see ``split_by_second_key``)."""
+        if (resource_type, key) not in self._subplans:
+            parts: dict[str, list[tuple[SearchParam, Evaluator]]] | None = {}
+            for param, evaluate in self._plan(resource_type)[0][key]:
+                split = split_by_second_key(evaluate, key)
+                if split is None or parts is None:
+                    parts = None
+                    break
+                for sub, part in split.items():
+                    parts.setdefault(sub, []).append((param, part))
+            self._subplans[(resource_type, key)] = (
+                None if parts is None else {sub: tuple(v) for sub, v in parts.items()}
+            )
+        return self._subplans[(resource_type, key)]
+
     def _item_rows(self, resource_type: str, key: str, item: Any) -> tuple[_Found, ...]:
-        """The rows of one item under ``key`` (an element, or one entry of an array):
-        remembered by the item's JSON, since items repeat from resource to resource (the
+        """The rows of one item under ``key`` (an element, or one entry of an array), worked
+        out per entry of the element where every parameter reads one of its keys (an
+        access-log entity: its ``what`` differs from entry to entry, its ``type`` and
+        ``role`` repeat), else for the item whole."""
+        parts = self._subplan(resource_type, key) if isinstance(item, dict) else None
+        if parts is None:
+            return self._part_rows(resource_type, key, "", item)
+        found: list[_Found] = []
+        for sub, value in item.items():
+            if sub in parts and value is not None:
+                found.extend(self._part_rows(resource_type, key, sub, value))
+        return tuple(found)
+
+    def _part_rows(self, resource_type: str, key: str, sub: str, value: Any) -> tuple[_Found, ...]:
+        """The rows of ``value``, the item under ``key`` (``sub`` empty) or its entry
+        ``sub``: remembered by its JSON, since these repeat from resource to resource (the
         codes of Observations, the agents and entities of access-log entries)."""
         try:
-            blob = orjson.dumps(item)
+            blob = orjson.dumps(value)
         except (orjson.JSONEncodeError, TypeError):
             blob = b""
         if not blob or len(blob) > _MEMO_BYTES:
-            return self._evaluate_item(resource_type, key, item)
-        return self._remembered(resource_type, key, blob)
+            return self._evaluate_part(resource_type, key, sub, value)
+        return self._remembered(resource_type, key, sub, blob)
 
     @functools.lru_cache(maxsize=16384)  # noqa: B019 (the extractor lives as long as the app)
-    def _remembered(self, resource_type: str, key: str, blob: bytes) -> tuple[_Found, ...]:
-        return self._evaluate_item(resource_type, key, orjson.loads(blob))
+    def _remembered(
+        self, resource_type: str, key: str, sub: str, blob: bytes
+    ) -> tuple[_Found, ...]:
+        return self._evaluate_part(resource_type, key, sub, orjson.loads(blob))
 
-    def _evaluate_item(self, resource_type: str, key: str, item: Any) -> tuple[_Found, ...]:
+    def _evaluate_part(
+        self, resource_type: str, key: str, sub: str, value: Any
+    ) -> tuple[_Found, ...]:
         # an element alone in a list of one: every step maps items one by one, so a single
-        # value and an array's entry give the same rows
-        alone = {"resourceType": resource_type, key: [item]}
+        # value and an array's entry give the same rows (and an entry of the element alone
+        # the rows the element's parameters take from that entry)
+        if sub:
+            alone = {"resourceType": resource_type, key: [{sub: value}]}
+            evaluators = (self._subplan(resource_type, key) or {})[sub]
+        else:
+            alone = {"resourceType": resource_type, key: [value]}
+            evaluators = self._plan(resource_type)[0][key]
         found: list[_Found] = []
-        for param, evaluate in self._plan(resource_type)[0][key]:
+        for param, evaluate in evaluators:
             found.extend(_keyed(param, self._rows_for(param, evaluate(alone))))
         return tuple(found)
 

@@ -24,6 +24,7 @@ __all__ = [
     "compile_expression",
     "compile_relative",
     "split_by_key",
+    "split_by_second_key",
 ]
 
 
@@ -151,6 +152,36 @@ class _PathEvaluator:
         return {
             key: _PathEvaluator(self.definitions, self.resource_type, branches)
             for key, branches in parts.items()
+        }
+
+    def by_second_key(self, key: str) -> dict[str, Evaluator] | None:
+        """This part of the expression (every branch starts at the top-level ``key``, see
+        :meth:`by_key`) split again by the key of that element each branch reads next:
+        evaluated on a resource whose ``key`` holds only that one entry, each part gives
+        exactly the values the whole expression takes from it. None when a branch does
+        anything but name a child there (a ``where`` on the element, a cast, an
+        extension: those look at the element as a whole)."""
+        node = self.definitions.resources.get(self.resource_type)
+        if node is None:
+            return None
+        parts: dict[str, list[list[_Step]]] = {}
+        for steps in self.branches:
+            if len(steps) < 2 or steps[0][0] != "name" or steps[1][0] != "name":
+                return None
+            found = [e for e in node.by_name.get(str(steps[0][1]), ()) if e[0] == key]
+            if not found:
+                return None
+            _, element, type_name = found[0]
+            child = (
+                element.node if element.node is not None else self.definitions.types.get(type_name)
+            )
+            if child is None:
+                return None
+            for sub, _, _ in child.by_name.get(str(steps[1][1]), ()):
+                parts.setdefault(sub, []).append(steps)
+        return {
+            sub: _PathEvaluator(self.definitions, self.resource_type, branches)
+            for sub, branches in parts.items()
         }
 
     def _step(self, items: list[Typed], kind: str, argument: Any) -> list[Typed]:
@@ -283,6 +314,12 @@ def split_by_key(evaluate: Evaluator) -> dict[str, Evaluator] | None:
     """``evaluate`` split by the top-level key it reads (see ``_PathEvaluator.by_key``);
     None for an expression that is not a plain path (fhirpathpy evaluates it whole)."""
     return evaluate.by_key() if isinstance(evaluate, _PathEvaluator) else None
+
+
+def split_by_second_key(evaluate: Evaluator, key: str) -> dict[str, Evaluator] | None:
+    """A part of :func:`split_by_key` (the one for ``key``) split by the key of that
+    element it reads next (see ``_PathEvaluator.by_second_key``); None when it cannot be."""
+    return evaluate.by_second_key(key) if isinstance(evaluate, _PathEvaluator) else None
 
 
 def compile_relative(

@@ -178,3 +178,15 @@ def test_access_log_entries_remembered_per_item_equal_the_whole_expressions() ->
                 rows, patients = extractor.rows(9, event)
                 assert _rows_as_set(rows) == _whole_expression_rows(extractor, 9, event)
                 assert patients == {access.patient}
+
+
+def test_an_element_is_split_by_its_entries_only_where_every_parameter_names_one() -> None:
+    """An access-log entity is worked out per entry (``what`` differs from entity to entity,
+    ``type`` and ``role`` repeat); a contact point is not, since ``email`` looks at the
+    element whole (``telecom.where(system='email')``)."""
+    extractor = Extractor(REGISTRY, "https://dossier.example.nl/fhir")
+    entity = extractor._subplan("AuditEvent", "entity")
+    assert entity is not None and {"what", "type", "role"} <= set(entity)
+    assert {param.code for param, _ in entity["what"]} == {"entity", "patient"}
+    assert extractor._subplan("Patient", "telecom") is None
+    assert extractor._subplan("Observation", "subject") is None  # resolve() on the element
