@@ -32,7 +32,7 @@ from consent.context import AccessContext
 from consent.tokens import InvalidToken
 from gateway.http.cors import Cors
 from gateway.http.formats import JSON, XML, choose_format, parse_body, render_body
-from gateway.http.memory import release_memory
+from gateway.http.memory import release_memory, settle_heap
 from gateway.http.oauth import oauth_routes
 from gateway.http.tokens import VerifiedTokens
 from gateway.interactions.auditlog import GroupCommit, LogIndexer
@@ -420,6 +420,7 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
                 target=Worker(services, apps=apps).run, args=(stop,), daemon=True
             )
             worker.start()
+        settle_heap()  # what startup built stays: no full collection walks it again
         yield
         stop.set()
         services.store.outbox_written.set()  # wake it to see the stop
