@@ -35,5 +35,6 @@ def from_environment() -> Starlette:
         oidc_link=env("oidc_link") or "account",
         cors_origins=tuple(o.strip() for o in (env("cors_origins") or "").split(",") if o.strip()),
         delivery_worker=env("delivery_worker") == "1",
+        reader_threads=int(env("reader_threads") or "0"),
     )
     return create_app(settings, migrate=False)

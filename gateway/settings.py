@@ -46,6 +46,16 @@ class Settings:
     max_connections: int = 1000
     #: run a delivery worker (the outbox: notifications) inside this process
     delivery_worker: bool = False
+    #: reads and searches served at once by a process's threads (0: the default of its
+    #: database: 2 on SQLite, where more only contend for the interpreter; 40 on
+    #: PostgreSQL, where each waits on the network)
+    reader_threads: int = 0
+
+    def readers(self) -> int:
+        """How many reads and searches a process serves at once (see ``reader_threads``)."""
+        if self.reader_threads > 0:
+            return self.reader_threads
+        return 2 if self.database_url.startswith("sqlite") else 40
 
     def provider(self) -> ProviderConfig | None:
         """The external login provider, when one is configured."""

@@ -121,6 +121,13 @@ def serve(
     max_connections: Annotated[
         int, typer.Option(envvar="EIGENDOSSIER_MAX_CONNECTIONS", help="Open at once, per process")
     ] = 1000,
+    reader_threads: Annotated[
+        int,
+        typer.Option(
+            envvar="EIGENDOSSIER_READER_THREADS",
+            help="Reads and searches at once, per process (0: 2 on SQLite, 40 on PostgreSQL)",
+        ),
+    ] = 0,
     no_worker: Annotated[
         bool,
         typer.Option(
@@ -165,12 +172,15 @@ def serve(
         body_timeout=body_timeout,
         max_connections=max_connections,
         delivery_worker=not no_worker,
+        reader_threads=reader_threads,
     )
     if (
         min(max_header_bytes, max_headers, max_connections) < 1
         or min(header_timeout, body_timeout) <= 0
     ):
         fail("The connection limits are positive numbers")
+    if reader_threads < 0:
+        fail("--reader-threads is a positive number (or 0 for the default)")
     configure(
         ConnectionLimits(
             max_header_bytes, max_headers, header_timeout, body_timeout, max_connections
@@ -227,6 +237,7 @@ def serve(
             "EIGENDOSSIER_BODY_TIMEOUT": str(body_timeout),
             "EIGENDOSSIER_MAX_CONNECTIONS": str(max_connections),
             "EIGENDOSSIER_DELIVERY_WORKER": "0" if no_worker else "1",
+            "EIGENDOSSIER_READER_THREADS": str(reader_threads),
         }
     )
     uvicorn.run(

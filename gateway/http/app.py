@@ -9,6 +9,7 @@ hold SQL or health data).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -18,6 +19,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -87,6 +90,8 @@ class FhirEndpoint:
         #: reads of one resource on the event loop (SQLite only: on PostgreSQL each read is
         #: a round trip over the network, during which the loop would serve nobody)
         self.reads_on_loop = sqlite
+        #: the threads reads and searches run on, at most this many at once
+        self.readers = anyio.CapacityLimiter(settings.readers())
         self.grants = GrantCache()
         self.tokens = VerifiedTokens()
         self.router = Dispatcher()
@@ -106,8 +111,11 @@ class FhirEndpoint:
                 request.headers.get("accept"), request.query_params.get("_format")
             )
             fhir_request = await self._fhir_request(request)
-            if self._on_loop(fhir_request):
+            lane = self._lane(fhir_request)
+            if lane == "loop":
                 response = await self._call_on_loop(request, fhir_request)
+            elif lane == "read":
+                response = await self._call_reading(request, fhir_request)
             else:
                 response = await run_in_threadpool(self._call, request, fhir_request)
         except FhirError as error:
@@ -150,20 +158,37 @@ class FhirEndpoint:
         )
         return caller, Context(self.services, AccessFilter.nothing(), self.router, caller=caller)
 
-    def _on_loop(self, fhir_request: FhirRequest) -> bool:
-        """A read of one resource or version on SQLite, which is served on the event loop
-        (ADR 0020): a handful of primary-key reads of microseconds each cost less than the
-        hop to a pool thread and back."""
-        if not self.reads_on_loop or fhir_request.body is not None:
-            return False
-        if fhir_request.method not in ("GET", "HEAD"):
-            return False
+    def _lane(self, fhir_request: FhirRequest) -> str:
+        """Where a request runs: ``loop``, a read of one resource or version on SQLite,
+        served on the event loop (ADR 0020): a handful of primary-key reads of microseconds
+        each cost less than the hop to a pool thread and back; ``read``, any other request
+        that writes nothing, on the readers' threads (ADR 0021); ``write``, on the thread
+        pool, where a write waiting for the database's write lock holds no reader back."""
         try:
             route, groups = match_route(fhir_request.method, fhir_request.path)
         except FhirError:
-            return False
-        # a read of the access log indexes what waits first: a write, never on the loop
-        return route.single_statement and not shows_access_log(route, groups, fhir_request)
+            return "read"  # answered at once by the interaction (404, 405)
+        if route.writes:
+            return "write"
+        if (
+            self.reads_on_loop
+            and route.single_statement
+            and fhir_request.body is None
+            # a read of the access log indexes what waits first: a write, never on the loop
+            and not shows_access_log(route, groups, fhir_request)
+        ):
+            return "loop"
+        return "read"
+
+    async def _call_reading(
+        self, request: Request, fhir_request: FhirRequest, epoch: int | None = None
+    ) -> FhirResponse:
+        """:meth:`_call` on one of the readers' threads: at most ``Settings.readers()`` at
+        once. On SQLite more would only contend for the interpreter: every row the driver
+        steps through releases and takes it back, and eight threads doing so at once spent
+        more time handing it over than serving (ADR 0021)."""
+        call = functools.partial(self._call, request, fhir_request, epoch)
+        return await anyio.to_thread.run_sync(call, limiter=self.readers)
 
     async def _call_on_loop(self, request: Request, fhir_request: FhirRequest) -> FhirResponse:
         """:meth:`_call` on the event loop, for a caller whose token's verdict is kept: a
@@ -175,7 +200,7 @@ class FhirEndpoint:
         epoch = self.services.store.access_epoch()
         token = _bearer_token(fhir_request)
         if not token or self.tokens.get(token, epoch, self.services.clock.now()) is None:
-            return await run_in_threadpool(self._call, request, fhir_request, epoch)
+            return await self._call_reading(request, fhir_request, epoch)
         caller, context = self._caller(request, fhir_request, epoch)
         try:
             return dispatch(context, fhir_request)

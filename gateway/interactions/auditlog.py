@@ -142,10 +142,11 @@ def _retrieve(leader: asyncio.Future[None]) -> None:
 class LogIndexer:
     """Indexes the waiting access-log entries as AuditEvent resources, in a thread.
 
-    A round moves the oldest ``batch`` waiting entries in one transaction (a batch shares
-    the index pages its entries touch, and a small one holds SQLite's write lock briefly);
-    after a full batch the next round follows a ``pause`` later, which leaves the write
-    lock to the requests' own access-log commits, otherwise ``interval`` later. Entries
+    A round moves the oldest waiting entries, at most ``batch`` and about 128 KiB of them
+    (``Store.index_access_log``), in one transaction: a batch shares the index pages its
+    entries touch, and a small one holds SQLite's write lock briefly. After a round that
+    moved entries the next follows a ``pause`` later, which leaves the write lock to the
+    requests' own access-log commits; after one that found none, ``interval`` later. Entries
     another process is indexing are left to it. At the stop it indexes what is left. A
     failure is logged (its type only: no SQL, no health data) and the entries wait for the
     next round; none is lost, since a batch leaves the log as written in the transaction
@@ -163,17 +164,15 @@ class LogIndexer:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             moved = self._round()
-            stop.wait(self.pause if moved == self.batch else self.interval)
+            stop.wait(self.pause if moved else self.interval)
         self.index_waiting()
 
     def index_waiting(self) -> int:
         """Rounds without a pause until no entry waits (that no other process holds)."""
         moved = 0
-        while True:
-            count = self._round()
+        while count := self._round():
             moved += count
-            if count < self.batch:
-                return moved
+        return moved
 
     def _round(self) -> int:
         try:

@@ -92,6 +92,9 @@ _LOGGED = (
     .limit(bindparam("n"))
 )
 _ANY_LOGGED = select(access_log.c.seq).limit(1)
+#: the access-log entries indexed in one transaction, by their JSON's size: a batch holds
+#: SQLite's write lock, which the requests' own log commits wait for
+_BATCH_BYTES = 128 * 1024
 
 
 class RetryWrite(Exception):
@@ -180,11 +183,16 @@ class Store:
         with self.engine.connect() as connection:
             return connection.execute(_ANY_LOGGED).first() is not None
 
-    def index_access_log(self, limit: int = 200, *, wait: bool = True) -> int:
-        """Index up to ``limit`` waiting access-log entries as AuditEvent resources, the
-        oldest first, in one transaction; how many. ``wait=False`` skips entries another
-        process is indexing right now (PostgreSQL; SQLite's writers take turns anyway)."""
-        return self.write(lambda session: session.index_logged(limit, wait=wait))
+    def index_access_log(
+        self, limit: int = 200, *, wait: bool = True, max_bytes: int = _BATCH_BYTES
+    ) -> int:
+        """Index up to ``limit`` waiting access-log entries (up to ``max_bytes`` of them,
+        one at least) as AuditEvent resources, the oldest first, in one transaction; how
+        many. ``wait=False`` skips entries another process is indexing right now
+        (PostgreSQL; SQLite's writers take turns anyway)."""
+        return self.write(
+            lambda session: session.index_logged(limit, wait=wait, max_bytes=max_bytes)
+        )
 
     def catch_up_access_log(self) -> int:
         """Index every access-log entry committed so far, waiting for any batch another
@@ -437,13 +445,22 @@ class Session(Indexing, Lookups):
             {"recorded": now, "content": orjson.dumps(event)} for event in events
         )
 
-    def index_logged(self, limit: int, *, wait: bool = True) -> int:
-        """Move up to ``limit`` of the oldest logged entries into ``resources`` as
-        AuditEvents (each with its recorded time as lastUpdated); how many. The rows are
-        locked (PostgreSQL; ``wait=False``: skipping those another transaction holds) and
-        deleted here, so an entry is indexed exactly once, and never lost."""
+    def index_logged(self, limit: int, *, wait: bool = True, max_bytes: int = _BATCH_BYTES) -> int:
+        """Move up to ``limit`` of the oldest logged entries, as many as fit in
+        ``max_bytes`` (one at least: an entry naming fifty records costs as much to index
+        as thirty of one), into ``resources`` as AuditEvents (each with its recorded time
+        as lastUpdated); how many. The rows are locked (PostgreSQL; ``wait=False``:
+        skipping those another transaction holds) and deleted here, so an entry is
+        indexed exactly once, and never lost."""
         query = _LOGGED.with_for_update(skip_locked=not wait)
-        found = self._connection.execute(query, {"n": limit}).all()
+        rows = self._connection.execute(query, {"n": limit}).all()
+        found: list[Any] = []  # the rows (seq, recorded, content) of this batch
+        size = 0
+        for row in rows:
+            size += len(row[2])
+            if found and size > max_bytes:
+                break
+            found.append(row)
         if not found:
             return 0
         self._connection.execute(
