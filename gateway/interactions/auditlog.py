@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.store.repository import Store
+from gateway.store.repository import Batch, Store
 
 __all__ = ["GroupCommit", "LogIndexer"]
 
@@ -145,8 +145,9 @@ class LogIndexer:
     A round moves the oldest waiting entries, at most ``batch`` and about 128 KiB of them
     (``Store.index_access_log``), in one transaction: a batch shares the index pages its
     entries touch, and a small one holds SQLite's write lock briefly. After a round that
-    moved entries the next follows a ``pause`` later, which leaves the write lock to the
-    requests' own access-log commits; after one that found none, ``interval`` later. Entries
+    stopped at that size the next follows a ``pause`` later, which leaves the write lock to
+    the requests' own access-log commits; after one that took all that waited, ``interval``
+    later (what arrives meanwhile makes the next batch larger, and cheaper per entry). Entries
     another process is indexing are left to it. At the stop it indexes what is left. A
     failure is logged (its type only: no SQL, no health data) and the entries wait for the
     next round; none is lost, since a batch leaves the log as written in the transaction
@@ -163,20 +164,22 @@ class LogIndexer:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            moved = self._round()
-            stop.wait(self.pause if moved else self.interval)
+            batch = self._round()
+            stop.wait(self.pause if batch.more else self.interval)
         self.index_waiting()
 
     def index_waiting(self) -> int:
         """Rounds without a pause until no entry waits (that no other process holds)."""
         moved = 0
-        while count := self._round():
-            moved += count
-        return moved
+        while True:
+            batch = self._round()
+            moved += batch.moved
+            if not batch.more:
+                return moved
 
-    def _round(self) -> int:
+    def _round(self) -> Batch:
         try:
             return self.store.index_access_log(self.batch, wait=False)
         except Exception as error:  # the next round tries again; the entries wait
             log.error("indexing the access log failed: %s", type(error).__name__)
-            return 0
+            return Batch(0, more=False)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -57,7 +57,7 @@ from mappings.core.errors import Conflict, Forbidden, PreconditionFailed
 
 _privileged = logging.getLogger("eigendossier.privileged")
 
-__all__ = ["Current", "RetryWrite", "Session", "Store", "Stored"]
+__all__ = ["Batch", "Current", "RetryWrite", "Session", "Store", "Stored"]
 
 T = TypeVar("T")
 _MAX_ATTEMPTS = 20
@@ -95,6 +95,14 @@ _ANY_LOGGED = select(access_log.c.seq).limit(1)
 #: the access-log entries indexed in one transaction, by their JSON's size: a batch holds
 #: SQLite's write lock, which the requests' own log commits wait for
 _BATCH_BYTES = 128 * 1024
+
+
+class Batch(NamedTuple):
+    """What one round of indexing the access log did: how many entries it moved, and
+    whether it stopped at its size (so that more may wait) rather than at the last."""
+
+    moved: int
+    more: bool
 
 
 class RetryWrite(Exception):
@@ -185,21 +193,22 @@ class Store:
 
     def index_access_log(
         self, limit: int = 200, *, wait: bool = True, max_bytes: int = _BATCH_BYTES
-    ) -> int:
+    ) -> Batch:
         """Index up to ``limit`` waiting access-log entries (up to ``max_bytes`` of them,
-        one at least) as AuditEvent resources, the oldest first, in one transaction; how
-        many. ``wait=False`` skips entries another process is indexing right now
-        (PostgreSQL; SQLite's writers take turns anyway)."""
+        one at least) as AuditEvent resources, the oldest first, in one transaction.
+        ``wait=False`` skips entries another process is indexing right now (PostgreSQL;
+        SQLite's writers take turns anyway)."""
         return self.write(
             lambda session: session.index_logged(limit, wait=wait, max_bytes=max_bytes)
         )
 
     def catch_up_access_log(self) -> int:
         """Index every access-log entry committed so far, waiting for any batch another
-        process is indexing: after it, a read sees every entry committed before it began."""
+        process is indexing: after it, a read sees every entry committed before it began.
+        How many it indexed."""
         moved = 0
         while self.access_log_waiting():
-            moved += self.index_access_log(500)
+            moved += self.index_access_log(500).moved
         return moved
 
     def write(self, unit: Callable[[Session], T]) -> T:
@@ -445,7 +454,9 @@ class Session(Indexing, Lookups):
             {"recorded": now, "content": orjson.dumps(event)} for event in events
         )
 
-    def index_logged(self, limit: int, *, wait: bool = True, max_bytes: int = _BATCH_BYTES) -> int:
+    def index_logged(
+        self, limit: int, *, wait: bool = True, max_bytes: int = _BATCH_BYTES
+    ) -> Batch:
         """Move up to ``limit`` of the oldest logged entries, as many as fit in
         ``max_bytes`` (one at least: an entry naming fifty records costs as much to index
         as thirty of one), into ``resources`` as AuditEvents (each with its recorded time
@@ -462,14 +473,14 @@ class Session(Indexing, Lookups):
                 break
             found.append(row)
         if not found:
-            return 0
+            return Batch(0, more=False)
         self._connection.execute(
             delete(access_log).where(access_log.c.seq.in_([row[0] for row in found]))
         )
         # the gateway's own transaction: no caller's guard (Store.write opens it without)
         self.add_new([orjson.loads(row[2]) for row in found], times=[row[1] for row in found])
         self.written = []
-        return len(found)
+        return Batch(len(found), more=len(found) < len(rows) or len(rows) == limit)
 
     def delete(self, res_type: str, res_id: str) -> Stored | None:
         """Mark the resource deleted as a new version; None when there was nothing to delete."""

@@ -103,7 +103,7 @@ def test_entries_wait_as_written_and_are_indexed_oldest_first_with_their_time(
         first = connection.execute(
             select(access_log.c.recorded, access_log.c.content).order_by(access_log.c.seq)
         ).all()
-    assert own.store.index_access_log(3) == 3
+    assert own.store.index_access_log(3) == (3, True)  # it stopped at its size
     indexed = {e["id"]: e for e in _indexed(own)}
     oldest = [orjson.loads(row[1]) for row in first[:3]]
     assert sorted(indexed) == sorted(e["id"] for e in oldest)
@@ -115,6 +115,18 @@ def test_entries_wait_as_written_and_are_indexed_oldest_first_with_their_time(
     assert own.store.catch_up_access_log() == 2
     assert _waiting(own) == 0 and len(_indexed(own)) == 5
     assert own.store.catch_up_access_log() == 0  # nothing waits: no write at all
+
+
+def test_a_batch_stops_at_its_size_in_entries_or_in_bytes(own: Services) -> None:
+    large = _events("p1", 1)[0]
+    large["entity"] = large["entity"] * 50  # a search's entry names fifty records
+    commit_events(own, [dict(large) for _ in range(3)])
+    size = len(orjson.dumps(large))
+    assert own.store.index_access_log(100, max_bytes=size + size // 2) == (1, True)
+    assert own.store.index_access_log(100, max_bytes=size // 2) == (1, True)  # one at least
+    commit_events(own, _events("p1", 2))
+    assert own.store.index_access_log(100) == (3, False)  # all that waited
+    assert own.store.index_access_log(100) == (0, False)
 
 
 def test_a_search_of_the_log_indexes_what_waits_first(own: Services) -> None:
@@ -171,7 +183,7 @@ def test_concurrent_indexers_index_each_entry_exactly_once(own: Services) -> Non
 
     def indexer(wait: bool) -> None:
         try:
-            while own.store.index_access_log(40, wait=wait):
+            while own.store.index_access_log(40, wait=wait).moved:
                 pass
         except BaseException as error:
             failures.append(error)
