@@ -124,18 +124,11 @@ def database_url(
         with admin.connect():
             pass
     except Exception as error:
-        admin.dispose()
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {type(error).__name__}")
-    name = f"eigendossier_test_{uuid.uuid4().hex[:12]}"
-    autocommit = admin.execution_options(isolation_level="AUTOCOMMIT")
-    with autocommit.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        with autocommit.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+    with _postgres_database("eigendossier_test") as url:
+        yield url
 
 
 @pytest.fixture()
@@ -145,7 +138,14 @@ def own_database(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iter
     if request.config.getoption("--database") == "sqlite":
         yield f"sqlite:///{tmp_path}/own.db"
         return
-    name = f"eigendossier_own_{uuid.uuid4().hex[:10]}"
+    with _postgres_database("eigendossier_own") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the test server, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = make_engine(PG_ADMIN).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))

@@ -91,6 +91,11 @@ _LOGGED = (
     .order_by(access_log.c.seq)
     .limit(bindparam("n"))
 )
+#: the oldest waiting entries, locked: waiting for, or skipping, those another holds
+_LOGGED_LOCKED = {
+    True: _LOGGED.with_for_update(),
+    False: _LOGGED.with_for_update(skip_locked=True),
+}
 _ANY_LOGGED = select(access_log.c.seq).limit(1)
 #: the access-log entries indexed in one transaction, by their JSON's size: a batch holds
 #: SQLite's write lock, which the requests' own log commits wait for
@@ -463,8 +468,7 @@ class Session(Indexing, Lookups):
         as lastUpdated); how many. The rows are locked (PostgreSQL; ``wait=False``:
         skipping those another transaction holds) and deleted here, so an entry is
         indexed exactly once, and never lost."""
-        query = _LOGGED.with_for_update(skip_locked=not wait)
-        rows = self._connection.execute(query, {"n": limit}).all()
+        rows = self._connection.execute(_LOGGED_LOCKED[wait], {"n": limit}).all()
         found: list[Any] = []  # the rows (seq, recorded, content) of this batch
         size = 0
         for row in rows:
