@@ -75,7 +75,7 @@ class PortalBrowser:
         page = self.get(path)
         found = re.search(r"name='csrf' value='([^']+)'", page.text)
         if found is None:
-            raise ValueError(f"{path} holds no form")
+            raise ValueError(f"{path} holds no form (answered {page.status_code})")
         return unescape(found.group(1))
 
     def post(

@@ -34,7 +34,7 @@ from gateway.http.protocol import GuardedHttpProtocol
 from gateway.interactions.model import Services
 from gateway.settings import Settings
 from gateway.store.engine import make_engine
-from gateway.store.schema import access_epoch, metadata
+from gateway.store.schema import access_epoch, metadata, signing_keys
 
 EXAMPLES = pathlib.Path(__file__).parent / "data" / "r4-examples"
 PG_ADMIN = os.environ.get(
@@ -171,8 +171,12 @@ def _server_state(database_url: str) -> Iterator[dict[str, Any]]:
 
 def _empty(engine: Engine) -> None:
     """Every table emptied, but the access epoch raised as any change of consent raises it:
-    the secured server's cache of grants must not outlive the data it was derived from."""
-    tables = [t for t in metadata.sorted_tables if t is not access_epoch]
+    the secured server's cache of grants must not outlive the data it was derived from.
+    The signing keys stay, as a running server's keys outlive any data: the portal seals its
+    cookies with keys derived from them and reads those again only once a minute, so keys
+    replaced under a running server would end a session that began a moment before."""
+    kept = (access_epoch, signing_keys)
+    tables = [t for t in metadata.sorted_tables if t not in kept]
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             names = ", ".join(t.name for t in tables)
