@@ -164,8 +164,13 @@ def _server_state(database_url: str) -> Iterator[dict[str, Any]]:
         database_url=database_url, port=port, open_mode=True, max_body_bytes=4 * 1024 * 1024
     )
     services = build_services(settings, migrate=True)
-    with running(build_http_app(services, settings, None), port):
-        yield {"services": services, "base": settings.public_base_url}
+    app = build_http_app(services, settings, None)
+    with running(app, port):
+        yield {
+            "services": services,
+            "base": settings.public_base_url,
+            "endpoint": app.state.endpoint,
+        }
     services.store.dispose()
 
 

@@ -50,6 +50,7 @@ from gateway.portal import PortalWiring, portal_routes
 from gateway.security import Security
 from gateway.settings import Settings
 from gateway.store.access import AccessFilter
+from gateway.store.repository import Budget, OverBudget
 from mappings.core.clock import format_instant
 from mappings.core.errors import (
     FhirError,
@@ -71,6 +72,7 @@ _CONTENT_TYPES = {
 }
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _LARGE_BODY = 1024 * 1024
+_LOOP_BUDGET = 100_000
 
 
 class FhirEndpoint:
@@ -87,9 +89,13 @@ class FhirEndpoint:
             if security
             else None
         )
-        #: reads of one resource on the event loop (SQLite only: on PostgreSQL each read is
-        #: a round trip over the network, during which the loop would serve nobody)
+        #: reads of one resource and searches of one type on the event loop (SQLite only:
+        #: on PostgreSQL each statement is a round trip over the network, during which the
+        #: loop would serve nobody)
         self.reads_on_loop = sqlite
+        #: the SQLite instructions a request on the loop may spend (ADR 0022): about two
+        #: milliseconds of this machine's database work; a search of fifty takes ~2,400
+        self.loop_budget = _LOOP_BUDGET
         #: the threads reads and searches run on, at most this many at once
         self.readers = anyio.CapacityLimiter(settings.readers())
         self.grants = GrantCache()
@@ -159,11 +165,14 @@ class FhirEndpoint:
         return caller, Context(self.services, AccessFilter.nothing(), self.router, caller=caller)
 
     def _lane(self, fhir_request: FhirRequest) -> str:
-        """Where a request runs: ``loop``, a read of one resource or version on SQLite,
-        served on the event loop (ADR 0020): a handful of primary-key reads of microseconds
-        each cost less than the hop to a pool thread and back; ``read``, any other request
-        that writes nothing, on the readers' threads (ADR 0021); ``write``, on the thread
-        pool, where a write waiting for the database's write lock holds no reader back."""
+        """Where a request runs: ``loop``, a read of one resource or version, or a search of
+        one type, on SQLite, served on the event loop (ADR 0020, ADR 0022): a handful of
+        primary-key reads of microseconds each, or a search's few indexed statements, cost
+        less than the hop to a thread and back, and a search that turns out large is
+        stopped at its budget and served on a reader's thread instead; ``read``, any other
+        request that writes nothing, on the readers' threads (ADR 0021); ``write``, on the
+        thread pool, where a write waiting for the database's write lock holds no reader
+        back."""
         try:
             route, groups = match_route(fhir_request.method, fhir_request.path)
         except FhirError:
@@ -172,7 +181,7 @@ class FhirEndpoint:
             return "write"
         if (
             self.reads_on_loop
-            and route.single_statement
+            and route.on_loop
             and fhir_request.body is None
             # a read of the access log indexes what waits first: a write, never on the loop
             and not shows_access_log(route, groups, fhir_request)
@@ -194,18 +203,29 @@ class FhirEndpoint:
         """:meth:`_call` on the event loop, for a caller whose token's verdict is kept: a
         token to verify, or to refuse (a refusal is written at once), goes to a thread as
         any request does. The access-log entry is committed by the group commit while the
-        request waits without a thread; the response leaves after it, as ever."""
+        request waits without a thread; the response leaves after it, as ever.
+
+        The read may spend at most ``loop_budget`` SQLite instructions: one that goes past
+        it is interrupted and rolled back before it answered or recorded anything, and runs
+        again from the start on a reader's thread (ADR 0022)."""
+        budget = Budget(self.loop_budget)
         if self.open is not None:
-            return dispatch(replace(self.open, trail=[]), fhir_request)
+            try:
+                return dispatch(replace(self.open, trail=[], budget=budget), fhir_request)
+            except OverBudget:
+                return await self._call_reading(request, fhir_request)
         epoch = self.services.store.access_epoch()
         token = _bearer_token(fhir_request)
         if not token or self.tokens.get(token, epoch, self.services.clock.now()) is None:
             return await self._call_reading(request, fhir_request, epoch)
         caller, context = self._caller(request, fhir_request, epoch)
         try:
-            return dispatch(context, fhir_request)
+            return dispatch(replace(context, budget=budget), fhir_request)
+        except OverBudget:  # nothing was answered: the run on a reader's thread records it
+            caller.discard()
         finally:
             await caller.flush_async()
+        return await self._call_reading(request, fhir_request, epoch)
 
     def _who(self, request: FhirRequest, address: str | None, epoch: int | None) -> AccessContext:
         assert self.security is not None

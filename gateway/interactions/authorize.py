@@ -218,6 +218,11 @@ class ConsentCaller:
     def write_events(self, session: Session, events: list[dict[str, Any]]) -> None:
         write_events(self.services, session, events)
 
+    def discard(self) -> None:
+        """Forget the entries of an attempt that answered nothing (a read on the event loop
+        stopped at its budget, ADR 0022): it runs again, and that run records the access."""
+        self.pending = []
+
     def flush(self) -> None:
         """Write the access-log entries of reads and refusals (after the read finished),
         through the process's group commit when there is one."""

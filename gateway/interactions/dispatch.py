@@ -65,7 +65,7 @@ def dispatch(
     store = context.services.store
     if route.writes:
         return store.write(lambda s: run(route, context, request, s, args))
-    with store.read(snapshot=not route.single_statement) as read_session:
+    with store.read(snapshot=not route.single_statement, budget=context.budget) as read_session:
         return run(route, context, request, read_session, args)
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from gateway.search.compile import Compiler
 from gateway.search.registry import Registry
 from gateway.store.access import AccessFilter
-from gateway.store.repository import Store
+from gateway.store.repository import Budget, Store
 from mappings.care.definitions import CareDefinitions
 from mappings.core.clock import Clock
 from mappings.core.definitions import Definitions
@@ -82,6 +82,9 @@ class Context:
     #: the row keys of disclosed resources where the handler knew them (the access log
     #: then need not look them up again)
     located: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: what the interaction's read session may spend in the database (a read served on
+    #: the event loop, ADR 0022); None: no bound
+    budget: Budget | None = None
 
     def disclose(self, resource_type: str, resource_id: str, pk: int | None = None) -> None:
         if self.caller is not None:

@@ -49,6 +49,9 @@ class Route:
     #: a read of one statement: it needs no snapshot, and on SQLite the edge serves it on
     #: the event loop (ADR 0020), so it must stay a bounded primary-key read
     single_statement: bool = False
+    #: a read the edge may try on the event loop (SQLite) under a budget of database work:
+    #: one that goes past it is stopped and served on a reader's thread (ADR 0022)
+    on_loop: bool = False
     on: str | None = None  # an operation defined on this one type only
 
     @property
@@ -71,9 +74,12 @@ def _route(
     *,
     writes: bool = False,
     single: bool = False,
+    loop: bool = False,
     on: str | None = None,
 ) -> Route:
-    return Route(method, re.compile(f"^{pattern}$"), interaction, writes, name, single, on)
+    on_loop = single or loop
+    compiled = re.compile(f"^{pattern}$")
+    return Route(method, compiled, interaction, writes, name, single, on_loop, on)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -133,7 +139,7 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", rf"{_TYPE}/\$validate", operations.validate, "$validate"),
     _route("POST", rf"{_TYPE}/{_ID}/\$validate", operations.validate, "$validate"),
     _route("POST", f"{_TYPE}/_search", search.search_type, "search-type"),
-    _route("GET", _TYPE, search.search_type, "search-type"),
+    _route("GET", _TYPE, search.search_type, "search-type", loop=True),
     _route("POST", _TYPE, crud.create, "create", writes=True),
     _route("PUT", _TYPE, crud.conditional_update, "update", writes=True),
     _route("DELETE", _TYPE, crud.conditional_delete, "delete", writes=True),

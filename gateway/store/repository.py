@@ -57,7 +57,16 @@ from mappings.core.errors import Conflict, Forbidden, PreconditionFailed
 
 _privileged = logging.getLogger("eigendossier.privileged")
 
-__all__ = ["Batch", "Current", "RetryWrite", "Session", "Store", "Stored"]
+__all__ = [
+    "Batch",
+    "Budget",
+    "Current",
+    "OverBudget",
+    "RetryWrite",
+    "Session",
+    "Store",
+    "Stored",
+]
 
 T = TypeVar("T")
 _MAX_ATTEMPTS = 20
@@ -114,6 +123,39 @@ class RetryWrite(Exception):
     """Another writer got there first; the unit of work runs again from the start."""
 
 
+class OverBudget(Exception):
+    """A read went past its :class:`Budget`: SQLite interrupted it and its transaction was
+    rolled back. Nothing was answered and nothing recorded; the caller runs it again
+    where time does not matter as much (the edge: on a reader's thread, ADR 0022)."""
+
+
+#: SQLite virtual-machine instructions between two looks at a budget
+_BUDGET_STEP = 1000
+
+
+class Budget:
+    """At most ``instructions`` SQLite virtual-machine instructions for one read session
+    (counted in steps of a thousand, so a read may run up to a step past it). A read on the
+    event loop holds every other request back while it runs; with a budget, one that turns
+    out large is stopped early instead (ADR 0022). On PostgreSQL a budget is ignored:
+    nothing runs on the loop there."""
+
+    __slots__ = ("instructions", "spent")
+
+    def __init__(self, instructions: int) -> None:
+        self.instructions = instructions
+        self.spent = 0
+
+    @property
+    def exceeded(self) -> bool:
+        return self.spent > self.instructions
+
+    def step(self) -> int:
+        """SQLite's progress handler: non-zero interrupts the statement running."""
+        self.spent += _BUDGET_STEP
+        return 1 if self.spent > self.instructions else 0
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """What a write produced: the new version and its exact stored bytes."""
@@ -158,17 +200,33 @@ class Store:
         self._postgresql = engine.dialect.name == "postgresql"
 
     @contextmanager
-    def read(self, *, snapshot: bool = True) -> Iterator[Session]:
+    def read(self, *, snapshot: bool = True, budget: Budget | None = None) -> Iterator[Session]:
         """A read session; ``snapshot=False`` for an interaction of a single statement,
         which runs without BEGIN and COMMIT (on PostgreSQL in autocommit: two round trips
-        fewer; SQLite's engine issues no BEGIN for it)."""
+        fewer; SQLite's engine issues no BEGIN for it). With a ``budget`` (SQLite), every
+        statement of the session counts against it, and the first to go past it is
+        interrupted: the session rolls back and raises :class:`OverBudget`."""
         with self.engine.connect() as raw:
             options: dict[str, Any] = {SNAPSHOT: snapshot}
             if not snapshot and self._postgresql:
                 options["isolation_level"] = "AUTOCOMMIT"
             connection = raw.execution_options(**options)
-            with connection.begin():
-                yield Session(self, connection)
+            driver: Any = None
+            if budget is not None and not self._postgresql:
+                driver = raw.connection.dbapi_connection
+                driver.set_progress_handler(budget.step, _BUDGET_STEP)
+            try:
+                with connection.begin():
+                    yield Session(self, connection)
+                    if budget is not None and budget.exceeded:
+                        raise OverBudget  # a statement was stopped, whatever became of it
+            except Exception as error:
+                if budget is not None and budget.exceeded and not isinstance(error, OverBudget):
+                    raise OverBudget from None  # the driver's "interrupted", however wrapped
+                raise
+            finally:
+                if driver is not None:  # the pooled connection goes back without it
+                    driver.set_progress_handler(None, 0)
 
     def access_epoch(self) -> int | None:
         """The access epoch now, in a statement of its own (None: no such counter).

@@ -1,0 +1,163 @@
+"""Searches on the event loop under a budget of database work (ADR 0022).
+
+On SQLite a search of one type is tried on the event loop with a budget of SQLite
+instructions; a search that goes past it is interrupted, rolled back and served from the
+start on a reader's thread. These tests hold the store's side (the interrupt, the rollback,
+the connection left clean) and the edge's (the same answer either way, and exactly one
+access-log entry for a search that was tried twice).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+
+from gateway.interactions.model import Services
+from gateway.loading import load
+from gateway.store.repository import Budget, OverBudget
+from gateway.store.schema import resources
+from tests.smart import account, bearer, login
+
+#: every resource paired with every other: far more instructions than a small budget
+_HEAVY = text("SELECT count(*) FROM resources a, resources b")
+_MATCHES = 120
+
+
+def _dossier(services: Services) -> None:
+    observations = [
+        {
+            "resourceType": "Observation",
+            "id": f"o{n}",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "subject": {"reference": "Patient/anna"},
+            "valueQuantity": {"value": 60 + n % 40, "unit": "/min"},
+        }
+        for n in range(_MATCHES)
+    ]
+    patient = {"resourceType": "Patient", "id": "anna", "name": [{"family": "Jansen"}]}
+    load(services, [patient, *observations], "test: a dossier to search")
+
+
+def _sqlite(services: Services) -> bool:
+    return services.store.engine.dialect.name == "sqlite"
+
+
+def test_a_read_past_its_budget_is_stopped_and_its_connection_left_clean(
+    services: Services,
+) -> None:
+    _dossier(services)
+    store = services.store
+    stored = _MATCHES + 1
+    if not _sqlite(services):  # nothing runs on the loop there: a budget is not applied
+        budget = Budget(1)
+        with store.read(budget=budget) as session:
+            assert session.connection.execute(_HEAVY).scalar() == stored**2
+        assert budget.spent == 0
+        return
+    with pytest.raises(OverBudget), store.read(budget=Budget(10_000)) as session:
+        session.connection.execute(_HEAVY).scalar()
+    for _ in range(20):  # every pooled connection runs it to the end again
+        with store.read() as session:
+            assert session.connection.execute(_HEAVY).scalar() == stored**2
+    budget = Budget(10**9)
+    with store.read(budget=budget) as session:
+        assert session.connection.execute(_HEAVY).scalar() == stored**2
+    assert 0 < budget.spent <= budget.instructions and not budget.exceeded
+
+
+def test_a_stopped_statement_whose_error_was_swallowed_still_answers_nothing(
+    services: Services,
+) -> None:
+    """Whatever code between the statement and the session made of the interrupt, the
+    session does not end as if the read had been whole."""
+    if not _sqlite(services):
+        pytest.skip("budgets apply on SQLite, where reads run on the event loop")
+    _dossier(services)
+    with pytest.raises(OverBudget), services.store.read(budget=Budget(5_000)) as session:
+        with contextlib.suppress(OperationalError):  # as careless code might
+            session.connection.execute(_HEAVY).scalar()
+        count = select(func.count()).select_from(resources)
+        assert session.connection.execute(count).scalar() == _MATCHES + 1
+
+
+def _readers_calls(endpoint: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The path of every request the endpoint hands to a reader's thread from now on."""
+    handed: list[str] = []
+    call = endpoint._call_reading
+
+    async def recording(request: Any, fhir_request: Any, *args: Any) -> Any:
+        handed.append(fhir_request.path)
+        return await call(request, fhir_request, *args)
+
+    monkeypatch.setattr(endpoint, "_call_reading", recording)
+    return handed
+
+
+def _ids(bundle: dict[str, Any]) -> list[str]:
+    return [e["resource"]["id"] for e in bundle["entry"]]
+
+
+def test_a_search_past_its_budget_answers_the_same_from_a_readers_thread(
+    _server_state: dict[str, Any],
+    services: Services,
+    client: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _dossier(services)
+    endpoint = _server_state["endpoint"]
+    handed = _readers_calls(endpoint, monkeypatch)
+    query = {"subject": "Patient/anna", "_count": "50", "_sort": "-_lastUpdated"}
+    whole = client.get("Observation", params=query)
+    assert whole.status_code == 200
+    on_loop = _sqlite(services)
+    assert handed == ([] if on_loop else ["Observation"])
+    monkeypatch.setattr(endpoint, "loop_budget", 1_000)
+    stopped = client.get("Observation", params=query)
+    assert stopped.status_code == 200
+    assert handed == ["Observation"] * (1 if on_loop else 2)  # tried on the loop first
+    first, second = whole.json(), stopped.json()
+    assert second["total"] == first["total"] == _MATCHES
+    assert _ids(second) == _ids(first) and len(_ids(first)) == 50
+    assert [link["relation"] for link in second["link"]] == ["self", "next"]
+
+
+def _audit_events(services: Services) -> int:
+    services.store.catch_up_access_log()
+    with services.store.read() as session:
+        count = select(func.count()).where(
+            resources.c.res_type == "AuditEvent", resources.c.deleted.is_(False)
+        )
+        return int(session.connection.execute(count).scalar_one())
+
+
+def test_a_search_tried_twice_is_logged_once(
+    secure: dict[str, Any], services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under consent the attempt on the loop that went past its budget recorded nothing
+    that leaves: the search has one access-log entry, from the run that answered."""
+    _dossier(services)
+    base, endpoint = secure["base"], secure["endpoint"]
+    account(secure["security"], "anna", "patient", "Patient/anna")
+    headers = bearer(login(base, secure["security"], "anna")["access_token"])
+    assert httpx.get(f"{base}/Patient/anna", headers=headers).status_code == 200  # kept
+    handed = _readers_calls(endpoint, monkeypatch)
+    monkeypatch.setattr(endpoint, "loop_budget", 1_000)
+
+    def search() -> httpx.Response:
+        return httpx.get(f"{base}/Observation", params={"subject": "Patient/anna"}, headers=headers)
+
+    before = _audit_events(services)
+    found = search()
+    assert found.status_code == 200 and found.json()["total"] == _MATCHES
+    assert _audit_events(services) == before + 1
+    assert handed == ["Observation"]  # on SQLite after the loop gave it up
+    monkeypatch.setattr(endpoint, "loop_budget", 10**9)
+    assert search().json()["total"] == _MATCHES
+    assert _audit_events(services) == before + 2
+    assert handed == ["Observation"] * (1 if _sqlite(services) else 2)
