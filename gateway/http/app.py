@@ -214,7 +214,7 @@ class FhirEndpoint:
                 return dispatch(replace(self.open, trail=[], budget=budget), fhir_request)
             except OverBudget:
                 return await self._call_reading(request, fhir_request)
-        epoch = self.services.store.access_epoch()
+        epoch = self.services.store.access_epoch(on_loop=True)
         token = _bearer_token(fhir_request)
         if not token or self.tokens.get(token, epoch, self.services.clock.now()) is None:
             return await self._call_reading(request, fhir_request, epoch)

@@ -10,7 +10,7 @@ reach the table and the dispatcher through :attr:`Context.router`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from gateway.interactions import (
@@ -151,25 +151,35 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+#: the routes of each method, in the order of ROUTES (the first that matches wins)
+_BY_METHOD = {m: tuple(r for r in ROUTES if r.method == m) for m in {r.method for r in ROUTES}}
+
+
 def match_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
     """The route for ``method`` and ``path``; 405 with ``Allow`` when the path exists for
-    other methods only (or its type does not support this one)."""
+    other methods only (or its type does not support this one). The routes of the method
+    are tried first: a request that has one matches fewer patterns than there are routes."""
     method = "GET" if method == "HEAD" else method
     path = path.strip("/")
-    allowed = []
-    for route in ROUTES:
-        found = route.pattern.match(path)
-        if found is None:
-            continue
-        groups = {k: v for k, v in found.groupdict().items() if v is not None}
-        if not route.supports(groups.get("type")):
-            continue
-        if route.method == method:
-            return route, groups
-        allowed.append(route.method)
+    found = next(_matches(_BY_METHOD.get(method, ()), path), None)
+    if found is not None:
+        return found
+    allowed = [route.method for route, _ in _matches(ROUTES, path)]
     if allowed:
         methods = sorted(set(allowed) | ({"HEAD"} if "GET" in allowed else set()))
         raise MethodNotAllowed(
             f"{method} is not allowed here", headers={"Allow": ", ".join(methods)}
         )
     raise NotFound("No such endpoint on this FHIR server")
+
+
+def _matches(routes: tuple[Route, ...], path: str) -> Iterator[tuple[Route, dict[str, str]]]:
+    """The routes among ``routes`` whose pattern matches ``path`` and that support the type
+    it names, with the groups matched."""
+    for route in routes:
+        found = route.pattern.match(path)
+        if found is None:
+            continue
+        groups = {k: v for k, v in found.groupdict().items() if v is not None}
+        if route.supports(groups.get("type")):
+            yield route, groups

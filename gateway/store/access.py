@@ -11,6 +11,7 @@ same rules in Python for a resource about to be written (:meth:`AccessFilter.adm
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,6 +29,9 @@ from sqlalchemy import (
     true,
     tuple_,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from consent.decision import Reach, admits
 from consent.policy import Grant, Rule, Selector, Target
@@ -136,8 +140,49 @@ def _in(column: ColumnElement[Any], values: list[str]) -> ColumnElement[bool]:
 def _on_resources(access: AccessFilter) -> ColumnElement[bool]:
     """The predicate on the table itself, built once per distinct filter: the same grants
     come back request after request (they are cached per access epoch), and building the
-    expression with its lists of granted patients costs more than running it."""
-    return _predicate(access, resources)
+    expression with its lists of granted patients costs more than running it. Kept under
+    a key of its own (:class:`_Kept`), so that statements holding it are not walked through
+    it again for their cache key."""
+    return _Kept(_predicate(access, resources))
+
+
+_kept_keys = itertools.count()
+
+
+class _Kept(ColumnElement[bool]):
+    """A predicate built once and used in many statements, known to SQLAlchemy's cache of
+    compiled statements by a key of its own instead of by its whole structure.
+
+    SQLAlchemy finds a statement's compiled SQL by a key it works out from the statement's
+    every element at each execution; for a search under consent, most of that walk was the
+    access filter's expression (its compartment tests, its grants' rule trees: ADR 0022).
+    This element is the filter's expression under a key taken once from a counter, never
+    given to another: the same key is always the same expression, so SQL compiled for one
+    statement holding it is right for the next. Its values are written into the SQL or
+    bound once (they never change), so the key need not collect them. Compiled as the
+    expression itself, in place (correlation to the enclosing query works as before)."""
+
+    __visit_name__ = "eigendossier_kept"
+    inherit_cache = False  # the key is this class's own: see _cache_key_traversal
+    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy's declaration, read per class)
+        ("inner", InternalTraversal.dp_clauseelement),
+        ("key", InternalTraversal.dp_string),
+    ]
+    _cache_key_traversal = [("key", InternalTraversal.dp_string)]  # noqa: RUF012
+
+    def __init__(self, inner: ColumnElement[bool]) -> None:
+        self.inner = inner
+        self.key = f"access-filter-{next(_kept_keys)}"
+        self.type = inner.type
+
+    @property
+    def _from_objects(self) -> list[FromClause]:
+        return self.inner._from_objects
+
+
+@compiles(_Kept)
+def _compile_kept(element: _Kept, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.inner, **kw)
 
 
 def _predicate(access: AccessFilter, table: FromClause) -> ColumnElement[bool]:

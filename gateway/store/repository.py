@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import (
+    Connection,
     Dialect,
     Engine,
     Row,
@@ -198,42 +199,70 @@ class Store:
         #: on it; workers of other processes find them by polling)
         self.outbox_written = threading.Event()
         self._postgresql = engine.dialect.name == "postgresql"
+        #: the connections of reads on the event loop (ADR 0022), one pair per thread
+        self._loop = threading.local()
+        self._kept: list[Connection] = []
+        self._kept_lock = threading.Lock()
 
     @contextmanager
     def read(self, *, snapshot: bool = True, budget: Budget | None = None) -> Iterator[Session]:
         """A read session; ``snapshot=False`` for an interaction of a single statement,
         which runs without BEGIN and COMMIT (on PostgreSQL in autocommit: two round trips
-        fewer; SQLite's engine issues no BEGIN for it). With a ``budget`` (SQLite), every
-        statement of the session counts against it, and the first to go past it is
-        interrupted: the session rolls back and raises :class:`OverBudget`."""
+        fewer; SQLite's engine issues no BEGIN for it).
+
+        A read with a ``budget`` is one on the event loop (SQLite; on PostgreSQL nothing
+        runs there and the budget is ignored): every statement of the session counts
+        against it, and the first to go past it is interrupted, the session rolls back and
+        raises :class:`OverBudget`. It runs on a connection this thread keeps from one such
+        read to the next (the loop serves one at a time): taking one from the pool and
+        giving it back cost more than a read of one resource (ADR 0022)."""
+        if budget is not None and not self._postgresql:
+            with self._kept_connection(snapshot) as connection:
+                yield from _budgeted(self, connection, budget)
+            return
         with self.engine.connect() as raw:
             options: dict[str, Any] = {SNAPSHOT: snapshot}
             if not snapshot and self._postgresql:
                 options["isolation_level"] = "AUTOCOMMIT"
             connection = raw.execution_options(**options)
-            driver: Any = None
-            if budget is not None and not self._postgresql:
-                driver = raw.connection.dbapi_connection
-                driver.set_progress_handler(budget.step, _BUDGET_STEP)
-            try:
-                with connection.begin():
-                    yield Session(self, connection)
-                    if budget is not None and budget.exceeded:
-                        raise OverBudget  # a statement was stopped, whatever became of it
-            except Exception as error:
-                if budget is not None and budget.exceeded and not isinstance(error, OverBudget):
-                    raise OverBudget from None  # the driver's "interrupted", however wrapped
-                raise
-            finally:
-                if driver is not None:  # the pooled connection goes back without it
-                    driver.set_progress_handler(None, 0)
+            with connection.begin():
+                yield Session(self, connection)
 
-    def access_epoch(self) -> int | None:
+    @contextmanager
+    def _kept_connection(self, snapshot: bool) -> Iterator[Connection]:
+        """This thread's kept connection for reads with (or without) a snapshot; a new one
+        when the last was lost (a failed connection is given back, never reused)."""
+        kept: dict[bool, Connection] = self._loop.__dict__.setdefault("connections", {})
+        connection = kept.get(snapshot)
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self.engine.connect().execution_options(**{SNAPSHOT: snapshot})
+            kept[snapshot] = connection
+            with self._kept_lock:
+                self._kept.append(connection)
+        try:
+            yield connection
+        except OperationalError:
+            kept.pop(snapshot, None)  # the database said no: the next read starts afresh
+            with self._kept_lock:
+                self._kept.remove(connection)
+            connection.close()
+            raise
+
+    def access_epoch(self, *, on_loop: bool = False) -> int | None:
         """The access epoch now, in a statement of its own (None: no such counter).
 
         Read at the start of every authorized request, on a pooled connection of the
         driver's own: the one-row read costs microseconds, SQLAlchemy's connection and
-        result objects around it five times as much."""
+        result objects around it five times as much. ``on_loop`` (SQLite): on the
+        connection this thread keeps for reads on the event loop (see :meth:`read`), which
+        holds no transaction between them."""
+        if on_loop and not self._postgresql:
+            with self._kept_connection(snapshot=False) as kept:
+                sql, params = lookup_sql("epoch", (), self.engine.dialect)
+                found = fetch_driver(
+                    kept.connection.dbapi_connection, self.engine.dialect, sql, params
+                )
+            return found[0][0] if found else None
         raw = self.engine.raw_connection()
         driver: Any = raw.driver_connection
         try:
@@ -299,7 +328,29 @@ class Store:
         raise Conflict("The resource is being changed by others; try again")
 
     def dispose(self) -> None:
+        with self._kept_lock:
+            kept, self._kept = self._kept, []
+        for connection in kept:
+            connection.close()
         self.engine.dispose()
+
+
+def _budgeted(store: Store, connection: Connection, budget: Budget) -> Iterator[Session]:
+    """A read session on ``connection`` that spends at most ``budget`` (see Store.read)."""
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    driver.set_progress_handler(budget.step, _BUDGET_STEP)
+    try:
+        with connection.begin():
+            yield Session(store, connection)
+            if budget.exceeded:
+                raise OverBudget  # a statement was stopped, whatever became of its error
+    except Exception as error:
+        if budget.exceeded and not isinstance(error, OverBudget):
+            raise OverBudget from None  # the driver's "interrupted", however wrapped
+        raise
+    finally:
+        driver.set_progress_handler(None, 0)
 
 
 def instant_of(micros: int) -> str:

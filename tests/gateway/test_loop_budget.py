@@ -10,6 +10,7 @@ access-log entry for a search that was tried twice).
 from __future__ import annotations
 
 import contextlib
+import pathlib
 from typing import Any
 
 import httpx
@@ -19,8 +20,13 @@ from sqlalchemy.exc import OperationalError
 
 from gateway.interactions.model import Services
 from gateway.loading import load
-from gateway.store.repository import Budget, OverBudget
-from gateway.store.schema import resources
+from gateway.search.extract import Extractor
+from gateway.search.registry import Registry
+from gateway.store.engine import make_engine
+from gateway.store.repository import Budget, OverBudget, Store
+from gateway.store.schema import access_epoch, resources
+from mappings.core.clock import SystemClock
+from mappings.core.definitions import load_definitions
 from tests.smart import account, bearer, login
 
 #: every resource paired with every other: far more instructions than a small budget
@@ -161,3 +167,35 @@ def test_a_search_tried_twice_is_logged_once(
     assert search().json()["total"] == _MATCHES
     assert _audit_events(services) == before + 2
     assert handed == ["Observation"] * (1 if _sqlite(services) else 2)
+
+
+def test_the_loops_epoch_read_sees_each_change_at_once(services: Services) -> None:
+    """The epoch read on the loop's kept connection holds no transaction open between
+    requests: a change of consent committed elsewhere shows at the next read."""
+    store = services.store
+    first = store.access_epoch(on_loop=True)
+    assert first is not None and first == store.access_epoch()
+    with store.engine.begin() as connection:
+        connection.execute(access_epoch.update().values(n=access_epoch.c.n + 1))
+    assert store.access_epoch(on_loop=True) == store.access_epoch() == first + 1
+
+
+def test_a_kept_connection_the_database_refused_is_not_kept(tmp_path: pathlib.Path) -> None:
+    """A kept connection on which the database raised is closed and replaced: the next
+    read on the loop starts on a new one."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'later.db'}")
+    store = Store(engine, Extractor(Registry(load_definitions()), ""), SystemClock())
+    try:
+        with pytest.raises(OperationalError):  # no counter yet
+            store.access_epoch(on_loop=True)
+        refused = store._loop.connections.get(False)
+        assert refused is None
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE access_epoch (id INTEGER, n INTEGER)"))
+            connection.execute(text("INSERT INTO access_epoch VALUES (1, 7)"))
+        assert store.access_epoch(on_loop=True) == 7
+        kept = store._loop.connections[False]
+        assert store.access_epoch(on_loop=True) == 7 and store._loop.connections[False] is kept
+    finally:
+        store.dispose()
+    assert kept.closed
