@@ -160,7 +160,8 @@ class _Kept(ColumnElement[bool]):
     given to another: the same key is always the same expression, so SQL compiled for one
     statement holding it is right for the next. Its values are written into the SQL or
     bound once (they never change), so the key need not collect them. Compiled as the
-    expression itself, in place (correlation to the enclosing query works as before)."""
+    expression itself, in place and in parentheses (correlation to the enclosing query
+    works as before)."""
 
     __visit_name__ = "eigendossier_kept"
     inherit_cache = False  # the key is this class's own: see _cache_key_traversal
@@ -169,6 +170,8 @@ class _Kept(ColumnElement[bool]):
         ("key", InternalTraversal.dp_string),
     ]
     _cache_key_traversal = [("key", InternalTraversal.dp_string)]  # noqa: RUF012
+
+    _is_implicitly_boolean = True  # a condition itself, never compared with true
 
     def __init__(self, inner: ColumnElement[bool]) -> None:
         self.inner = inner
@@ -182,7 +185,7 @@ class _Kept(ColumnElement[bool]):
 
 @compiles(_Kept)
 def _compile_kept(element: _Kept, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element.inner, **kw)
+    return f"({compiler.process(element.inner, **kw)})"  # one term of what holds it
 
 
 def _predicate(access: AccessFilter, table: FromClause) -> ColumnElement[bool]:

@@ -148,3 +148,24 @@ def test_type_and_resource_exclusions(two_dossiers: Services) -> None:
     assert bundle_ids(call(context, "GET", "Patient")) == ["anna"]
     assert call(context, "GET", "Observation").body["total"] == 0  # type: ignore[index]
     assert call(context, "GET", "", [("_id", "anna-0,anna,team")]).body["total"] == 1  # type: ignore[index]
+
+
+def test_statements_of_different_filters_never_share_their_compiled_sql(
+    two_dossiers: Services,
+) -> None:
+    """A filter is known to SQLAlchemy's cache of compiled statements by a key of its own
+    (ADR 0022): searches of the same shape under filters that differ only in their
+    values, taken in turns, each see their own dossier, again and again."""
+
+    def only(patient: str) -> Context:
+        access = AccessFilter(patients=frozenset({patient}), compartment_types=COMPARTMENT)
+        return Context(two_dossiers, access, Dispatcher())
+
+    anna, bert = only("anna"), only("bert")
+    for _ in range(3):
+        for context, patient in ((anna, "anna"), (bert, "bert")):
+            response = call(context, "GET", "Observation", [("code:text", "zrm")])
+            assert bundle_ids(response) == [f"{patient}-{n}" for n in range(3)]
+            assert response.body["total"] == 3  # type: ignore[index]
+    assert anna.access.predicate() is anna.access.predicate()  # built once, kept
+    assert anna.access.predicate() is not bert.access.predicate()
