@@ -73,6 +73,9 @@ _CONTENT_TYPES = {
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _LARGE_BODY = 1024 * 1024
 _LOOP_BUDGET = 100_000
+#: the most resources a search served on the loop may answer with (ADR 0022): the budget
+#: bounds its database work, this its Python work (the page, rendered on the loop)
+_LOOP_PAGE = 100
 
 
 class FhirEndpoint:
@@ -182,6 +185,7 @@ class FhirEndpoint:
         if (
             self.reads_on_loop
             and route.on_loop
+            and (route.single_statement or _small_page(fhir_request.query))
             and fhir_request.body is None
             # a read of the access log indexes what waits first: a write, never on the loop
             and not shows_access_log(route, groups, fhir_request)
@@ -343,6 +347,19 @@ class FhirEndpoint:
         return Response(
             content, status_code=response.status, headers=headers, media_type=_CONTENT_TYPES[media]
         )
+
+
+def _small_page(query: list[tuple[str, str]]) -> bool:
+    """Whether a search answers with at most ``_LOOP_PAGE`` resources: no includes, and a
+    page of that size or less."""
+    for name, value in query:
+        if name.startswith(("_include", "_revinclude")):
+            return False
+        if name == "_count" and not (
+            value.isascii() and value.isdigit() and int(value) <= _LOOP_PAGE
+        ):
+            return False
+    return True
 
 
 def _bearer_token(request: FhirRequest) -> str:

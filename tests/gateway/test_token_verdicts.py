@@ -167,6 +167,11 @@ def test_each_request_takes_its_lane(secure: dict[str, Any]) -> None:
     assert lane("GET", "Patient/anna") == lane("HEAD", "Patient/anna/_history/2")
     assert lane("GET", "Patient/anna") == ("loop" if sqlite else "read")
     assert lane("GET", "Patient") == lane("GET", "Patient/anna")  # under a budget (ADR 0022)
+    searching = endpoint._lane(FhirRequest("GET", "Patient", [("_count", "100")], {}, None))
+    assert searching == lane("GET", "Patient/anna")
+    for query in ([("_count", "101")], [("_include", "Patient:organization")]):
+        large = endpoint._lane(FhirRequest("GET", "Patient", query, {}, None))
+        assert large == "read", query  # a page that may be large: never on the loop
     for method, path in (
         ("GET", "AuditEvent"),  # a search of the log indexes what waits first
         ("GET", "Patient/anna/_history"),
