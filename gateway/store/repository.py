@@ -36,7 +36,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from consent.policy import Target
 from gateway.search.dates import to_micros
@@ -241,7 +241,7 @@ class Store:
                 self._kept.append(connection)
         try:
             yield connection
-        except OperationalError:
+        except DBAPIError:
             kept.pop(snapshot, None)  # the database said no: the next read starts afresh
             with self._kept_lock:
                 self._kept.remove(connection)

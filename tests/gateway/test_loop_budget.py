@@ -181,7 +181,7 @@ def test_the_loops_epoch_read_sees_each_change_at_once(services: Services) -> No
 
 
 def test_a_kept_connection_the_database_refused_is_not_kept(tmp_path: pathlib.Path) -> None:
-    """A kept connection on which the database raised is closed and replaced: the next
+    """A kept connection on which the driver raised is closed and replaced: the next
     read on the loop starts on a new one."""
     engine = make_engine(f"sqlite:///{tmp_path / 'later.db'}")
     store = Store(engine, Extractor(Registry(load_definitions()), ""), SystemClock())
