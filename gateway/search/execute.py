@@ -22,6 +22,9 @@ from mappings.core.errors import Invalid
 __all__ = ["Match", "Page", "run_search", "stream_search"]
 
 MAX_INCLUDED = 1000
+#: at most this many keys read beyond a page (and the next key), so that a search whose
+#: matches fit in a few pages has its total without a count of its own (ADR 0022)
+_PEEK = 300
 MAX_ITERATIONS = 4
 _SORT_COLUMN = {
     "token": "code",
@@ -63,20 +66,24 @@ def run_search(
     wants_total = request.total != "none" or request.summary == "count"
     if request.summary == "count" or request.count == 0:
         return Page(plan.count(connection) if wants_total else None)
+    limit = request.count + 1
+    if wants_total:  # a few pages' keys more: a total of a few pages needs no count then
+        limit += min(3 * request.count, _PEEK)
     keys = (
         select(resources.c.pk)
         .where(*where)
         .order_by(*_order(compiler, request), resources.c.pk)
-        .limit(request.count + 1)
+        .limit(limit)
         .offset(request.offset)
     )
     pks = [row[0] for row in connection.execute(keys)]
     has_next = len(pks) > request.count
     total: int | None = None
     if wants_total:
-        # a first page that holds every match is its own count
-        complete = request.offset == 0 and not has_next
-        total = len(pks) if complete else plan.count(connection)
+        # keys read short of their limit are every match from the offset on (an offset
+        # past the last match reads none, and says nothing of how many there are)
+        complete = len(pks) < limit and (request.offset == 0 or bool(pks))
+        total = request.offset + len(pks) if complete else plan.count(connection)
     page = Page(total, _by_keys(connection, pks[: request.count]), has_next=has_next)
     if request.includes or request.revincludes:
         page.included = _included(connection, compiler, request, page.matches, access)

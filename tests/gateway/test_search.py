@@ -7,6 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.interactions.model import Services
+from gateway.loading import load
+
 JSON = {"Content-Type": "application/fhir+json"}
 
 
@@ -484,3 +487,37 @@ def test_a_search_on_a_value_repeated_within_a_resource_finds_it_once(
     assert client.put("Observation/repeats", json=resource).status_code in (200, 201)
     found = client.get("Observation", params={"category": "http://example.org/c|same"}).json()
     assert found["total"] == 1 and len(found["entry"]) == 1
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 50])
+def test_every_page_has_the_exact_total_and_its_own_slice(
+    services: Services, client: httpx.Client, count: int
+) -> None:
+    """Keys read beyond a page give the total of a search that fits in a few pages, a
+    count gives it otherwise (ADR 0022): either way, at every offset, the same total, the
+    page's own resources, and a next link exactly when more follow."""
+    matches = 23
+    observations = [
+        {
+            "resourceType": "Observation",
+            "id": f"o{n}",
+            "status": "final",
+            "code": {"text": "zrm"},
+            "subject": {"reference": "Patient/p"},
+        }
+        for n in range(matches)
+    ]
+    other = {**observations[0], "id": "elsewhere", "subject": {"reference": "Patient/q"}}
+    load(services, [*observations, other], "test: pages of one dossier")
+    every = sorted(o["id"] for o in observations)
+    for offset in [*range(0, matches + 2, count), matches - 1, matches + 5]:
+        bundle = client.get(
+            "Observation",
+            params={"subject": "Patient/p", "_count": count, "_offset": offset, "_sort": "_id"},
+        ).json()
+        assert bundle["total"] == matches, (count, offset)
+        assert [e["resource"]["id"] for e in bundle.get("entry", [])] == every[
+            offset : offset + count
+        ]
+        relations = {link["relation"] for link in bundle["link"]}
+        assert ("next" in relations) == (offset + count < matches), (count, offset)
