@@ -1,4 +1,5 @@
-"""Run a parsed search as one SQL query (plus one count, plus includes), paged.
+"""Run a parsed search as one SQL query (plus a count when its matches do not fit in a few
+pages, plus includes), paged.
 
 The access filter is part of every query here: of the count (so totals reveal nothing),
 of the page, of ``_include`` targets and of ``_revinclude`` sources.
@@ -59,7 +60,9 @@ def run_search(
 
     The first filter that reads an index table drives the query (``pk IN (...)``, an index
     range); every other filter is an EXISTS probe per candidate. The page query selects
-    keys only; the stored bytes of the page are fetched afterwards by key.
+    keys only, up to three pages' more when a total is wanted (at most ``_PEEK``): when
+    those are all there are, they are the total, and no count runs. The stored bytes of the
+    page are fetched afterwards by key.
     """
     plan = _Plan(compiler, request, access)
     where = plan.where
