@@ -10,17 +10,15 @@ a process keeps a token's verdict only while the epoch stands still (ADR 0016).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from consent.registry import Account, App, Authorization, Code
 from gateway.search.dates import to_micros
-from gateway.store.engine import WRITE
+from gateway.store.engine import write_transaction
 from gateway.store.schema import (
     access_epoch,
     accounts,
@@ -104,18 +102,6 @@ class SqlAuthStore:
 
     # -- apps ------------------------------------------------------------------------------
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A write transaction; on SQLite it starts with ``BEGIN IMMEDIATE``, holding the
-        write lock before it reads anything. A deferred one that read first and then wrote
-        failed at once with "database is locked" whenever another writer (the access log's
-        group commit or indexer) had committed in between: SQLite does not wait for such an
-        upgrade."""
-        with self.engine.connect() as raw:
-            connection = raw.execution_options(**{WRITE: True})
-            with connection.begin():
-                yield connection
-
     def app(self, client_id: str) -> App | None:
         with self.engine.connect() as connection:
             row = connection.execute(
@@ -142,7 +128,7 @@ class SqlAuthStore:
             "purpose": app.purpose,
             "active": app.active,
         }
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             _upsert(
                 connection,
                 oauth_apps,
@@ -157,7 +143,7 @@ class SqlAuthStore:
 
     def remove_app(self, client_id: str) -> bool:
         """Remove an app and revoke every authorization given to it; False if unknown."""
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(
                 update(oauth_authorizations)
                 .where(oauth_authorizations.c.client_id == client_id)
@@ -176,7 +162,7 @@ class SqlAuthStore:
 
     def remove_account(self, username: str) -> bool:
         """Remove a login and revoke every authorization it gave; False if unknown."""
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(
                 update(oauth_authorizations)
                 .where(oauth_authorizations.c.username == username)
@@ -189,7 +175,7 @@ class SqlAuthStore:
         return bool(removed)
 
     def revoke_authorizations_of_app(self, client_id: str) -> int:
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(_RAISE_EPOCH)
             return int(
                 connection.execute(
@@ -226,11 +212,11 @@ class SqlAuthStore:
             "locked_until": to_micros(account.locked_until) if account.locked_until else None,
             "external_subject": account.external_subject,
         }
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             _upsert(connection, accounts, "username", account.username, values)
 
     def login_failed(self, username: str, locked_until: dt.datetime | None) -> int:
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             values: dict[str, Any] = {"failures": accounts.c.failures + 1}
             if locked_until is not None:
                 values = {"failures": 0, "locked_until": to_micros(locked_until)}
@@ -243,7 +229,7 @@ class SqlAuthStore:
         return int(failures or 0)
 
     def login_succeeded(self, username: str) -> None:
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(
                 update(accounts)
                 .where(accounts.c.username == username)
@@ -253,7 +239,7 @@ class SqlAuthStore:
     # -- codes -------------------------------------------------------------------------------
 
     def save_code(self, code: Code) -> None:
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(
                 insert(oauth_codes).values(
                     digest=code.digest,
@@ -270,7 +256,7 @@ class SqlAuthStore:
             )
 
     def take_code(self, digest: str) -> tuple[Code | None, str | None]:
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             row = connection.execute(
                 select(oauth_codes).where(oauth_codes.c.digest == digest)
             ).first()
@@ -303,7 +289,7 @@ class SqlAuthStore:
         )
 
     def link_code(self, digest: str, authorization_id: str) -> None:
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(
                 update(oauth_codes)
                 .where(oauth_codes.c.digest == digest)
@@ -313,7 +299,7 @@ class SqlAuthStore:
     # -- authorizations and refresh tokens ------------------------------------------------------
 
     def save_authorization(self, authorization: Authorization) -> None:
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(
                 insert(oauth_authorizations).values(
                     id=authorization.id,
@@ -343,7 +329,7 @@ class SqlAuthStore:
         return [_authorization(r) for r in rows]
 
     def revoke_authorization(self, authorization_id: str) -> None:
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(
                 update(oauth_authorizations)
                 .where(oauth_authorizations.c.id == authorization_id)
@@ -352,7 +338,7 @@ class SqlAuthStore:
             connection.execute(_RAISE_EPOCH)
 
     def save_refresh(self, digest: str, authorization_id: str, expires: dt.datetime) -> None:
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(
                 insert(oauth_refresh_tokens).values(
                     digest=digest,
@@ -363,7 +349,7 @@ class SqlAuthStore:
             )
 
     def use_refresh(self, digest: str) -> tuple[str | None, bool]:
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             row = connection.execute(
                 select(oauth_refresh_tokens).where(oauth_refresh_tokens.c.digest == digest)
             ).first()
@@ -385,7 +371,7 @@ class SqlAuthStore:
     def remember_assertion(self, client_id: str, jti: str, expires: dt.datetime) -> bool:
         now = to_micros(dt.datetime.now(dt.UTC))
         try:
-            with self._write() as connection:
+            with write_transaction(self.engine) as connection:
                 connection.execute(delete(oauth_assertions).where(oauth_assertions.c.expires < now))
                 connection.execute(
                     insert(oauth_assertions).values(
@@ -398,7 +384,7 @@ class SqlAuthStore:
 
     def revoke_token(self, jti: str, expires: dt.datetime) -> None:
         try:
-            with self._write() as connection:
+            with write_transaction(self.engine) as connection:
                 connection.execute(
                     insert(oauth_revoked).values(jti=jti, expires=to_micros(expires))
                 )
@@ -434,7 +420,7 @@ class SqlAuthStore:
 
     def add_signing_keys(self, keys: list[dict[str, Any]]) -> None:
         now = to_micros(dt.datetime.now(dt.UTC))
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(
                 insert(signing_keys),
                 [
@@ -450,7 +436,7 @@ class SqlAuthStore:
 
     def retire_signing_keys_before(self, keep: int) -> int:
         """Retire all but the newest ``keep`` generations; returns how many were retired."""
-        with self._write() as connection:
+        with write_transaction(self.engine) as connection:
             rows = connection.execute(
                 select(signing_keys.c.kid, signing_keys.c.created)
                 .where(signing_keys.c.retired.is_(False))

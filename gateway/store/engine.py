@@ -12,12 +12,14 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-__all__ = ["SNAPSHOT", "WRITE", "make_engine"]
+__all__ = ["SNAPSHOT", "WRITE", "make_engine", "write_transaction"]
 
 WRITE = "eigendossier_write"
 SNAPSHOT = "eigendossier_snapshot"
@@ -36,6 +38,18 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         _sqlite_setup(engine)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=8, pool_pre_ping=True)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction on ``engine``: on SQLite it starts with ``BEGIN IMMEDIATE``,
+    holding the write lock before it reads anything. A deferred one that read first and
+    then wrote failed at once with "database is locked" whenever another writer had
+    committed in between: SQLite does not wait for such an upgrade."""
+    with engine.connect() as raw:
+        connection = raw.execution_options(**{WRITE: True})
+        with connection.begin():
+            yield connection
 
 
 def _sqlite_setup(engine: Engine) -> None:

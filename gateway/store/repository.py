@@ -42,7 +42,7 @@ from consent.policy import Target
 from gateway.search.dates import to_micros
 from gateway.search.extract import Extractor
 from gateway.store.access import ACCESS_TYPES, AccessFilter
-from gateway.store.engine import SNAPSHOT, WRITE
+from gateway.store.engine import SNAPSHOT, write_transaction
 from gateway.store.indexing import Indexing
 from gateway.store.lookups import Lookups
 from gateway.store.schema import (
@@ -154,7 +154,7 @@ class Budget:
     def step(self) -> int:
         """SQLite's progress handler: non-zero interrupts the statement running."""
         self.spent += _BUDGET_STEP
-        return 1 if self.spent > self.instructions else 0
+        return int(self.exceeded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,14 +307,12 @@ class Store:
         """Run ``unit`` in one write transaction; run it again when it lost a race."""
         for attempt in range(_MAX_ATTEMPTS):
             try:
-                with self.engine.connect() as raw:
-                    connection = raw.execution_options(**{WRITE: True})
-                    with connection.begin():
-                        session = Session(self, connection)
-                        result = unit(session)
-                        session.flush()
-                        if session.access_changed:  # last: the row lock is held briefly
-                            connection.execute(_RAISE_EPOCH)
+                with write_transaction(self.engine) as connection:
+                    session = Session(self, connection)
+                    result = unit(session)
+                    session.flush()
+                    if session.access_changed:  # last: the row lock is held briefly
+                        connection.execute(_RAISE_EPOCH)
                 if session.enqueued:  # committed: wake this process's delivery worker
                     self.outbox_written.set()
                 return result
