@@ -52,7 +52,13 @@ from gateway.store.schema import (
     resource_versions,
     resources,
 )
-from gateway.store.session_base import Current, fetch_driver, lookup_sql
+from gateway.store.session_base import (
+    Current,
+    driver_insert,
+    driver_params,
+    fetch_driver,
+    lookup_sql,
+)
 from mappings.core.clock import Clock, format_instant
 from mappings.core.errors import Conflict, Forbidden, PreconditionFailed
 
@@ -77,7 +83,8 @@ _CURRENT = select(resources).where(
     resources.c.res_type == bindparam("t"), resources.c.res_id == bindparam("i")
 )
 _CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
-_INSERT_RESOURCE = insert(resources).returning(resources.c.pk)
+#: the columns a new resource's row is inserted with (its key comes back)
+_RESOURCE_COLUMNS = ("res_type", "res_id", "version_id", "last_updated", "deleted", "content")
 _INSERT_RESOURCES = insert(resources).returning(resources.c.pk, sort_by_parameter_order=True)
 _ADVANCE = (
     update(resources)
@@ -171,15 +178,19 @@ class Stored:
 
 @lru_cache(maxsize=256)
 def _current_statement(
-    access: AccessFilter | None, dialect: Dialect
+    access: AccessFilter | None, dialect: Dialect, for_update: bool = False
 ) -> tuple[str, tuple[str, ...], dict[str, Any]] | None:
-    """A read under ``access`` (None: unrestricted) compiled once per filter and database:
-    its text, the order of its parameters (for positional drivers) and the values bound in
-    it; None when the filter holds lists that are expanded per execution (a few excluded
-    resources), which then take the ordinary way. A filter comes back request after
-    request (grants are kept per access epoch); compiling and keying its large expression
-    at every read cost more than the read."""
-    statement = _CURRENT if access is None else _CURRENT.where(access.predicate())
+    """A read under ``access`` (None: unrestricted; ``for_update``: unrestricted, locking
+    the row on PostgreSQL) compiled once per filter and database: its text, the order of
+    its parameters (for positional drivers) and the values bound in it; None when the
+    filter holds lists that are expanded per execution (a few excluded resources), which
+    then take the ordinary way. A filter comes back request after request (grants are kept
+    per access epoch); compiling and keying its large expression at every read cost more
+    than the read."""
+    if for_update:
+        statement = _CURRENT_FOR_UPDATE
+    else:
+        statement = _CURRENT if access is None else _CURRENT.where(access.predicate())
     compiled = statement.compile(dialect=dialect)
     if compiled.post_compile_params:
         return None
@@ -386,8 +397,8 @@ class Session(Indexing, Lookups):
             if restricted and not for_update and access is not None and not access.conditions
             else None
         )
-        if prepared is None and not restricted and not for_update:
-            prepared = _current_statement(None, self._connection.dialect)
+        if prepared is None and not restricted:
+            prepared = _current_statement(None, self._connection.dialect, for_update)
         if prepared is not None:
             sql, order, fixed = prepared
             values = {**fixed, "t": res_type, "i": res_id}
@@ -501,7 +512,10 @@ class Session(Indexing, Lookups):
                 "deleted": False,
                 "content": content,
             }
-            pk = self._connection.execute(_INSERT_RESOURCE, row).scalar_one()
+            sql, order = driver_insert(
+                resources, _RESOURCE_COLUMNS, self._connection.dialect, returning="pk"
+            )
+            pk = self.driver_rows(sql, driver_params(row, order))[0][0]
         else:
             self._advance(current, version_id, now, deleted=False, content=content)
             pk = current.pk

@@ -83,17 +83,26 @@ class Current:
 
 
 @lru_cache(maxsize=128)
-def _driver_insert(
-    table: Table, columns: tuple[str, ...], dialect: Dialect
+def driver_insert(
+    table: Table, columns: tuple[str, ...], dialect: Dialect, returning: str | None = None
 ) -> tuple[str, tuple[str, ...]]:
     """An INSERT of ``columns`` into ``table`` compiled once per database, with the order
-    of its parameters for a positional driver (empty: the driver takes the rows' dicts).
+    of its parameters for a positional driver (empty: the driver takes the rows' dicts);
+    ``returning`` names a column the insert answers (a new row's key).
 
-    The pending rows of a write (the index rows above all) are plain strings and numbers,
-    which every driver binds as they are; building SQLAlchemy's parameters for each of
-    them cost more than the database's insert."""
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    The rows a write inserts (the index rows above all) are plain strings, numbers and
+    bytes, which every driver binds as they are; building SQLAlchemy's parameters for each
+    of them cost more than the database's insert."""
+    statement = insert(table)
+    if returning is not None:
+        statement = statement.returning(table.c[returning])
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
     return compiled.string, tuple(compiled.positiontup or ())
+
+
+def driver_params(row: Mapping[str, Any], order: tuple[str, ...]) -> Any:
+    """``row`` as the driver takes it: a tuple in ``order`` (positional), else the dict."""
+    return tuple(row[name] for name in order) if order else row
 
 
 @lru_cache(maxsize=512)  # each lookup by number of values, up to 100
@@ -309,7 +318,7 @@ class SessionBase:
             for row in rows:
                 by_columns.setdefault(tuple(row), []).append(row)
             for columns, same in by_columns.items():
-                sql, order = _driver_insert(table, columns, connection.dialect)
+                sql, order = driver_insert(table, columns, connection.dialect)
                 if order:  # every pending table has two columns at least: tuples come out
                     connection.exec_driver_sql(sql, list(map(itemgetter(*order), same)))
                 else:
