@@ -15,7 +15,13 @@ from typing import Any
 import orjson
 
 from gateway.search.dates import MAX, MIN, parse_date_range
-from gateway.search.paths import Evaluator, Typed, split_by_key, split_by_second_key
+from gateway.search.paths import (
+    Evaluator,
+    Typed,
+    first_keys,
+    split_by_key,
+    split_by_second_key,
+)
 from gateway.search.registry import Registry, SearchParam
 
 __all__ = ["IndexRows", "Extractor", "normalise", "split_reference"]
@@ -33,7 +39,10 @@ _Found = tuple[str, tuple[tuple[str, Any], ...], dict[str, Any]]
 #: parameters (each with the part of its expression that reads there) by the key they read
 _Parts = dict[str, tuple[tuple[SearchParam, Evaluator], ...]]
 #: the parameters split by top-level key, and those evaluated on the whole resource
-_Plan = tuple[_Parts, tuple[SearchParam, ...]]
+#: when a parameter evaluated on the whole resource can give a value: for some clause,
+#: the resource holds one key of each of its sets (None: always evaluate it)
+_Needs = tuple[tuple[frozenset[str], ...], ...] | None
+_Plan = tuple[_Parts, tuple[tuple[SearchParam, _Needs], ...]]
 _SIMPLE_TOKENS = {"code", "string", "id", "uri", "canonical", "boolean", "url", "oid", "uuid"}
 
 
@@ -80,8 +89,11 @@ class Extractor:
             for item in raw if isinstance(raw, list) else (raw,):
                 if item is not None:
                     found.extend(self._item_rows(resource_type, key, item))
-        for param in whole:
-            found.extend(_keyed(param, self._rows_for(param, param.evaluate(resource))))
+        for param, needs in whole:
+            if needs is None or any(
+                all(not keys.isdisjoint(resource) for keys in clause) for clause in needs
+            ):
+                found.extend(_keyed(param, self._rows_for(param, param.evaluate(resource))))
         out: IndexRows = {}
         # one row per distinct value: searches test presence (IN, EXISTS, a distinct
         # count), so a repeated value (the entity type of fifty entities of an access-log
@@ -108,7 +120,10 @@ class Extractor:
                     continue
                 for key, evaluate in parts.items():
                     by_key.setdefault(key, []).append((param, evaluate))
-            plan = ({k: tuple(v) for k, v in by_key.items()}, tuple(whole))
+            plan = (
+                {k: tuple(v) for k, v in by_key.items()},
+                tuple((param, _needs(param)) for param in whole),
+            )
             self._plans[resource_type] = plan
         return plan
 
@@ -317,6 +332,32 @@ class Extractor:
     def _uri(self, param: SearchParam, typed: Typed) -> Iterator[dict[str, Any]]:
         if isinstance(typed.value, str):
             yield {"value": typed.value[:512]}
+
+
+def _needs(param: SearchParam) -> _Needs:
+    """The keys a parameter evaluated on the whole resource starts from (see ``_Needs``):
+    the composites of an Observation (``code-value-date`` and its kin) read the resource
+    itself and give a value only where it holds both their components' keys; most
+    Observations hold one kind of value, so most of these are nothing to evaluate."""
+    branches = first_keys(param.evaluate)
+    if branches is None or any(keys is None for keys in branches):
+        return None
+    clauses: list[tuple[frozenset[str], ...]] = []
+    for keys in branches:
+        assert keys is not None
+        if keys:
+            clauses.append((keys,))
+            continue
+        if param.type != "composite":  # a value of the resource itself
+            return None
+        union: list[frozenset[str]] = []
+        for _, evaluate in param.components:
+            component = first_keys(evaluate)
+            if component is None or not component or not all(component):
+                return None  # unknown, or a component that is the resource itself
+            union.append(frozenset(key for keys in component if keys for key in keys))
+        clauses.append(tuple(union))
+    return tuple(clauses)
 
 
 def _component_value(kind: str, row: dict[str, Any]) -> dict[str, Any]:

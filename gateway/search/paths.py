@@ -23,6 +23,7 @@ __all__ = [
     "Typed",
     "compile_expression",
     "compile_relative",
+    "first_keys",
     "split_by_key",
     "split_by_second_key",
 ]
@@ -184,17 +185,34 @@ class _PathEvaluator:
             for sub, branches in parts.items()
         }
 
+    def first_keys(self) -> list[frozenset[str] | None]:
+        """Per branch, the resource's top-level keys the branch starts from: on a resource
+        that holds none of them the branch gives nothing. A choice element named and cast
+        at once (``value.as(Quantity)``) starts from the keys of that type only. An empty
+        set for a branch that is the resource itself; None where it cannot be told."""
+        node = self.definitions.resources.get(self.resource_type)
+        out: list[frozenset[str] | None] = []
+        for steps in self.branches:
+            if not steps:
+                out.append(frozenset())
+            elif steps[0][0] == "extension":
+                out.append(frozenset({"extension"}))
+            elif steps[0][0] != "name" or node is None:
+                out.append(None)
+            else:
+                cast = steps[1][1] if len(steps) > 1 and steps[1][0] == "cast" else None
+                out.append(
+                    frozenset(
+                        key
+                        for key, element, type_name in node.by_name.get(str(steps[0][1]), ())
+                        if cast is None or _cast_keeps(_item_type(element, type_name), cast)
+                    )
+                )
+        return out
+
     def _step(self, items: list[Typed], kind: str, argument: Any) -> list[Typed]:
         if kind == "cast":
-            return [
-                i
-                for i in items
-                if i.type.lower() == str(argument).lower()
-                or (
-                    argument == "Quantity"
-                    and i.type in ("Age", "Duration", "Count", "Distance", "SimpleQuantity")
-                )
-            ]
+            return [i for i in items if _cast_keeps(i.type, argument)]
         if kind == "resolve":
             return [i for i in items if _reference_type(i.value) in (argument, None)]
         if kind == "where":
@@ -244,6 +262,19 @@ class _PathEvaluator:
         if item.type == self.resource_type:
             return self.definitions.resources[self.resource_type]
         return self.definitions.types.get(item.type)
+
+
+def _item_type(element: Any, type_name: str) -> str:
+    """The type of the items an element gives (see ``_PathEvaluator._child``)."""
+    return "BackboneElement" if element.node is not None else type_name
+
+
+def _cast_keeps(type_name: str, argument: Any) -> bool:
+    """Whether ``as(argument)`` / ``ofType(argument)`` keeps an item of ``type_name``."""
+    return type_name.lower() == str(argument).lower() or (
+        argument == "Quantity"
+        and type_name in ("Age", "Duration", "Count", "Distance", "SimpleQuantity")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +351,14 @@ def split_by_second_key(evaluate: Evaluator, key: str) -> dict[str, Evaluator] |
     """A part of :func:`split_by_key` (the one for ``key``) split by the key of that
     element it reads next (see ``_PathEvaluator.by_second_key``); None when it cannot be."""
     return evaluate.by_second_key(key) if isinstance(evaluate, _PathEvaluator) else None
+
+
+def first_keys(evaluate: Evaluator | RelativeEvaluator) -> list[frozenset[str] | None] | None:
+    """Per branch, the top-level keys of the resource ``evaluate`` starts from (see
+    ``_PathEvaluator.first_keys``; a relative evaluator applied to the resource itself);
+    None for an expression that is not a plain path."""
+    evaluator = getattr(evaluate, "__self__", evaluate)
+    return evaluator.first_keys() if isinstance(evaluator, _PathEvaluator) else None
 
 
 def compile_relative(
