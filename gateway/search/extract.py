@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, KeysView
 from typing import Any
 
 import orjson
@@ -38,11 +38,14 @@ _MEMO_BYTES = 2048
 _Found = tuple[str, tuple[tuple[str, Any], ...], dict[str, Any]]
 #: parameters (each with the part of its expression that reads there) by the key they read
 _Parts = dict[str, tuple[tuple[SearchParam, Evaluator], ...]]
-#: the parameters split by top-level key, and those evaluated on the whole resource
 #: when a parameter evaluated on the whole resource can give a value: for some clause,
 #: the resource holds one key of each of its sets (None: always evaluate it)
 _Needs = tuple[tuple[frozenset[str], ...], ...] | None
-_Plan = tuple[_Parts, tuple[tuple[SearchParam, _Needs], ...]]
+#: a parameter evaluated on the whole resource, when it can give a value, and the
+#: top-level keys it reads (all of its ``_Needs``; empty when those are not known)
+_Whole = tuple[SearchParam, _Needs, tuple[str, ...]]
+#: the parameters split by top-level key, and those evaluated on the whole resource
+_Plan = tuple[_Parts, tuple[_Whole, ...]]
 _SIMPLE_TOKENS = {"code", "string", "id", "uri", "canonical", "boolean", "url", "oid", "uuid"}
 
 
@@ -89,11 +92,12 @@ class Extractor:
             for item in raw if isinstance(raw, list) else (raw,):
                 if item is not None:
                     found.extend(self._item_rows(resource_type, key, item))
-        for param, needs in whole:
-            if needs is None or any(
-                all(not keys.isdisjoint(resource) for keys in clause) for clause in needs
-            ):
+        present = resource.keys()
+        for param, needs, keys in whole:
+            if needs is None:
                 found.extend(_keyed(param, self._rows_for(param, param.evaluate(resource))))
+            elif _may_give(needs, present):
+                found.extend(self._whole_rows(param, keys, resource))
         out: IndexRows = {}
         # one row per distinct value: searches test presence (IN, EXISTS, a distinct
         # count), so a repeated value (the entity type of fifty entities of an access-log
@@ -122,7 +126,7 @@ class Extractor:
                     by_key.setdefault(key, []).append((param, evaluate))
             plan = (
                 {k: tuple(v) for k, v in by_key.items()},
-                tuple((param, _needs(param)) for param in whole),
+                tuple(_whole(param) for param in whole),
             )
             self._plans[resource_type] = plan
         return plan
@@ -169,6 +173,28 @@ class Extractor:
         if not blob or len(blob) > _MEMO_BYTES:
             return self._evaluate_part(resource_type, key, sub, value)
         return self._remembered(resource_type, key, sub, blob)
+
+    def _whole_rows(
+        self, param: SearchParam, keys: tuple[str, ...], resource: dict[str, Any]
+    ) -> tuple[_Found, ...]:
+        """The rows of a parameter that reads only ``keys`` of the resource: remembered by
+        their JSON (an Observation's code and value repeat from resource to resource)."""
+        part = {key: resource[key] for key in keys if key in resource}
+        try:
+            blob = orjson.dumps(part)
+        except (orjson.JSONEncodeError, TypeError):
+            blob = b""
+        if not blob or len(blob) > _MEMO_BYTES:
+            return self._evaluate_whole(param, part)
+        return self._remembered_whole(param, blob)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 (the extractor lives as long as the app)
+    def _remembered_whole(self, param: SearchParam, blob: bytes) -> tuple[_Found, ...]:
+        return self._evaluate_whole(param, orjson.loads(blob))
+
+    def _evaluate_whole(self, param: SearchParam, part: dict[str, Any]) -> tuple[_Found, ...]:
+        alone = {"resourceType": param.resource_type, **part}
+        return tuple(_keyed(param, self._rows_for(param, param.evaluate(alone))))
 
     @functools.lru_cache(maxsize=16384)  # noqa: B019 (the extractor lives as long as the app)
     def _remembered(
@@ -332,6 +358,23 @@ class Extractor:
     def _uri(self, param: SearchParam, typed: Typed) -> Iterator[dict[str, Any]]:
         if isinstance(typed.value, str):
             yield {"value": typed.value[:512]}
+
+
+def _whole(param: SearchParam) -> _Whole:
+    needs = _needs(param)
+    keys = () if needs is None else sorted({k for clause in needs for ks in clause for k in ks})
+    return param, needs, tuple(keys)
+
+
+def _may_give(needs: tuple[tuple[frozenset[str], ...], ...], present: KeysView[str]) -> bool:
+    """Whether a resource holding the keys ``present`` meets one clause of ``needs``."""
+    for clause in needs:
+        for keys in clause:
+            if present.isdisjoint(keys):
+                break
+        else:
+            return True
+    return False
 
 
 def _needs(param: SearchParam) -> _Needs:

@@ -190,3 +190,31 @@ def test_an_element_is_split_by_its_entries_only_where_every_parameter_names_one
     assert {param.code for param, _ in entity["what"]} == {"entity", "patient"}
     assert extractor._subplan("Patient", "telecom") is None
     assert extractor._subplan("Observation", "subject") is None  # resolve() on the element
+
+
+def test_whole_resource_parameters_name_the_keys_they_start_from() -> None:
+    """An Observation's composites read the resource itself: each is evaluated only where
+    the resource holds its code and its kind of value (or components), and its rows are
+    remembered by those keys alone."""
+    extractor = Extractor(REGISTRY, "https://dossier.example.nl/fhir")
+    _, whole = extractor._plan("Observation")
+    plan = {param.code: (needs, keys) for param, needs, keys in whole}
+    assert plan["code-value-date"] == (
+        ((frozenset({"code"}), frozenset({"valueDateTime", "valuePeriod"})),),
+        ("code", "valueDateTime", "valuePeriod"),
+    )
+    assert plan["combo-code-value-quantity"] == (
+        ((frozenset({"code"}), frozenset({"valueQuantity"})), (frozenset({"component"}),)),
+        ("code", "component", "valueQuantity"),
+    )
+    assert plan["gene-identifier"][0] == ((frozenset({"extension"}),),)
+    scored = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1-8"}]},
+        "valueQuantity": {"value": 3, "system": "http://unitsofmeasure.org", "code": "1"},
+    }
+    rows, _ = extractor.rows(1, scored)
+    composites = {r["param"] for r in rows.get("composite", [])}
+    assert composites == {"code-value-quantity", "combo-code-value-quantity"}
+    assert _rows_as_set(rows) == _whole_expression_rows(extractor, 1, scored)
