@@ -23,7 +23,7 @@ import orjson
 
 from gateway.interactions import crud
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
-from gateway.store.repository import Session
+from gateway.store.repository import Session, instant_of
 from mappings.core.clock import format_instant
 from mappings.core.errors import (
     FhirError,
@@ -115,7 +115,9 @@ def _entry_response(response: FhirResponse) -> dict[str, Any]:
         out["location"] = response.headers["Location"]
     if "ETag" in response.headers:
         out["etag"] = response.headers["ETag"]
-    if "Last-Modified" in response.headers:
+    if response.last_updated is not None:
+        out["lastModified"] = instant_of(response.last_updated)
+    elif "Last-Modified" in response.headers:
         moment = parsedate_to_datetime(response.headers["Last-Modified"])
         out["lastModified"] = format_instant(moment)
     return out

@@ -149,7 +149,7 @@ def stored_response(
         body = operation_outcome(
             [Issue("information", "informational", outcome or "The interaction succeeded")]
         )
-    return FhirResponse(status, body, headers)
+    return FhirResponse(status, body, headers, last_updated=stored.last_updated)
 
 
 def loads(content: bytes) -> dict[str, Any]:

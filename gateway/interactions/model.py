@@ -175,3 +175,6 @@ class FhirResponse:
     headers: dict[str, str] = field(default_factory=dict)
     #: bytes that are not a FHIR resource (NDJSON of an export): sent as they are, as this
     media: str | None = None
+    #: the stored version's time (microseconds) behind Last-Modified, which keeps seconds
+    #: only: a Bundle entry's response.lastModified gives it whole
+    last_updated: int | None = None

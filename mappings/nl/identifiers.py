@@ -16,11 +16,14 @@ UZI register FAQ, Nictiz NamingSystem definitions; see docs/mappings.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from mappings.core.errors import Issue
+from mappings.core.limits import Step, path_of
 
 __all__ = [
     "AGB",
@@ -199,11 +202,22 @@ def identifier_issues(resource: dict[str, Any]) -> list[Issue]:
     """Every Identifier anywhere in ``resource`` (its own, a Reference's, a contained
     resource's) whose system is one of ours and whose value is not valid in it, each
     naming the element (``Patient.identifier[0].value``)."""
+    try:
+        text = orjson.dumps(resource)
+    except (orjson.JSONEncodeError, TypeError):
+        text = b""
+    if text and not any(system in text for system in _SYSTEM_TEXTS):
+        return []  # none of our systems is anywhere in it: nothing to walk (most writes)
     return [
         Issue("error", "value", message, (f"{where}.value",))
         for identifier, where in _identifiers(resource, str(resource.get("resourceType")))
         if (message := _value_error(identifier)) is not None
     ]
+
+
+#: our systems as they stand in a resource's JSON: a URI has nothing JSON escapes, so a
+#: resource whose JSON holds none of these has no Identifier in any of our systems
+_SYSTEM_TEXTS = tuple(uri.encode() for uri in SYSTEMS)
 
 
 def _value_error(identifier: dict[str, Any]) -> str | None:
@@ -215,17 +229,24 @@ def _value_error(identifier: dict[str, Any]) -> str | None:
 
 def _identifiers(value: Any, where: str) -> Iterator[tuple[dict[str, Any], str]]:
     """(Identifier, FHIRPath) of each object with one of our systems and a value: an
-    Identifier (a Coding has a code, a ContactPoint's system is no URI)."""
-    stack: list[tuple[Any, str]] = [(value, where)]
+    Identifier (a Coding has a code, a ContactPoint's system is no URI), in document
+    order. Only containers are walked, and only a match's path is spelled out."""
+    if not isinstance(value, dict | list):
+        return
+    stack: list[Step] = [(value, 0, None, where)]
     while stack:
-        node, at = stack.pop()
+        step = stack.pop()
+        node = step[0]
         if isinstance(node, dict):
             system = node.get("system")
             if isinstance(system, str) and system in SYSTEMS and "value" in node:
-                yield node, at
-            stack.extend((item, f"{at}.{key}") for key, item in reversed(node.items()))
-        elif isinstance(node, list):
-            stack.extend((item, f"{at}[{i}]") for i, item in reversed(list(enumerate(node))))
+                yield node, path_of(step)
+            items: Iterable[tuple[str | int, Any]] = reversed(node.items())
+        else:
+            items = reversed(list(enumerate(node)))
+        for key, item in items:
+            if isinstance(item, dict | list):
+                stack.append((item, 0, step, key))
 
 
 def naming_systems(date: str) -> list[dict[str, Any]]:

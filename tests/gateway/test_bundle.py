@@ -248,3 +248,22 @@ def test_a_batch_answers_200_with_each_entrys_own_status(client: httpx.Client) -
     assert client.get("Patient/b1").status_code == 200
     assert client.get("Patient/b3").status_code == 200
     assert client.get("Patient/b2").status_code == 404
+
+
+def test_an_entry_response_gives_the_versions_time_whole(client: httpx.Client) -> None:
+    """response.lastModified is the stored version's instant (microseconds), the one in
+    meta.lastUpdated, not the Last-Modified header's whole seconds."""
+    bundle = transaction(
+        {
+            "resource": {"resourceType": "Patient", "id": "lastmod", "active": True},
+            "request": {"method": "PUT", "url": "Patient/lastmod"},
+        },
+        post_entry(
+            "urn:uuid:1b0c3f36-0f5e-4f4e-9a53-7d1f8c1f2a10",
+            {"resourceType": "Group", "type": "person", "actual": True},
+        ),
+    )
+    response = client.post("", json=bundle, headers=JSON)
+    assert response.status_code == 200, response.text
+    for entry in response.json()["entry"]:
+        assert entry["response"]["lastModified"] == entry["resource"]["meta"]["lastUpdated"]

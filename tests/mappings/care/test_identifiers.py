@@ -30,6 +30,7 @@ from mappings.nl.identifiers import (
     URA,
     UZOVI,
     identifier_error,
+    identifier_issues,
     is_bsn,
     naming_systems,
 )
@@ -152,3 +153,35 @@ def test_people_round_trip_and_validate() -> None:
         resource = to_fhir(model)  # type: ignore[operator]
         assert faults(resource) == []
         assert from_fhir(resource) == model  # type: ignore[operator]
+
+
+def test_our_systems_stand_in_json_as_they_are() -> None:
+    """identifier_issues skips a resource whose JSON holds none of our system URIs: sound
+    only while no URI has a character JSON escapes."""
+    for uri in SYSTEMS:
+        assert uri.isascii() and '"' not in uri and "\\" not in uri
+        assert all(ord(c) >= 0x20 for c in uri)
+
+
+@pytest.mark.parametrize("where", ["own", "reference", "contained", "extension"])
+def test_identifier_issues_finds_a_wrong_number_wherever_it_stands(where: str) -> None:
+    wrong = {"system": BSN, "value": "123456789"}
+    resource: dict[str, object] = {"resourceType": "Observation", "status": "final"}
+    expected = {
+        "own": "Observation.identifier[0].value",
+        "reference": "Observation.subject.identifier.value",
+        "contained": "Observation.contained[0].identifier[0].value",
+        "extension": "Observation.extension[0].valueIdentifier.value",
+    }[where]
+    if where == "own":
+        resource["identifier"] = [wrong]
+    elif where == "reference":
+        resource["subject"] = {"identifier": wrong}
+    elif where == "contained":
+        resource["contained"] = [{"resourceType": "Patient", "identifier": [wrong]}]
+    else:
+        resource["extension"] = [{"url": "https://example.org/x", "valueIdentifier": wrong}]
+    issues = identifier_issues(resource)
+    assert [i.expression for i in issues] == [(expected,)]
+    resource_ok = {"resourceType": "Observation", "status": "final", "code": {"text": BSN}}
+    assert identifier_issues(resource_ok) == []  # the URI as text only: walked, nothing found
