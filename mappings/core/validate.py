@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
 from lxml import etree
 
 from mappings.core.definitions import Definitions, ElementDef, Node
@@ -27,6 +28,10 @@ REFERENCE_FORMAT = re.compile(
     r"(/_history/[A-Za-z0-9\-.]{1,64})?|[a-z][a-z0-9+.\-]*:\S+)$"
 )
 _INT32 = (-(2**31), 2**31 - 1)
+#: a top-level element's JSON up to this size is remembered once it validated (larger
+#: ones rarely repeat); at most this many are remembered, then the memory starts afresh
+_MEMO_BYTES = 2048
+_MEMO_SIZE = 16384
 _XHTML_PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
 )
@@ -57,6 +62,10 @@ class Validator:
 
     def __init__(self, definitions: Definitions) -> None:
         self.definitions = definitions
+        #: (resource type, key, JSON) of top-level elements that validated without a fault:
+        #: an element's faults depend on its own value only (its path aside), and the
+        #: codes, categories and subjects of one kind of resource repeat from write to write
+        self._valid: set[tuple[str, str, bytes]] = set()
 
     def validate(self, resource: Any, *, served_only: bool = True) -> list[Issue]:
         """All faults of ``resource``; an empty list means valid."""
@@ -83,7 +92,7 @@ class Validator:
             issues.append(_error("not-supported", "Unknown or unsupported resourceType", where))
             return
         path = prefix or str(resource_type)
-        self._object(value, node, path, issues, root=True)
+        self._object(value, node, path, issues, root=True, memo=not prefix)
         resource_id = value.get("id")
         # R4 types Resource.id as a plain string in the snapshot; it is an `id` all the same
         if isinstance(resource_id, str) and not self.definitions.primitives["id"].fullmatch(
@@ -99,6 +108,7 @@ class Validator:
         issues: list[Issue],
         *,
         root: bool = False,
+        memo: bool = False,
     ) -> None:
         if not value:
             issues.append(_error("invalid", "An object must not be empty", path))
@@ -106,7 +116,10 @@ class Validator:
         for key, item in value.items():
             if root and key == "resourceType":
                 continue
-            self._member(value, key, item, node, path, issues)
+            if memo and isinstance(item, dict | list) and "_" + key not in value:
+                self._remembered_member(value, key, item, node, path, issues)
+            else:
+                self._member(value, key, item, node, path, issues)
         for element in node.elements:
             if element.min > 0 and not _present(value, element):
                 issues.append(
@@ -116,6 +129,29 @@ class Validator:
                         f"{path}.{element.name}",
                     )
                 )
+
+    def _remembered_member(
+        self, owner: dict[str, Any], key: str, item: Any, node: Node, path: str, issues: list[Issue]
+    ) -> None:
+        """A top-level element (an object or array, no ``_`` sibling) as :meth:`_member`
+        checks it, skipped when the same JSON under the same key of the same resource type
+        validated before; only an element without faults is remembered."""
+        try:
+            blob = orjson.dumps(item)
+        except (orjson.JSONEncodeError, TypeError):
+            blob = b""
+        if not blob or len(blob) > _MEMO_BYTES:
+            self._member(owner, key, item, node, path, issues)
+            return
+        remembered = (path, key, blob)
+        if remembered in self._valid:
+            return
+        before = len(issues)
+        self._member(owner, key, item, node, path, issues)
+        if len(issues) == before:
+            if len(self._valid) >= _MEMO_SIZE:
+                self._valid.clear()
+            self._valid.add(remembered)
 
     def _member(
         self, owner: dict[str, Any], key: str, item: Any, node: Node, path: str, issues: list[Issue]
@@ -189,12 +225,14 @@ class Validator:
         self, value: Any, element: ElementDef, type_name: str, path: str, issues: list[Issue]
     ) -> None:
         kind = self.definitions.json_kind(type_name)
-        ok = {
-            "boolean": isinstance(value, bool),
-            "integer": isinstance(value, int) and not isinstance(value, bool),
-            "number": isinstance(value, int | float) and not isinstance(value, bool),
-            "string": isinstance(value, str),
-        }[kind]
+        if kind == "string":
+            ok = isinstance(value, str)
+        elif kind == "boolean":
+            ok = isinstance(value, bool)
+        elif kind == "integer":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:  # number
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not ok:
             issues.append(_error("structure", f"Expected a JSON {kind} ({type_name})", path))
             return

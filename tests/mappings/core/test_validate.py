@@ -179,3 +179,37 @@ def test_narrative_is_an_allow_list_without_active_content(div: str, says: str) 
 )
 def test_ordinary_narratives_pass(div: str) -> None:
     assert narrative_problem(div) is None
+
+
+def test_a_remembered_element_never_hides_a_fault() -> None:
+    """Top-level elements that validated are remembered by their JSON: the same element
+    again is valid, a changed one is checked afresh, a faulty one is never remembered,
+    and an element with a ``_`` sibling is always checked with it."""
+    validator = Validator(load_definitions())
+    good = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1-8"}]},
+        "valueQuantity": {"value": 3, "unit": "score"},
+    }
+    assert validator.validate(good) == [] == validator.validate(copy.deepcopy(good))
+    typed_wrong = {**good, "valueQuantity": {"value": "3", "unit": "score"}}
+    unknown = {**good, "code": {"coding": [{"system": "http://loinc.org", "kode": "1-8"}]}}
+    for bad, where in (
+        (typed_wrong, "Observation.value.value"),
+        (unknown, "Observation.code.coding[0].kode"),
+    ):
+        for _ in range(2):
+            assert [i.expression for i in validator.validate(bad)] == [(where,)]
+    plan = {
+        "resourceType": "CarePlan",
+        "status": "active",
+        "intent": "plan",
+        "subject": {"reference": "Patient/p1"},
+        "instantiatesUri": ["https://example.org/plan", None],  # null needs its extension
+    }
+    fault = [("CarePlan.instantiatesUri[1]",)]
+    assert [i.expression for i in validator.validate(plan)] == fault
+    extended = {**plan, "_instantiatesUri": [None, {"id": "x"}]}
+    assert validator.validate(extended) == []
+    assert [i.expression for i in validator.validate(plan)] == fault
