@@ -59,7 +59,7 @@ from gateway.store.session_base import (
     fetch_driver,
     lookup_sql,
 )
-from mappings.core.clock import Clock, format_instant
+from mappings.core.clock import Clock
 from mappings.core.errors import Conflict, Forbidden, PreconditionFailed
 
 _privileged = logging.getLogger("eigendossier.privileged")
@@ -363,9 +363,19 @@ def _budgeted(store: Store, connection: Connection, budget: Budget) -> Iterator[
 
 
 def instant_of(micros: int) -> str:
-    """The R4 instant text for a stored time."""
-    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
-    return format_instant(moment)
+    """The R4 instant text for a stored time, as ``format_instant`` writes it (milliseconds,
+    cut, not rounded): the second's text is kept, since the writes of a transaction, and
+    the entries of a page, share their seconds."""
+    seconds, rest = divmod(micros, 1_000_000)
+    return f"{_second_of(seconds)}.{rest // 1000:03d}Z"
+
+
+@lru_cache(maxsize=256)
+def _second_of(seconds: int) -> str:
+    return (_EPOCH + dt.timedelta(seconds=seconds)).isoformat()
+
+
+_EPOCH = dt.datetime(1970, 1, 1)  # naive: isoformat() then ends with the seconds
 
 
 class Session(Indexing, Lookups):

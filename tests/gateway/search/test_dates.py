@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.search.dates import parse_date_range, to_micros
+from gateway.store.repository import instant_of
+from mappings.core.clock import format_instant
 
 moments = st.datetimes(
     min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.just(dt.UTC)
@@ -79,3 +81,14 @@ def test_arbitrary_text_never_crashes(text: str) -> None:
     except ValueError:
         return
     assert low < high
+
+
+@given(
+    st.datetimes(
+        min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
+    )
+)
+def test_a_stored_time_reads_back_as_the_instant_it_was(moment: dt.datetime) -> None:
+    """instant_of keeps each second's text: it must write what format_instant writes."""
+    aware = moment.replace(tzinfo=dt.UTC)
+    assert instant_of(to_micros(aware)) == format_instant(aware)
