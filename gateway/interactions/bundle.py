@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import traceback
 import uuid
 from dataclasses import dataclass
@@ -201,7 +202,7 @@ def _transaction(
     router = context.router
     identities = _assign_ids(context, entries, session)
     for entry in entries:
-        if entry.resource is not None:
+        if entry.resource is not None and _refers_inside(entry.resource, identities):
             entry.resource = _rewrite(context, entry.resource, identities, session, entry.index)
     results: dict[int, dict[str, Any]] = {}
     for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
@@ -282,6 +283,28 @@ def _conditional_match(
     if len(found) > 1:
         raise PreconditionFailed("If-None-Exist matches more than one resource")
     return found[0] if found else None
+
+
+#: a reference in a resource's JSON as orjson writes it (a quote inside a string is
+#: escaped, so this is always a key and its text); the text up to its end or an escape
+_REFERENCE = re.compile(rb'"reference":"([^"\\]*)(["\\])')
+
+
+def _refers_inside(resource: Any, identities: dict[str, str]) -> bool:
+    """Whether a reference of ``resource`` may need :func:`_rewrite`: one to an entry of
+    the transaction, a ``urn:``, a conditional one (``?``), or one that is not plain
+    text. Most resources of a load refer only to what is stored already."""
+    try:
+        text = orjson.dumps(resource)
+    except (orjson.JSONEncodeError, TypeError):
+        return True
+    for found in _REFERENCE.finditer(text):
+        if found[2] != b'"':
+            return True  # an escape in it: the slow way reads it
+        reference = found[1].decode()
+        if reference in identities or reference.startswith("urn:") or "?" in reference:
+            return True
+    return False
 
 
 def _rewrite(

@@ -34,8 +34,8 @@ _STRING_PARTS = {
 }
 #: an item's JSON up to this size is remembered with its rows (larger ones rarely repeat)
 _MEMO_BYTES = 2048
-#: (index table, the row's identity, the row without res_pk and res_type)
-_Found = tuple[str, tuple[tuple[str, Any], ...], dict[str, Any]]
+#: ((index table, the row's items): its identity, the row without res_pk and res_type)
+_Found = tuple[tuple[str, tuple[tuple[str, Any], ...]], dict[str, Any]]
 #: parameters (each with the part of its expression that reads there) by the key they read
 _Parts = dict[str, tuple[tuple[SearchParam, Evaluator], ...]]
 #: when a parameter evaluated on the whole resource can give a value: for some clause,
@@ -101,12 +101,8 @@ class Extractor:
         out: IndexRows = {}
         # one row per distinct value: searches test presence (IN, EXISTS, a distinct
         # count), so a repeated value (the entity type of fifty entities of an access-log
-        # entry) adds nothing but writes
-        seen: set[tuple[str, tuple[tuple[str, Any], ...]]] = set()
-        for table, key_of_row, row in found:
-            if (table, key_of_row) in seen:
-                continue
-            seen.add((table, key_of_row))
+        # entry) adds nothing but writes; rows of one identity are equal, so any will do
+        for (table, _), row in dict(found).items():
             out.setdefault(table, []).append({**row, "res_pk": pk, "res_type": resource_type})
         return out, self._patients(resource_type, resource, out)
 
@@ -440,4 +436,4 @@ def _coding_row(coding: dict[str, Any], label: str | None) -> dict[str, Any]:
 def _keyed(param: SearchParam, rows: Iterator[dict[str, Any]]) -> Iterator[_Found]:
     for row in rows:
         row.setdefault("param", param.code)
-        yield param.type, tuple(sorted(row.items())), row
+        yield (param.type, tuple(sorted(row.items()))), row

@@ -16,6 +16,7 @@ UZI register FAQ, Nictiz NamingSystem definitions; see docs/mappings.md.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -206,7 +207,7 @@ def identifier_issues(resource: dict[str, Any]) -> list[Issue]:
         text = orjson.dumps(resource)
     except (orjson.JSONEncodeError, TypeError):
         text = b""
-    if text and not any(system in text for system in _SYSTEM_TEXTS):
+    if text and _SYSTEM_TEXTS.search(text) is None:
         return []  # none of our systems is anywhere in it: nothing to walk (most writes)
     return [
         Issue("error", "value", message, (f"{where}.value",))
@@ -217,7 +218,7 @@ def identifier_issues(resource: dict[str, Any]) -> list[Issue]:
 
 #: our systems as they stand in a resource's JSON: a URI has nothing JSON escapes, so a
 #: resource whose JSON holds none of these has no Identifier in any of our systems
-_SYSTEM_TEXTS = tuple(uri.encode() for uri in SYSTEMS)
+_SYSTEM_TEXTS = re.compile(b"|".join(re.escape(uri.encode()) for uri in SYSTEMS))
 
 
 def _value_error(identifier: dict[str, Any]) -> str | None:
