@@ -79,7 +79,7 @@ def run_search(
         .limit(limit)
         .offset(request.offset)
     )
-    pks = [row[0] for row in connection.execute(keys)]
+    pks = list(connection.execute(keys).scalars().all())
     has_next = len(pks) > request.count
     total: int | None = None
     if wants_total:
