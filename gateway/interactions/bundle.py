@@ -204,6 +204,7 @@ def _transaction(
     for entry in entries:
         if entry.resource is not None and _refers_inside(entry.resource, identities):
             entry.resource = _rewrite(context, entry.resource, identities, session, entry.index)
+    session.read_ahead([key for entry in entries if (key := _written_key(entry)) is not None])
     results: dict[int, dict[str, Any]] = {}
     for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
         if entry.path == "":
@@ -225,6 +226,17 @@ def _transaction(
             raise
         results[entry.index] = _result_entry(response)
     return [results[i] for i in range(len(entries))]
+
+
+def _written_key(entry: _Entry) -> tuple[str, str] | None:
+    """(type, id) of the resource a create, update or delete entry writes, once its id is
+    known (a conditional one's after :func:`_assign_ids`)."""
+    if entry.method not in ("POST", "PUT", "DELETE") or (entry.query and entry.target_id is None):
+        return None
+    if entry.target_id is not None:
+        return entry.path, entry.target_id
+    parts = entry.path.split("/")
+    return (parts[0], parts[1]) if len(parts) == 2 and entry.method != "POST" else None
 
 
 def _assign_ids(context: Context, entries: list[_Entry], session: Session) -> dict[str, str]:

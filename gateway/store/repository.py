@@ -83,6 +83,18 @@ _CURRENT = select(resources).where(
     resources.c.res_type == bindparam("t"), resources.c.res_id == bindparam("i")
 )
 _CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
+#: the current rows of many ids of one type, locked in one order (PostgreSQL)
+_CURRENT_MANY_FOR_UPDATE = (
+    select(resources)
+    .where(
+        resources.c.res_type == bindparam("t"),
+        resources.c.res_id.in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(resources.c.res_id)
+    .with_for_update()
+)
+#: ids read ahead in one statement
+_READ_AHEAD_CHUNK = 500
 #: the columns a new resource's row is inserted with (its key comes back)
 _RESOURCE_COLUMNS = ("res_type", "res_id", "version_id", "last_updated", "deleted", "content")
 _INSERT_RESOURCES = insert(resources).returning(resources.c.pk, sort_by_parameter_order=True)
@@ -402,6 +414,8 @@ class Session(Indexing, Lookups):
         """The current row; ``for_update`` locks it until the transaction ends (PostgreSQL;
         SQLite's write transactions are serialised already)."""
         restricted = access is not None and not access.is_unrestricted
+        if for_update and not restricted and (res_type, res_id) in self._read_ahead:
+            return self._read_ahead.pop((res_type, res_id))  # once: the write changes it
         prepared = (
             _current_statement(access, self._connection.dialect)
             if restricted and not for_update and access is not None and not access.conditions
@@ -426,6 +440,26 @@ class Session(Indexing, Lookups):
             query = query.with_for_update()
         row = self._connection.execute(query, {"t": res_type, "i": res_id}).first()
         return None if row is None else Current(*row)
+
+    def read_ahead(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Read the current rows of ``keys`` (type, id) that this transaction is about to
+        write, locked for update, in a statement per type and 500 ids: each write's own
+        read (:meth:`current` with ``for_update``) then takes its row from here, once,
+        instead of a round trip of its own. A transaction of a thousand writes made a
+        thousand of them (on PostgreSQL each one a wait on the network)."""
+        by_type: dict[str, set[str]] = {}
+        for res_type, res_id in keys:
+            by_type.setdefault(res_type, set()).add(res_id)
+        for res_type, ids in sorted(by_type.items()):
+            ordered = sorted(ids)
+            for start in range(0, len(ordered), _READ_AHEAD_CHUNK):
+                chunk = ordered[start : start + _READ_AHEAD_CHUNK]
+                self._read_ahead.update(dict.fromkeys(((res_type, i) for i in chunk), None))
+                found = self._connection.execute(
+                    _CURRENT_MANY_FOR_UPDATE, {"t": res_type, "ids": chunk}
+                )
+                for row in found:
+                    self._read_ahead[(row[1], row[2])] = Current(*row)
 
     def version(
         self, res_type: str, res_id: str, version_id: int
@@ -571,6 +605,8 @@ class Session(Indexing, Lookups):
                     "content": orjson.dumps(resource),
                 }
             )
+        for row in rows:  # rows read ahead are no longer what these ids hold
+            self._read_ahead.pop((row["res_type"], row["res_id"]), None)
         pks = [row[0] for row in self._connection.execute(_INSERT_RESOURCES, rows)]
         for pk, resource, row in zip(pks, batch, rows, strict=True):
             res_type, res_id = row["res_type"], row["res_id"]

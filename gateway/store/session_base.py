@@ -221,6 +221,9 @@ class SessionBase:
         self._watched: bool | None = None
         #: whether this transaction left rows in the outbox
         self.enqueued = False
+        #: current rows read ahead for this transaction's writes, by (type, id); None for
+        #: a resource that has none (see ``Session.read_ahead``)
+        self._read_ahead: dict[tuple[str, str], Current | None] = {}
 
     @contextmanager
     def unguarded(self, reason: str) -> Iterator[Self]:

@@ -267,3 +267,45 @@ def test_an_entry_response_gives_the_versions_time_whole(client: httpx.Client) -
     assert response.status_code == 200, response.text
     for entry in response.json()["entry"]:
         assert entry["response"]["lastModified"] == entry["resource"]["meta"]["lastUpdated"]
+
+
+def test_a_large_transaction_updates_creates_and_deletes_by_rows_read_ahead(
+    client: httpx.Client,
+) -> None:
+    """A transaction reads the rows it writes ahead, 500 ids a statement: each entry still
+    sees its resource as it stood (created, updated from its version, deleted)."""
+    first = [
+        {
+            "resource": {"resourceType": "Patient", "id": f"ahead{n}", "active": True},
+            "request": {"method": "PUT", "url": f"Patient/ahead{n}"},
+        }
+        for n in range(600)
+    ]
+    assert client.post("", json=transaction(*first), headers=JSON).status_code == 200
+    second = [
+        {
+            "resource": {"resourceType": "Patient", "id": f"ahead{n}", "active": False},
+            "request": {"method": "PUT", "url": f"Patient/ahead{n}"},
+        }
+        for n in range(1, 600)
+    ]
+    second.append({"request": {"method": "DELETE", "url": "Patient/ahead0"}})
+    second.append(
+        {
+            "resource": {"resourceType": "Patient", "id": "ahead600", "active": True},
+            "request": {"method": "PUT", "url": "Patient/ahead600"},
+        }
+    )
+    second.append(
+        post_entry("urn:uuid:5d1c6a0e-3f5e-4d59-8a55-6c3b9d0e2f11", {"resourceType": "Patient"})
+    )
+    response = client.post("", json=transaction(*second), headers=JSON)
+    assert response.status_code == 200, response.text
+    statuses = [e["response"]["status"] for e in response.json()["entry"]]
+    assert statuses[:599] == ["200 OK"] * 599
+    assert statuses[599][:3] in ("200", "204") and statuses[600:] == ["201 Created"] * 2
+    for n in (1, 499, 500, 599):
+        patient = client.get(f"Patient/ahead{n}").json()
+        assert patient["meta"]["versionId"] == "2" and patient["active"] is False
+    assert client.get("Patient/ahead0").status_code == 410
+    assert client.get("Patient/ahead600").json()["meta"]["versionId"] == "1"
