@@ -18,10 +18,10 @@ from gateway.store.schema import (
     resources,
     search_reference,
 )
+from gateway.store.session_base import SessionBase
 
 if TYPE_CHECKING:
-    pass
-from gateway.store.session_base import SessionBase
+    from gateway.search.extract import IndexRows
 
 __all__ = ["Indexing"]
 
@@ -40,14 +40,29 @@ class Indexing(SessionBase):
         for table in tables:
             self.connection.execute(delete(table).where(table.c.res_pk == pk))
 
-    def _reindex(self, pk: int, resource: dict[str, Any], *, fresh: bool) -> set[str]:
-        """Replace the index rows of ``pk``; a fresh resource has none to delete."""
+    def _reindex(
+        self,
+        pk: int,
+        resource: dict[str, Any],
+        *,
+        fresh: bool,
+        extracted: tuple[IndexRows, set[str]] | None = None,
+    ) -> set[str]:
+        """Replace the index rows of ``pk``; a fresh resource has none to delete.
+        ``extracted``: its rows and patients worked out beforehand (``Store.prepare_new``:
+        outside the write lock), their key set here."""
         if not fresh:
             self._unindex(pk)
         # an evaluator fault propagates: the edge logs it with a correlation id, and the
         # transaction rolls back, so no resource is ever stored unindexed
         extractor = self.store.extractor
-        rows, patients = extractor.rows(pk, resource)
+        if extracted is None:
+            rows, patients = extractor.rows(pk, resource)
+        else:
+            rows, patients = extracted[0], set(extracted[1])
+            for table_rows in rows.values():
+                for row in table_rows:
+                    row["res_pk"] = pk
         for kind, table_rows in rows.items():
             self._pending.setdefault(kind, []).extend(table_rows)
         households = extractor.households(resource["resourceType"], rows)

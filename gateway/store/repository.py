@@ -40,7 +40,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from consent.policy import Target
 from gateway.search.dates import to_micros
-from gateway.search.extract import Extractor
+from gateway.search.extract import Extractor, IndexRows
 from gateway.store.access import ACCESS_TYPES, AccessFilter
 from gateway.store.engine import SNAPSHOT, write_transaction
 from gateway.store.indexing import Indexing
@@ -129,6 +129,19 @@ _ANY_LOGGED = select(access_log.c.seq).limit(1)
 #: the access-log entries indexed in one transaction, by their JSON's size: a batch holds
 #: SQLite's write lock, which the requests' own log commits wait for
 _BATCH_BYTES = 128 * 1024
+
+
+class New(NamedTuple):
+    """A resource to be stored as the first version of a new id, worked out before its
+    transaction (:meth:`Store.prepare_new`): its stored bytes and its index rows (their key
+    set when it is inserted)."""
+
+    res_type: str
+    res_id: str
+    last_updated: int
+    content: bytes
+    resource: dict[str, Any]
+    extracted: tuple[IndexRows, set[str]]
 
 
 class Batch(NamedTuple):
@@ -313,9 +326,48 @@ class Store:
         one at least) as AuditEvent resources, the oldest first, in one transaction.
         ``wait=False`` skips entries another process is indexing right now (PostgreSQL;
         SQLite's writers take turns anyway)."""
-        return self.write(
-            lambda session: session.index_logged(limit, wait=wait, max_bytes=max_bytes)
+        if self._postgresql:  # rows locked (or skipped) as they are read, in the write
+            return self.write(
+                lambda session: session.index_logged(limit, wait=wait, max_bytes=max_bytes)
+            )
+        # SQLite: read and work the batch out before taking the one write lock, which the
+        # requests' own log commits wait for; the write keeps what it could still delete
+        with self.engine.connect() as connection:
+            rows = connection.execute(_LOGGED, {"n": limit}).all()
+        found = _within(rows, max_bytes)
+        if not found:
+            return Batch(0, more=False)
+        news = self.prepare_new(
+            [orjson.loads(row[2]) for row in found], times=[row[1] for row in found]
         )
+        moved = self.write(lambda session: session.index_prepared([row[0] for row in found], news))
+        return Batch(moved, more=len(found) < len(rows) or len(rows) == limit)
+
+    def prepare_new(
+        self, batch: list[dict[str, Any]], *, times: Sequence[int] | None = None
+    ) -> list[New]:
+        """Each resource of ``batch`` as the first version of its id: meta set (``times``:
+        each one's lastUpdated, microseconds; default now), its bytes and index rows worked
+        out. No database work: a write lock need not be held for it."""
+        now = to_micros(self.clock.now())
+        news = []
+        for n, resource in enumerate(batch):
+            at = now if times is None else times[n]
+            meta = dict(resource.get("meta") or {})
+            meta["versionId"] = "1"
+            meta["lastUpdated"] = instant_of(at)
+            resource["meta"] = meta
+            news.append(
+                New(
+                    resource["resourceType"],
+                    resource["id"],
+                    at,
+                    orjson.dumps(resource),
+                    resource,
+                    self.extractor.rows(0, resource),
+                )
+            )
+        return news
 
     def catch_up_access_log(self) -> int:
         """Index every access-log entry committed so far, waiting for any batch another
@@ -372,6 +424,19 @@ def _budgeted(store: Store, connection: Connection, budget: Budget) -> Iterator[
         raise
     finally:
         driver.set_progress_handler(None, 0)
+
+
+def _within(rows: Sequence[Any], max_bytes: int) -> list[Any]:
+    """The first logged rows (seq, recorded, content) up to ``max_bytes`` of content, one
+    at least: an entry naming fifty records costs as much to index as thirty of one."""
+    found: list[Any] = []
+    size = 0
+    for row in rows:
+        size += len(row[2])
+        if found and size > max_bytes:
+            break
+        found.append(row)
+    return found
 
 
 def instant_of(micros: int) -> str:
@@ -585,33 +650,29 @@ class Session(Indexing, Lookups):
         ids, as a collision in :meth:`put` does. ``times``: each one's lastUpdated
         (microseconds; default now).
         """
-        if not batch:
-            return
-        now = to_micros(self.store.clock.now())
-        rows = []
-        for n, resource in enumerate(batch):
-            at = now if times is None else times[n]
-            meta = dict(resource.get("meta") or {})
-            meta["versionId"] = "1"
-            meta["lastUpdated"] = instant_of(at)
-            resource["meta"] = meta
-            rows.append(
-                {
-                    "res_type": resource["resourceType"],
-                    "res_id": resource["id"],
-                    "version_id": 1,
-                    "last_updated": at,
-                    "deleted": False,
-                    "content": orjson.dumps(resource),
-                }
-            )
-        for row in rows:  # rows read ahead are no longer what these ids hold
-            self._read_ahead.pop((row["res_type"], row["res_id"]), None)
+        if batch:
+            self._insert_new(self.store.prepare_new(batch, times=times), method)
+
+    def _insert_new(self, news: Sequence[New], method: str) -> None:
+        """Insert the prepared ``news`` in one statement, then their versions and index."""
+        for new in news:  # rows read ahead are no longer what these ids hold
+            self._read_ahead.pop((new.res_type, new.res_id), None)
+        rows = [
+            {
+                "res_type": new.res_type,
+                "res_id": new.res_id,
+                "version_id": 1,
+                "last_updated": new.last_updated,
+                "deleted": False,
+                "content": new.content,
+            }
+            for new in news
+        ]
         pks = [row[0] for row in self._connection.execute(_INSERT_RESOURCES, rows)]
-        for pk, resource, row in zip(pks, batch, rows, strict=True):
-            res_type, res_id = row["res_type"], row["res_id"]
-            self._version_row(res_type, res_id, 1, row["last_updated"], False, method)
-            patients = self._reindex(pk, resource, fresh=True)
+        for pk, new in zip(pks, news, strict=True):
+            res_type, res_id, resource = new.res_type, new.res_id, new.resource
+            self._version_row(res_type, res_id, 1, new.last_updated, False, method)
+            patients = self._reindex(pk, resource, fresh=True, extracted=new.extracted)
             if self.guard is not None and not self.guard.admits(Target.of(resource, patients)):
                 raise Forbidden(f"No grant of the client allows writing this {res_type}")
             self.written.append((res_type, res_id, frozenset(patients)))
@@ -636,13 +697,7 @@ class Session(Indexing, Lookups):
         skipping those another transaction holds) and deleted here, so an entry is
         indexed exactly once, and never lost."""
         rows = self._connection.execute(_LOGGED_LOCKED[wait], {"n": limit}).all()
-        found: list[Any] = []  # the rows (seq, recorded, content) of this batch
-        size = 0
-        for row in rows:
-            size += len(row[2])
-            if found and size > max_bytes:
-                break
-            found.append(row)
+        found = _within(rows, max_bytes)
         if not found:
             return Batch(0, more=False)
         self._connection.execute(
@@ -652,6 +707,22 @@ class Session(Indexing, Lookups):
         self.add_new([orjson.loads(row[2]) for row in found], times=[row[1] for row in found])
         self.written = []
         return Batch(len(found), more=len(found) < len(rows) or len(rows) == limit)
+
+    def index_prepared(self, seqs: list[int], news: list[New]) -> int:
+        """Move the logged entries ``seqs``, read and worked out (``news``, in the same
+        order) before this transaction, into ``resources``: those this transaction still
+        deletes from the log (another process may have moved some meanwhile); how many."""
+        deleted = {
+            row[0]
+            for row in self._connection.execute(
+                delete(access_log).where(access_log.c.seq.in_(seqs)).returning(access_log.c.seq)
+            )
+        }
+        moved = [new for seq, new in zip(seqs, news, strict=True) if seq in deleted]
+        if moved:  # the gateway's own transaction: no caller's guard
+            self._insert_new(moved, "POST")
+        self.written = []
+        return len(moved)
 
     def delete(self, res_type: str, res_id: str) -> Stored | None:
         """Mark the resource deleted as a new version; None when there was nothing to delete."""

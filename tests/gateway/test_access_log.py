@@ -175,6 +175,26 @@ def test_which_requests_can_show_the_log(
     assert shows_access_log(route, groups, FhirRequest(method, path, query=query)) is shows
 
 
+def test_a_batch_worked_out_before_its_write_moves_only_what_still_waits(
+    own: Services,
+) -> None:
+    """On SQLite a batch is read and its index rows worked out before the write lock is
+    taken; entries another indexer moved meanwhile are left out of its write."""
+    commit_events(own, _events("p1", 4))
+    logged = select(access_log.c.seq, access_log.c.recorded, access_log.c.content)
+    with own.store.engine.connect() as connection:
+        rows = connection.execute(logged.order_by(access_log.c.seq)).all()
+    news = own.store.prepare_new(
+        [orjson.loads(row[2]) for row in rows], times=[row[1] for row in rows]
+    )
+    assert own.store.index_access_log(2) == (2, True)  # another indexer, meanwhile
+    assert own.store.write(lambda s: s.index_prepared([row[0] for row in rows], news)) == 2
+    ids = [e["id"] for e in _indexed(own)]
+    assert len(ids) == len(set(ids)) == 4 and _waiting(own) == 0
+    found = _search(own, "AuditEvent?patient=Patient/p1&_count=10")
+    assert found["total"] == 4  # the index rows worked out early carry their keys
+
+
 def test_concurrent_indexers_index_each_entry_exactly_once(own: Services) -> None:
     for patient in ("p1", "p2", "p3"):
         for _ in range(4):
