@@ -14,8 +14,10 @@ queued behind it. On PostgreSQL a few batches are written at once (``writers``).
 
 **Indexer.** An entry is committed as a narrow row of the log as written; :class:`LogIndexer`
 (a thread of every gateway process) stores the waiting entries as AuditEvent resources, a
-batch per transaction, about every second. A read that can show AuditEvents does not wait
-for it: it indexes what waits itself first (ADR 0021).
+batch per transaction, about every second; on SQLite it works a batch out (bytes, index
+rows) before it takes the write lock, which the requests' own commits wait for (ADR 0023).
+A read that can show AuditEvents does not wait for it: it indexes what waits itself first
+(ADR 0021).
 """
 
 from __future__ import annotations
