@@ -325,7 +325,8 @@ class Store:
         """Index up to ``limit`` waiting access-log entries (up to ``max_bytes`` of them,
         one at least) as AuditEvent resources, the oldest first, in one transaction.
         ``wait=False`` skips entries another process is indexing right now (PostgreSQL;
-        SQLite's writers take turns anyway)."""
+        SQLite's writers take turns anyway). On SQLite the batch is read and worked out
+        before the write lock is taken (ADR 0023)."""
         if self._postgresql:  # rows locked (or skipped) as they are read, in the write
             return self.write(
                 lambda session: session.index_logged(limit, wait=wait, max_bytes=max_bytes)
