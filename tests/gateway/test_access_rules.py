@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 from typing import Any
@@ -153,3 +154,16 @@ HOUSEHOLD = [
     set(),
     set(),
 ]
+
+
+def test_a_filters_hash_is_kept_and_agrees_with_its_equality() -> None:
+    """A filter keys the compiled statements' caches at every read: its hash is worked out
+    once, and equal filters (built apart) still hash alike; a changed copy hashes afresh."""
+    first = AccessFilter(patients=frozenset({"p1"}), compartment_types=frozenset({"Observation"}))
+    again = AccessFilter(patients=frozenset({"p1"}), compartment_types=frozenset({"Observation"}))
+    assert first == again and hash(first) == hash(again) and {first: 1}[again] == 1
+    other = dataclasses.replace(first, patients=frozenset({"p2"}))
+    assert other != first and hash(other) == hash(
+        dataclasses.replace(again, patients=frozenset({"p2"}))
+    )
+    assert hash(first) == hash(first)  # the kept value
