@@ -95,8 +95,6 @@ _CURRENT_MANY_FOR_UPDATE = (
 )
 #: ids read ahead in one statement
 _READ_AHEAD_CHUNK = 500
-#: the columns a new resource's row is inserted with (its key comes back)
-_RESOURCE_COLUMNS = ("res_type", "res_id", "version_id", "last_updated", "deleted", "content")
 _INSERT_RESOURCES = insert(resources).returning(resources.c.pk, sort_by_parameter_order=True)
 _ADVANCE = (
     update(resources)
@@ -427,6 +425,18 @@ def _budgeted(store: Store, connection: Connection, budget: Budget) -> Iterator[
         driver.set_progress_handler(None, 0)
 
 
+def _first_version(res_type: str, res_id: str, at: int, content: bytes) -> dict[str, Any]:
+    """The ``resources`` row of a resource's first version (its key comes from the insert)."""
+    return {
+        "res_type": res_type,
+        "res_id": res_id,
+        "version_id": 1,
+        "last_updated": at,
+        "deleted": False,
+        "content": content,
+    }
+
+
 def _within(rows: Sequence[Any], max_bytes: int) -> list[Any]:
     """The first logged rows (seq, recorded, content) up to ``max_bytes`` of content, one
     at least: an entry naming fifty records costs as much to index as thirty of one."""
@@ -614,16 +624,9 @@ class Session(Indexing, Lookups):
         resource["meta"] = meta
         content = orjson.dumps(resource)
         if current is None:
-            row = {
-                "res_type": res_type,
-                "res_id": res_id,
-                "version_id": 1,
-                "last_updated": now,
-                "deleted": False,
-                "content": content,
-            }
+            row = _first_version(res_type, res_id, now, content)
             sql, order = driver_insert(
-                resources, _RESOURCE_COLUMNS, self._connection.dialect, returning="pk"
+                resources, tuple(row), self._connection.dialect, returning="pk"
             )
             pk = self.driver_rows(sql, driver_params(row, order))[0][0]
         else:
@@ -659,15 +662,7 @@ class Session(Indexing, Lookups):
         for new in news:  # rows read ahead are no longer what these ids hold
             self._read_ahead.pop((new.res_type, new.res_id), None)
         rows = [
-            {
-                "res_type": new.res_type,
-                "res_id": new.res_id,
-                "version_id": 1,
-                "last_updated": new.last_updated,
-                "deleted": False,
-                "content": new.content,
-            }
-            for new in news
+            _first_version(new.res_type, new.res_id, new.last_updated, new.content) for new in news
         ]
         pks = [row[0] for row in self._connection.execute(_INSERT_RESOURCES, rows)]
         for pk, new in zip(pks, news, strict=True):

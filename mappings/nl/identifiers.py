@@ -17,14 +17,14 @@ UZI register FAQ, Nictiz NamingSystem definitions; see docs/mappings.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from mappings.core.errors import Issue
-from mappings.core.limits import Step, path_of
+from mappings.core.limits import containers, path_of
 
 __all__ = [
     "AGB",
@@ -232,22 +232,12 @@ def _identifiers(value: Any, where: str) -> Iterator[tuple[dict[str, Any], str]]
     """(Identifier, FHIRPath) of each object with one of our systems and a value: an
     Identifier (a Coding has a code, a ContactPoint's system is no URI), in document
     order. Only containers are walked, and only a match's path is spelled out."""
-    if not isinstance(value, dict | list):
-        return
-    stack: list[Step] = [(value, 0, None, where)]
-    while stack:
-        step = stack.pop()
+    for step in containers(value, where):
         node = step[0]
         if isinstance(node, dict):
             system = node.get("system")
             if isinstance(system, str) and system in SYSTEMS and "value" in node:
                 yield node, path_of(step)
-            items: Iterable[tuple[str | int, Any]] = reversed(node.items())
-        else:
-            items = reversed(list(enumerate(node)))
-        for key, item in items:
-            if isinstance(item, dict | list):
-                stack.append((item, 0, step, key))
 
 
 def naming_systems(date: str) -> list[dict[str, Any]]:
