@@ -10,10 +10,12 @@ modifiers).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     FromClause,
     Select,
@@ -37,11 +39,16 @@ from gateway.store.schema import INDEX_TABLES, resources, search_reference
 from mappings.core.clock import Clock
 from mappings.core.errors import Invalid, NotSupported
 
-__all__ = ["Compiler"]
+__all__ = ["Compiler", "Form", "clause_of"]
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 _TOP = "\U0010ffff"
 _DAY = 86_400_000_000
+
+
+#: one value's clause: its kind (a key of :data:`_CLAUSES` or :data:`_DATES`) and the
+#: values bound in it
+Form = tuple[str, tuple[Any, ...]]
 
 
 def _prefixed(value: str) -> tuple[str, str]:
@@ -61,6 +68,8 @@ class Compiler:
         self.registry = registry
         self.base_url = base_url.rstrip("/")
         self.clock = clock
+        #: searches' statements compiled per shape (:mod:`gateway.search.execute`)
+        self.shapes: dict[Any, Any] = {}
 
     def base_query(
         self,
@@ -99,24 +108,22 @@ class Compiler:
         table: FromClause = resources,
         *,
         correlated: bool = False,
+        slots: Iterator[BindParameter[Any]] | None = None,
     ) -> ColumnElement[bool]:
         """The SQL predicate of one filter on ``table``.
 
         ``correlated``: an EXISTS probe of the index for each candidate row, instead of an
         ``IN`` list that drives the query. A search lets its first filter drive and checks the
         others per candidate, so a broad filter never materialises its whole match set.
+        ``slots``: see :meth:`index_rows`.
         """
         if item.name.startswith("_has"):
             return self._has(resource_type, item, access, table)
         if item.name == "_id":
             return self._id(item, table)
         if item.name == "_lastUpdated":
-            return or_(
-                *(
-                    self._date_clause(v, table.c.last_updated, table.c.last_updated + 1)
-                    for v in item.values
-                )
-            )
+            low, high = table.c.last_updated, table.c.last_updated + 1
+            return or_(*(self._date_clause(v, low, high, slots) for v in item.values))
         if item.name == "_type":
             return table.c.res_type.in_(sorted(set(item.values)))
         if resource_type is None:
@@ -130,15 +137,23 @@ class Compiler:
             index = INDEX_TABLES[param.type]
             inner = or_(*(self._token(param, index, v, None) for v in item.values))
             return not_(table.c.pk.in_(self._rows(index, param.code, resource_type, inner)))
-        rows = self.index_rows(resource_type, item, access)
+        rows = self.index_rows(resource_type, item, access, slots)
         if correlated:
             return exists(rows.where(rows.selected_columns[0] == table.c.pk))
         return table.c.pk.in_(rows)
 
     def index_rows(
-        self, resource_type: str | None, item: Filter, access: AccessFilter
+        self,
+        resource_type: str | None,
+        item: Filter,
+        access: AccessFilter,
+        slots: Iterator[BindParameter[Any]] | None = None,
     ) -> Select[Any]:
-        """The keys a type-binding filter (see :meth:`binds_type`) admits, from its index."""
+        """The keys a type-binding filter (see :meth:`binds_type`) admits, from its index.
+
+        ``slots``: bind the values of the filter's forms to these parameters, one each, in
+        the order of its values and of each form's values, instead of as literals: the
+        statement of a search's shape (:mod:`gateway.search.execute`)."""
         assert resource_type is not None
         param = self.registry.get(resource_type, item.name)
         if param is None:
@@ -146,8 +161,14 @@ class Compiler:
         if item.chain is not None:
             return self._chain(param, item, access)
         index = INDEX_TABLES[param.type]
-        handler = getattr(self, f"_{param.type}")
-        value_clauses = [handler(param, index, v, item.modifier) for v in item.values]
+        if slots is not None:
+            value_clauses = []
+            for value in item.values:
+                form = self.form(param, value, item.modifier)
+                value_clauses.append(clause_of(index, form, [next(slots) for _ in form[1]]))
+        else:
+            handler = getattr(self, f"_{param.type}")
+            value_clauses = [handler(param, index, v, item.modifier) for v in item.values]
         code = f"{param.code}:of-type" if item.modifier == "of-type" else param.code
         return self._rows(index, code, resource_type, or_(*value_clauses))
 
@@ -209,69 +230,106 @@ class Compiler:
     def _token(
         self, param: SearchParam, index: Table, value: str, modifier: str | None
     ) -> ColumnElement[bool]:
+        return clause_of(index, self._token_form(param, value, modifier))
+
+    def form(self, param: SearchParam, value: str, modifier: str | None) -> Form:
+        """The clause ``value`` asks of ``param``'s index as a :data:`Form`: which clause,
+        and the values bound in it (the same clause for every value of its kind, so that a
+        search's SQL is compiled once per shape: :mod:`gateway.search.execute`)."""
+        if param.type not in _FORMS:
+            raise NotSupported(f"{param.type} values have no form", param.code)
+        return _FORMS[param.type](self, param, value, modifier)
+
+    def forms_of(self, resource_type: str, item: Filter) -> list[Form] | None:
+        """The forms of ``item``'s values, when its clause is one for every filter of those
+        forms with only the values bound otherwise (:meth:`index_rows` and
+        :meth:`predicate` with ``slots``): a value of a token, string, uri, reference or
+        date parameter of the type, or of ``_lastUpdated``. None for a chain, ``_has``,
+        ``_id``, ``_type``, ``:missing``, ``:not``, a number, a quantity, a composite."""
+        if item.chain is not None:
+            return None
+        if item.name == "_lastUpdated":
+            return [self.date_form(v) for v in item.values] if item.modifier is None else None
+        if not self.binds_type(item):
+            return None
+        param = self.registry.get(resource_type, item.name)
+        if param is None or param.type not in _FORMS:
+            return None
+        return [self.form(param, value, item.modifier) for value in item.values]
+
+    def _token_form(self, param: SearchParam, value: str, modifier: str | None) -> Form:
         if modifier == "text":
-            return index.c.text.like(f"%{_like_escape(normalise(value))}%", escape="\\")
+            return "token:text", (f"%{_like_escape(normalise(value))}%",)
         if modifier == "of-type":
             parts = split_escaped(value, "|")
             if len(parts) != 3:
                 raise Invalid(":of-type takes system|code|value", param.code)
-            return and_(index.c.system == parts[0], index.c.code == f"{parts[1]}|{parts[2]}")
+            return "token:system-code", (parts[0], f"{parts[1]}|{parts[2]}")
         if modifier not in (None, "not"):
             raise NotSupported(f"Modifier :{modifier} is not supported on token", param.code)
         parts = split_escaped(value, "|")
         if len(parts) == 1:
-            return index.c.code == parts[0]
+            return "token:code", (parts[0],)
         if len(parts) != 2:
             raise Invalid("A token is [system]|[code]", param.code)
         system, code = parts
         if not system:
-            return and_(index.c.code == code, index.c.system.is_(None))
+            return "token:code-without-system", (code,)
         if not code:
-            return index.c.system == system
-        return and_(index.c.system == system, index.c.code == code)
+            return "token:system", (system,)
+        return "token:system-code", (system, code)
 
     # -- string and uri ------------------------------------------------------------------
 
     def _string(
         self, param: SearchParam, index: Table, value: str, modifier: str | None
     ) -> ColumnElement[bool]:
+        return clause_of(index, self._string_form(param, value, modifier))
+
+    def _string_form(self, param: SearchParam, value: str, modifier: str | None) -> Form:
         if modifier == "exact":
-            return index.c.value_exact == value
+            return "string:exact", (value,)
         norm = normalise(value)
         if modifier == "contains":
-            return index.c.value_norm.like(f"%{_like_escape(norm)}%", escape="\\")
+            return "string:contains", (f"%{_like_escape(norm)}%",)
         if modifier is not None:
             raise NotSupported(f"Modifier :{modifier} is not supported on string", param.code)
-        return and_(index.c.value_norm >= norm, index.c.value_norm < norm + _TOP)
+        return "string:starts", (norm, norm + _TOP)
 
     def _uri(
         self, param: SearchParam, index: Table, value: str, modifier: str | None
     ) -> ColumnElement[bool]:
+        return clause_of(index, self._uri_form(param, value, modifier))
+
+    def _uri_form(self, param: SearchParam, value: str, modifier: str | None) -> Form:
         if modifier == "below":
-            return index.c.value.like(f"{_like_escape(value)}%", escape="\\")
+            return "uri:below", (f"{_like_escape(value)}%",)
         if modifier == "above":
-            return literal(value).like(index.c.value + "%")
+            return "uri:above", (value,)
         if modifier is not None:
             raise NotSupported(f"Modifier :{modifier} is not supported on uri", param.code)
-        return index.c.value == value
+        return "uri:equal", (value,)
 
     # -- reference ----------------------------------------------------------------------
 
     def _reference(
         self, param: SearchParam, index: Table, value: str, modifier: str | None
     ) -> ColumnElement[bool]:
+        return clause_of(index, self._reference_form(param, value, modifier))
+
+    def _reference_form(self, param: SearchParam, value: str, modifier: str | None) -> Form:
         if modifier is not None and not modifier[:1].isupper():
             raise NotSupported(f"Modifier :{modifier} is not supported on reference", param.code)
         if "/" not in value:
-            clause = index.c.target_id == value
-            return and_(clause, index.c.target_type == modifier) if modifier else clause
+            if modifier:
+                return "reference:type-id", (modifier, value)
+            return "reference:id", (value,)
         target_type, target_id, url = split_reference(value, self.base_url)
         if url is not None:
-            return index.c.url == url
-        clause = and_(index.c.target_type == target_type, index.c.target_id == target_id)
+            return "reference:url", (url,)
         if modifier and modifier != target_type:
-            return false()
-        return clause
+            return "never", ()
+        return "reference:type-id", (target_type, target_id)
 
     def _chain(self, param: SearchParam, item: Filter, access: AccessFilter) -> Select[Any]:
         if param.type != "reference":
@@ -345,31 +403,35 @@ class Compiler:
     def _date(
         self, param: SearchParam, index: Table, value: str, modifier: str | None
     ) -> ColumnElement[bool]:
+        return clause_of(index, self._date_form(param, value, modifier))
+
+    def _date_form(self, param: SearchParam, value: str, modifier: str | None) -> Form:
         if modifier is not None:
             raise NotSupported(f"Modifier :{modifier} is not supported on date", param.code)
-        return self._date_clause(value, index.c.low, index.c.high)
+        return self.date_form(value)
 
-    def _date_clause(self, value: str, low: Any, high: Any) -> ColumnElement[bool]:
+    def _date_clause(
+        self,
+        value: str,
+        low: Any,
+        high: Any,
+        slots: Iterator[BindParameter[Any]] | None = None,
+    ) -> ColumnElement[bool]:
+        tag, values = self.date_form(value)
+        bound = values if slots is None else [next(slots) for _ in values]
+        return _DATES[tag](low, high, *bound)
+
+    def date_form(self, value: str) -> Form:
+        """A date value with its prefix (``ge2024``) as a form on a (low, high) range."""
         prefix, text = _prefixed(value)
         try:
             v_low, v_high = parse_date_range(text)
         except ValueError:
             raise Invalid(f"'{text}' is not a valid date", "date") from None
-        contained = and_(low >= v_low, high <= v_high)
         if prefix == "ap":
             width = max(_DAY, abs(to_micros(self.clock.now()) - v_low) // 10)
-            return and_(low < v_high + width, high > v_low - width)
-        clauses: dict[str, ColumnElement[bool]] = {
-            "eq": contained,
-            "ne": not_(contained),
-            "gt": high > v_high,
-            "lt": low < v_low,
-            "ge": or_(high > v_high, contained),
-            "le": or_(low < v_low, contained),
-            "sa": low >= v_high,
-            "eb": high <= v_low,
-        }
-        return clauses[prefix]
+            return "date:ap", (v_low - width, v_high + width)
+        return f"date:{prefix}", (v_low, v_high)
 
     # -- composite -------------------------------------------------------------------------
 
@@ -467,3 +529,68 @@ class Compiler:
             "ap": and_(column >= exact - margin, column <= exact + margin),
         }
         return clauses[prefix]
+
+
+#: the clause a value asks, by kind (a :data:`Form`'s tag), on an index table's columns
+#: ``c``; the values are bound as they are given (literals, or a compiled shape's slots)
+_CLAUSES: dict[str, Callable[..., ColumnElement[bool]]] = {
+    "token:text": lambda c, pattern: c.text.like(pattern, escape="\\"),
+    "token:code": lambda c, code: c.code == code,
+    "token:code-without-system": lambda c, code: and_(c.code == code, c.system.is_(None)),
+    "token:system": lambda c, system: c.system == system,
+    "token:system-code": lambda c, system, code: and_(c.system == system, c.code == code),
+    "string:exact": lambda c, value: c.value_exact == value,
+    "string:contains": lambda c, pattern: c.value_norm.like(pattern, escape="\\"),
+    "string:starts": lambda c, norm, above: and_(c.value_norm >= norm, c.value_norm < above),
+    "uri:below": lambda c, pattern: c.value.like(pattern, escape="\\"),
+    "uri:above": lambda c, value: _bound(value).like(c.value + "%"),
+    "uri:equal": lambda c, value: c.value == value,
+    "reference:id": lambda c, target_id: c.target_id == target_id,
+    "reference:type-id": lambda c, target_type, target_id: and_(
+        c.target_type == target_type, c.target_id == target_id
+    ),
+    "reference:url": lambda c, url: c.url == url,
+    "never": lambda _c: false(),
+}
+
+#: a date range's clause by prefix on the (low, high) columns of what is searched, for the
+#: value's range (v_low, v_high) (FHIR R4 search.html#prefix; ``ap``: widened by a tenth
+#: of its distance from now, a day at least)
+_DATES: dict[str, Callable[..., ColumnElement[bool]]] = {
+    "date:eq": lambda low, high, v_low, v_high: and_(low >= v_low, high <= v_high),
+    "date:ne": lambda low, high, v_low, v_high: not_(and_(low >= v_low, high <= v_high)),
+    "date:gt": lambda _low, high, _v_low, v_high: high > v_high,
+    "date:lt": lambda low, _high, v_low, _v_high: low < v_low,
+    "date:ge": lambda low, high, v_low, v_high: or_(
+        high > v_high, and_(low >= v_low, high <= v_high)
+    ),
+    "date:le": lambda low, high, v_low, v_high: or_(
+        low < v_low, and_(low >= v_low, high <= v_high)
+    ),
+    "date:sa": lambda low, _high, _v_low, v_high: low >= v_high,
+    "date:eb": lambda _low, high, v_low, _v_high: high <= v_low,
+    "date:ap": lambda low, high, lowest, highest: and_(low < highest, high > lowest),
+}
+
+_FORMS: dict[str, Callable[[Compiler, SearchParam, str, str | None], Form]] = {
+    "token": Compiler._token_form,
+    "string": Compiler._string_form,
+    "uri": Compiler._uri_form,
+    "reference": Compiler._reference_form,
+    "date": Compiler._date_form,
+}
+
+
+def clause_of(index: Table, form: Form, values: Sequence[Any] | None = None) -> ColumnElement[bool]:
+    """The clause of ``form`` on ``index``, with ``values`` bound instead of the form's own
+    (a compiled shape's slots) when given."""
+    tag, own = form
+    bound = own if values is None else values
+    if tag.startswith("date:"):
+        return _DATES[tag](index.c.low, index.c.high, *bound)
+    return _CLAUSES[tag](index.c, *bound)
+
+
+def _bound(value: Any) -> ColumnElement[Any]:
+    """A value as the left side of a comparison: a slot as it is, a literal bound."""
+    return value if isinstance(value, BindParameter) else literal(value)

@@ -11,13 +11,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, func, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    bindparam,
+    func,
+    select,
+)
 
-from gateway.search.compile import Compiler
-from gateway.search.params import Include, SearchRequest
+from gateway.search.compile import Compiler, Form
+from gateway.search.params import Filter, Include, SearchRequest
 from gateway.store.access import AccessFilter
 from gateway.store.schema import INDEX_TABLES, resources, search_reference
-from gateway.store.session_base import lookup_rows
+from gateway.store.session_base import driver_rows, lookup_rows
 from mappings.core.errors import Invalid
 
 __all__ = ["Match", "Page", "run_search", "stream_search"]
@@ -64,33 +73,122 @@ def run_search(
     those are all there are, they are the total, and no count runs. The stored bytes of the
     page are fetched afterwards by key.
     """
-    plan = _Plan(compiler, request, access)
-    where = plan.where
     wants_total = request.total != "none" or request.summary == "count"
     if request.summary == "count" or request.count == 0:
-        return Page(plan.count(connection) if wants_total else None)
+        return Page(_Plan(compiler, request, access).count(connection) if wants_total else None)
     limit = request.count + 1
     if wants_total:  # a few pages' keys more: a total of a few pages needs no count then
         limit += min(3 * request.count, _PEEK)
-    keys = (
-        select(resources.c.pk)
-        .where(*where)
-        .order_by(*_order(compiler, request), resources.c.pk)
-        .limit(limit)
-        .offset(request.offset)
-    )
-    pks = list(connection.execute(keys).scalars().all())
+    pks = _shaped_keys(connection, compiler, request, access, limit)
+    if pks is None:  # a search without a shape: its statement built for it alone
+        keys = _keys(_Plan(compiler, request, access), compiler, request, limit, request.offset)
+        pks = list(connection.execute(keys).scalars().all())
     has_next = len(pks) > request.count
     total: int | None = None
     if wants_total:
         # keys read short of their limit are every match from the offset on (an offset
         # past the last match reads none, and says nothing of how many there are)
         complete = len(pks) < limit and (request.offset == 0 or bool(pks))
-        total = request.offset + len(pks) if complete else plan.count(connection)
+        total = (
+            request.offset + len(pks)
+            if complete
+            else _Plan(compiler, request, access).count(connection)
+        )
     page = Page(total, _by_keys(connection, pks[: request.count]), has_next=has_next)
     if request.includes or request.revincludes:
         page.included = _included(connection, compiler, request, page.matches, access)
     return page
+
+
+def _keys(
+    plan: _Plan,
+    compiler: Compiler,
+    request: SearchRequest,
+    limit: int | BindParameter[int],
+    offset: int | BindParameter[int],
+) -> Select[Any]:
+    """The statement of a page's keys: sorted, then by key."""
+    return (
+        select(resources.c.pk)
+        .where(*plan.where)
+        .order_by(*_order(compiler, request), resources.c.pk)
+        .limit(limit)
+        .offset(offset)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A search's page-of-keys statement compiled once for every search of its shape: its
+    text, its parameters' order for a positional driver, and what is bound in it that
+    the shape fixes (parameter codes, the access filter's values)."""
+
+    sql: str
+    order: tuple[str, ...]
+    fixed: dict[str, Any]
+
+
+#: compiled shapes kept per process; when full, it starts again (shapes are few: a
+#: client's searches repeat with other values)
+_SHAPES_KEPT = 2048
+
+
+def _shaped_keys(
+    connection: Connection,
+    compiler: Compiler,
+    request: SearchRequest,
+    access: AccessFilter,
+    limit: int,
+) -> list[int] | None:
+    """The page's keys through the compiled statement of the search's shape, or None for
+    a search that has none: one without a type, with a filter whose values have no forms
+    (:meth:`Compiler.forms_of`), or under granular scopes' conditions (new per request).
+
+    A shape is the type, each filter's name, modifier and the forms of its values
+    (:meth:`Compiler.forms_of`: which clause each value asks), the sort, the access
+    filter and the database. Building and compiling a statement per search was a third of an
+    open search's interpreter time (ADR 0024); with the shape's statement kept, a search
+    works out only its values.
+    """
+    if request.resource_type is None or access.conditions:
+        return None
+    forms: list[Form] = []
+    shape: list[Any] = [request.resource_type, tuple(request.sort), access]
+    for item in _Plan.in_order(compiler, request):  # as the statement binds them
+        own = compiler.forms_of(request.resource_type, item)
+        if own is None:
+            return None
+        forms.extend(own)
+        shape.append((item.name, item.modifier, tuple(tag for tag, _ in own)))
+    dialect = connection.dialect
+    key = (dialect.name, *shape)
+    kept = compiler.shapes.get(key)
+    if kept is None:
+        kept = _compile_shape(compiler, request, access, dialect, sum(len(f[1]) for f in forms))
+        if len(compiler.shapes) >= _SHAPES_KEPT:
+            compiler.shapes.clear()
+        compiler.shapes[key] = kept
+    bound = {
+        **kept.fixed,
+        **{f"s{n}": value for n, value in enumerate(v for _, values in forms for v in values)},
+        "page_limit": limit,
+        "page_offset": request.offset,
+    }
+    params = tuple(bound[name] for name in kept.order) if kept.order else bound
+    return [row[0] for row in driver_rows(connection, kept.sql, params)]
+
+
+def _compile_shape(
+    compiler: Compiler, request: SearchRequest, access: AccessFilter, dialect: Any, values: int
+) -> _Shape:
+    """The page-of-keys statement of ``request``'s shape with its values as slots."""
+    slots: Iterator[BindParameter[Any]] = iter([bindparam(f"s{n}", None) for n in range(values)])
+    plan = _Plan(compiler, request, access, slots)
+    limit = bindparam("page_limit", 0, type_=Integer)
+    keys = _keys(plan, compiler, request, limit, bindparam("page_offset", 0, type_=Integer))
+    compiled = keys.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    fixed = compiled.construct_params()
+    return _Shape(compiled.string, tuple(compiled.positiontup or ()), dict(fixed))
 
 
 def stream_search(
@@ -126,18 +224,20 @@ def _count(connection: Connection, where: list[ColumnElement[bool]]) -> int:
 class _Plan:
     """The WHERE clause of a search, and the cheaper count when one filter is all there is."""
 
-    def __init__(self, compiler: Compiler, request: SearchRequest, access: AccessFilter) -> None:
-        driving = (
-            next((f for f in request.filters if compiler.binds_type(f)), None)
-            if request.resource_type is not None
-            else None
-        )
+    def __init__(
+        self,
+        compiler: Compiler,
+        request: SearchRequest,
+        access: AccessFilter,
+        slots: Iterator[BindParameter[Any]] | None = None,
+    ) -> None:
+        driving = self.driving(compiler, request)
         self.where = compiler.base_query(
             None if driving is not None else request.resource_type, access, live=driving is None
         )
         self.index_only: Select[Any] | None = None
         if driving is not None:
-            rows = compiler.index_rows(request.resource_type, driving, access)
+            rows = compiler.index_rows(request.resource_type, driving, access, slots)
             self.where.append(resources.c.pk.in_(rows))
             if len(request.filters) == 1 and access.is_unrestricted:
                 self.index_only = rows
@@ -149,8 +249,25 @@ class _Plan:
                         item,
                         access,
                         correlated=compiler.binds_type(item) and request.resource_type is not None,
+                        slots=slots,
                     )
                 )
+
+    @staticmethod
+    def driving(compiler: Compiler, request: SearchRequest) -> Filter | None:
+        """The filter whose index drives the query: the first that binds the type."""
+        if request.resource_type is None:
+            return None
+        return next((f for f in request.filters if compiler.binds_type(f)), None)
+
+    @classmethod
+    def in_order(cls, compiler: Compiler, request: SearchRequest) -> list[Filter]:
+        """The filters in the order the WHERE clause holds them: the driving one first."""
+        driving = cls.driving(compiler, request)
+        return [
+            *([driving] if driving is not None else []),
+            *(f for f in request.filters if f is not driving),
+        ]
 
     def count(self, connection: Connection) -> int:
         if self.index_only is None:
