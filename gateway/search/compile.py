@@ -135,7 +135,7 @@ class Compiler:
             return self._missing(param, item, table)
         if param.type == "token" and item.modifier == "not":
             index = INDEX_TABLES[param.type]
-            inner = or_(*(self._token(param, index, v, None) for v in item.values))
+            inner = or_(*(self._value_clause(param, index, v, None) for v in item.values))
             return not_(table.c.pk.in_(self._rows(index, param.code, resource_type, inner)))
         rows = self.index_rows(resource_type, item, access, slots)
         if correlated:
@@ -161,14 +161,9 @@ class Compiler:
         if item.chain is not None:
             return self._chain(param, item, access)
         index = INDEX_TABLES[param.type]
-        if slots is not None:
-            value_clauses = []
-            for value in item.values:
-                form = self.form(param, value, item.modifier)
-                value_clauses.append(clause_of(index, form, [next(slots) for _ in form[1]]))
-        else:
-            handler = getattr(self, f"_{param.type}")
-            value_clauses = [handler(param, index, v, item.modifier) for v in item.values]
+        value_clauses = [
+            self._value_clause(param, index, v, item.modifier, slots) for v in item.values
+        ]
         code = f"{param.code}:of-type" if item.modifier == "of-type" else param.code
         return self._rows(index, code, resource_type, or_(*value_clauses))
 
@@ -191,9 +186,8 @@ class Compiler:
         if item.chain is not None or item.modifier in ("missing", "of-type"):
             raise NotSupported(f"{item.name} across types takes values only", item.name)
         index = INDEX_TABLES[param.type]
-        handler = getattr(self, f"_{param.type}")
         modifier = None if item.modifier == "not" else item.modifier
-        clause = or_(*(handler(param, index, v, modifier) for v in item.values))
+        clause = or_(*(self._value_clause(param, index, v, modifier) for v in item.values))
         rows = select(index.c.res_pk).where(index.c.param == param.code, clause)
         found = table.c.pk.in_(rows)
         return not_(found) if item.modifier == "not" else found
@@ -227,10 +221,20 @@ class Compiler:
 
     # -- token --------------------------------------------------------------------------
 
-    def _token(
-        self, param: SearchParam, index: Table, value: str, modifier: str | None
+    def _value_clause(
+        self,
+        param: SearchParam,
+        index: Table,
+        value: str,
+        modifier: str | None,
+        slots: Iterator[BindParameter[Any]] | None = None,
     ) -> ColumnElement[bool]:
-        return clause_of(index, self._token_form(param, value, modifier))
+        """The clause of one value of ``param`` on its index: from the value's form (its
+        values bound to ``slots`` when given) for the kinds that have forms, else from the
+        kind's own method (``_number``, ``_quantity``, ``_composite``)."""
+        if param.type not in _FORMS:
+            return getattr(self, f"_{param.type}")(param, index, value, modifier)  # type: ignore[no-any-return]
+        return clause_of(index, self.form(param, value, modifier), slots)
 
     def form(self, param: SearchParam, value: str, modifier: str | None) -> Form:
         """The clause ``value`` asks of ``param``'s index as a :data:`Form`: which clause,
@@ -281,11 +285,6 @@ class Compiler:
 
     # -- string and uri ------------------------------------------------------------------
 
-    def _string(
-        self, param: SearchParam, index: Table, value: str, modifier: str | None
-    ) -> ColumnElement[bool]:
-        return clause_of(index, self._string_form(param, value, modifier))
-
     def _string_form(self, param: SearchParam, value: str, modifier: str | None) -> Form:
         if modifier == "exact":
             return "string:exact", (value,)
@@ -295,11 +294,6 @@ class Compiler:
         if modifier is not None:
             raise NotSupported(f"Modifier :{modifier} is not supported on string", param.code)
         return "string:starts", (norm, norm + _TOP)
-
-    def _uri(
-        self, param: SearchParam, index: Table, value: str, modifier: str | None
-    ) -> ColumnElement[bool]:
-        return clause_of(index, self._uri_form(param, value, modifier))
 
     def _uri_form(self, param: SearchParam, value: str, modifier: str | None) -> Form:
         if modifier == "below":
@@ -311,11 +305,6 @@ class Compiler:
         return "uri:equal", (value,)
 
     # -- reference ----------------------------------------------------------------------
-
-    def _reference(
-        self, param: SearchParam, index: Table, value: str, modifier: str | None
-    ) -> ColumnElement[bool]:
-        return clause_of(index, self._reference_form(param, value, modifier))
 
     def _reference_form(self, param: SearchParam, value: str, modifier: str | None) -> Form:
         if modifier is not None and not modifier[:1].isupper():
@@ -400,11 +389,6 @@ class Compiler:
 
     # -- date ---------------------------------------------------------------------------
 
-    def _date(
-        self, param: SearchParam, index: Table, value: str, modifier: str | None
-    ) -> ColumnElement[bool]:
-        return clause_of(index, self._date_form(param, value, modifier))
-
     def _date_form(self, param: SearchParam, value: str, modifier: str | None) -> Form:
         if modifier is not None:
             raise NotSupported(f"Modifier :{modifier} is not supported on date", param.code)
@@ -417,9 +401,8 @@ class Compiler:
         high: Any,
         slots: Iterator[BindParameter[Any]] | None = None,
     ) -> ColumnElement[bool]:
-        tag, values = self.date_form(value)
-        bound = values if slots is None else [next(slots) for _ in values]
-        return _DATES[tag](low, high, *bound)
+        form = self.date_form(value)
+        return _DATES[form[0]](low, high, *_values(form, slots))
 
     def date_form(self, value: str) -> Form:
         """A date value with its prefix (``ge2024``) as a form on a (low, high) range."""
@@ -446,7 +429,7 @@ class Compiler:
         token, second = parts
         kind = param.components[1][0]
         c = index.c
-        clauses = [self._token(param, index, token, None)]
+        clauses = [clause_of(index, self._token_form(param, token, None))]
         if kind == "quantity":
             pieces = split_escaped(second, "|")
             prefix, number = _prefixed(pieces[0])
@@ -581,14 +564,20 @@ _FORMS: dict[str, Callable[[Compiler, SearchParam, str, str | None], Form]] = {
 }
 
 
-def clause_of(index: Table, form: Form, values: Sequence[Any] | None = None) -> ColumnElement[bool]:
-    """The clause of ``form`` on ``index``, with ``values`` bound instead of the form's own
-    (a compiled shape's slots) when given."""
-    tag, own = form
-    bound = own if values is None else values
+def clause_of(
+    index: Table, form: Form, slots: Iterator[BindParameter[Any]] | None = None
+) -> ColumnElement[bool]:
+    """The clause of ``form`` on ``index``: its values bound as literals, or, with ``slots``,
+    the next of those in their place (a compiled shape's parameters)."""
+    tag = form[0]
     if tag.startswith("date:"):
-        return _DATES[tag](index.c.low, index.c.high, *bound)
-    return _CLAUSES[tag](index.c, *bound)
+        return _DATES[tag](index.c.low, index.c.high, *_values(form, slots))
+    return _CLAUSES[tag](index.c, *_values(form, slots))
+
+
+def _values(form: Form, slots: Iterator[BindParameter[Any]] | None) -> Sequence[Any]:
+    """What ``form`` binds: its own values, or as many of ``slots``."""
+    return form[1] if slots is None else [next(slots) for _ in form[1]]
 
 
 def _bound(value: Any) -> ColumnElement[Any]:

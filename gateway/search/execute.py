@@ -26,7 +26,7 @@ from gateway.search.compile import Compiler, Form
 from gateway.search.params import Filter, Include, SearchRequest
 from gateway.store.access import AccessFilter
 from gateway.store.schema import INDEX_TABLES, resources, search_reference
-from gateway.store.session_base import driver_rows, lookup_rows
+from gateway.store.session_base import driver_params, driver_rows, lookup_rows
 from mappings.core.errors import Invalid
 
 __all__ = ["Match", "Page", "run_search", "stream_search"]
@@ -176,8 +176,7 @@ def _shaped_keys(
         "page_limit": limit,
         "page_offset": request.offset,
     }
-    params = tuple(bound[name] for name in kept.order) if kept.order else bound
-    return [row[0] for row in driver_rows(connection, kept.sql, params)]
+    return [row[0] for row in driver_rows(connection, kept.sql, driver_params(bound, kept.order))]
 
 
 def _compile_shape(
@@ -243,7 +242,7 @@ class _Plan:
             self.where.append(resources.c.pk.in_(rows))
             if len(request.filters) == 1 and access.is_unrestricted:
                 self.index_only = rows
-        for item in request.filters:
+        for item in self.in_order(compiler, request):  # slots are taken in this order
             if item is not driving:
                 self.where.append(
                     compiler.predicate(
