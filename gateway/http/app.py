@@ -39,7 +39,7 @@ from gateway.http.memory import release_memory, settle_heap
 from gateway.http.oauth import oauth_routes
 from gateway.http.tokens import VerifiedTokens
 from gateway.interactions.auditlog import GroupCommit, LogIndexer
-from gateway.interactions.authorize import ConsentCaller, commit_events
+from gateway.interactions.authorize import ConsentCaller, commit_events, commit_events_now
 from gateway.interactions.dispatch import Dispatcher, dispatch, shows_access_log
 from gateway.interactions.grants import GrantCache
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
@@ -88,7 +88,11 @@ class FhirEndpoint:
         self.codec = XmlCodec(services.definitions)
         sqlite = services.store.engine.dialect.name == "sqlite"
         self.log = (
-            GroupCommit(lambda events: commit_events(services, events), writers=1 if sqlite else 4)
+            GroupCommit(
+                lambda events: commit_events(services, events),
+                writers=1 if sqlite else 4,
+                write_now=(lambda events: commit_events_now(services, events)) if sqlite else None,
+            )
             if security
             else None
         )

@@ -70,11 +70,15 @@ class GroupCommit:
         write: Callable[[list[dict[str, Any]]], None],
         max_events: int = 500,
         writers: int = 1,
+        write_now: Callable[[list[dict[str, Any]]], bool] | None = None,
     ) -> None:
         """``writers``: batches written at once (1 on SQLite, whose writers queue for one
         lock anyway; more on PostgreSQL, where a batch waits on round trips and a commit's
-        flush, and another can be written meanwhile)."""
+        flush, and another can be written meanwhile). ``write_now``: commits a batch of
+        requests on the event loop without waiting for a lock, or says it could not (False,
+        nothing written); requests on the loop then lead through it first (SQLite)."""
         self._write = write
+        self._write_now = write_now
         self._max = max_events
         self._lock = threading.Lock()
         self._queue: list[_Ticket] = []
@@ -86,6 +90,12 @@ class GroupCommit:
         """How many requests wait for the write in progress to finish."""
         with self._lock:
             return len(self._queue)
+
+    @property
+    def writing(self) -> int:
+        """How many leads are writing batches now (on a thread or on the loop)."""
+        with self._lock:
+            return self._writing
 
     def submit(self, events: list[dict[str, Any]]) -> None:
         """Return once ``events`` are committed (raise what the write raised)."""
@@ -101,8 +111,11 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         committed: asyncio.Future[None] = loop.create_future()
         if self._enqueue(_Ticket(events, future=committed, loop=loop)):
-            leader = loop.run_in_executor(None, self._lead)
-            leader.add_done_callback(_retrieve)
+            if self._write_now is not None:
+                loop.call_soon(self._lead_on_loop, loop)
+            else:
+                leader = loop.run_in_executor(None, self._lead)
+                leader.add_done_callback(_retrieve)
         await committed
 
     def _enqueue(self, ticket: _Ticket) -> bool:
@@ -114,18 +127,22 @@ class GroupCommit:
                 self._writing += 1
         return lead
 
+    def _take(self) -> list[_Ticket] | None:
+        """The next batch from the queue; None, and the lead given up, when none waits."""
+        with self._lock:
+            batch: list[_Ticket] = []
+            size = 0
+            while self._queue and (not batch or size + len(self._queue[0].events) <= self._max):
+                ticket = self._queue.pop(0)
+                batch.append(ticket)
+                size += len(ticket.events)
+            if not batch:
+                self._writing -= 1
+                return None
+        return batch
+
     def _lead(self) -> None:
-        while True:
-            with self._lock:
-                batch: list[_Ticket] = []
-                size = 0
-                while self._queue and (not batch or size + len(self._queue[0].events) <= self._max):
-                    ticket = self._queue.pop(0)
-                    batch.append(ticket)
-                    size += len(ticket.events)
-                if not batch:
-                    self._writing -= 1
-                    return
+        while (batch := self._take()) is not None:
             failure: BaseException | None = None
             try:
                 self._write([event for ticket in batch for event in ticket.events])
@@ -133,6 +150,33 @@ class GroupCommit:
                 failure = error
             for ticket in batch:
                 ticket.finish(failure)
+
+    def _lead_on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commit the next batch on the event loop itself when ``write_now`` can (no other
+        writer holds the lock): no thread to wake and no hand-over of the interpreter lock
+        between it and the loop (ADR 0026). When it cannot, the batch goes back to the front
+        of the queue and a pool thread leads, waiting for the lock. After a batch, the next
+        is taken on the loop's next turn: what arrives meanwhile joins it."""
+        assert self._write_now is not None
+        batch = self._take()
+        if batch is None:
+            return
+        failure: BaseException | None = None
+        try:
+            committed = self._write_now([event for ticket in batch for event in ticket.events])
+        except Exception as error:
+            committed, failure = True, error
+        if not committed:
+            with self._lock:
+                self._queue[:0] = batch
+            loop.run_in_executor(None, self._lead).add_done_callback(_retrieve)
+            return
+        for ticket in batch:
+            if ticket.future is not None and ticket.loop is loop:
+                _settle(ticket.future, failure)
+            else:
+                ticket.finish(failure)
+        loop.call_soon(self._lead_on_loop, loop)
 
 
 def _retrieve(leader: asyncio.Future[None]) -> None:

@@ -39,7 +39,14 @@ from gateway.store.access import AccessFilter, Condition
 from gateway.store.repository import Session
 from mappings.core.errors import Forbidden, MethodNotAllowed
 
-__all__ = ["AUDIT_TYPE", "ConsentCaller", "commit_events", "names_access_log", "write_events"]
+__all__ = [
+    "AUDIT_TYPE",
+    "ConsentCaller",
+    "commit_events",
+    "commit_events_now",
+    "names_access_log",
+    "write_events",
+]
 
 _MAX_OBJECTS = 50  # per AuditEvent; a larger disclosure is split over more events
 
@@ -267,6 +274,14 @@ def names_access_log(resource_type: str | None, query: Sequence[tuple[str, str]]
 def commit_events(services: Services, events: list[dict[str, Any]]) -> None:
     """Access-log entries in a transaction of their own."""
     services.store.write(lambda s: write_events(services, s, events))
+
+
+def commit_events_now(services: Services, events: list[dict[str, Any]]) -> bool:
+    """Access-log entries committed at once on the event loop, or False: another writer
+    holds the lock and nothing was written (``Store.log_access_now``, ADR 0026)."""
+    for event in events:
+        event["id"] = services.ids.new()
+    return services.store.log_access_now(events)
 
 
 def _refusal(status: int) -> str:

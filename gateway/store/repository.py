@@ -9,9 +9,11 @@ unit again, so no write is ever lost and no partial write is ever kept.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -124,6 +126,8 @@ _LOGGED_LOCKED = {
     False: _LOGGED.with_for_update(skip_locked=True),
 }
 _ANY_LOGGED = select(access_log.c.seq).limit(1)
+#: an access-log entry appended on the event loop's own connection (ADR 0026)
+_LOG_INSERT = "INSERT INTO access_log (recorded, content) VALUES (?, ?)"
 #: the access-log entries indexed in one transaction, by their JSON's size: a batch holds
 #: SQLite's write lock, which the requests' own log commits wait for
 _BATCH_BYTES = 128 * 1024
@@ -236,6 +240,8 @@ class Store:
         #: the connections of reads on the event loop (ADR 0022), one pair per thread
         self._loop = threading.local()
         self._kept: list[Connection] = []
+        #: the driver connections of access-log commits on the event loop, one per thread
+        self._kept_log: list[Any] = []
         self._kept_lock = threading.Lock()
 
     @contextmanager
@@ -311,6 +317,55 @@ class Store:
                 driver.autocommit = False
             raw.close()
         return found[0][0] if found else None
+
+    def log_access_now(self, events: list[dict[str, Any]]) -> bool:
+        """Commit access-log entries (AuditEvents with their ids) to the log as written, at
+        once or not at all (SQLite, a request on the event loop: ADR 0026): True when
+        committed; False, having written nothing, when another writer holds the write lock
+        (the caller commits them on a thread instead, which waits for it). A database
+        failure is raised, the connection given up, nothing committed.
+
+        Its connection, kept by this thread, never waits for a lock and never checkpoints
+        the WAL (its commit is a write of a few pages into the WAL, with no flush to disk):
+        the loop is never held by another writer, nor by a checkpoint's flush, which the
+        gateway's other writers do when the WAL has grown."""
+        if self._postgresql:
+            return False
+        kept: dict[str, Any] = self._loop.__dict__
+        driver: Any = kept.get("log")
+        if driver is None:
+            driver = self.engine.raw_connection()
+            for pragma in ("busy_timeout=0", "wal_autocheckpoint=0"):
+                driver.driver_connection.execute(f"PRAGMA {pragma}")
+            kept["log"] = driver
+            with self._kept_lock:
+                self._kept_log.append(driver)
+        connection: sqlite3.Connection = driver.driver_connection
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error) or "busy" in str(error):
+                return False
+            self._give_up_log(driver)
+            raise
+        now = to_micros(self.clock.now())
+        try:
+            connection.executemany(_LOG_INSERT, [(now, orjson.dumps(event)) for event in events])
+            connection.execute("COMMIT")
+        except BaseException:
+            self._give_up_log(driver)
+            raise
+        return True
+
+    def _give_up_log(self, driver: Any) -> None:
+        """Roll back what ``driver`` holds and close it; this thread opens another."""
+        self._loop.__dict__.pop("log", None)
+        with self._kept_lock:
+            if driver in self._kept_log:
+                self._kept_log.remove(driver)
+        with contextlib.suppress(sqlite3.Error):  # nothing open, or the connection is gone
+            driver.driver_connection.execute("ROLLBACK")
+        driver.invalidate()
 
     def access_log_waiting(self) -> bool:
         """Whether access-log entries wait to be indexed as AuditEvents (any process's)."""
@@ -402,6 +457,9 @@ class Store:
     def dispose(self) -> None:
         with self._kept_lock:
             kept, self._kept = self._kept, []
+            kept_log, self._kept_log = self._kept_log, []
+        for driver in kept_log:  # its pragmas are its own: never back into the pool
+            driver.invalidate()
         for connection in kept:
             connection.close()
         self.engine.dispose()

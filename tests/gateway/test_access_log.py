@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,12 +24,12 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from consent.audit import Access, audit_event
 from gateway.app import build_services
 from gateway.interactions.auditlog import LogIndexer
-from gateway.interactions.authorize import commit_events
+from gateway.interactions.authorize import commit_events, commit_events_now
 from gateway.interactions.dispatch import Dispatcher, dispatch, shows_access_log
 from gateway.interactions.model import FhirRequest, Services
 from gateway.interactions.privileged import system_context
@@ -36,7 +37,7 @@ from gateway.interactions.routes import match_route
 from gateway.loading import load
 from gateway.security import build_security
 from gateway.settings import Settings
-from gateway.store.engine import make_engine
+from gateway.store.engine import make_engine, write_transaction
 from gateway.store.repository import Store, instant_of
 from gateway.store.schema import access_log, resources
 from tests.conftest import _free_port
@@ -61,6 +62,11 @@ def _events(patient: str, count: int) -> list[dict[str, Any]]:
         )
         for n in range(count)
     ]
+
+
+def _sqlite_only(services: Services) -> None:
+    if services.store.engine.dialect.name != "sqlite":
+        pytest.skip("entries are committed on the event loop on SQLite only (ADR 0026)")
 
 
 def _waiting(services: Services) -> int:
@@ -115,6 +121,52 @@ def test_entries_wait_as_written_and_are_indexed_oldest_first_with_their_time(
     assert own.store.catch_up_access_log() == 2
     assert _waiting(own) == 0 and len(_indexed(own)) == 5
     assert own.store.catch_up_access_log() == 0  # nothing waits: no write at all
+
+
+def test_entries_committed_at_once_wait_as_written_like_any_other(own: Services) -> None:
+    """``commit_events_now`` (a request on the event loop, ADR 0026): on SQLite the
+    entries are committed at once, with their ids, and indexed as the others are; on
+    PostgreSQL nothing runs on the loop and nothing is written."""
+    events = _events("p1", 2)
+    committed = commit_events_now(own, events)
+    if own.store.engine.dialect.name == "postgresql":
+        assert committed is False and _waiting(own) == 0
+        return
+    assert committed is True and _waiting(own) == 2
+    assert all(event["id"] for event in events)
+    assert own.store.catch_up_access_log() == 2
+    assert sorted(e["id"] for e in _indexed(own)) == sorted(e["id"] for e in events)
+
+
+def test_an_entry_is_not_committed_at_once_while_another_writer_holds_the_lock(
+    own: Services,
+) -> None:
+    """The loop never waits: with SQLite's write lock held elsewhere it is told so at once
+    and writes nothing; once the lock is free it commits."""
+    _sqlite_only(own)
+    started = time.monotonic()
+    with write_transaction(own.store.engine) as other:
+        other.execute(access_log.insert(), {"recorded": 1, "content": b"{}"})
+        assert own.store.log_access_now(_events("p1", 1)) is False
+        assert time.monotonic() - started < 5  # no wait for the 30 s busy timeout
+    assert _waiting(own) == 1  # the other writer's row only
+    assert own.store.log_access_now(_events("p1", 1)) is True
+    assert _waiting(own) == 2
+
+
+def test_a_failed_commit_at_once_is_raised_and_the_next_one_starts_afresh(own: Services) -> None:
+    """A database failure is raised, not taken for a held lock (the request fails, as a
+    failed log write on a thread makes it fail); its connection is given up."""
+    _sqlite_only(own)
+    assert own.store.log_access_now(_events("p1", 1)) is True
+    with own.store.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE access_log RENAME TO access_log_away"))
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        own.store.log_access_now(_events("p1", 1))
+    with own.store.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE access_log_away RENAME TO access_log"))
+    assert own.store.log_access_now(_events("p1", 1)) is True
+    assert _waiting(own) == 2
 
 
 def test_a_batch_stops_at_its_size_in_entries_or_in_bytes(own: Services) -> None:

@@ -155,3 +155,109 @@ def test_with_several_writers_batches_are_written_at_once_and_none_is_lost() -> 
         thread.join(10)
     log.submit([_event(2)])
     assert sorted(written) == [0, 1, 2]
+
+
+def test_on_the_loop_requests_of_one_turn_are_committed_by_the_loop_in_one_batch() -> None:
+    """SQLite's setting (ADR 0026): with no other writer, the loop commits itself."""
+    now: list[tuple[str, list[int]]] = []
+
+    def write_now(events: list[dict[str, Any]]) -> bool:
+        now.append((threading.current_thread().name, [e["n"] for e in events]))
+        return True
+
+    def write(events: list[dict[str, Any]]) -> None:
+        raise AssertionError("no thread writes while the loop can")
+
+    log = GroupCommit(write, write_now=write_now)
+
+    async def main() -> None:
+        await asyncio.gather(*(log.submit_async([_event(n)]) for n in range(5)))
+        await log.submit_async([_event(5)])
+
+    asyncio.run(main())
+    assert now == [("MainThread", [0, 1, 2, 3, 4]), ("MainThread", [5])]
+
+
+def test_on_the_loop_a_batch_another_writer_holds_back_goes_to_a_thread_in_order() -> None:
+    """``write_now`` could not (the write lock held elsewhere): the same batch, first in
+    line, is written by a pool thread, which waits; the next request tries the loop again."""
+    tried: list[list[int]] = []
+    written: list[tuple[str, list[int]]] = []
+
+    def write_now(events: list[dict[str, Any]]) -> bool:
+        tried.append([e["n"] for e in events])
+        return len(tried) > 1
+
+    def write(events: list[dict[str, Any]]) -> None:
+        written.append((threading.current_thread().name, [e["n"] for e in events]))
+
+    log = GroupCommit(write, write_now=write_now)
+
+    async def main() -> None:
+        await asyncio.gather(*(log.submit_async([_event(n)]) for n in range(3)))
+        while log.writing:  # until the thread has given the lead up
+            await asyncio.sleep(0.001)
+        await log.submit_async([_event(3)])
+
+    asyncio.run(main())
+    assert tried == [[0, 1, 2], [3]]
+    assert [batch for _, batch in written] == [[0, 1, 2]]
+    assert written[0][0] != "MainThread"
+
+
+def test_on_the_loop_a_failed_commit_fails_its_batch_and_the_log_goes_on() -> None:
+    calls: list[list[int]] = []
+
+    def write_now(events: list[dict[str, Any]]) -> bool:
+        calls.append([e["n"] for e in events])
+        if len(calls) == 1:
+            raise RuntimeError("disk full")
+        return True
+
+    log = GroupCommit(lambda events: None, write_now=write_now)
+
+    async def main() -> None:
+        results = await asyncio.gather(
+            *(log.submit_async([_event(n)]) for n in range(2)), return_exceptions=True
+        )
+        assert [type(r).__name__ for r in results] == ["RuntimeError", "RuntimeError"]
+        await log.submit_async([_event(2)])
+
+    asyncio.run(main())
+    assert calls == [[0, 1], [2]]
+
+
+def test_a_thread_queued_behind_the_loop_is_written_and_woken() -> None:
+    """A request on a pool thread (``submit``) that queues while the loop leads is taken
+    into the loop's next batch and woken when it is committed."""
+    now: list[list[int]] = []
+    loop_leads, thread_queued = threading.Event(), threading.Event()
+
+    def write_now(events: list[dict[str, Any]]) -> bool:
+        now.append([e["n"] for e in events])
+        if len(now) == 1:
+            loop_leads.set()
+            assert thread_queued.wait(10)
+        return True
+
+    log = GroupCommit(lambda events: None, write_now=write_now)
+    worker = threading.Thread(target=log.submit, args=([_event(1)],))
+
+    def queue_behind() -> None:
+        assert loop_leads.wait(10)
+        worker.start()
+        while log.waiting < 1:
+            pass
+        thread_queued.set()
+
+    helper = threading.Thread(target=queue_behind)
+    helper.start()
+
+    async def main() -> None:
+        await log.submit_async([_event(0)])
+
+    asyncio.run(main())
+    helper.join(10)
+    worker.join(10)
+    assert not worker.is_alive()
+    assert now == [[0], [1]]
