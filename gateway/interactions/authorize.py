@@ -273,7 +273,9 @@ def names_access_log(resource_type: str | None, query: Sequence[tuple[str, str]]
 
 def commit_events(services: Services, events: list[dict[str, Any]]) -> None:
     """Access-log entries in a transaction of their own."""
-    services.store.write(lambda s: write_events(services, s, events))
+    for event in events:
+        event["id"] = services.ids.new()
+    services.store.log_access(events)
 
 
 def commit_events_now(services: Services, events: list[dict[str, Any]]) -> bool:

@@ -128,6 +128,15 @@ _LOGGED_LOCKED = {
 _ANY_LOGGED = select(access_log.c.seq).limit(1)
 #: an access-log entry appended on the event loop's own connection (ADR 0026)
 _LOG_INSERT = "INSERT INTO access_log (recorded, content) VALUES (?, ?)"
+
+
+@lru_cache(maxsize=64)
+def _log_rows_insert(rows: int) -> str:
+    """PostgreSQL: ``rows`` access-log entries in one INSERT (the driver's placeholders)."""
+    values = ", ".join(["(%s, %s)"] * rows)  # placeholders only: no value in the text
+    return "INSERT INTO access_log (recorded, content) VALUES " + values  # noqa: S608
+
+
 #: the access-log entries indexed in one transaction, by their JSON's size: a batch holds
 #: SQLite's write lock, which the requests' own log commits wait for
 _BATCH_BYTES = 128 * 1024
@@ -317,6 +326,36 @@ class Store:
                 driver.autocommit = False
             raw.close()
         return found[0][0] if found else None
+
+    def log_access(self, events: list[dict[str, Any]]) -> None:
+        """Commit access-log entries (AuditEvents with their ids) to the log as written, in
+        a transaction of their own, waiting for the write lock if need be (a pool thread).
+
+        On PostgreSQL one multi-row INSERT in autocommit: a statement is a transaction of its
+        own, so the entries are committed when it returns, in one round trip instead of
+        BEGIN, an INSERT and COMMIT (ADR 0026). On SQLite a write transaction."""
+        if not self._postgresql:
+            self.write(lambda session: session.log_access(events))
+            return
+        now = to_micros(self.clock.now())
+        params: list[Any] = []
+        for event in events:
+            params += (now, orjson.dumps(event))
+        raw = self.engine.raw_connection()
+        driver: Any = raw.driver_connection
+        try:
+            driver.autocommit = True
+            try:
+                with driver.cursor() as cursor:
+                    cursor.execute(_log_rows_insert(len(events)), params)
+            except self.engine.dialect.loaded_dbapi.Error as error:
+                raise DBAPIError.instance(
+                    None, None, error, self.engine.dialect.loaded_dbapi.Error
+                ) from error
+            finally:
+                driver.autocommit = False
+        finally:
+            raw.close()
 
     def log_access_now(self, events: list[dict[str, Any]]) -> bool:
         """Commit access-log entries (AuditEvents with their ids) to the log as written, at

@@ -100,6 +100,25 @@ def driver_insert(
     return compiled.string, tuple(compiled.positiontup or ())
 
 
+#: rows of one table from which PostgreSQL is given them by COPY instead of an INSERT each
+_COPY_FROM = 16
+
+
+def copy_rows(
+    connection: Connection, table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]
+) -> None:
+    """Insert ``rows`` (dicts with the keys ``columns``) into ``table`` on PostgreSQL with
+    ``COPY ... FROM STDIN``, in the connection's transaction (ADR 0026): psycopg pipelines
+    an executemany, but works each row's statement out in Python, which cost an access-log
+    batch more than the server's own work; COPY sends the rows as one stream."""
+    driver: Any = connection.connection.dbapi_connection
+    names = ", ".join(columns)
+    take = itemgetter(*columns)
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(take(row))
+
+
 def driver_params(row: Mapping[str, Any], order: tuple[str, ...]) -> Any:
     """``row`` as the driver takes it: a tuple in ``order`` (positional), else the dict."""
     return tuple(row[name] for name in order) if order else row
@@ -321,6 +340,9 @@ class SessionBase:
             for row in rows:
                 by_columns.setdefault(tuple(row), []).append(row)
             for columns, same in by_columns.items():
+                if len(same) >= _COPY_FROM and connection.dialect.name == "postgresql":
+                    copy_rows(connection, table, columns, same)
+                    continue
                 sql, order = driver_insert(table, columns, connection.dialect)
                 if order:  # every pending table has two columns at least: tuples come out
                     connection.exec_driver_sql(sql, list(map(itemgetter(*order), same)))

@@ -25,6 +25,7 @@ import httpx
 import orjson
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from consent.audit import Access, audit_event
 from gateway.app import build_services
@@ -167,6 +168,25 @@ def test_a_failed_commit_at_once_is_raised_and_the_next_one_starts_afresh(own: S
         connection.execute(text("ALTER TABLE access_log_away RENAME TO access_log"))
     assert own.store.log_access_now(_events("p1", 1)) is True
     assert _waiting(own) == 2
+
+
+def test_a_failed_log_commit_is_raised_without_sql_and_the_log_goes_on(own: Services) -> None:
+    """On a thread (PostgreSQL: one INSERT in autocommit, ADR 0026): a database failure is
+    raised as SQLAlchemy's error, nothing is written, and the connection it used goes back
+    to the pool fit for the next transaction."""
+    with own.store.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE access_log RENAME TO access_log_away"))
+    with pytest.raises(DBAPIError):
+        commit_events(own, _events("p1", 2))
+    with own.store.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE access_log_away RENAME TO access_log"))
+    assert _waiting(own) == 0
+    for _ in range(3):  # every pooled connection is fit again (no autocommit left on)
+        commit_events(own, _events("p1", 1))
+    with own.store.engine.connect() as connection:  # a transaction that rolls back, does
+        connection.execute(access_log.insert(), {"recorded": 1, "content": b"{}"})
+        connection.rollback()
+    assert _waiting(own) == 3
 
 
 def test_a_batch_stops_at_its_size_in_entries_or_in_bytes(own: Services) -> None:
