@@ -164,7 +164,7 @@ class GroupCommit:
         failure: BaseException | None = None
         try:
             committed = self._write_now([event for ticket in batch for event in ticket.events])
-        except Exception as error:
+        except BaseException as error:  # as a thread's lead: the batch's requests get it
             committed, failure = True, error
         if not committed:
             with self._lock:

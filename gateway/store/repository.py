@@ -381,16 +381,18 @@ class Store:
                 self._kept_log.append(driver)
         connection: sqlite3.Connection = driver.driver_connection
         try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            if "locked" in str(error) or "busy" in str(error):
-                return False
-            self._give_up_log(driver)
-            raise
-        now = to_micros(self.clock.now())
-        try:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if "locked" in str(error) or "busy" in str(error):
+                    return False
+                raise
+            now = to_micros(self.clock.now())
             connection.executemany(_LOG_INSERT, [(now, orjson.dumps(event)) for event in events])
             connection.execute("COMMIT")
+        except sqlite3.Error as error:  # as SQLAlchemy would raise it, without the SQL
+            self._give_up_log(driver)
+            raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
         except BaseException:
             self._give_up_log(driver)
             raise

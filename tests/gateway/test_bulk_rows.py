@@ -45,10 +45,18 @@ def _observation(res_id: str, patient: str, n: int) -> dict[str, Any]:
         "resourceType": "Observation",
         "id": res_id,
         "status": "final",
-        "code": {"coding": [{"system": "http://example.org/c", "code": f"c{n}"}], "text": AWKWARD[n % 7]},
+        "code": {
+            "coding": [{"system": "http://example.org/c", "code": f"c{n}"}],
+            "text": AWKWARD[n % len(AWKWARD)],
+        },
         "subject": {"reference": f"Patient/{patient}"},
         "effectiveDateTime": "2025-03-01",
-        "valueQuantity": {"value": n, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"},
+        "valueQuantity": {
+            "value": n,
+            "unit": "kg",
+            "system": "http://unitsofmeasure.org",
+            "code": "kg",
+        },
     }
 
 
@@ -56,7 +64,9 @@ def _rows_of(services: Services, res_id: str) -> dict[str, list[tuple[Any, ...]]
     """Every index and compartment row of the resource ``res_id``, without its key."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     with services.store.engine.connect() as connection:
-        pk = connection.execute(select(resources.c.pk).where(resources.c.res_id == res_id)).scalar_one()
+        pk = connection.execute(
+            select(resources.c.pk).where(resources.c.res_id == res_id)
+        ).scalar_one()
         for name, table in {**INDEX_TABLES, "compartment": patient_compartment}.items():
             key = table.c.res_pk
             columns = [c for c in table.c if c is not key]
