@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.store.repository import Batch, Store
+from gateway.store.repository import BATCH_BYTES, Batch, Store
 
 __all__ = ["GroupCommit", "LogIndexer"]
 
@@ -188,29 +188,41 @@ def _retrieve(leader: asyncio.Future[None]) -> None:
 class LogIndexer:
     """Indexes the waiting access-log entries as AuditEvent resources, in a thread.
 
-    A round moves the oldest waiting entries, at most ``batch`` and about 128 KiB of them
-    (``Store.index_access_log``), in one transaction: a batch shares the index pages its
-    entries touch, and a small one holds SQLite's write lock briefly. After a round that
+    A round moves the oldest waiting entries, at most ``batch`` and about ``max_bytes`` of
+    them (``Store.index_access_log``), in one transaction: a batch shares the index pages
+    its entries touch, and a small one holds SQLite's write lock briefly. After a round that
     stopped at that size the next follows a ``pause`` later, which leaves the write lock to
-    the requests' own access-log commits; after one that took all that waited, ``interval``
-    later (what arrives meanwhile makes the next batch larger, and cheaper per entry). Entries
-    another process is indexing are left to it. At the stop it indexes what is left. A
-    failure is logged (its type only: no SQL, no health data) and the entries wait for the
-    next round; none is lost, since a batch leaves the log as written in the transaction
-    that indexes it.
+    the requests' own access-log commits, and is twice as large, up to ``grow`` times the
+    first (ADR 0026): while the log runs ahead of it, larger batches share more pages and
+    cost less an entry, so the indexer catches up instead of falling further behind; after
+    a round that took all that waited, the next is of the first size again, ``interval``
+    later (what arrives meanwhile makes it larger, and cheaper per entry). Entries another
+    process is indexing are left to it. At the stop it indexes what is left. A failure is
+    logged (its type only: no SQL, no health data) and the entries wait for the next round;
+    none is lost, since a batch leaves the log as written in the transaction that indexes it.
     """
 
     def __init__(
-        self, store: Store, interval: float = 1.0, batch: int = 100, pause: float = 0.01
+        self,
+        store: Store,
+        interval: float = 1.0,
+        batch: int = 100,
+        pause: float = 0.01,
+        max_bytes: int = BATCH_BYTES,
+        grow: int = 4,
     ) -> None:
         self.store = store
         self.interval = interval
         self.batch = batch
         self.pause = pause
+        self.max_bytes = max_bytes
+        self.grow = grow
+        #: the next round's size, as a multiple of the first
+        self.scale = 1
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            batch = self._round()
+            batch = self.round()
             stop.wait(self.pause if batch.more else self.interval)
         self.index_waiting()
 
@@ -218,14 +230,21 @@ class LogIndexer:
         """Rounds without a pause until no entry waits (that no other process holds)."""
         moved = 0
         while True:
-            batch = self._round()
+            batch = self.round()
             moved += batch.moved
             if not batch.more:
                 return moved
 
-    def _round(self) -> Batch:
+    def round(self) -> Batch:
+        """One batch; the next one twice as large (up to ``grow`` times the first) when this
+        one stopped at its size, of the first size when it took all that waited."""
+        batch = self._round(self.batch * self.scale, self.max_bytes * self.scale)
+        self.scale = min(self.scale * 2, self.grow) if batch.more else 1
+        return batch
+
+    def _round(self, limit: int, max_bytes: int) -> Batch:
         try:
-            return self.store.index_access_log(self.batch, wait=False)
+            return self.store.index_access_log(limit, wait=False, max_bytes=max_bytes)
         except Exception as error:  # the next round tries again; the entries wait
             log.error("indexing the access log failed: %s", type(error).__name__)
             return Batch(0, more=False)

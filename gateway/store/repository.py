@@ -67,6 +67,7 @@ from mappings.core.errors import Conflict, Forbidden, PreconditionFailed
 _privileged = logging.getLogger("eigendossier.privileged")
 
 __all__ = [
+    "BATCH_BYTES",
     "Batch",
     "Budget",
     "Current",
@@ -138,8 +139,9 @@ def _log_rows_insert(rows: int) -> str:
 
 
 #: the access-log entries indexed in one transaction, by their JSON's size: a batch holds
-#: SQLite's write lock, which the requests' own log commits wait for
-_BATCH_BYTES = 128 * 1024
+#: SQLite's write lock, which the requests' own log commits wait for (the indexer grows its
+#: batches past this while it is behind: ``LogIndexer``)
+BATCH_BYTES = 128 * 1024
 
 
 class New(NamedTuple):
@@ -414,7 +416,7 @@ class Store:
             return connection.execute(_ANY_LOGGED).first() is not None
 
     def index_access_log(
-        self, limit: int = 200, *, wait: bool = True, max_bytes: int = _BATCH_BYTES
+        self, limit: int = 200, *, wait: bool = True, max_bytes: int = BATCH_BYTES
     ) -> Batch:
         """Index up to ``limit`` waiting access-log entries (up to ``max_bytes`` of them,
         one at least) as AuditEvent resources, the oldest first, in one transaction.
@@ -782,9 +784,7 @@ class Session(Indexing, Lookups):
             {"recorded": now, "content": orjson.dumps(event)} for event in events
         )
 
-    def index_logged(
-        self, limit: int, *, wait: bool = True, max_bytes: int = _BATCH_BYTES
-    ) -> Batch:
+    def index_logged(self, limit: int, *, wait: bool = True, max_bytes: int = BATCH_BYTES) -> Batch:
         """Move up to ``limit`` of the oldest logged entries, as many as fit in
         ``max_bytes`` (one at least: an entry naming fifty records costs as much to index
         as thirty of one), into ``resources`` as AuditEvents (each with its recorded time

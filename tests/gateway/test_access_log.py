@@ -313,6 +313,39 @@ def test_the_indexer_moves_what_waits_without_a_read_and_the_rest_at_its_stop(
     assert _waiting(own) == 0 and len(_indexed(own)) == 280  # the round at its stop
 
 
+def test_the_indexer_grows_its_batches_while_behind_and_starts_small_again(
+    own: Services,
+) -> None:
+    """ADR 0026: a round that stopped at its size makes the next twice as large (in
+    entries and in bytes), up to ``grow`` times the first; one that took all that waited
+    brings it back to the first size."""
+    commit_events(own, _events("p1", 40))
+    indexer = LogIndexer(own.store, batch=2, grow=8)
+    moved = []
+    while True:
+        batch = indexer.round()
+        moved.append(batch.moved)
+        if not batch.more:
+            break
+    assert moved == [2, 4, 8, 16, 10]  # 2 + 4 + 8 + 16 = 30: the last ten in one round
+    assert indexer.scale == 1 and _waiting(own) == 0 and len(_indexed(own)) == 40
+    commit_events(own, _events("p1", 40))
+    assert [indexer.round().moved for _ in range(7)] == [2, 4, 8, 16, 10, 0, 0]
+    commit_events(own, [_events("p1", 1)[0] for _ in range(12)])  # entries of one size
+    with own.store.engine.connect() as connection:
+        size = len(connection.execute(select(access_log.c.content)).first()[0])
+    by_bytes = LogIndexer(own.store, batch=100, max_bytes=size * 2, grow=4)
+    assert [by_bytes.round().moved for _ in range(5)] == [2, 4, 6, 0, 0]  # 8 at most: 4 x 2
+
+
+def test_a_failed_round_starts_small_again(own: Services, tmp_path: Any) -> None:
+    gone = make_engine(f"sqlite:///{tmp_path}/no-such-directory/gone.db")
+    indexer = LogIndexer(Store(gone, own.store.extractor, own.store.clock), batch=2)
+    indexer.scale = 4
+    assert indexer.round() == (0, False)
+    assert indexer.scale == 1
+
+
 def test_a_failed_round_is_logged_without_data_and_loses_nothing(
     own: Services, caplog: pytest.LogCaptureFixture, tmp_path: Any
 ) -> None:
