@@ -343,19 +343,19 @@ class Store:
         params: list[Any] = []
         for event in events:
             params += (now, orjson.dumps(event))
+        driver_error = self.engine.dialect.loaded_dbapi.Error
         raw = self.engine.raw_connection()
-        driver: Any = raw.driver_connection
         try:
+            driver: Any = raw.driver_connection
             driver.autocommit = True
-            try:
-                with driver.cursor() as cursor:
-                    cursor.execute(_log_rows_insert(len(events)), params)
-            except self.engine.dialect.loaded_dbapi.Error as error:
-                raise DBAPIError.instance(
-                    None, None, error, self.engine.dialect.loaded_dbapi.Error
-                ) from error
-            finally:
-                driver.autocommit = False
+            with driver.cursor() as cursor:
+                cursor.execute(_log_rows_insert(len(events)), params)
+            driver.autocommit = False
+        except BaseException as error:
+            raw.invalidate()  # in autocommit, or broken: it never goes back into the pool
+            if isinstance(error, driver_error):  # as SQLAlchemy would raise it, without SQL
+                raise DBAPIError.instance(None, None, error, driver_error) from error
+            raise
         finally:
             raw.close()
 

@@ -174,8 +174,8 @@ def test_a_failed_commit_at_once_is_raised_and_the_next_one_starts_afresh(own: S
 
 def test_a_failed_log_commit_is_raised_without_sql_and_the_log_goes_on(own: Services) -> None:
     """On a thread (PostgreSQL: one INSERT in autocommit, ADR 0026): a database failure is
-    raised as SQLAlchemy's error, nothing is written, and the connection it used goes back
-    to the pool fit for the next transaction."""
+    raised as SQLAlchemy's error, nothing is written, and no connection goes back to the
+    pool unfit for the next transaction (in autocommit, a rollback would undo nothing)."""
     with own.store.engine.begin() as connection:
         connection.execute(text("ALTER TABLE access_log RENAME TO access_log_away"))
     with pytest.raises(DBAPIError):
