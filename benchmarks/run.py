@@ -37,6 +37,7 @@ import time
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CODES = [
@@ -520,10 +521,23 @@ def measure_with_consent(
             out[kind] = wrk(
                 f"http://127.0.0.1:{port}", kind, loaded, patients, args, workdir, token
             )
+            out[kind]["log_waiting"] = log_waiting(database_url)
     finally:
         stop(server)
     print(json.dumps({"consent": out}), flush=True)
     return out
+
+
+def log_waiting(database_url: str) -> int:
+    """Access-log entries committed but not yet indexed as AuditEvents, right after a run:
+    about a second's worth while the indexer keeps up; more, and growing with ``--duration``,
+    when it falls behind (ADR 0026)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM access_log")).scalar_one())
+    finally:
+        engine.dispose()
 
 
 SCENARIOS = (  # (wrk kind, label, the bare-ASGI limit it is compared with)
@@ -569,9 +583,11 @@ def report(results: dict[str, Any]) -> None:
         step = results["consent"]
         for kind, label, _ in SCENARIOS:
             row = step[kind]
+            waiting = f"{row['log_waiting']:,} log entries waiting" if "log_waiting" in row else ""
             print(
                 f"| {step['observations']:,} obs, consent on ({step['grants']} grants) | "
-                f"{label} | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | |"
+                f"{label} | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | "
+                f"{waiting} |"
             )
     if "create" in results:
         row = results["create"]
