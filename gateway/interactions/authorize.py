@@ -257,8 +257,7 @@ class ConsentCaller:
 def write_events(services: Services, session: Session, events: list[dict[str, Any]]) -> None:
     """Add access-log entries in ``session``, committed with it; the gateway indexes them as
     AuditEvent resources later, and before any read that can show them (ADR 0021)."""
-    for event in events:
-        event["id"] = services.ids.new()
+    _assign_ids(services, events)
     session.log_access(events)
 
 
@@ -273,17 +272,21 @@ def names_access_log(resource_type: str | None, query: Sequence[tuple[str, str]]
 
 def commit_events(services: Services, events: list[dict[str, Any]]) -> None:
     """Access-log entries in a transaction of their own."""
-    for event in events:
-        event["id"] = services.ids.new()
+    _assign_ids(services, events)
     services.store.log_access(events)
 
 
 def commit_events_now(services: Services, events: list[dict[str, Any]]) -> bool:
     """Access-log entries committed at once on the event loop, or False: another writer
     holds the lock and nothing was written (``Store.log_access_now``, ADR 0026)."""
+    _assign_ids(services, events)
+    return services.store.log_access_now(events)
+
+
+def _assign_ids(services: Services, events: list[dict[str, Any]]) -> None:
+    """Each entry's AuditEvent id, given before it is committed (as a write's are)."""
     for event in events:
         event["id"] = services.ids.new()
-    return services.store.log_access_now(events)
 
 
 def _refusal(status: int) -> str:

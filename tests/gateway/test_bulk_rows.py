@@ -94,7 +94,7 @@ def test_rows_written_in_bulk_equal_rows_written_one_resource_at_a_time(own: Ser
             assert any(got.values())
 
 
-def test_an_awkward_value_written_in_bulk_is_found_by_search(own: Services) -> None:
+def test_an_awkward_value_written_in_bulk_is_stored_as_written(own: Services) -> None:
     batch = [_patient(f"p{n}", n) for n in range(3 * len(AWKWARD))]
     own.store.write(lambda session: session.add_new(batch))
     with own.store.engine.connect() as connection:
