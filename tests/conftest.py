@@ -26,7 +26,7 @@ import httpx
 import pytest
 import uvicorn
 from lxml import etree
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 
 from gateway.app import build_services
 from gateway.http.app import build_http_app
@@ -34,7 +34,8 @@ from gateway.http.protocol import GuardedHttpProtocol
 from gateway.interactions.model import Services
 from gateway.settings import Settings
 from gateway.store.engine import make_engine
-from gateway.store.schema import access_epoch, metadata, signing_keys
+from gateway.store.repository import Store
+from gateway.store.schema import access_epoch, access_log, metadata, signing_keys
 
 EXAMPLES = pathlib.Path(__file__).parent / "data" / "r4-examples"
 PG_ADMIN = os.environ.get(
@@ -174,14 +175,19 @@ def _server_state(database_url: str) -> Iterator[dict[str, Any]]:
     services.store.dispose()
 
 
-def _empty(engine: Engine) -> None:
-    """Every table emptied, but the access epoch raised as any change of consent raises it:
+def _empty(store: Store) -> None:
+    """Every table emptied (and the access log's own file, ADR 0027), but the access epoch
+    raised as any change of consent raises it:
     the secured server's cache of grants must not outlive the data it was derived from.
     The signing keys stay, as a running server's keys outlive any data: the portal seals its
     cookies with keys derived from them and reads those again only once a minute, so keys
     replaced under a running server would end a session that began a moment before."""
     kept = (access_epoch, signing_keys)
     tables = [t for t in metadata.sorted_tables if t not in kept]
+    engine = store.engine
+    if store.log_engine is not engine:
+        with store.log_engine.begin() as connection:
+            connection.execute(access_log.delete())
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             names = ", ".join(t.name for t in tables)
@@ -196,7 +202,7 @@ def _empty(engine: Engine) -> None:
 def services(_server_state: dict[str, Any]) -> Services:
     """The running server's services, over an emptied database."""
     found: Services = _server_state["services"]
-    _empty(found.store.engine)
+    _empty(found.store)
     return found
 
 
@@ -242,7 +248,7 @@ def secure(_secure_state: dict[str, Any], services: Services) -> dict[str, Any]:
     """The secured server (database emptied): services, security, base, and its tally of
     refusals without a valid token (emptied: each test starts a window of its own)."""
     _secure_state["refusals"].flush()
-    _empty(services.store.engine)
+    _empty(services.store)
     return _secure_state
 
 

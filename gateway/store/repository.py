@@ -38,13 +38,15 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.event import listens_for
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.schema import CreateTable
 
 from consent.policy import Target
 from gateway.search.dates import to_micros
 from gateway.search.extract import Extractor, IndexRows
 from gateway.store.access import ACCESS_TYPES, AccessFilter
-from gateway.store.engine import SNAPSHOT, write_transaction
+from gateway.store.engine import SNAPSHOT, make_engine, write_transaction
 from gateway.store.indexing import Indexing
 from gateway.store.lookups import Lookups
 from gateway.store.schema import (
@@ -142,6 +144,31 @@ def _log_rows_insert(rows: int) -> str:
 #: SQLite's write lock, which the requests' own log commits wait for (the indexer grows its
 #: batches past this while it is behind: ``LogIndexer``)
 BATCH_BYTES = 128 * 1024
+
+#: on SQLite the access log of reads is a file of its own beside the database (ADR 0027):
+#: ``dossier.db`` logs to ``dossier.db-access-log``
+LOG_FILE_SUFFIX = "-access-log"
+
+
+def access_log_engine(engine: Engine) -> Engine:
+    """The engine the access log of reads is committed through: on SQLite with a database
+    file, a file of its own beside it, whose write lock no write, and no indexing of the
+    log, ever holds (ADR 0027); otherwise ``engine`` itself (PostgreSQL, whose writers do
+    not wait for one another's rows; an in-memory or URI-named SQLite database). The file's
+    table, the same narrow table as ``access_log`` in the database, is created by the first
+    connection that finds it missing (several processes may start at once)."""
+    url = engine.url
+    name = url.database or ""
+    if engine.dialect.name != "sqlite" or name in ("", ":memory:") or name.startswith("file:"):
+        return engine
+    log = make_engine(url.set(database=name + LOG_FILE_SUFFIX).render_as_string(False))
+    create = str(CreateTable(access_log, if_not_exists=True).compile(dialect=log.dialect))
+
+    @listens_for(log, "connect")
+    def _table(dbapi_connection: Any, _record: Any) -> None:  # no write when it is there
+        dbapi_connection.execute(create)
+
+    return log
 
 
 class New(NamedTuple):
@@ -248,6 +275,9 @@ class Store:
         #: on it; workers of other processes find them by polling)
         self.outbox_written = threading.Event()
         self._postgresql = engine.dialect.name == "postgresql"
+        #: where the access log of reads is committed (ADR 0027): ``engine`` itself, or on
+        #: SQLite a file of its own; a write's entries are always in the write's transaction
+        self.log_engine = access_log_engine(engine)
         #: the connections of reads on the event loop (ADR 0022), one pair per thread
         self._loop = threading.local()
         self._kept: list[Connection] = []
@@ -335,9 +365,13 @@ class Store:
 
         On PostgreSQL one multi-row INSERT in autocommit: a statement is a transaction of its
         own, so the entries are committed when it returns, in one round trip instead of
-        BEGIN, an INSERT and COMMIT (ADR 0026). On SQLite a write transaction."""
+        BEGIN, an INSERT and COMMIT (ADR 0026). On SQLite a write transaction of the log's
+        own file (ADR 0027)."""
         if not self._postgresql:
-            self.write(lambda session: session.log_access(events))
+            now = to_micros(self.clock.now())
+            rows = [{"recorded": now, "content": orjson.dumps(event)} for event in events]
+            with write_transaction(self.log_engine) as connection:
+                connection.execute(access_log.insert(), rows)
             return
         now = to_micros(self.clock.now())
         params: list[Any] = []
@@ -375,7 +409,7 @@ class Store:
         kept: dict[str, Any] = self._loop.__dict__
         driver: Any = kept.get("log")
         if driver is None:
-            driver = self.engine.raw_connection()
+            driver = self.log_engine.raw_connection()
             for pragma in ("busy_timeout=0", "wal_autocheckpoint=0"):
                 driver.driver_connection.execute(f"PRAGMA {pragma}")
             kept["log"] = driver
@@ -411,9 +445,16 @@ class Store:
         driver.invalidate()
 
     def access_log_waiting(self) -> bool:
-        """Whether access-log entries wait to be indexed as AuditEvents (any process's)."""
-        with self.engine.connect() as connection:
-            return connection.execute(_ANY_LOGGED).first() is not None
+        """Whether access-log entries wait to be indexed as AuditEvents (any process's), in
+        the database or in the log's own file."""
+        return any(_waits_in(engine) for engine in self._log_engines())
+
+    def _log_engines(self) -> tuple[Engine, ...]:
+        """Where entries wait: the database (a write's entries, and all on PostgreSQL), and
+        on SQLite the log's own file (ADR 0027)."""
+        if self.log_engine is self.engine:
+            return (self.engine,)
+        return (self.engine, self.log_engine)
 
     def index_access_log(
         self, limit: int = 200, *, wait: bool = True, max_bytes: int = BATCH_BYTES
@@ -427,9 +468,18 @@ class Store:
             return self.write(
                 lambda session: session.index_logged(limit, wait=wait, max_bytes=max_bytes)
             )
-        # SQLite: read and work the batch out before taking the one write lock, which the
-        # requests' own log commits wait for; the write keeps what it could still delete
-        with self.engine.connect() as connection:
+        # SQLite: a write's entries first (few), in the database; then those of the log's
+        # own file. Either way the batch is read and worked out before the write lock is
+        # taken, and a batch of the file is deleted there only once it is committed here
+        if self.log_engine is self.engine or _waits_in(self.engine):
+            batch = self._index_from(self.engine, limit, max_bytes)
+            more = self.log_engine is not self.engine and _waits_in(self.log_engine)
+            return Batch(batch.moved, batch.more or more)
+        return self._index_from(self.log_engine, limit, max_bytes)
+
+    def _index_from(self, engine: Engine, limit: int, max_bytes: int) -> Batch:
+        """Index a batch of the entries waiting in ``engine``'s ``access_log`` (SQLite)."""
+        with engine.connect() as connection:
             rows = connection.execute(_LOGGED, {"n": limit}).all()
         found = _within(rows, max_bytes)
         if not found:
@@ -437,8 +487,22 @@ class Store:
         news = self.prepare_new(
             [orjson.loads(row[2]) for row in found], times=[row[1] for row in found]
         )
-        moved = self.write(lambda session: session.index_prepared([row[0] for row in found], news))
-        return Batch(moved, more=len(found) < len(rows) or len(rows) == limit)
+        seqs = [row[0] for row in found]
+        more = len(found) < len(rows) or len(rows) == limit
+        if engine is self.engine:  # moved in one transaction: the write keeps what still waits
+            return Batch(self.write(lambda session: session.index_prepared(seqs, news)), more)
+        moved = self.write(lambda session: session.index_copies(news))
+        self.forget_logged(seqs)
+        return Batch(moved, more)
+
+    def forget_logged(self, seqs: list[int]) -> None:
+        """Delete the entries ``seqs`` from the log's own file, once they are committed as
+        AuditEvents (ADR 0027). A crash before this leaves them there: the next round finds
+        their AuditEvents stored already, stores none twice, and deletes them then."""
+        with write_transaction(self.log_engine) as connection:
+            for start in range(0, len(seqs), 500):
+                chunk = seqs[start : start + 500]
+                connection.execute(delete(access_log).where(access_log.c.seq.in_(chunk)))
 
     def prepare_new(
         self, batch: list[dict[str, Any]], *, times: Sequence[int] | None = None
@@ -505,6 +569,8 @@ class Store:
             driver.invalidate()
         for connection in kept:
             connection.close()
+        if self.log_engine is not self.engine:
+            self.log_engine.dispose()
         self.engine.dispose()
 
 
@@ -536,6 +602,12 @@ def _first_version(res_type: str, res_id: str, at: int, content: bytes) -> dict[
         "deleted": False,
         "content": content,
     }
+
+
+def _waits_in(engine: Engine) -> bool:
+    """Whether an access-log entry waits in ``engine``'s ``access_log``."""
+    with engine.connect() as connection:
+        return connection.execute(_ANY_LOGGED).first() is not None
 
 
 def _within(rows: Sequence[Any], max_bytes: int) -> list[Any]:
@@ -818,6 +890,18 @@ class Session(Indexing, Lookups):
             self._insert_new(moved, "POST")
         self.written = []
         return len(moved)
+
+    def index_copies(self, news: list[New]) -> int:
+        """Store the entries of the log's own file, read and worked out (``news``) before
+        this transaction, as AuditEvents: those not stored already (another process, or a
+        round that stopped before it deleted them from the file, stored some: ADR 0027),
+        so that each is stored once; how many."""
+        stored = self.locate([(new.res_type, new.res_id) for new in news])
+        fresh = [new for new in news if (new.res_type, new.res_id) not in stored]
+        if fresh:  # the gateway's own transaction: no caller's guard
+            self._insert_new(fresh, "POST")
+        self.written = []
+        return len(fresh)
 
     def delete(self, res_type: str, res_id: str) -> Stored | None:
         """Mark the resource deleted as a new version; None when there was nothing to delete."""

@@ -1,10 +1,12 @@
 """The access log as written, and its indexing as AuditEvent resources (ADR 0021).
 
-Every entry is committed with the access it records, as a row of ``access_log``; the
-gateway indexes the rows as AuditEvents in batches, and a read that can show AuditEvents
-indexes what waits first. Tested on the store, through dispatch, over HTTP, under a real
-kill -9, with concurrent indexers; each on a database of its own (the session's servers
-index their own log every second, which would race a test that looks at what waits).
+Every entry is committed with the access it records, as a row of ``access_log``: a write's
+in the database, in the write's transaction; a read's, on SQLite, in the log's own file
+(ADR 0027). The gateway indexes the rows as AuditEvents in batches, and a read that can
+show AuditEvents indexes what waits first. Tested on the store, through dispatch, over
+HTTP, under a real kill -9, with concurrent indexers; each on a database of its own (the
+session's servers index their own log every second, which would race a test that looks at
+what waits).
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import orjson
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from consent.audit import Access, audit_event
 from gateway.app import build_services
 from gateway.interactions.auditlog import LogIndexer
-from gateway.interactions.authorize import commit_events, commit_events_now
+from gateway.interactions.authorize import commit_events, commit_events_now, write_events
 from gateway.interactions.dispatch import Dispatcher, dispatch, shows_access_log
 from gateway.interactions.model import FhirRequest, Services
 from gateway.interactions.privileged import system_context
@@ -70,9 +72,19 @@ def _sqlite_only(services: Services) -> None:
         pytest.skip("entries are committed on the event loop on SQLite only (ADR 0026)")
 
 
+def _log_engines(services: Services) -> list[Engine]:
+    """Where entries wait: the database, and on SQLite the log's own file (ADR 0027)."""
+    store = services.store
+    return [store.engine] if store.log_engine is store.engine else [store.engine, store.log_engine]
+
+
 def _waiting(services: Services) -> int:
-    with services.store.engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(access_log)).scalar_one())
+    total = 0
+    for engine in _log_engines(services):
+        with engine.connect() as connection:
+            count = connection.execute(select(func.count()).select_from(access_log))
+            total += int(count.scalar_one())
+    return total
 
 
 def _indexed(services: Services) -> list[dict[str, Any]]:
@@ -82,13 +94,24 @@ def _indexed(services: Services) -> list[dict[str, Any]]:
 
 
 def _every_entry(services: Services) -> list[dict[str, Any]]:
-    """The entries waiting and indexed, read in one statement (one snapshot): an entry
-    moves from one to the other in one transaction, so none is seen twice or missed."""
+    """The entries waiting and indexed, each once. In the database an entry moves from
+    waiting to indexed in one transaction, read here in one statement (one snapshot); one
+    of the log's own file is stored as an AuditEvent before it is deleted from the file, so
+    the file is read first: an entry moved meanwhile is seen in both, never in neither."""
+    store = services.store
+    found: dict[str, dict[str, Any]] = {}
+    if store.log_engine is not store.engine:
+        with store.log_engine.connect() as connection:
+            for row in connection.execute(select(access_log.c.content)):
+                entry = orjson.loads(row[0])
+                found[entry["id"]] = entry
     waiting = select(access_log.c.content)
     indexed = select(resources.c.content).where(resources.c.res_type == "AuditEvent")
-    with services.store.engine.connect() as connection:
-        rows = connection.execute(waiting.union_all(indexed)).all()
-    return [orjson.loads(row[0]) for row in rows]
+    with store.engine.connect() as connection:
+        for row in connection.execute(waiting.union_all(indexed)):
+            entry = orjson.loads(row[0])
+            found.setdefault(entry["id"], entry)
+    return list(found.values())
 
 
 def _search(services: Services, url: str) -> dict[str, Any]:
@@ -106,7 +129,7 @@ def test_entries_wait_as_written_and_are_indexed_oldest_first_with_their_time(
     commit_events(own, _events("p1", 3))
     commit_events(own, _events("p2", 2))
     assert _waiting(own) == 5 and _indexed(own) == []
-    with own.store.engine.connect() as connection:
+    with own.store.log_engine.connect() as connection:
         first = connection.execute(
             select(access_log.c.recorded, access_log.c.content).order_by(access_log.c.seq)
         ).all()
@@ -142,11 +165,11 @@ def test_entries_committed_at_once_wait_as_written_like_any_other(own: Services)
 def test_an_entry_is_not_committed_at_once_while_another_writer_holds_the_lock(
     own: Services,
 ) -> None:
-    """The loop never waits: with SQLite's write lock held elsewhere it is told so at once
+    """The loop never waits: with the log's write lock held elsewhere it is told so at once
     and writes nothing; once the lock is free it commits."""
     _sqlite_only(own)
     started = time.monotonic()
-    with write_transaction(own.store.engine) as other:
+    with write_transaction(own.store.log_engine) as other:
         other.execute(access_log.insert(), {"recorded": 1, "content": b"{}"})
         assert own.store.log_access_now(_events("p1", 1)) is False
         assert time.monotonic() - started < 5  # no wait for the 30 s busy timeout
@@ -160,13 +183,13 @@ def test_a_failed_commit_at_once_is_raised_and_the_next_one_starts_afresh(own: S
     failed log write on a thread makes it fail); its connection is given up."""
     _sqlite_only(own)
     assert own.store.log_access_now(_events("p1", 1)) is True
-    with own.store.engine.begin() as connection:
+    with own.store.log_engine.begin() as connection:
         connection.execute(text("ALTER TABLE access_log RENAME TO access_log_away"))
     with pytest.raises(DBAPIError, match="no such table") as raised:
         own.store.log_access_now(_events("p1", 1))
     assert isinstance(raised.value.orig, sqlite3.OperationalError)
     assert "INSERT" not in str(raised.value)  # no SQL in what may reach a log
-    with own.store.engine.begin() as connection:
+    with own.store.log_engine.begin() as connection:
         connection.execute(text("ALTER TABLE access_log_away RENAME TO access_log"))
     assert own.store.log_access_now(_events("p1", 1)) is True
     assert _waiting(own) == 2
@@ -176,16 +199,17 @@ def test_a_failed_log_commit_is_raised_without_sql_and_the_log_goes_on(own: Serv
     """On a thread (PostgreSQL: one INSERT in autocommit, ADR 0026): a database failure is
     raised as SQLAlchemy's error, nothing is written, and no connection goes back to the
     pool unfit for the next transaction (in autocommit, a rollback would undo nothing)."""
-    with own.store.engine.begin() as connection:
+    log = own.store.log_engine
+    with log.begin() as connection:
         connection.execute(text("ALTER TABLE access_log RENAME TO access_log_away"))
     with pytest.raises(DBAPIError):
         commit_events(own, _events("p1", 2))
-    with own.store.engine.begin() as connection:
+    with log.begin() as connection:
         connection.execute(text("ALTER TABLE access_log_away RENAME TO access_log"))
     assert _waiting(own) == 0
     for _ in range(3):  # every pooled connection is fit again (no autocommit left on)
         commit_events(own, _events("p1", 1))
-    with own.store.engine.connect() as connection:  # a transaction that rolls back, does
+    with log.connect() as connection:  # a transaction that rolls back, does
         connection.execute(access_log.insert(), {"recorded": 1, "content": b"{}"})
         connection.rollback()
     assert _waiting(own) == 3
@@ -219,7 +243,7 @@ def test_a_search_of_the_log_indexes_what_waits_first(own: Services) -> None:
 
 def test_a_read_of_one_entry_finds_it_while_it_still_waits(own: Services) -> None:
     commit_events(own, _events("p1", 1))
-    with own.store.engine.connect() as connection:
+    with own.store.log_engine.connect() as connection:
         waiting = orjson.loads(connection.execute(select(access_log.c.content)).scalar_one())
     found = _search(own, f"AuditEvent/{waiting['id']}")
     assert found["id"] == waiting["id"] and found["meta"]["versionId"] == "1"
@@ -253,16 +277,20 @@ def test_a_batch_worked_out_before_its_write_moves_only_what_still_waits(
     own: Services,
 ) -> None:
     """On SQLite a batch is read and its index rows worked out before the write lock is
-    taken; entries another indexer moved meanwhile are left out of its write."""
+    taken; entries another indexer moved meanwhile are left out of its write (in the
+    database: it still deletes them; from the log's own file: stored already)."""
     commit_events(own, _events("p1", 4))
-    logged = select(access_log.c.seq, access_log.c.recorded, access_log.c.content)
-    with own.store.engine.connect() as connection:
-        rows = connection.execute(logged.order_by(access_log.c.seq)).all()
+    rows = _logged(own.store.log_engine)
     news = own.store.prepare_new(
         [orjson.loads(row[2]) for row in rows], times=[row[1] for row in rows]
     )
     assert own.store.index_access_log(2) == (2, True)  # another indexer, meanwhile
-    assert own.store.write(lambda s: s.index_prepared([row[0] for row in rows], news)) == 2
+    seqs = [row[0] for row in rows]
+    if own.store.log_engine is own.store.engine:
+        assert own.store.write(lambda s: s.index_prepared(seqs, news)) == 2
+    else:
+        assert own.store.write(lambda s: s.index_copies(news)) == 2
+        own.store.forget_logged(seqs)
     ids = [e["id"] for e in _indexed(own)]
     assert len(ids) == len(set(ids)) == 4 and _waiting(own) == 0
     found = _search(own, "AuditEvent?patient=Patient/p1&_count=10")
@@ -332,10 +360,64 @@ def test_the_indexer_grows_its_batches_while_behind_and_starts_small_again(
     commit_events(own, _events("p1", 40))
     assert [indexer.round().moved for _ in range(7)] == [2, 4, 8, 16, 10, 0, 0]
     commit_events(own, [_events("p1", 1)[0] for _ in range(12)])  # entries of one size
-    with own.store.engine.connect() as connection:
+    with own.store.log_engine.connect() as connection:
         size = len(connection.execute(select(access_log.c.content)).first()[0])
     by_bytes = LogIndexer(own.store, batch=100, max_bytes=size * 2, grow=4)
     assert [by_bytes.round().moved for _ in range(5)] == [2, 4, 6, 0, 0]  # 8 at most: 4 x 2
+
+
+def _logged(engine: Engine) -> list[Any]:
+    """The rows (seq, recorded, content) waiting in ``engine``'s ``access_log``, oldest first."""
+    logged = select(access_log.c.seq, access_log.c.recorded, access_log.c.content)
+    with engine.connect() as connection:
+        return list(connection.execute(logged.order_by(access_log.c.seq)).all())
+
+
+def _sqlite_log_file(services: Services) -> None:
+    if services.store.log_engine is services.store.engine:
+        pytest.skip("the access log of reads has a file of its own on SQLite only (ADR 0027)")
+
+
+def test_a_reads_entry_is_committed_while_the_database_is_being_written(
+    own: Services, own_database: str
+) -> None:
+    """ADR 0027: the log of reads is a file of its own, so a read's entry is committed at
+    once, on the loop as on a thread, while a write (or the indexer's batch) holds the
+    database's write lock; a write's own entry is in the database, in its transaction."""
+    _sqlite_log_file(own)
+    assert own.store.log_engine.url.database == own.store.engine.url.database + "-access-log"
+    started = time.monotonic()
+    with write_transaction(own.store.engine) as other:
+        other.execute(text("UPDATE access_epoch SET n = n"))
+        assert commit_events_now(own, _events("p1", 1)) is True
+        commit_events(own, _events("p1", 2))
+        assert time.monotonic() - started < 5  # no wait for the database's write lock
+    assert len(_logged(own.store.log_engine)) == 3 and _logged(own.store.engine) == []
+    own.store.write(lambda session: write_events(own, session, _events("p1", 2)))  # a write's
+    assert len(_logged(own.store.engine)) == 2  # in the database, with the write
+    assert own.store.index_access_log(100) == (2, True)  # the database's first
+    assert own.store.index_access_log(100) == (3, False)
+    assert _waiting(own) == 0 and len(_indexed(own)) == 5
+
+
+def test_entries_stored_but_not_yet_deleted_from_the_file_are_stored_once(
+    own: Services,
+) -> None:
+    """A round that stored a batch of the log's file as AuditEvents and stopped before it
+    deleted the batch there (a kill -9 between the two commits): the next round stores
+    none of them twice and deletes them."""
+    _sqlite_log_file(own)
+    commit_events(own, _events("p1", 5))
+    rows = _logged(own.store.log_engine)
+    news = own.store.prepare_new(
+        [orjson.loads(row[2]) for row in rows[:3]], times=[row[1] for row in rows[:3]]
+    )
+    assert own.store.write(lambda s: s.index_copies(news)) == 3  # and no deletion after it
+    assert _waiting(own) == 5 and len(_indexed(own)) == 3
+    assert own.store.catch_up_access_log() == 2
+    ids = [e["id"] for e in _indexed(own)]
+    assert len(ids) == len(set(ids)) == 5 and _waiting(own) == 0
+    assert sorted(ids) == sorted(orjson.loads(row[2])["id"] for row in rows)
 
 
 def test_a_failed_round_starts_small_again(own: Services, tmp_path: Any) -> None:
