@@ -190,16 +190,18 @@ class LogIndexer:
 
     A round moves the oldest waiting entries, at most ``batch`` and about ``max_bytes`` of
     them (``Store.index_access_log``), in one transaction: a batch shares the index pages
-    its entries touch, and a small one holds SQLite's write lock briefly. After a round that
-    stopped at that size the next follows a ``pause`` later, which leaves the write lock to
-    the requests' own access-log commits, and is twice as large, up to ``grow`` times the
+    its entries touch, and a small one holds SQLite's write lock briefly (the writes wait
+    for it; the entries of reads are committed to a file of their own, ADR 0027). After a
+    round that stopped at that size the next follows a ``pause`` later, which leaves the
+    write lock to the writes, and is twice as large, up to ``grow`` times the
     first (ADR 0026): while the log runs ahead of it, larger batches share more pages and
     cost less an entry, so the indexer catches up instead of falling further behind; after
     a round that took all that waited, the next is of the first size again, ``interval``
     later (what arrives meanwhile makes it larger, and cheaper per entry). Entries another
     process is indexing are left to it. At the stop it indexes what is left. A failure is
     logged (its type only: no SQL, no health data) and the entries wait for the next round;
-    none is lost, since a batch leaves the log as written in the transaction that indexes it.
+    none is lost, since a batch leaves the log as written only once it is indexed (in the
+    same transaction, or on SQLite after it, from the log's own file).
     """
 
     def __init__(
