@@ -36,5 +36,6 @@ def from_environment() -> Starlette:
         cors_origins=tuple(o.strip() for o in (env("cors_origins") or "").split(",") if o.strip()),
         delivery_worker=env("delivery_worker") == "1",
         reader_threads=int(env("reader_threads") or "0"),
+        log_indexer_thread=env("log_indexer_thread") != "0",
     )
     return create_app(settings, migrate=False)

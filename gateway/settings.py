@@ -50,6 +50,9 @@ class Settings:
     #: database: 2 on SQLite, where more only contend for the interpreter; 40 on
     #: PostgreSQL, where each waits on the network)
     reader_threads: int = 0
+    #: index the access log in a thread of this process (``serve`` on SQLite runs the
+    #: indexer as a process of its own instead: ADR 0028)
+    log_indexer_thread: bool = True
 
     def readers(self) -> int:
         """How many reads and searches a process serves at once (see ``reader_threads``)."""

@@ -1,5 +1,6 @@
 """The ``eigendossier`` command: ``serve``, ``db``, ``apps``, ``accounts``, ``keys``,
-``definitions``, ``demo``, and the commands of the installed plugins (``declare``).
+``definitions``, ``demo``, ``worker``, ``outbox``, ``index-log``, and the commands of the
+installed plugins (``declare``).
 
 Every command that touches the database takes ``--database-url`` (or
 ``EIGENDOSSIER_DATABASE_URL``); the default is the embedded SQLite file
@@ -14,6 +15,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli.admin import accounts_app, apps_app, keys_app
+from gateway.cli.auditlog import index_log
 from gateway.cli.data import db_app, definitions_app, demo_app
 from gateway.cli.delivery import outbox_app, worker
 from gateway.cli.serve import serve
@@ -34,6 +36,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(demo_app, name="demo")
 app.command()(worker)
+app.command()(index_log)
 app.add_typer(outbox_app, name="outbox")
 for _plugin in load_plugins():  # `eigendossier declare ...`, `conformance ...` (ADR 0012)
     if _plugin.commands is not None:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from gateway.cli.auditlog import MODES, indexer_mode, indexing
 from gateway.cli.common import DatabaseUrl, fail, opened
 from gateway.http.protocol import ConnectionLimits, GuardedHttpProtocol, configure
 from gateway.settings import DEFAULT_DATABASE_URL, Settings
@@ -128,6 +129,15 @@ def serve(
             help="Reads and searches at once, per process (0: 2 on SQLite, 40 on PostgreSQL)",
         ),
     ] = 0,
+    log_indexer: Annotated[
+        str,
+        typer.Option(
+            envvar="EIGENDOSSIER_LOG_INDEXER",
+            help="Where the access log is indexed: auto (a process of its own on SQLite, a "
+            "thread of each process on PostgreSQL), thread, process, or none (run "
+            "`eigendossier index-log` apart)",
+        ),
+    ] = "auto",
     no_worker: Annotated[
         bool,
         typer.Option(
@@ -173,6 +183,7 @@ def serve(
         max_connections=max_connections,
         delivery_worker=not no_worker,
         reader_threads=reader_threads,
+        log_indexer_thread=indexer_mode(log_indexer, database_url) == "thread",
     )
     if (
         min(max_header_bytes, max_headers, max_connections) < 1
@@ -181,6 +192,8 @@ def serve(
         fail("The connection limits are positive numbers")
     if reader_threads < 0:
         fail("--reader-threads is a positive number (or 0 for the default)")
+    if log_indexer not in MODES:
+        fail(f"--log-indexer is one of {', '.join(MODES)}")
     configure(
         ConnectionLimits(
             max_header_bytes, max_headers, header_timeout, body_timeout, max_connections
@@ -198,55 +211,59 @@ def serve(
             "Development only; bound to %s.",
             host,
         )
-    with opened(database_url):
-        application = create_app(settings)
-    typer.echo(f"Eigen Dossier FHIR base: {settings.public_base_url}")
-    sys.stdout.flush()
-    if workers == 1:
+    # on SQLite the access log's indexer runs beside the gateway, and stops after it; it
+    # starts first, and loads what it needs while the gateway does (it waits for the schema)
+    with indexing(indexer_mode(log_indexer, database_url), settings, log_level):
+        with opened(database_url):
+            application = create_app(settings)
+        typer.echo(f"Eigen Dossier FHIR base: {settings.public_base_url}")
+        sys.stdout.flush()
+        if workers == 1:
+            uvicorn.run(
+                application,
+                host=host,
+                port=port,
+                log_level=log_level.lower(),
+                access_log=False,
+                http=GuardedHttpProtocol,
+            )
+            return
+        application.state.services.store.dispose()
+        os.environ.update(
+            {
+                "EIGENDOSSIER_DATABASE_URL": database_url,
+                "EIGENDOSSIER_HOST": host,
+                "EIGENDOSSIER_PORT": str(port),
+                "EIGENDOSSIER_BASE_URL": settings.public_base_url,
+                "EIGENDOSSIER_OPEN": "1" if open_mode else "0",
+                "EIGENDOSSIER_MAX_BODY_BYTES": str(max_body_bytes),
+                "EIGENDOSSIER_LOG_LEVEL": log_level,
+                "EIGENDOSSIER_CANONICAL_BASE": settings.canonical_base,
+                "EIGENDOSSIER_OIDC_ISSUER": settings.oidc_issuer,
+                "EIGENDOSSIER_OIDC_CLIENT_ID": settings.oidc_client_id,
+                "EIGENDOSSIER_OIDC_CLIENT_SECRET": settings.oidc_client_secret,
+                "EIGENDOSSIER_OIDC_NAME": settings.oidc_name,
+                "EIGENDOSSIER_OIDC_SCOPE": settings.oidc_scope,
+                "EIGENDOSSIER_OIDC_CLAIM": settings.oidc_claim,
+                "EIGENDOSSIER_OIDC_LINK": settings.oidc_link,
+                "EIGENDOSSIER_CORS_ORIGINS": ",".join(settings.cors_origins),
+                "EIGENDOSSIER_MAX_HEADER_BYTES": str(max_header_bytes),
+                "EIGENDOSSIER_MAX_HEADERS": str(max_headers),
+                "EIGENDOSSIER_HEADER_TIMEOUT": str(header_timeout),
+                "EIGENDOSSIER_BODY_TIMEOUT": str(body_timeout),
+                "EIGENDOSSIER_MAX_CONNECTIONS": str(max_connections),
+                "EIGENDOSSIER_DELIVERY_WORKER": "0" if no_worker else "1",
+                "EIGENDOSSIER_READER_THREADS": str(reader_threads),
+                "EIGENDOSSIER_LOG_INDEXER_THREAD": "1" if settings.log_indexer_thread else "0",
+            }
+        )
         uvicorn.run(
-            application,
+            "gateway.asgi:from_environment",
+            factory=True,
             host=host,
             port=port,
             log_level=log_level.lower(),
             access_log=False,
+            workers=workers,
             http=GuardedHttpProtocol,
         )
-        return
-    application.state.services.store.dispose()
-    os.environ.update(
-        {
-            "EIGENDOSSIER_DATABASE_URL": database_url,
-            "EIGENDOSSIER_HOST": host,
-            "EIGENDOSSIER_PORT": str(port),
-            "EIGENDOSSIER_BASE_URL": settings.public_base_url,
-            "EIGENDOSSIER_OPEN": "1" if open_mode else "0",
-            "EIGENDOSSIER_MAX_BODY_BYTES": str(max_body_bytes),
-            "EIGENDOSSIER_LOG_LEVEL": log_level,
-            "EIGENDOSSIER_CANONICAL_BASE": settings.canonical_base,
-            "EIGENDOSSIER_OIDC_ISSUER": settings.oidc_issuer,
-            "EIGENDOSSIER_OIDC_CLIENT_ID": settings.oidc_client_id,
-            "EIGENDOSSIER_OIDC_CLIENT_SECRET": settings.oidc_client_secret,
-            "EIGENDOSSIER_OIDC_NAME": settings.oidc_name,
-            "EIGENDOSSIER_OIDC_SCOPE": settings.oidc_scope,
-            "EIGENDOSSIER_OIDC_CLAIM": settings.oidc_claim,
-            "EIGENDOSSIER_OIDC_LINK": settings.oidc_link,
-            "EIGENDOSSIER_CORS_ORIGINS": ",".join(settings.cors_origins),
-            "EIGENDOSSIER_MAX_HEADER_BYTES": str(max_header_bytes),
-            "EIGENDOSSIER_MAX_HEADERS": str(max_headers),
-            "EIGENDOSSIER_HEADER_TIMEOUT": str(header_timeout),
-            "EIGENDOSSIER_BODY_TIMEOUT": str(body_timeout),
-            "EIGENDOSSIER_MAX_CONNECTIONS": str(max_connections),
-            "EIGENDOSSIER_DELIVERY_WORKER": "0" if no_worker else "1",
-            "EIGENDOSSIER_READER_THREADS": str(reader_threads),
-        }
-    )
-    uvicorn.run(
-        "gateway.asgi:from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        log_level=log_level.lower(),
-        access_log=False,
-        workers=workers,
-        http=GuardedHttpProtocol,
-    )

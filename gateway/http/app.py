@@ -476,7 +476,8 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
         stop = threading.Event()
         halt = threading.Event()  # the indexer's: it stops after everything else
         indexer = threading.Thread(target=LogIndexer(services.store).run, args=(halt,), daemon=True)
-        indexer.start()
+        if settings.log_indexer_thread:
+            indexer.start()
         worker = None
         if settings.delivery_worker:  # the outbox's deliveries, in a thread of this process
             from gateway.delivery import Worker  # noqa: PLC0415
@@ -494,7 +495,8 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
             await run_in_threadpool(worker.join, 15)
         await run_in_threadpool(endpoint.refusals.flush)  # counts held are written, not lost
         halt.set()
-        await run_in_threadpool(indexer.join, 15)  # what waits is indexed before the stop
+        if indexer.is_alive():
+            await run_in_threadpool(indexer.join, 15)  # what waits is indexed before the stop
 
     registered = None
     if security is not None:

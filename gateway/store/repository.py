@@ -67,6 +67,9 @@ from mappings.core.clock import Clock
 from mappings.core.errors import Conflict, Forbidden, PreconditionFailed
 
 _privileged = logging.getLogger("eigendossier.privileged")
+log = logging.getLogger("eigendossier.store")
+#: how often a commit waiting for the indexer reads the backlog again (seconds)
+_BACKLOG_POLL = 0.005
 
 __all__ = [
     "BATCH_BYTES",
@@ -129,6 +132,9 @@ _LOGGED_LOCKED = {
     False: _LOGGED.with_for_update(skip_locked=True),
 }
 _ANY_LOGGED = select(access_log.c.seq).limit(1)
+#: the first and the last waiting entry's seq (SQLite finds each at an end of the table's
+#: B-tree; both in one aggregate would read every row)
+_LOG_SPAN = "SELECT (SELECT min(seq) FROM access_log), (SELECT max(seq) FROM access_log)"
 #: an access-log entry appended on the event loop's own connection (ADR 0026)
 _LOG_INSERT = "INSERT INTO access_log (recorded, content) VALUES (?, ?)"
 
@@ -148,6 +154,12 @@ BATCH_BYTES = 128 * 1024
 #: on SQLite the access log of reads is a file of its own beside the database (ADR 0027):
 #: ``dossier.db`` logs to ``dossier.db-access-log``
 LOG_FILE_SUFFIX = "-access-log"
+#: entries that may wait in the log's own file before a commit of more waits for the
+#: indexer (ADR 0028): a read of the log indexes what waits first, so this bounds its wait
+LOG_BACKLOG = 1000
+#: how long one commit waits for the indexer at most (seconds): then it commits all the
+#: same, an entry is never dropped nor a read failed for it
+LOG_BACKLOG_WAIT = 1.0
 
 
 def access_log_engine(engine: Engine) -> Engine:
@@ -278,6 +290,10 @@ class Store:
         #: where the access log of reads is committed (ADR 0027): ``engine`` itself, or on
         #: SQLite a file of its own; a write's entries are always in the write's transaction
         self.log_engine = access_log_engine(engine)
+        #: the entries that may wait in the log's own file (ADR 0028)
+        self.log_backlog = LOG_BACKLOG
+        #: entries waiting in the log's own file, as the last commit there saw them
+        self._waiting = 0
         #: the connections of reads on the event loop (ADR 0022), one pair per thread
         self._loop = threading.local()
         self._kept: list[Connection] = []
@@ -368,10 +384,12 @@ class Store:
         BEGIN, an INSERT and COMMIT (ADR 0026). On SQLite a write transaction of the log's
         own file (ADR 0027)."""
         if not self._postgresql:
+            self._wait_for_indexer()
             now = to_micros(self.clock.now())
             rows = [{"recorded": now, "content": orjson.dumps(event)} for event in events]
             with write_transaction(self.log_engine) as connection:
                 connection.execute(access_log.insert(), rows)
+                self._waiting = _span(connection.exec_driver_sql(_LOG_SPAN).one())
             return
         now = to_micros(self.clock.now())
         params: list[Any] = []
@@ -404,8 +422,8 @@ class Store:
         the WAL (its commit is a write of a few pages into the WAL, with no flush to disk):
         the loop is never held by another writer, nor by a checkpoint's flush, which the
         gateway's other writers do when the WAL has grown."""
-        if self._postgresql:
-            return False
+        if self._postgresql or self._waiting > self.log_backlog:
+            return False  # a pool thread commits them, once the indexer has caught up
         kept: dict[str, Any] = self._loop.__dict__
         driver: Any = kept.get("log")
         if driver is None:
@@ -425,7 +443,9 @@ class Store:
                 raise
             now = to_micros(self.clock.now())
             connection.executemany(_LOG_INSERT, [(now, orjson.dumps(event)) for event in events])
+            waiting = _span(connection.execute(_LOG_SPAN).fetchone())
             connection.execute("COMMIT")
+            self._waiting = waiting
         except sqlite3.Error as error:  # as SQLAlchemy would raise it, without the SQL
             self._give_up_log(driver)
             raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
@@ -433,6 +453,25 @@ class Store:
             self._give_up_log(driver)
             raise
         return True
+
+    def _wait_for_indexer(self) -> None:
+        """Wait while more than ``log_backlog`` entries wait in the log's own file, at most
+        ``LOG_BACKLOG_WAIT`` seconds (ADR 0028): the requests then wait for the indexer
+        instead of running ahead of it without bound, which made a read of the log wait as
+        long for its catching up. The backlog is read again every few milliseconds."""
+        if self._waiting <= self.log_backlog or self.log_engine is self.engine:
+            return
+        deadline = time.monotonic() + LOG_BACKLOG_WAIT
+        while time.monotonic() < deadline:
+            time.sleep(_BACKLOG_POLL)
+            with self.log_engine.connect() as connection:
+                self._waiting = _span(connection.exec_driver_sql(_LOG_SPAN).one())
+            if self._waiting <= self.log_backlog:
+                return
+        log.warning(
+            "the access log's indexer is behind: an entry was committed after %s s",
+            LOG_BACKLOG_WAIT,
+        )
 
     def _give_up_log(self, driver: Any) -> None:
         """Roll back what ``driver`` holds and close it; this thread opens another."""
@@ -602,6 +641,13 @@ def _first_version(res_type: str, res_id: str, at: int, content: bytes) -> dict[
         "deleted": False,
         "content": content,
     }
+
+
+def _span(row: Any) -> int:
+    """How many entries wait, by the first and last waiting seq (the indexer takes the
+    oldest first: the waiting seqs are all but contiguous)."""
+    first, last = row
+    return 0 if first is None else int(last) - int(first) + 1
 
 
 def _waits_in(engine: Engine) -> bool:

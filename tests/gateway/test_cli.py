@@ -287,7 +287,8 @@ def test_version() -> None:
     ],
 )
 def test_a_bad_database_url_is_one_line_and_exit_2(url: str, says: str) -> None:
-    for command in (["accounts", "list"], ["apps", "list"], ["db", "upgrade"], ["demo", "load"]):
+    commands = (["accounts", "list"], ["apps", "list"], ["db", "upgrade"], ["demo", "load"])
+    for command in (*commands, ["index-log"]):
         result = RUNNER.invoke(app, [*command, "--database-url", url])
         assert result.exit_code == 2, (command, result.output)
         lines = result.output.strip().splitlines()
