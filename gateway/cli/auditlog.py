@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -34,6 +35,11 @@ _SCHEMA_WAIT = 120.0
 #: below the backlog at which the requests' commits wait for it (ADR 0028)
 INTERVAL = 0.25
 
+#: the line a child of ``serve`` writes once it indexes
+READY = "indexing"
+#: how long ``serve`` waits for its child's first line before it serves all the same
+_READY_WAIT = 60.0
+
 #: ``--log-indexer``: where the access log is indexed
 MODES = ("auto", "thread", "process", "none")
 
@@ -49,16 +55,16 @@ def indexer_mode(mode: str, database_url: str) -> str:
 
 
 @contextmanager
-def indexing(mode: str, settings: Settings, log_level: str) -> Iterator[None]:
-    """The indexer process of ``serve`` while it serves (``mode`` ``process``); nothing
-    for ``thread`` (each app runs its own) and ``none`` (run apart)."""
+def indexing(mode: str, settings: Settings, log_level: str) -> Iterator[IndexerProcess | None]:
+    """The indexer process of ``serve`` while it serves (``mode`` ``process``); None for
+    ``thread`` (each app runs its own) and ``none`` (run apart)."""
     if mode != "process":
-        yield
+        yield None
         return
     indexer = IndexerProcess(settings.database_url, settings.public_base_url, log_level)
     indexer.start()
     try:
-        yield
+        yield indexer
     finally:  # after the gateway: what it logged as it stopped is indexed too
         indexer.stop()
 
@@ -101,6 +107,9 @@ def index_log(
                 except SchemaBehind:
                     if time.monotonic() > patience or stop.wait(0.2):
                         raise
+            if until_input_ends:  # to serve, which waits for this before it serves
+                sys.stdout.write(f"{READY}\n")
+                sys.stdout.flush()
             LogIndexer(services.store, interval=INTERVAL).run(stop)
         finally:
             engine.dispose()
@@ -147,9 +156,24 @@ class IndexerProcess:
         return subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "index-log", "--until-input-ends"],
             stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             env=self._env,
             start_new_session=True,
         )
+
+    def wait_ready(self, timeout: float = _READY_WAIT) -> bool:
+        """Wait until the child indexes (it loads what ``serve`` loads, about as long):
+        requests served before it does would fill the backlog and wait for it (ADR 0028).
+        False when it did not say so in ``timeout`` seconds (``serve`` serves all the same)."""
+        process = self._process
+        if process is None or process.stdout is None:
+            return False
+        ready, _, _ = select.select([process.stdout], [], [], timeout)
+        line = process.stdout.readline() if ready else b""
+        if line.strip() != READY.encode():
+            log.warning("the access log's indexer is not ready; serving without waiting")
+            return False
+        return True
 
     def _watching(self) -> None:
         while not self._stopping.is_set():
@@ -158,6 +182,7 @@ class IndexerProcess:
             code = process.wait()
             if self._stopping.wait(self.restart_after):
                 return
+            _close_pipes(process)
             log.warning("the access log's indexer exited (%s); starting it again", code)
             with self._lock:
                 if self._stopping.is_set():
@@ -180,5 +205,13 @@ class IndexerProcess:
             log.warning("the access log's indexer did not stop in %s s; killed", timeout)
             process.kill()
             process.wait()
+        _close_pipes(process)
         if self._watch is not None:
             self._watch.join(5)
+
+
+def _close_pipes(process: subprocess.Popen[bytes]) -> None:
+    """The pipes of an ended child, closed (its input may be closed already)."""
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            stream.close()

@@ -213,9 +213,11 @@ def serve(
         )
     # on SQLite the access log's indexer runs beside the gateway, and stops after it; it
     # starts first, and loads what it needs while the gateway does (it waits for the schema)
-    with indexing(indexer_mode(log_indexer, database_url), settings, log_level):
+    with indexing(indexer_mode(log_indexer, database_url), settings, log_level) as indexer:
         with opened(database_url):
             application = create_app(settings)
+        if indexer is not None:
+            indexer.wait_ready()
         typer.echo(f"Eigen Dossier FHIR base: {settings.public_base_url}")
         sys.stdout.flush()
         if workers == 1:

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from consent.audit import Access, audit_event
 from gateway.app import build_services
 from gateway.cli import app
-from gateway.cli.auditlog import indexer_mode
+from gateway.cli.auditlog import IndexerProcess, indexer_mode
 from gateway.interactions.auditlog import LogIndexer
 from gateway.interactions.authorize import commit_events, commit_events_now
 from gateway.interactions.model import Services
@@ -229,3 +229,22 @@ def test_where_the_log_is_indexed() -> None:
         assert indexer_mode(mode, "sqlite:///x.db") == mode
     refused = CliRunner().invoke(app, ["serve", "--open", "--log-indexer", "sometimes"])
     assert refused.exit_code == 2 and "--log-indexer is one of" in refused.output
+
+
+def test_serve_waits_for_its_indexer_to_index_before_it_serves(tmp_path: pathlib.Path) -> None:
+    """``IndexerProcess.wait_ready``: True once the child says it indexes; False (and
+    ``serve`` serves all the same) when it cannot, as on a database it cannot open."""
+    database = f"sqlite:///{tmp_path}/served.db"
+    build_services(Settings(database_url=database), migrate=True).store.dispose()
+    ready = IndexerProcess(database, "http://127.0.0.1/fhir", "warning")
+    ready.start()
+    try:
+        assert ready.wait_ready() is True
+    finally:
+        ready.stop()
+    broken = IndexerProcess(f"sqlite:///{tmp_path}/no/such/dir.db", "", "warning")
+    broken.start()
+    try:
+        assert broken.wait_ready() is False
+    finally:
+        broken.stop()
