@@ -12,12 +12,13 @@ the event loop (:meth:`GroupCommit.submit_async`) waits without a thread; when n
 in progress it hands the lead to a pool thread, which writes its batch and every batch
 queued behind it. On PostgreSQL a few batches are written at once (``writers``).
 
-**Indexer.** An entry is committed as a narrow row of the log as written; :class:`LogIndexer`
-(a thread of every gateway process) stores the waiting entries as AuditEvent resources, a
-batch per transaction, about every second; on SQLite it works a batch out (bytes, index
-rows) before it takes the write lock, which the requests' own commits wait for (ADR 0023).
-A read that can show AuditEvents does not wait for it: it indexes what waits itself first
-(ADR 0021).
+**Indexer.** An entry is committed as a narrow row of the log as written (on SQLite a
+read's in a file of its own, ADR 0027); :class:`LogIndexer` stores the waiting entries as
+AuditEvent resources, a batch per transaction: in a thread of every gateway process on
+PostgreSQL, in a process of its own beside ``serve`` on SQLite (``eigendossier index-log``,
+ADR 0028), where past a bound the requests' log commits wait for it. On SQLite it works a
+batch out (bytes, index rows) before it takes the write lock (ADR 0023). A read that can
+show AuditEvents does not wait for it: it indexes what waits itself first (ADR 0021).
 """
 
 from __future__ import annotations
