@@ -143,10 +143,6 @@ class IndexerProcess:
         #: how long after the child exited on its own it is started again (seconds)
         self.restart_after = 1.0
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
     def start(self) -> None:
         self._process = self._spawn()
         self._watch = threading.Thread(target=self._watching, daemon=True)

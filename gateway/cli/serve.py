@@ -155,6 +155,7 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    indexing_mode = indexer_mode(log_indexer, database_url)
     settings = Settings(
         database_url=database_url,
         host=host,
@@ -183,7 +184,7 @@ def serve(
         max_connections=max_connections,
         delivery_worker=not no_worker,
         reader_threads=reader_threads,
-        log_indexer_thread=indexer_mode(log_indexer, database_url) == "thread",
+        log_indexer_thread=indexing_mode == "thread",
     )
     if (
         min(max_header_bytes, max_headers, max_connections) < 1
@@ -213,7 +214,7 @@ def serve(
         )
     # on SQLite the access log's indexer runs beside the gateway, and stops after it; it
     # starts first, and loads what it needs while the gateway does (it waits for the schema)
-    with indexing(indexer_mode(log_indexer, database_url), settings, log_level) as indexer:
+    with indexing(indexing_mode, settings, log_level) as indexer:
         with opened(database_url):
             application = create_app(settings)
         if indexer is not None:
