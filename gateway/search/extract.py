@@ -8,6 +8,7 @@ prefix match. Dates are stored as ranges (see :mod:`gateway.search.dates`).
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from collections.abc import Iterator, KeysView
 from typing import Any
@@ -18,6 +19,7 @@ from gateway.search.dates import MAX, MIN, parse_date_range
 from gateway.search.paths import (
     Evaluator,
     Typed,
+    compares_values,
     first_keys,
     split_by_key,
     split_by_second_key,
@@ -46,6 +48,13 @@ _Needs = tuple[tuple[frozenset[str], ...], ...] | None
 _Whole = tuple[SearchParam, _Needs, tuple[str, ...]]
 #: the parameters split by top-level key, and those evaluated on the whole resource
 _Plan = tuple[_Parts, tuple[_Whole, ...]]
+#: a reference to a resource of this server by type and id, as the access log's entities
+#: and most subjects are: their rows differ only by the id (see ``_template``)
+_LOCAL_REFERENCE = re.compile(r"([A-Z][A-Za-z]{0,63})/([A-Za-z0-9\-.]{1,64})")
+#: the id a reference's template rows are worked out with, then replaced by the real one
+_TEMPLATE_ID = "eigendossier-template-id"
+#: a template's rows, each with where its id is (the index in its identity) or None
+_Template = tuple[tuple[_Found, int | None], ...]
 _SIMPLE_TOKENS = {"code", "string", "id", "uri", "canonical", "boolean", "url", "oid", "uuid"}
 
 
@@ -161,7 +170,13 @@ class Extractor:
     def _part_rows(self, resource_type: str, key: str, sub: str, value: Any) -> tuple[_Found, ...]:
         """The rows of ``value``, the item under ``key`` (``sub`` empty) or its entry
         ``sub``: remembered by its JSON, since these repeat from resource to resource (the
-        codes of Observations, the agents and entities of access-log entries)."""
+        codes of Observations, the agents and entities of access-log entries). A local
+        reference alone (``{"reference": "Observation/7"}``) takes the rows of its type's
+        template, with its id put in: each names another record, so none would repeat."""
+        if type(value) is dict and len(value) == 1:
+            found = self._reference_rows(resource_type, key, sub, value)
+            if found is not None:
+                return found
         try:
             blob = orjson.dumps(value)
         except (orjson.JSONEncodeError, TypeError):
@@ -169,6 +184,54 @@ class Extractor:
         if not blob or len(blob) > _MEMO_BYTES:
             return self._evaluate_part(resource_type, key, sub, value)
         return self._remembered(resource_type, key, sub, blob)
+
+    def _reference_rows(
+        self, resource_type: str, key: str, sub: str, value: dict[str, Any]
+    ) -> tuple[_Found, ...] | None:
+        reference = value.get("reference")
+        match = _LOCAL_REFERENCE.fullmatch(reference) if isinstance(reference, str) else None
+        if match is None:
+            return None
+        template = self._template(resource_type, key, sub, match[1])
+        if template is None:
+            return None
+        target_id = match[2]
+        found: list[_Found] = []
+        for (identity, row), at in template:
+            if at is None:
+                found.append((identity, row))
+                continue
+            items = list(identity[1])
+            items[at] = ("target_id", target_id)
+            found.append(((identity[0], tuple(items)), {**row, "target_id": target_id}))
+        return tuple(found)
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 (the extractor lives as long as the app)
+    def _template(
+        self, resource_type: str, key: str, sub: str, target_type: str
+    ) -> _Template | None:
+        """The rows of a reference to a ``target_type`` with the template id, each with
+        where that id is in it; None when the rows may depend on the id otherwise than as
+        a reference row's ``target_id`` (an expression that compares values, or the id in
+        another column: a composite's), so that each such reference is worked out whole."""
+        if sub:
+            evaluators = (self._subplan(resource_type, key) or {})[sub]
+        else:
+            evaluators = self._plan(resource_type)[0][key]
+        if any(compares_values(evaluate) for _, evaluate in evaluators):
+            return None
+        value = {"reference": f"{target_type}/{_TEMPLATE_ID}"}
+        template: list[tuple[_Found, int | None]] = []
+        for (table, items), row in self._evaluate_part(resource_type, key, sub, value):
+            at = None
+            for n, (column, cell) in enumerate(items):
+                if cell != _TEMPLATE_ID and not (isinstance(cell, str) and _TEMPLATE_ID in cell):
+                    continue
+                if table != "reference" or column != "target_id":
+                    return None
+                at = n
+            template.append((((table, items), row), at))
+        return tuple(template)
 
     def _whole_rows(
         self, param: SearchParam, keys: tuple[str, ...], resource: dict[str, Any]

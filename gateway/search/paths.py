@@ -23,6 +23,7 @@ __all__ = [
     "Typed",
     "compile_expression",
     "compile_relative",
+    "compares_values",
     "first_keys",
     "split_by_key",
     "split_by_second_key",
@@ -345,6 +346,16 @@ def split_by_key(evaluate: Evaluator) -> dict[str, Evaluator] | None:
     """``evaluate`` split by the top-level key it reads (see ``_PathEvaluator.by_key``);
     None for an expression that is not a plain path (fhirpathpy evaluates it whole)."""
     return evaluate.by_key() if isinstance(evaluate, _PathEvaluator) else None
+
+
+def compares_values(evaluate: Evaluator) -> bool:
+    """Whether ``evaluate`` may look at a value's content, not only at which elements
+    there are and their types: a ``where`` compares a field with a literal, and an
+    expression that is not a plain path may do anything. One that does not gives, for a
+    reference, the same values whatever its id (``resolve() is X`` reads only the type)."""
+    if not isinstance(evaluate, _PathEvaluator):
+        return True
+    return any(kind == "where" for steps in evaluate.branches for kind, _ in steps)
 
 
 def split_by_second_key(evaluate: Evaluator, key: str) -> dict[str, Evaluator] | None:

@@ -11,7 +11,7 @@ from consent.audit import Access, audit_event
 from consent.context import AccessContext
 from consent.scopes import Scopes
 from gateway.search.extract import Extractor, normalise, split_reference
-from gateway.search.paths import compile_expression
+from gateway.search.paths import compares_values, compile_expression
 from gateway.search.registry import Registry
 from mappings.core.definitions import load_definitions
 from tests.conftest import EXAMPLES, example
@@ -218,3 +218,80 @@ def test_whole_resource_parameters_name_the_keys_they_start_from() -> None:
     composites = {r["param"] for r in rows.get("composite", [])}
     assert composites == {"code-value-quantity", "combo-code-value-quantity"}
     assert _rows_as_set(rows) == _whole_expression_rows(extractor, 1, scored)
+
+
+def test_a_local_reference_takes_its_types_rows_with_its_own_id() -> None:
+    """A reference alone to a resource of this server (an access-log entity's ``what``, an
+    Observation's subject) is worked out once per type and then only has its id put in:
+    the rows are exactly those of the whole expressions, for every kind of id, and a
+    reference with more than its ``reference`` (or to another server) is worked out whole."""
+    extractor = Extractor(REGISTRY, "https://dossier.example.nl/fhir")
+    subjects = [
+        {"reference": "Patient/p1"},
+        {"reference": "Patient/A.b-9"},
+        {"reference": "Group/household-1"},
+        {"reference": "Patient/p2", "display": "Jan"},
+        {"reference": "Patient/p3/_history/2"},
+        {"reference": "https://elders.example.nl/fhir/Patient/p4"},
+    ]
+    for subject in subjects:
+        observation = {
+            "resourceType": "Observation",
+            "id": "o1",
+            "status": "final",
+            "code": {"text": "ZRM"},
+            "subject": subject,
+            "performer": [{"reference": "Practitioner/pr1"}, {"reference": "Organization/o1"}],
+        }
+        rows, patients = extractor.rows(4, observation)
+        assert _rows_as_set(rows) == _whole_expression_rows(extractor, 4, observation)
+        if subject["reference"].startswith("Patient/"):
+            assert patients == {subject["reference"].split("/")[1]}
+    assert extractor._template("Observation", "subject", "", "Patient") is not None
+    assert {row["target_id"] for row in extractor.rows(5, observation)[0]["reference"]} >= {
+        "pr1",
+        "o1",
+    }
+
+
+def test_a_reference_is_worked_out_whole_where_its_rows_may_depend_on_more_than_its_id() -> None:
+    """No template where an expression compares values (``where(type='composed-of')``),
+    nor where the id would land outside a reference row's ``target_id`` (a string
+    parameter on the reference itself): such a reference is evaluated whole."""
+    by_reference = {
+        "url": "https://dossier.example.nl/fhir/SearchParameter/subject-reference",
+        "code": "subject-reference",
+        "type": "string",
+        "expression": "Observation.subject.reference",
+    }
+    registry = Registry(DEFINITIONS, {"Observation": [by_reference]})
+    extractor = Extractor(registry, "https://dossier.example.nl/fhir")
+    assert extractor._template("Observation", "subject", "", "Patient") is None
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "ZRM"},
+        "subject": {"reference": "Patient/p1"},
+    }
+    rows, patients = extractor.rows(6, observation)
+    assert _rows_as_set(rows) == _whole_expression_rows(extractor, 6, observation)
+    assert {
+        row["value_exact"] for row in rows["string"] if row["param"] == "subject-reference"
+    } == {"Patient/p1"}
+    assert patients == {"p1"}
+    measure = Extractor(REGISTRY, "https://dossier.example.nl/fhir")
+    assert measure._template("Measure", "relatedArtifact", "", "Measure") is None
+
+
+def test_compares_values_tells_where_from_paths_and_type_filters() -> None:
+    assert compares_values(
+        compile_expression(DEFINITIONS, "Patient", "Patient.telecom.where(system='email')")
+    )
+    assert not compares_values(
+        compile_expression(
+            DEFINITIONS, "Observation", "Observation.subject.where(resolve() is Patient)"
+        )
+    )
+    assert not compares_values(
+        compile_expression(DEFINITIONS, "AuditEvent", "AuditEvent.entity.what")
+    )
