@@ -82,6 +82,7 @@ def index_log(
     """Index the access log's entries as AuditEvents until stopped (SIGINT, SIGTERM), then
     index what is left. ``serve`` runs one itself unless ``--log-indexer none``."""
     from gateway.app import SchemaBehind, build_services  # noqa: PLC0415
+    from gateway.http.memory import settle_heap  # noqa: PLC0415
     from gateway.interactions.auditlog import LogIndexer  # noqa: PLC0415
     from gateway.store.engine import make_engine  # noqa: PLC0415
 
@@ -107,6 +108,7 @@ def index_log(
                 except SchemaBehind:
                     if time.monotonic() > patience or stop.wait(0.2):
                         raise
+            settle_heap()  # the definitions and plans stay: no full collection walks them
             if until_input_ends:  # to serve, which waits for this before it serves
                 sys.stdout.write(f"{READY}\n")
                 sys.stdout.flush()
