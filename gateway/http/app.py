@@ -15,9 +15,10 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 import anyio.to_thread
@@ -116,35 +117,43 @@ class FhirEndpoint:
             else system_context(services, "development mode (serve --open)", Dispatcher())
         )
 
-    async def handle(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The router's ASGI app for the FHIR paths (the path below the base in
+        ``path_params``, as the route matched it)."""
+        await self.serve(scope, receive, send, scope.get("path_params", {}).get("path", ""))
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """Answer the request ``scope`` for ``path`` (below the base) in plain ASGI: from
+        the router, or straight from the resource lane, which takes most requests past
+        Starlette's middleware, request and response objects (ADR 0029)."""
+        incoming = _Incoming(scope, receive, path)
         media = JSON
-        pretty = request.query_params.get("_pretty") == "true"
+        pretty = incoming.option("_pretty") == "true"
         try:
-            media = choose_format(
-                request.headers.get("accept"), request.query_params.get("_format")
-            )
-            fhir_request = await self._fhir_request(request)
+            media = choose_format(incoming.first("accept"), incoming.option("_format"))
+            fhir_request = await self._fhir_request(incoming)
             lane = self._lane(fhir_request)
             if lane == "loop":
-                response = await self._call_on_loop(request, fhir_request)
+                response = await self._call_on_loop(incoming.address, fhir_request)
             elif lane == "read":
-                response = await self._call_reading(request, fhir_request)
+                response = await self._call_reading(incoming.address, fhir_request)
             else:
-                response = await run_in_threadpool(self._call, request, fhir_request)
+                response = await run_in_threadpool(self._call, incoming.address, fhir_request)
         except FhirError as error:
             response = FhirResponse(error.status, error.outcome(), dict(error.headers))
         except ClientDisconnect:
-            return Response(status_code=400)
+            await _respond(send, 400, {}, b"", None)
+            return
         except Exception as error:
             response = self._server_error(error)
-        rendered = self._render(request, response, media, pretty)
-        declared = request.headers.get("content-length", "")
+        status, headers, body, content_type = self._render(incoming.method, response, media, pretty)
+        declared = incoming.first("content-length") or ""
         if declared.isascii() and declared.isdigit() and int(declared) >= _LARGE_BODY:
             await run_in_threadpool(release_memory)  # what a large body's parse left behind
-        return rendered
+        await _respond(send, status, headers, body, content_type)
 
     def _call(
-        self, request: Request, fhir_request: FhirRequest, epoch: int | None = None
+        self, address: str | None, fhir_request: FhirRequest, epoch: int | None = None
     ) -> FhirResponse:
         """Authorize (unless --open), dispatch, and write the access log of reads."""
         if self.open is not None:
@@ -155,16 +164,15 @@ class FhirEndpoint:
             )
         if epoch is None:
             epoch = self.services.store.access_epoch()  # the one read of it in this request
-        caller, context = self._caller(request, fhir_request, epoch)
+        caller, context = self._caller(address, fhir_request, epoch)
         try:
             return dispatch(context, fhir_request)
         finally:
             caller.flush()
 
     def _caller(
-        self, request: Request, fhir_request: FhirRequest, epoch: int | None
+        self, address: str | None, fhir_request: FhirRequest, epoch: int | None
     ) -> tuple[ConsentCaller, Context]:
-        address = request.client.host if request.client else None
         who = self._who(fhir_request, address, epoch)
         caller = ConsentCaller(
             self.services, who, log=self.log, cache=self.grants, known_epoch=epoch
@@ -198,16 +206,16 @@ class FhirEndpoint:
         return "read"
 
     async def _call_reading(
-        self, request: Request, fhir_request: FhirRequest, epoch: int | None = None
+        self, address: str | None, fhir_request: FhirRequest, epoch: int | None = None
     ) -> FhirResponse:
         """:meth:`_call` on one of the readers' threads: at most ``Settings.readers()`` at
         once. On SQLite more would only contend for the interpreter: every row the driver
         steps through releases and takes it back, and eight threads doing so at once spent
         more time handing it over than serving (ADR 0021)."""
-        call = functools.partial(self._call, request, fhir_request, epoch)
+        call = functools.partial(self._call, address, fhir_request, epoch)
         return await anyio.to_thread.run_sync(call, limiter=self.readers)
 
-    async def _call_on_loop(self, request: Request, fhir_request: FhirRequest) -> FhirResponse:
+    async def _call_on_loop(self, address: str | None, fhir_request: FhirRequest) -> FhirResponse:
         """:meth:`_call` on the event loop, for a caller whose token's verdict is kept: a
         token to verify, or to refuse (a refusal is written at once), goes to a thread as
         any request does. The access-log entry is committed by the group commit while the
@@ -221,19 +229,19 @@ class FhirEndpoint:
             try:
                 return dispatch(replace(self.open, trail=[], budget=budget), fhir_request)
             except OverBudget:
-                return await self._call_reading(request, fhir_request)
+                return await self._call_reading(address, fhir_request)
         epoch = self.services.store.access_epoch(on_loop=True)
         token = _bearer_token(fhir_request)
         if not token or self.tokens.get(token, epoch, self.services.clock.now()) is None:
-            return await self._call_reading(request, fhir_request, epoch)
-        caller, context = self._caller(request, fhir_request, epoch)
+            return await self._call_reading(address, fhir_request, epoch)
+        caller, context = self._caller(address, fhir_request, epoch)
         try:
             return dispatch(replace(context, budget=budget), fhir_request)
         except OverBudget:  # nothing was answered: the run on a reader's thread records it
             caller.discard()
         finally:
             await caller.flush_async()
-        return await self._call_reading(request, fhir_request, epoch)
+        return await self._call_reading(address, fhir_request, epoch)
 
     def _who(self, request: FhirRequest, address: str | None, epoch: int | None) -> AccessContext:
         assert self.security is not None
@@ -276,46 +284,52 @@ class FhirEndpoint:
             events.append(event)
         commit_events(self.services, events)
 
-    async def _fhir_request(self, request: Request) -> FhirRequest:
-        data = await self._read_body(request)
+    async def _fhir_request(self, incoming: _Incoming) -> FhirRequest:
+        data = await self._read_body(incoming)
         body: Any = None
         form: list[tuple[str, str]] = []
         if data:  # parsing may be heavy (a large Bundle): off the event loop
             body, form = await run_in_threadpool(
                 parse_body,
-                request.headers.get("content-type"),
+                incoming.first("content-type"),
                 data,
                 self.codec,
-                request.method,
-                request.path_params.get("path", ""),
+                incoming.method,
+                incoming.path,
             )
-        query = [
-            (k, v) for k, v in request.query_params.multi_items() if k not in ("_format", "_pretty")
-        ]
-        path = request.path_params.get("path", "")
+        query = [(k, v) for k, v in incoming.query if k not in ("_format", "_pretty")]
         return FhirRequest(
-            method=request.method,
-            path=path,
+            method=incoming.method,
+            path=incoming.path,
             query=query + form,
-            headers={k.lower(): v for k, v in request.headers.items()},
+            headers=incoming.headers,
             body=body,
         )
 
-    async def _read_body(self, request: Request) -> bytearray:
-        """The body in one buffer (parsed from it in place: no second copy)."""
+    async def _read_body(self, incoming: _Incoming) -> bytearray:
+        """The body in one buffer (parsed from it in place: no second copy), from the
+        request's ``http.request`` messages up to the last; a client gone before that is
+        :class:`ClientDisconnect`."""
         limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length")
+        declared = incoming.first("content-length")
         if declared is not None:
             if not (declared.isascii() and declared.isdigit()):
                 raise Invalid("Content-Length is not a number")
             if int(declared) > limit:
                 raise PayloadTooLarge(f"The body exceeds the limit of {limit} bytes")
         body = bytearray()
-        async for chunk in request.stream():
+        while True:
+            message = await incoming.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            if message["type"] != "http.request":
+                continue
+            chunk = message.get("body", b"")
             if len(body) + len(chunk) > limit:
                 raise PayloadTooLarge(f"The body exceeds the limit of {limit} bytes")
             body += chunk
-        return body
+            if not message.get("more_body", False):
+                return body
 
     def _server_error(self, error: Exception) -> FhirResponse:
         correlation = str(uuid.uuid4())
@@ -324,33 +338,80 @@ class FhirEndpoint:
         failure = ServerError(f"Internal error; correlation id {correlation}")
         return FhirResponse(500, failure.outcome(), {"X-Correlation-Id": correlation})
 
-    def _render(
-        self, request: Request, response: FhirResponse, media: str, pretty: bool
-    ) -> Response:
-        headers = dict(response.headers)
+    def _render(self, method: str, response: FhirResponse, media: str, pretty: bool) -> _Rendered:
+        """(status, headers, body, content type) of ``response`` in ``media``."""
+        headers = response.headers
         if response.media is not None and isinstance(response.body, bytes):
-            body = b"" if request.method == "HEAD" else response.body
-            return Response(body, response.status, headers, media_type=response.media)
-        if response.body is None or request.method == "HEAD":
-            return Response(
-                status_code=response.status,
-                headers=headers,
-                media_type=_CONTENT_TYPES[media] if response.body else None,
-            )
+            body = b"" if method == "HEAD" else response.body
+            return response.status, headers, body, response.media
+        if response.body is None or method == "HEAD":
+            media_type = _CONTENT_TYPES[media] if response.body else None
+            return response.status, headers, b"", media_type
         try:
             content = render_body(response.body, media, self.codec, pretty=pretty)
         except FhirError as error:
             content = render_body(error.outcome(), media, self.codec, pretty=pretty)
-            return Response(content, status_code=error.status, media_type=_CONTENT_TYPES[media])
+            return error.status, {}, content, _CONTENT_TYPES[media]
         except Exception as error:
             failed = self._server_error(error)
             content = render_body(failed.body or b"", JSON, self.codec, pretty=False)
-            return Response(
-                content, status_code=500, headers=failed.headers, media_type=_CONTENT_TYPES[JSON]
-            )
-        return Response(
-            content, status_code=response.status, headers=headers, media_type=_CONTENT_TYPES[media]
-        )
+            return 500, failed.headers, content, _CONTENT_TYPES[JSON]
+        return response.status, headers, content, _CONTENT_TYPES[media]
+
+
+#: a response as :meth:`FhirEndpoint._render` makes it: status, headers, body, content type
+_Rendered = tuple[int, Mapping[str, str], bytes, str | None]
+
+
+class _Incoming:
+    """What the endpoint reads of a request, straight from its ASGI scope: the method, the
+    path below the base, the query, the headers (names in lower case, as ASGI has them;
+    of a repeated header the last, as a dict keeps it, except where :meth:`first` asks
+    for the first), the caller's address, and the body's messages."""
+
+    __slots__ = ("address", "headers", "method", "path", "query", "raw", "receive")
+
+    def __init__(self, scope: Scope, receive: Receive, path: str) -> None:
+        self.method: str = scope["method"]
+        self.path = path
+        self.raw: list[tuple[bytes, bytes]] = scope["headers"]
+        self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw}
+        text = scope.get("query_string", b"")
+        self.query = parse_qsl(text.decode("latin-1"), keep_blank_values=True) if text else []
+        client = scope.get("client")
+        self.address: str | None = client[0] if client else None
+        self.receive = receive
+
+    def first(self, name: str) -> str | None:
+        """The first value of the header ``name`` (lower case), None without one."""
+        key = name.encode("latin-1")
+        for k, v in self.raw:
+            if k == key:
+                return v.decode("latin-1")
+        return None
+
+    def option(self, name: str) -> str | None:
+        """The last value of the query parameter ``name`` (``_format``, ``_pretty``)."""
+        found = None
+        for k, v in self.query:
+            if k == name:
+                found = v
+        return found
+
+
+async def _respond(
+    send: Send, status: int, headers: Mapping[str, str], body: bytes, content_type: str | None
+) -> None:
+    """Send a response: the headers given, then ``content-length`` (except for statuses that
+    have no body) and ``content-type`` unless given, in one start message and one body."""
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    keys = {k for k, _ in raw}
+    if b"content-length" not in keys and not (status < 200 or status in (204, 304)):
+        raw.append((b"content-length", str(len(body)).encode("latin-1")))
+    if content_type is not None and b"content-type" not in keys:
+        raw.append((b"content-type", content_type.encode("latin-1")))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _small_page(query: list[tuple[str, str]]) -> bool:
@@ -444,7 +505,8 @@ class _ResourceLane:
         self.endpoint = endpoint
         self.prefix = f"{mount}/"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def path_of(self, scope: Scope) -> str | None:
+        """The path below the base of a request the lane takes; None for any other."""
         if scope["type"] == "http" and scope["method"] in _METHODS:
             path: str = scope["path"]
             root: str = scope.get("root_path", "")
@@ -453,11 +515,40 @@ class _ResourceLane:
             if path.startswith(self.prefix):
                 rest = path[len(self.prefix) :]
                 if rest[:1].isascii() and rest[:1].isupper():  # a resource type
-                    request = Request({**scope, "path_params": {"path": rest}}, receive)
-                    response = await self.endpoint.handle(request)
-                    await response(scope, receive, send)
-                    return
+                    return rest
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rest = self.path_of(scope)
+        if rest is not None:
+            await self.endpoint.serve(scope, receive, send, rest)
+            return
         await self.app(scope, receive, send)
+
+
+class _Gateway(Starlette):
+    """The app. A request the resource lane takes and that has no ``Origin`` header (a
+    server's, such as a GP system's: no CORS headers to add) goes to the endpoint before
+    Starlette's middleware stack, which would only pass it on (ADR 0029); every other
+    request takes the stack, the lane within it as before. The endpoint answers every
+    failure itself, as the stack's error middleware would have."""
+
+    def __init__(self, *args: Any, endpoint: FhirEndpoint, mount: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lane = _ResourceLane(self.router, endpoint, mount)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not _has_origin(scope["headers"]):
+            rest = self.lane.path_of(scope)
+            if rest is not None:
+                scope["app"] = self
+                await self.lane.endpoint.serve(scope, receive, send, rest)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _has_origin(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name.lower() == b"origin" for name, _ in headers)
 
 
 def build_http_app(services: Services, settings: Settings, security: Security | None) -> Starlette:
@@ -467,8 +558,8 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
     routes = [
         *(oauth_routes(security, mount) if security is not None else []),
         *(_portal(services, security) if security is not None else []),
-        Route(f"{mount}/{{path:path}}", endpoint.handle, methods=_METHODS),
-        Route(f"{mount}" or "/", endpoint.handle, methods=_METHODS),
+        Route(f"{mount}/{{path:path}}", endpoint, methods=_METHODS),
+        Route(f"{mount}" or "/", endpoint, methods=_METHODS),
     ]
 
     @contextlib.asynccontextmanager
@@ -507,11 +598,13 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
 
     cors = Middleware(Cors, mount=mount, configured=settings.cors_origins, registered=registered)
     lane = Middleware(_ResourceLane, endpoint=endpoint, mount=mount)
-    app = Starlette(
+    app = _Gateway(
         routes=routes,
         exception_handlers={404: _not_found, 405: _not_allowed},
         lifespan=lifespan,
         middleware=[cors, lane],
+        endpoint=endpoint,
+        mount=mount,
     )
     app.state.services = services
     app.state.endpoint = endpoint

@@ -100,9 +100,9 @@ def _readers_calls(endpoint: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     handed: list[str] = []
     call = endpoint._call_reading
 
-    async def recording(request: Any, fhir_request: Any, *args: Any) -> Any:
+    async def recording(address: Any, fhir_request: Any, *args: Any) -> Any:
         handed.append(fhir_request.path)
-        return await call(request, fhir_request, *args)
+        return await call(address, fhir_request, *args)
 
     monkeypatch.setattr(endpoint, "_call_reading", recording)
     return handed

@@ -8,7 +8,6 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
-from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.http.app import _ResourceLane
@@ -18,9 +17,9 @@ class _Endpoint:
     def __init__(self) -> None:
         self.paths: list[str] = []
 
-    async def handle(self, request: Request) -> Response:
-        self.paths.append(request.path_params["path"])
-        return Response(b"endpoint")
+    async def serve(self, scope: Any, receive: Any, send: Any, path: str) -> None:
+        self.paths.append(path)
+        await Response(b"endpoint")(scope, receive, send)
 
 
 def _through(lane_mount: str, method: str, path: str, root_path: str = "") -> tuple[str, Any]:
