@@ -1,4 +1,8 @@
-"""The HTTP edge (Starlette): parse, call the interaction, render. Nothing else lives here.
+"""The HTTP edge: parse, call the interaction, render. Nothing else lives here.
+
+The app is Starlette's (OAuth, the portal, discovery, CORS); the FHIR endpoint itself
+is plain ASGI, and most requests for resource types reach it before Starlette does
+(ADR 0029).
 
 Every failure leaves as an OperationOutcome: a :class:`~mappings.core.errors.FhirError`
 with its own status, anything unexpected as a 500 carrying only a correlation id (the
