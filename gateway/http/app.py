@@ -502,51 +502,55 @@ class _ResourceLane:
     the endpoint, past Starlette's exception middleware and router (ADR 0020): every other
     path (the base itself, system-level interactions, discovery, OAuth, the portal, paths
     that lead nowhere) takes the router as before. The endpoint answers every failure
-    itself; the router would have sent these requests to it all the same."""
+    itself; the router would have sent these requests to it all the same. Within the
+    stack it serves the requests with an ``Origin`` (:class:`_Gateway` took the others)."""
 
     def __init__(self, app: ASGIApp, endpoint: FhirEndpoint, mount: str) -> None:
         self.app = app
         self.endpoint = endpoint
         self.prefix = f"{mount}/"
 
-    def path_of(self, scope: Scope) -> str | None:
-        """The path below the base of a request the lane takes; None for any other."""
-        if scope["type"] == "http" and scope["method"] in _METHODS:
-            path: str = scope["path"]
-            root: str = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root) :]
-            if path.startswith(self.prefix):
-                rest = path[len(self.prefix) :]
-                if rest[:1].isascii() and rest[:1].isupper():  # a resource type
-                    return rest
-        return None
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        rest = self.path_of(scope)
+        rest = _resource_path(scope, self.prefix)
         if rest is not None:
             await self.endpoint.serve(scope, receive, send, rest)
             return
         await self.app(scope, receive, send)
 
 
+def _resource_path(scope: Scope, prefix: str) -> str | None:
+    """The path below the base (``prefix``: the mount and a slash) of a request for a
+    resource type, which the endpoint takes straight; None for any other request."""
+    if scope["type"] == "http" and scope["method"] in _METHODS:
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        if path.startswith(prefix):
+            rest = path[len(prefix) :]
+            if rest[:1].isascii() and rest[:1].isupper():  # a resource type
+                return rest
+    return None
+
+
 class _Gateway(Starlette):
-    """The app. A request the resource lane takes and that has no ``Origin`` header (a
-    server's, such as a GP system's: no CORS headers to add) goes to the endpoint before
-    Starlette's middleware stack, which would only pass it on (ADR 0029); every other
-    request takes the stack, the lane within it as before. The endpoint answers every
-    failure itself, as the stack's error middleware would have."""
+    """The app. A request for a resource type that has no ``Origin`` header (a server's,
+    such as a GP system's: no CORS headers to add) goes to the endpoint before Starlette's
+    middleware stack, which would only pass it on (ADR 0029); every other request takes
+    the stack, the resource lane within it as before. The endpoint answers every failure
+    itself, as the stack's error middleware would have."""
 
     def __init__(self, *args: Any, endpoint: FhirEndpoint, mount: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.lane = _ResourceLane(self.router, endpoint, mount)
+        self.endpoint = endpoint
+        self.prefix = f"{mount}/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not _has_origin(scope["headers"]):
-            rest = self.lane.path_of(scope)
+            rest = _resource_path(scope, self.prefix)
             if rest is not None:
                 scope["app"] = self
-                await self.lane.endpoint.serve(scope, receive, send, rest)
+                await self.endpoint.serve(scope, receive, send, rest)
                 return
         await super().__call__(scope, receive, send)
 
