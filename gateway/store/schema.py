@@ -158,13 +158,11 @@ search_composite = _index_table(
     Column("v_high", BigInteger, nullable=True),
     value_index=("code", "system", "v_code"),
 )
-Index(
-    "ix_search_reference_target",
-    search_reference.c.target_type,
-    search_reference.c.target_id,
-    search_reference.c.param,
-    search_reference.c.res_type,
-)
+# A reference row is found by its target through ix_search_reference_value alone: every
+# statement that looks a target up also names the type and parameter of the rows it wants
+# (a search, a chain, _has, _revinclude, a household's members, Session.referring). A
+# second index by target first cost each write a page per row, and an access-log entry
+# naming fifty records fifty pages (ADR 0030; migration 0011 dropped it).
 
 patient_compartment = Table(
     "patient_compartment",
