@@ -42,7 +42,7 @@ from gateway.http.cors import Cors
 from gateway.http.formats import JSON, XML, choose_format, parse_body, render_body
 from gateway.http.memory import release_memory, settle_heap
 from gateway.http.oauth import oauth_routes
-from gateway.http.tokens import VerifiedTokens
+from gateway.http.tokens import Contexts, VerifiedTokens
 from gateway.interactions.auditlog import GroupCommit, LogIndexer
 from gateway.interactions.authorize import ConsentCaller, commit_events, commit_events_now
 from gateway.interactions.dispatch import Dispatcher, dispatch, shows_access_log
@@ -50,7 +50,7 @@ from gateway.interactions.grants import GrantCache
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
 from gateway.interactions.privileged import system_context
 from gateway.interactions.refusals import Refusal, RefusalTally
-from gateway.interactions.routes import match_route
+from gateway.interactions.routes import route_of
 from gateway.portal import PortalWiring, portal_routes
 from gateway.security import Security
 from gateway.settings import Settings
@@ -112,6 +112,7 @@ class FhirEndpoint:
         self.readers = anyio.CapacityLimiter(settings.readers())
         self.grants = GrantCache()
         self.tokens = VerifiedTokens()
+        self.contexts = Contexts()
         self.router = Dispatcher()
         self.refusals = RefusalTally(self._write_refusals)
         #: --open development mode: the one privileged context, made (and logged) once
@@ -175,9 +176,13 @@ class FhirEndpoint:
             caller.flush()
 
     def _caller(
-        self, address: str | None, fhir_request: FhirRequest, epoch: int | None
+        self,
+        address: str | None,
+        fhir_request: FhirRequest,
+        epoch: int | None,
+        claims: dict[str, Any] | None = None,
     ) -> tuple[ConsentCaller, Context]:
-        who = self._who(fhir_request, address, epoch)
+        who = self._who(fhir_request, address, epoch, claims)
         caller = ConsentCaller(
             self.services, who, log=self.log, cache=self.grants, known_epoch=epoch
         )
@@ -193,7 +198,7 @@ class FhirEndpoint:
         thread pool, where a write waiting for the database's write lock holds no reader
         back."""
         try:
-            route, groups = match_route(fhir_request.method, fhir_request.path)
+            route, groups = route_of(fhir_request)
         except FhirError:
             return "read"  # answered at once by the interaction (404, 405)
         if route.writes:
@@ -236,9 +241,10 @@ class FhirEndpoint:
                 return await self._call_reading(address, fhir_request)
         epoch = self.services.store.access_epoch(on_loop=True)
         token = _bearer_token(fhir_request)
-        if not token or self.tokens.get(token, epoch, self.services.clock.now()) is None:
+        claims = self.tokens.get(token, epoch, self.services.clock.now()) if token else None
+        if claims is None:
             return await self._call_reading(address, fhir_request, epoch)
-        caller, context = self._caller(address, fhir_request, epoch)
+        caller, context = self._caller(address, fhir_request, epoch, claims)
         try:
             return dispatch(replace(context, budget=budget), fhir_request)
         except OverBudget:  # nothing was answered: the run on a reader's thread records it
@@ -247,7 +253,16 @@ class FhirEndpoint:
             await caller.flush_async()
         return await self._call_reading(address, fhir_request, epoch)
 
-    def _who(self, request: FhirRequest, address: str | None, epoch: int | None) -> AccessContext:
+    def _who(
+        self,
+        request: FhirRequest,
+        address: str | None,
+        epoch: int | None,
+        claims: dict[str, Any] | None = None,
+    ) -> AccessContext:
+        """The caller of ``request``: its token's verdict kept at ``epoch`` (``claims``,
+        when the caller looked it up already), or verified now; its access context the one
+        made from the same verdict and address before, if any (ADR 0031)."""
         assert self.security is not None
         token = _bearer_token(request)
         challenge = f'Bearer realm="{self.services.base_url}"'
@@ -255,7 +270,8 @@ class FhirEndpoint:
             raise Unauthorized(
                 "A bearer token is required", headers={"WWW-Authenticate": challenge}
             )
-        claims = self.tokens.get(token, epoch, self.services.clock.now())
+        if claims is None:
+            claims = self.tokens.get(token, epoch, self.services.clock.now())
         try:
             if claims is None:
                 claims = self.security.server.verify_access_token(token)
@@ -266,7 +282,7 @@ class FhirEndpoint:
                 "The access token is not valid",
                 headers={"WWW-Authenticate": f'{challenge}, error="invalid_token"'},
             ) from None
-        return self.security.context_of(claims, address)
+        return self.contexts.of(claims, address, self.security.context_of)
 
     def _write_refusals(self, refusals: list[Refusal]) -> None:
         """Forged, expired or revoked tokens, for the auditors (no patient): one entry per

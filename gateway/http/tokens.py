@@ -17,9 +17,12 @@ import datetime as dt
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["VerifiedTokens"]
+from consent.context import AccessContext
+
+__all__ = ["Contexts", "VerifiedTokens"]
 
 
 class VerifiedTokens:
@@ -58,3 +61,35 @@ class VerifiedTokens:
             self._kept.move_to_end(key)
             while len(self._kept) > self._size:
                 self._kept.popitem(last=False)
+
+
+class Contexts:
+    """The access contexts made from kept verdicts: one per verdict and network address.
+
+    A context is a function of a token's claims and the caller's address alone, and the
+    claims of a kept verdict are one object for as long as :class:`VerifiedTokens` keeps
+    it (one epoch, until the token expires). A context is kept with the claims object it
+    was made from and serves only that object: a verdict taken again (another epoch, a
+    new verification) makes its context anew. At most ``size`` are kept; when full, all
+    are forgotten at once (they are cheap to make again).
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._kept: dict[tuple[int, str | None], tuple[dict[str, Any], AccessContext]] = {}
+
+    def of(
+        self,
+        claims: dict[str, Any],
+        address: str | None,
+        make: Callable[[dict[str, Any], str | None], AccessContext],
+    ) -> AccessContext:
+        key = (id(claims), address)
+        found = self._kept.get(key)
+        if found is not None and found[0] is claims:  # the entry holds the claims: no id reuse
+            return found[1]
+        context = make(claims, address)
+        if len(self._kept) >= self._size:
+            self._kept = {}
+        self._kept[key] = (claims, context)
+        return context

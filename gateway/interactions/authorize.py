@@ -22,7 +22,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from consent.audit import Access, audit_event
 from consent.context import AccessContext
@@ -48,6 +48,8 @@ __all__ = [
     "write_events",
 ]
 
+#: a kept filter (ADR 0031): the grants asked for it, by action, and the filter
+_Kept = tuple[tuple[tuple[str, tuple[Grant, ...]], ...], AccessFilter]
 _MAX_OBJECTS = 50  # per AuditEvent; a larger disclosure is split over more events
 
 
@@ -76,17 +78,39 @@ class ConsentCaller:
         return replace(context, access=read, write=write, caller=self, trail=[], located={})
 
     def _filter(self, session: Session, letter: str) -> AccessFilter:
-        """The decision (:func:`consent.decision.reach`), compiled for the store."""
+        """The decision (:func:`consent.decision.reach`), compiled for the store.
+
+        The decision depends on the caller's kind, scopes and patient, the letter, and the
+        grants it asks for: the filter made from it is kept (``cache``, under this
+        request's access epoch) with the grants it was made from, and serves a later
+        request of the same caller while :meth:`grants` gives it those grants again (ADR
+        0031). One filter object for many requests is also one key of the compiled
+        statements' caches, found by identity, hashed once."""
+        who = self.who
+        key = ("filter", letter, who.kind, who.scopes, who.patient)
+        epoch = self._access_epoch(session)
+        kept = self.cache.peek(epoch, key, self.services.clock.now())
+        if kept is not None:
+            asked, access = cast(_Kept, kept)
+            if all(self.grants(session, action) == grants for action, grants in asked):
+                return access
+        used: list[tuple[str, tuple[Grant, ...]]] = []
+
+        def grants(action: str) -> tuple[Grant, ...]:
+            found = self.grants(session, action)
+            used.append((action, found))
+            return found
+
         definitions = self.services.definitions
         served = frozenset(definitions.served)
         compartment = frozenset(t for t, params in definitions.compartment.items() if params)
-        scope = reach(
-            self.who, letter, served, compartment, lambda action: self.grants(session, action)
-        )
+        scope = reach(who, letter, served, compartment, grants)
         conditions = tuple(
             (t, tuple(self._condition(rule) for rule in rules)) for t, rules in scope.conditional
         )
-        return AccessFilter.of(scope, conditions)
+        access = AccessFilter.of(scope, conditions)
+        self.cache.keep(epoch, key, (tuple(used), access), None)
+        return access
 
     def _condition(self, rule: ScopeRule) -> Condition:
         services = self.services

@@ -13,7 +13,7 @@ from typing import Any
 from gateway.interactions import bundle, crud
 from gateway.interactions.authorize import names_access_log
 from gateway.interactions.model import Context, FhirRequest, FhirResponse
-from gateway.interactions.routes import ROUTES, Route, match_route
+from gateway.interactions.routes import ROUTES, Route, match_route, route_of
 from gateway.store.repository import Session
 from mappings.core.errors import FhirError
 
@@ -54,7 +54,7 @@ def dispatch(
     context: Context, request: FhirRequest, session: Session | None = None
 ) -> FhirResponse:
     """Run ``request`` through its interaction, in ``session`` or a session of its own."""
-    route, groups = match_route(request.method, request.path)
+    route, groups = route_of(request)
     args = _arguments(route, groups)
     if session is None and shows_access_log(route, groups, request):
         context.services.store.catch_up_access_log()

@@ -121,11 +121,29 @@ class GrantCache:
         """
         if epoch is None:  # a store without the counter: derive every time
             return derive()[0]
+        found = self.peek(epoch, key, now)
+        if found is not None:
+            return cast(T, found)
+        value, until = derive()
+        self.keep(epoch, key, value, until)
+        return value
+
+    def peek(self, epoch: int | None, key: Hashable, now: dt.datetime) -> object | None:
+        """The entry for ``key`` when it was kept under ``epoch`` and holds at ``now``."""
+        if epoch is None:
+            return None
         with self._lock:
             found = self._entries.get(key) if epoch == self._epoch else None
         if found is not None and (found[1] is None or now < found[1]):
-            return cast(T, found[0])
-        value, until = derive()
+            return found[0]
+        return None
+
+    def keep(
+        self, epoch: int | None, key: Hashable, value: object, until: dt.datetime | None
+    ) -> None:
+        """Keep ``value`` for ``key`` under ``epoch``, until ``until`` (None: the epoch's end)."""
+        if epoch is None:
+            return
         with self._lock:
             if epoch != self._epoch:  # any other value, even a lower one (a restored backup)
                 self._epoch = epoch
@@ -133,4 +151,3 @@ class GrantCache:
             if len(self._entries) >= self._max:
                 self._entries = {}
             self._entries[key] = (value, until)
-        return value

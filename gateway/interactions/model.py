@@ -150,6 +150,11 @@ class FhirRequest:
     query: list[tuple[str, str]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None  # the parsed JSON resource, or None
+    #: the route and groups ``method`` and ``path`` matched (``routes.route_of``), once
+    #: matched: the edge matches it to choose where the request runs, and the dispatch
+    #: runs it (not given, and not copied by ``dataclasses.replace``: a changed path
+    #: matches anew)
+    matched: Any = field(default=None, init=False, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

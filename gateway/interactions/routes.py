@@ -24,10 +24,10 @@ from gateway.interactions import (
     operations,
     search,
 )
-from gateway.interactions.model import FhirResponse
+from gateway.interactions.model import FhirRequest, FhirResponse
 from mappings.core.errors import MethodNotAllowed, NotFound
 
-__all__ = ["READ_ONLY_TYPES", "ROUTES", "Route", "match_route"]
+__all__ = ["READ_ONLY_TYPES", "ROUTES", "Route", "match_route", "route_of"]
 
 Interaction = Callable[..., FhirResponse]
 
@@ -153,6 +153,15 @@ ROUTES: tuple[Route, ...] = (
 
 #: the routes of each method, in the order of ROUTES (the first that matches wins)
 _BY_METHOD = {m: tuple(r for r in ROUTES if r.method == m) for m in {r.method for r in ROUTES}}
+
+
+def route_of(request: FhirRequest) -> tuple[Route, dict[str, str]]:
+    """:func:`match_route` of ``request``, matched once per request (the groups are read,
+    never changed); a failure to match is raised each time, and not kept."""
+    if request.matched is None:
+        request.matched = match_route(request.method, request.path)
+    found: tuple[Route, dict[str, str]] = request.matched
+    return found
 
 
 def match_route(method: str, path: str) -> tuple[Route, dict[str, str]]:

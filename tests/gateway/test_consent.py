@@ -19,6 +19,7 @@ from gateway.app import build_services
 from gateway.http.app import build_http_app
 from gateway.security import build_security
 from gateway.settings import Settings
+from gateway.store.access import AccessFilter
 from mappings.core.clock import Clock
 from tests.conftest import _free_port, running
 from tests.consents import ACCESS, CORRECT, PSY, actor, classes, privacy_consent
@@ -500,6 +501,48 @@ def test_a_kept_grant_starts_and_ends_with_its_period(
             assert (status("CarePlan/plan-anna"), status("Observation/obs-anna")) == (200, 404)
         clock.ahead = dt.timedelta(minutes=3)  # within the token's five minutes
         assert (status("CarePlan/plan-anna"), status("Observation/obs-anna")) == (404, 200)
+
+
+def test_a_callers_filter_is_made_once_and_again_when_its_grants_change(
+    world: dict[str, Any], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The filter a decision compiles to is kept with the grants it was made from (ADR
+    0031): the same caller's next request takes it; a revocation (a new epoch) or a period
+    that turned (the same epoch, other grants) makes it anew, and decides anew."""
+    made: list[AccessFilter] = []
+    original = AccessFilter.of.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[AccessFilter], *args: Any) -> AccessFilter:
+        made.append(original(cls, *args))
+        return made[-1]
+
+    monkeypatch.setattr(AccessFilter, "of", classmethod(counted))
+    turn = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    until = {**GP_PLAN_AND_OBS, "period": {"end": turn}}
+    consent = privacy_consent("gp-grant", "anna", until)
+    assert _grant(world, consent).status_code == 201
+    clock = _MovableClock()
+    with _another_gateway(database_url, clock) as other:
+        headers = _gp_at(world, other)
+
+        def status() -> int:
+            return httpx.get(f"{other}/CarePlan/plan-anna", headers=headers).status_code
+
+        made.clear()
+        assert [status() for _ in range(3)] == [200, 200, 200]
+        assert len(made) == 1  # made once, kept for the next two
+        assert made[0].grants and made[0].patients == frozenset()
+        assert _grant(world, {**consent, "status": "inactive"}).status_code == 200
+        made.clear()  # (the client's own requests make filters of their own)
+        assert status() == 404  # a new epoch: made anew, without the grant
+        assert len(made) == 1 and not made[0].grants
+        assert _grant(world, consent).status_code == 200
+        made.clear()
+        assert [status(), status()] == [200, 200]
+        assert len(made) == 1 and made[0].grants
+        clock.ahead = dt.timedelta(minutes=3)  # the period ended; the epoch stands still
+        assert [status(), status()] == [404, 404]
+        assert len(made) == 2 and not made[1].grants
 
 
 def test_an_opt_out_with_a_nested_permit_is_found_for_that_actor_over_http(

@@ -15,8 +15,9 @@ import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from gateway.http.tokens import VerifiedTokens
+from gateway.http.tokens import Contexts, VerifiedTokens
 from gateway.interactions.model import FhirRequest
+from gateway.interactions.routes import route_of
 from gateway.search.extract import Extractor
 from gateway.search.registry import Registry
 from gateway.store.engine import make_engine
@@ -24,6 +25,7 @@ from gateway.store.repository import Store
 from gateway.store.schema import access_epoch
 from mappings.core.clock import SystemClock
 from mappings.core.definitions import load_definitions
+from mappings.core.errors import NotFound
 from tests.smart import account, bearer, login, origin
 
 
@@ -84,6 +86,41 @@ def test_kept_verdicts_follow_the_epoch_the_expiry_and_the_bound() -> None:
     for name in ("a", "b", "c"):
         kept.put(name, 1, claims)
     assert kept.get("a", 1, now) is None and kept.get("c", 1, now) == claims  # at most two
+
+
+def test_an_access_context_serves_its_verdicts_claims_and_address_only() -> None:
+    """ADR 0031: the context made from a kept verdict's claims and an address is made
+    once; another address, or the claims of a verdict taken again (equal, but another
+    object: another epoch, a new verification), make one anew."""
+    contexts = Contexts(size=3)
+    made: list[tuple[dict[str, Any], str | None]] = []
+
+    def make(claims: dict[str, Any], address: str | None) -> Any:
+        made.append((claims, address))
+        return ("context", claims["sub"], address, len(made))
+
+    claims = {"sub": "gp", "scope": "system/*.rs"}
+    first = contexts.of(claims, "10.0.0.1", make)
+    assert contexts.of(claims, "10.0.0.1", make) is first
+    assert len(made) == 1
+    assert contexts.of(claims, "10.0.0.2", make) != first  # the address is in the log entry
+    again = dict(claims)  # the same token verified again: equal claims, another verdict
+    assert contexts.of(again, "10.0.0.1", make) is not first
+    assert len(made) == 3
+    contexts.of({"sub": "nurse"}, None, make)  # a fourth: over the bound, all forgotten
+    assert contexts.of(claims, "10.0.0.1", make) is not first
+    assert len(made) == 5
+
+
+def test_a_request_is_matched_to_its_route_once() -> None:
+    request = FhirRequest("GET", "Observation/o1")
+    route, groups = route_of(request)
+    assert (route.name, groups) == ("read", {"type": "Observation", "id": "o1"})
+    assert route_of(request)[0] is route and route_of(request)[1] is groups
+    moved = dataclasses.replace(request, path="Observation")  # a changed path: matched anew
+    assert moved.matched is None and route_of(moved)[0].name == "search-type"
+    with pytest.raises(NotFound):
+        route_of(FhirRequest("GET", "Nonsense/x/y/z/w"))
 
 
 def test_the_epoch_read_at_the_edge_is_the_one_sessions_see(services: Any) -> None:
