@@ -80,6 +80,49 @@ def test_a_read_past_its_budget_is_stopped_and_its_connection_left_clean(
     assert 0 < budget.spent <= budget.instructions and not budget.exceeded
 
 
+def test_a_read_of_one_statement_on_the_loop_opens_no_transaction_and_leaves_none(
+    services: Services,
+) -> None:
+    """ADR 0032: a read without a snapshot runs no BEGIN and no SQLAlchemy transaction; a
+    statement that goes through SQLAlchemy all the same is committed after the session,
+    or rolled back after a failure, so the kept connection is clean for the next read."""
+    if not _sqlite(services):
+        pytest.skip("budgets apply on SQLite, where reads run on the event loop")
+    _dossier(services)
+    store = services.store
+    with store.read(snapshot=False, budget=Budget(10**9)) as session:  # the kept connection
+        pass
+    kept = store._loop.connections[False]
+    driver = kept.connection.dbapi_connection
+    ran: list[str] = []
+    driver.set_trace_callback(ran.append)
+    try:
+        with store.read(snapshot=False, budget=Budget(10**9)) as session:
+            assert session.current("Patient", "anna") is not None  # on the driver's cursor
+            assert not kept.in_transaction()  # no transaction object around it
+            count = select(func.count()).select_from(resources)
+            assert session.connection.execute(count).scalar() == _MATCHES + 1
+            assert kept.in_transaction()  # SQLAlchemy began one for that statement itself
+        assert not kept.in_transaction() and not driver.in_transaction  # and it was ended
+        assert not any(statement.upper().startswith("BEGIN") for statement in ran)
+        with pytest.raises(RuntimeError), store.read(snapshot=False, budget=Budget(10**9)) as s:
+            s.connection.execute(count).scalar()
+            raise RuntimeError("a failure within the session")
+        assert not kept.in_transaction()  # rolled back
+        with pytest.raises(OverBudget), store.read(snapshot=False, budget=Budget(5_000)) as s:
+            s.connection.execute(_HEAVY).scalar()
+        assert not kept.in_transaction()
+        ran.clear()
+        with store.read(snapshot=True, budget=Budget(10**9)) as session:  # with a snapshot
+            assert session.current("Patient", "anna") is not None
+        snapshot = store._loop.connections[True].connection.dbapi_connection
+        assert snapshot is not driver
+    finally:
+        driver.set_trace_callback(None)
+    with store.read(snapshot=False, budget=Budget(10**9)) as session:  # clean, as ever
+        assert session.current("Observation", "o1") is not None
+
+
 def test_a_stopped_statement_whose_error_was_swallowed_still_answers_nothing(
     services: Services,
 ) -> None:
