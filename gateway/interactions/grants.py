@@ -119,9 +119,7 @@ class GrantCache:
 
         A key names what its value is (``("grants", ...)`` holds grants): one key, one type.
         """
-        if epoch is None:  # a store without the counter: derive every time
-            return derive()[0]
-        found = self.peek(epoch, key, now)
+        found = self.peek(epoch, key, now)  # never one without the epoch counter
         if found is not None:
             return cast(T, found)
         value, until = derive()

@@ -624,28 +624,21 @@ def _budgeted(store: Store, connection: Connection, budget: Budget) -> Iterator[
     driver = connection.connection.dbapi_connection
     assert driver is not None
     driver.set_progress_handler(budget.step, _BUDGET_STEP)
+    snapshot = connection.get_execution_options().get(SNAPSHOT, True)
     try:
-        if connection.get_execution_options().get(SNAPSHOT, True):
-            with connection.begin():
-                yield Session(store, connection)
-                if budget.exceeded:
-                    raise OverBudget  # a statement was stopped, whatever became of its error
-        else:
-            try:
-                yield Session(store, connection)
-                if budget.exceeded:
-                    raise OverBudget
-            except BaseException:
-                if connection.in_transaction():
-                    connection.rollback()
-                raise
-            if connection.in_transaction():
-                connection.commit()
+        with connection.begin() if snapshot else contextlib.nullcontext():
+            yield Session(store, connection)
+            if budget.exceeded:
+                raise OverBudget  # a statement was stopped, whatever became of its error
+        if connection.in_transaction():  # begun by a statement through SQLAlchemy
+            connection.commit()
     except Exception as error:
         if budget.exceeded and not isinstance(error, OverBudget):
             raise OverBudget from None  # the driver's "interrupted", however wrapped
         raise
     finally:
+        if connection.in_transaction():  # a failure left it: the kept connection is clean
+            connection.rollback()
         driver.set_progress_handler(None, 0)
 
 
