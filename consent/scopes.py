@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "PERMISSION_OF_INTERACTION",
     "ScopeRule",
     "Scopes",
+    "granted_scopes",
     "parse_scopes",
 ]
 
@@ -135,3 +137,14 @@ def parse_scopes(text: str | None) -> tuple[Scopes, list[str]]:
         else:
             rules.append(rule)
     return Scopes(tuple(rules), frozenset(context)), unknown
+
+
+@lru_cache(maxsize=1024)
+def granted_scopes(text: str) -> Scopes:
+    """The scopes of a verified token's ``scope`` claim, one object per text in a process.
+
+    Every token verified with the same scopes gets the very same :class:`Scopes`: it is part
+    of the keys under which a process keeps what it derived for a caller (ADR 0031), and a
+    key compared with an equal but distinct copy walked every rule of it at every request
+    (ADR 0033)."""
+    return parse_scopes(text)[0]

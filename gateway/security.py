@@ -19,7 +19,7 @@ from consent.context import AccessContext, Kind
 from consent.federation import Identity, Provider, ProviderConfig, external_subject
 from consent.oauth import AuthorizationServer
 from consent.registry import NO_PASSWORD, Account, AccountKind, App, AppKind
-from consent.scopes import parse_scopes
+from consent.scopes import granted_scopes, parse_scopes
 from consent.tokens import KeyRing, TokenIssuer, new_signing_keys
 from gateway.interactions.grants import actors_of, load_grants
 from gateway.interactions.model import Services
@@ -80,7 +80,7 @@ class Security:
         kind = str(claims.get("kind", ""))
         if kind not in _KINDS:
             kind = Kind.SYSTEM if claims.get("sub") == claims.get("client_id") else Kind.ADMIN
-        scopes, _ = parse_scopes(str(claims.get("scope", "")))
+        scopes = granted_scopes(str(claims.get("scope", "")))
 
         def text(name: str) -> str | None:
             value = claims.get(name)

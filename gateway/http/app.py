@@ -24,8 +24,6 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
-import anyio
-import anyio.to_thread
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -42,6 +40,7 @@ from gateway.http.cors import Cors
 from gateway.http.formats import JSON, XML, choose_format, parse_body, render_body
 from gateway.http.memory import release_memory, settle_heap
 from gateway.http.oauth import oauth_routes
+from gateway.http.threads import Threads
 from gateway.http.tokens import Contexts, VerifiedTokens
 from gateway.interactions.auditlog import GroupCommit, LogIndexer
 from gateway.interactions.authorize import ConsentCaller, commit_events, commit_events_now
@@ -78,6 +77,9 @@ _CONTENT_TYPES = {
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _LARGE_BODY = 1024 * 1024
 _LOOP_BUDGET = 100_000
+#: the threads writes run on at most at once (as many as anyio's pool had, which they ran
+#: on before ADR 0033)
+_WRITERS = 40
 #: the most resources a search served on the loop may answer with (ADR 0022): the budget
 #: bounds its database work, this its Python work (the page, rendered on the loop)
 _LOOP_PAGE = 100
@@ -109,7 +111,9 @@ class FhirEndpoint:
         #: milliseconds of this machine's database work; a search of fifty takes ~2,400
         self.loop_budget = _LOOP_BUDGET
         #: the threads reads and searches run on, at most this many at once
-        self.readers = anyio.CapacityLimiter(settings.readers())
+        self.readers = Threads(settings.readers(), "reader")
+        #: the threads writes run on (ADR 0033)
+        self.writers = Threads(_WRITERS, "writer")
         self.grants = GrantCache()
         self.tokens = VerifiedTokens()
         self.contexts = Contexts()
@@ -143,7 +147,8 @@ class FhirEndpoint:
             elif lane == "read":
                 response = await self._call_reading(incoming.address, fhir_request)
             else:
-                response = await run_in_threadpool(self._call, incoming.address, fhir_request)
+                call = functools.partial(self._call, incoming.address, fhir_request)
+                response = await self.writers.run(call)
         except FhirError as error:
             response = FhirResponse(error.status, error.outcome(), dict(error.headers))
         except ClientDisconnect:
@@ -221,8 +226,7 @@ class FhirEndpoint:
         once. On SQLite more would only contend for the interpreter: every row the driver
         steps through releases and takes it back, and eight threads doing so at once spent
         more time handing it over than serving (ADR 0021)."""
-        call = functools.partial(self._call, address, fhir_request, epoch)
-        return await anyio.to_thread.run_sync(call, limiter=self.readers)
+        return await self.readers.run(functools.partial(self._call, address, fhir_request, epoch))
 
     async def _call_on_loop(self, address: str | None, fhir_request: FhirRequest) -> FhirResponse:
         """:meth:`_call` on the event loop, for a caller whose token's verdict is kept: a
@@ -604,6 +608,8 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
             worker.start()
         settle_heap()  # what startup built stays: no full collection walks it again
         yield
+        for threads in (endpoint.readers, endpoint.writers):  # what they run ends first
+            await run_in_threadpool(threads.close)
         stop.set()
         services.store.outbox_written.set()  # wake it to see the stop
         if worker is not None:

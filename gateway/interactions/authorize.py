@@ -75,7 +75,9 @@ class ConsentCaller:
         letter = PERMISSION_OF_INTERACTION.get(interaction, "r")
         read = self._filter(session, "s" if letter == "s" else "r")
         write = self._filter(session, letter) if letter in "cud" else None
-        return replace(context, access=read, write=write, caller=self, trail=[], located={})
+        return replace(
+            context, access=read, write=write, caller=self, trail=[], located={}, owners={}
+        )
 
     def _filter(self, session: Session, letter: str) -> AccessFilter:
         """The decision (:func:`consent.decision.reach`), compiled for the store.
@@ -181,7 +183,9 @@ class ConsentCaller:
             known = context.located
             unknown = sorted({ref for ref in context.trail if ref not in known})
             located = {**known, **(session.locate(unknown) if unknown else {})}
-            owners = session.patients_of(sorted(located.values()))
+            owned = context.owners
+            rest = sorted(pk for pk in located.values() if pk not in owned)
+            owners = {**owned, **(session.patients_of(rest) if rest else {})}
             for ref, pk in located.items():
                 for patient in owners.get(pk, frozenset()):
                     by_patient[patient].append("/".join(ref))

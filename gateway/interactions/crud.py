@@ -63,7 +63,7 @@ def visible(context: Context, session: Session, resource_type: str, resource_id:
     current = session.current(resource_type, resource_id, context.access)
     if current is None:
         raise NotFound(f"{resource_type}/{resource_id} is not known")
-    context.disclose(resource_type, resource_id, current.pk)
+    context.disclose(resource_type, resource_id, current.pk, current.patients)
     return current
 
 

@@ -82,15 +82,26 @@ class Context:
     #: the row keys of disclosed resources where the handler knew them (the access log
     #: then need not look them up again)
     located: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: the compartment patients of disclosed resources (by row key) where the read
+    #: returned them (ADR 0033)
+    owners: dict[int, frozenset[str]] = field(default_factory=dict)
     #: what the interaction's read session may spend in the database (a read served on
     #: the event loop, ADR 0022); None: no bound
     budget: Budget | None = None
 
-    def disclose(self, resource_type: str, resource_id: str, pk: int | None = None) -> None:
+    def disclose(
+        self,
+        resource_type: str,
+        resource_id: str,
+        pk: int | None = None,
+        patients: frozenset[str] | None = None,
+    ) -> None:
         if self.caller is not None:
             self.trail.append((resource_type, resource_id))
             if pk is not None:
                 self.located[(resource_type, resource_id)] = pk
+                if patients is not None:
+                    self.owners[pk] = patients
 
 
 class Router(Protocol):

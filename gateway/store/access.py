@@ -12,6 +12,7 @@ same rules in Python for a resource about to be written (:meth:`AccessFilter.adm
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -47,6 +48,15 @@ ACCESS_TYPES = frozenset({"Consent", "CareTeam", "PractitionerRole", "Organizati
 
 #: A granular-scope condition: a predicate on (an alias of) the resources table.
 Condition = Callable[[FromClause], ColumnElement[bool]]
+
+#: The filters of decisions, one object per distinct filter in a process (ADR 0033): a
+#: filter is a key of the compiled statements' caches, which find one by identity at once
+#: but compare an equal copy rule by rule at every lookup. When two requests made the same
+#: filter at once (the first requests of a caller), the copy kept for the caller and the
+#: one the caches were keyed by differed, and every later read walked both.
+_ONE_OF_EACH: dict[AccessFilter, AccessFilter] = {}
+_ONE_OF_EACH_LOCK = threading.Lock()
+_ONE_OF_EACH_SIZE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +102,21 @@ class AccessFilter:
         cls, scope: Reach, conditions: tuple[tuple[str, tuple[Condition, ...]], ...]
     ) -> AccessFilter:
         """The filter of a decision (:func:`consent.decision.reach`), its granular scopes'
-        conditions compiled into predicates."""
-        return cls(
+        conditions compiled into predicates: the process's one object of that filter."""
+        made = cls(
             resource_types=scope.types,
             patients=scope.patients,
             compartment_types=scope.compartment_types,
             grants=scope.grants,
             conditions=conditions,
         )
+        with _ONE_OF_EACH_LOCK:
+            found = _ONE_OF_EACH.get(made)
+            if found is None:
+                if len(_ONE_OF_EACH) >= _ONE_OF_EACH_SIZE:
+                    _ONE_OF_EACH.clear()
+                _ONE_OF_EACH[made] = found = made
+        return found
 
     @classmethod
     def unrestricted(cls) -> AccessFilter:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Dialect,
     Engine,
     Row,
+    String,
     and_,
     bindparam,
     case,
@@ -40,7 +41,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.event import listens_for
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateTable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from consent.policy import Target
 from gateway.search.dates import to_micros
@@ -91,6 +95,40 @@ _CURRENT = select(resources).where(
     resources.c.res_type == bindparam("t"), resources.c.res_id == bindparam("i")
 )
 _CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
+
+
+#: the current row with its compartment's patients (one string, separated by spaces), for
+#: a read under a caller's filter: the read's access-log entry names them, and asked in a
+#: statement of their own they cost a round trip more (ADR 0033)
+class _Joined(FunctionElement[str]):
+    """Strings of a group joined by spaces, the separator written into the statement
+    (SQLAlchemy's ``aggregate_strings`` binds it per execution, which a statement compiled
+    once cannot hold)."""
+
+    type = String()
+    name = "joined"
+    inherit_cache = True
+
+
+@compiles(_Joined)
+def _joined(element: _Joined, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"string_agg({compiler.process(element.clauses, **kw)}, ' ')"
+
+
+@compiles(_Joined, "sqlite")
+def _joined_sqlite(element: _Joined, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ' ')"
+
+
+_OWNERS = (
+    select(_Joined(patient_compartment.c.patient_id))
+    .where(patient_compartment.c.res_pk == resources.c.pk)
+    .correlate(resources)
+    .scalar_subquery()
+)
+_CURRENT_OWNED = select(resources, _OWNERS).where(
+    resources.c.res_type == bindparam("t"), resources.c.res_id == bindparam("i")
+)
 #: the current rows of many ids of one type, locked in one order (PostgreSQL)
 _CURRENT_MANY_FOR_UPDATE = (
     select(resources)
@@ -253,6 +291,13 @@ class Stored:
     created: bool
 
 
+def _current_of(row: Sequence[Any]) -> Current:
+    """A row of ``resources`` (and, from :data:`_CURRENT_OWNED`, its compartment's patients)."""
+    pk, kind, ident, version, updated, deleted, content = row[:7]
+    patients = None if len(row) == 7 else frozenset((row[7] or "").split())
+    return Current(pk, kind, ident, version, updated, bool(deleted), content, patients)
+
+
 @lru_cache(maxsize=256)
 def _current_statement(
     access: AccessFilter | None, dialect: Dialect, for_update: bool = False
@@ -267,7 +312,7 @@ def _current_statement(
     if for_update:
         statement = _CURRENT_FOR_UPDATE
     else:
-        statement = _CURRENT if access is None else _CURRENT.where(access.predicate())
+        statement = _CURRENT if access is None else _CURRENT_OWNED.where(access.predicate())
     compiled = statement.compile(dialect=dialect)
     if compiled.post_compile_params:
         return None
@@ -733,19 +778,16 @@ class Session(Indexing, Lookups):
             sql, order, fixed = prepared
             values = {**fixed, "t": res_type, "i": res_id}
             found = self.driver_rows(sql, tuple(values[n] for n in order) if order else values)
-            if not found:
-                return None
-            pk, kind, ident, version, updated, deleted, content = found[0]
-            return Current(pk, kind, ident, version, updated, bool(deleted), content)
+            return _current_of(found[0]) if found else None
         if restricted:
             assert access is not None
-            query = _CURRENT.where(access.predicate())
+            query = (_CURRENT if for_update else _CURRENT_OWNED).where(access.predicate())
         else:
             query = _CURRENT_FOR_UPDATE if for_update else _CURRENT
         if for_update and restricted:
             query = query.with_for_update()
         row = self._connection.execute(query, {"t": res_type, "i": res_id}).first()
-        return None if row is None else Current(*row)
+        return None if row is None else _current_of(tuple(row))
 
     def read_ahead(self, keys: Sequence[tuple[str, str]]) -> None:
         """Read the current rows of ``keys`` (type, id) that this transaction is about to

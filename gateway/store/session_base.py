@@ -80,6 +80,9 @@ class Current:
     last_updated: int
     deleted: bool
     content: bytes | None
+    #: the patients in whose compartment the resource lies, when the read asked for them
+    #: (a read under a caller's filter, whose access-log entry names them: ADR 0033)
+    patients: frozenset[str] | None = None
 
 
 @lru_cache(maxsize=128)

@@ -169,3 +169,29 @@ def test_statements_of_different_filters_never_share_their_compiled_sql(
             assert response.body["total"] == 3  # type: ignore[index]
     assert anna.access.predicate() is anna.access.predicate()  # built once, kept
     assert anna.access.predicate() is not bert.access.predicate()
+
+
+def test_one_decision_makes_one_filter_object_in_a_process() -> None:
+    """Equal decisions give the very same filter (ADR 0033): the compiled statements' caches
+    find it by identity, never by walking an equal copy's grants; another decision gives
+    another filter, and the scopes of a token text are parsed into one object."""
+    from consent.decision import Reach
+    from consent.scopes import granted_scopes
+
+    def decided(patient: str) -> AccessFilter:
+        scope = Reach(
+            types=frozenset({"Observation"}),
+            patients=frozenset({patient}),
+            compartment_types=COMPARTMENT,
+            grants=(),
+            conditional=(),
+        )
+        return AccessFilter.of(scope, ())
+
+    assert decided("anna") is decided("anna")
+    assert decided("anna") is not decided("bert")
+    assert decided("anna") != decided("bert")
+    text = "system/Observation.rs system/Patient.r"
+    assert granted_scopes(text) is granted_scopes(" ".join(text.split()))
+    assert granted_scopes(text) == granted_scopes("system/Observation.rs system/Patient.r")
+    assert granted_scopes(text) != granted_scopes("system/Observation.rs")

@@ -20,6 +20,7 @@ from gateway.http.app import build_http_app
 from gateway.security import build_security
 from gateway.settings import Settings
 from gateway.store.access import AccessFilter
+from gateway.store.lookups import Lookups
 from mappings.core.clock import Clock
 from tests.conftest import _free_port, running
 from tests.consents import ACCESS, CORRECT, PSY, actor, classes, privacy_consent
@@ -532,6 +533,7 @@ def test_a_callers_filter_is_made_once_and_again_when_its_grants_change(
         assert [status() for _ in range(3)] == [200, 200, 200]
         assert len(made) == 1  # made once, kept for the next two
         assert made[0].grants and made[0].patients == frozenset()
+        granted = made[0]
         assert _grant(world, {**consent, "status": "inactive"}).status_code == 200
         made.clear()  # (the client's own requests make filters of their own)
         assert status() == 404  # a new epoch: made anew, without the grant
@@ -540,9 +542,44 @@ def test_a_callers_filter_is_made_once_and_again_when_its_grants_change(
         made.clear()
         assert [status(), status()] == [200, 200]
         assert len(made) == 1 and made[0].grants
+        assert made[0] is granted  # the same decision again: the same object (ADR 0033)
         clock.ahead = dt.timedelta(minutes=3)  # the period ended; the epoch stands still
         assert [status(), status()] == [404, 404]
         assert len(made) == 2 and not made[1].grants
+
+
+def test_a_granted_read_names_its_patient_from_its_own_statement(
+    world: dict[str, Any], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read under a grant returns the compartment's patients with the row (ADR 0033):
+    its access-log entry names the client without a lookup of its own, and the client
+    finds it in their log."""
+    asked: list[list[int]] = []
+    original = Lookups.patients_of
+
+    def counted(self: Lookups, pks: list[int]) -> dict[int, frozenset[str]]:
+        asked.append(list(pks))
+        return original(self, pks)
+
+    monkeypatch.setattr(Lookups, "patients_of", counted)
+    assert _grant(world, privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS)).status_code in (
+        200,
+        201,
+    )
+
+    def entries() -> int:
+        found = _get(world, "anna", "AuditEvent?entity=CarePlan/plan-anna&_summary=count")
+        assert found.status_code == 200, found.text
+        return int(found.json()["total"])
+
+    before = entries()
+    with _another_gateway(database_url) as other:
+        headers = _gp_at(world, other)
+        asked.clear()
+        assert httpx.get(f"{other}/CarePlan/plan-anna", headers=headers).status_code == 200
+        assert asked == []
+        assert httpx.get(f"{other}/CarePlan/plan-bert", headers=headers).status_code == 404
+    assert entries() == before + 1
 
 
 def test_an_opt_out_with_a_nested_permit_is_found_for_that_actor_over_http(

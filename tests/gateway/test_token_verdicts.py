@@ -222,4 +222,4 @@ def test_each_request_takes_its_lane(secure: dict[str, Any]) -> None:
     assert lane("GET", "Patient/anna", body={"resourceType": "Patient"}) == "read"
     for method, path in (("DELETE", "Patient/anna"), ("PUT", "Patient/anna"), ("POST", "")):
         assert lane(method, path) == "write", (method, path)
-    assert endpoint.readers.total_tokens == (2 if sqlite else 40)
+    assert endpoint.readers.size == (2 if sqlite else 40)
