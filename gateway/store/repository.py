@@ -298,12 +298,14 @@ def _current_of(row: Sequence[Any]) -> Current:
     return Current(pk, kind, ident, version, updated, bool(deleted), content, patients)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)
 def _current_statement(
-    access: AccessFilter | None, dialect: Dialect, for_update: bool = False
+    access: AccessFilter | None, dialect: Dialect, for_update: bool = False, of_type: str = ""
 ) -> tuple[str, tuple[str, ...], dict[str, Any]] | None:
     """A read under ``access`` (None: unrestricted; ``for_update``: unrestricted, locking
-    the row on PostgreSQL) compiled once per filter and database: its text, the order of
+    the row on PostgreSQL) compiled once per filter, database and type (``of_type``, the
+    type every execution binds as ``t``: what the filter says of types is decided for it,
+    ADR 0033): its text, the order of
     its parameters (for positional drivers) and the values bound in it; None when the
     filter holds lists that are expanded per execution (a few excluded resources), which
     then take the ordinary way. A filter comes back request after request (grants are kept
@@ -312,7 +314,11 @@ def _current_statement(
     if for_update:
         statement = _CURRENT_FOR_UPDATE
     else:
-        statement = _CURRENT if access is None else _CURRENT_OWNED.where(access.predicate())
+        statement = (
+            _CURRENT
+            if access is None
+            else _CURRENT_OWNED.where(access.predicate(of_type=of_type or None))
+        )
     compiled = statement.compile(dialect=dialect)
     if compiled.post_compile_params:
         return None
@@ -768,7 +774,7 @@ class Session(Indexing, Lookups):
         if for_update and not restricted and (res_type, res_id) in self._read_ahead:
             return self._read_ahead.pop((res_type, res_id))  # once: the write changes it
         prepared = (
-            _current_statement(access, self._connection.dialect)
+            _current_statement(access, self._connection.dialect, of_type=res_type)
             if restricted and not for_update and access is not None and not access.conditions
             else None
         )

@@ -7,9 +7,12 @@ import datetime as dt
 import itertools
 from typing import Any
 
+from sqlalchemy import select
+
 from consent.policy import Request, Target, grant_from
 from gateway.interactions.model import Services
 from gateway.store.access import AccessFilter
+from gateway.store.schema import resources as resources_table
 from tests.consents import PSY, classes
 
 ACTOR = {"role": {"text": "GP"}, "reference": {"reference": "Organization/gp"}}
@@ -88,7 +91,9 @@ def _consent(index: int, patient: str) -> dict[str, Any]:
 
 
 def _visible(services: Services, resources: list[dict[str, Any]], grants: list[Any]) -> set[str]:
-    """What the GP sees in SQL; asserting on the way that Python decides each the same."""
+    """What the GP sees in SQL; asserting on the way that Python decides each the same, and
+    that a read by type and id (its filter's types decided for its type, ADR 0033) decides
+    as the filter of a search does, and returns the row's compartment patients."""
     compartment = frozenset({"Patient", "Observation", "Goal", "Group"})
     access = AccessFilter(
         patients=frozenset(), compartment_types=compartment, grants=tuple(g for g in grants if g)
@@ -99,9 +104,19 @@ def _visible(services: Services, resources: list[dict[str, Any]], grants: list[A
         members = session.patients_of(list(located.values()))
         for resource in resources:
             key = (resource["resourceType"], resource["id"])
-            in_sql = session.current(*key, access) is not None
+            found = session.current(*key, access)
+            in_sql = found is not None
             target = Target.of(resource, members.get(located[key], frozenset()))
             assert in_sql == access.admits(target), (grants, resource["id"])
+            searched = session.connection.execute(
+                select(resources_table.c.pk).where(
+                    resources_table.c.res_type == key[0],
+                    resources_table.c.res_id == key[1],
+                    access.predicate(),
+                )
+            ).first()
+            assert in_sql == (searched is not None), (grants, resource["id"])
+            assert found is None or found.patients == target.patients
             if in_sql:
                 visible.add(resource["id"])
     return visible
