@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["digest", "hash_secret", "new_token", "verify_secret"]
+__all__ = ["digest", "hash_secret", "new_client_id", "new_token", "verify_secret"]
 
 _N, _R, _P = 2**14, 8, 1  # 16 MiB of memory per hash; ~40 ms on this machine
 
@@ -21,6 +21,13 @@ _N, _R, _P = 2**14, 8, 1  # 16 MiB of memory per hash; ~40 ms on this machine
 def new_token(nbytes: int = 32) -> str:
     """A URL-safe random token of ``nbytes`` bytes of entropy."""
     return secrets.token_urlsafe(nbytes)
+
+
+def new_client_id() -> str:
+    """A new app's client_id: 128 random bits in hexadecimal. An operator types it on
+    command lines (``eigendossier apps disable <client_id>``), where one starting with
+    ``-``, as one in 64 URL-safe tokens does, was read as an option."""
+    return secrets.token_hex(16)
 
 
 def digest(token: str) -> str:

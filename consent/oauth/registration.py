@@ -20,7 +20,7 @@ from consent.registry import (
     AppKind,
 )
 from consent.scopes import parse_scopes
-from consent.secrets import hash_secret, new_token
+from consent.secrets import hash_secret, new_client_id, new_token
 
 __all__ = ["Registration"]
 
@@ -125,7 +125,7 @@ class Registration(ClientAuthentication):
             check_jwks(jwks)
         secret = new_token() if with_secret and kind == AppKind.CONFIDENTIAL else None
         app = App(
-            client_id=new_token(16),
+            client_id=new_client_id(),
             name=name,
             kind=kind,
             scopes=parsed.text,

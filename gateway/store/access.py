@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     FromClause,
     and_,
@@ -178,6 +179,54 @@ def _in(column: ColumnElement[Any], values: list[str]) -> ColumnElement[bool]:
     return column.in_([literal_column(_quoted(v)) for v in values])
 
 
+class _AmongIds(ColumnElement[bool]):
+    """``column IN ids``, for a list of resource ids (granted patients) written into the
+    statement: on SQLite a search in one string of them, elsewhere a list.
+
+    SQLite builds a list in a statement into a table of its own at every execution, and
+    probes an index once per value when it can: a read of one resource under the grants
+    of a thousand clients built two tables of a thousand ids and spent 0.8 ms doing so
+    (ADR 0033). A search in the string ``' id1 id2 ... '`` for ``' ' || column || ' '``
+    builds nothing and leaves the row's own compartment entries to be found by their key.
+    A resource id has no space in it (letters, digits, ``-`` and ``.``); a list holding
+    one all the same stays a list."""
+
+    __visit_name__ = "eigendossier_among_ids"
+    inherit_cache = False  # the key is this class's own: see _cache_key_traversal
+    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy's declaration, read per class)
+        ("column", InternalTraversal.dp_clauseelement),
+        ("ids", InternalTraversal.dp_plain_obj),
+    ]
+    _cache_key_traversal = _traverse_internals
+    _is_implicitly_boolean = True
+
+    def __init__(self, column: ColumnElement[Any], ids: list[str]) -> None:
+        self.column = column
+        self.ids = tuple(ids)
+        self.type = Boolean()
+
+    @property
+    def _from_objects(self) -> list[FromClause]:
+        return self.column._from_objects
+
+    def as_list(self) -> ColumnElement[bool]:
+        return _in(self.column, list(self.ids))
+
+
+@compiles(_AmongIds)
+def _compile_among_ids(element: _AmongIds, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.as_list(), **kw))
+
+
+@compiles(_AmongIds, "sqlite")
+def _compile_among_ids_sqlite(element: _AmongIds, compiler: SQLCompiler, **kw: Any) -> str:
+    if any(" " in i for i in element.ids):
+        return str(compiler.process(element.as_list(), **kw))
+    listed = _quoted(" " + " ".join(element.ids) + " ")
+    column = compiler.process(element.column, **kw)
+    return f"(instr({listed}, ' ' || {column} || ' ') > 0)"
+
+
 @lru_cache(maxsize=512)
 def _on_resources(access: AccessFilter) -> ColumnElement[bool]:
     """The predicate on the table itself, built once per distinct filter: the same grants
@@ -284,7 +333,7 @@ def _in_compartment(table: FromClause, patients: list[str]) -> ColumnElement[boo
     entry = patient_compartment.alias()
     return (
         select(entry.c.res_pk)
-        .where(entry.c.res_pk == table.c.pk, _in(entry.c.patient_id, patients))
+        .where(entry.c.res_pk == table.c.pk, _AmongIds(entry.c.patient_id, patients))
         .correlate(table)
         .exists()
     )
@@ -313,7 +362,7 @@ def _granted(
     member = patient_compartment.alias()
     permits = or_(
         *(
-            and_(_in(member.c.patient_id, patients), _permitted(table, rule, of_type))
+            and_(_AmongIds(member.c.patient_id, patients), _permitted(table, rule, of_type))
             for rule, patients in rules
         )
     )

@@ -335,6 +335,16 @@ def test_accounts_list_unlock_and_remove(secure: dict) -> None:
     )
 
 
+def test_a_new_client_id_is_never_read_as_an_option() -> None:
+    """Client ids are typed on command lines: none starts with ``-`` (one in 64 URL-safe
+    tokens did, and ``apps disable`` then failed with "No such option")."""
+    from consent.secrets import new_client_id
+
+    ids = {new_client_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(i.isalnum() and len(i) == 32 for i in ids)
+
+
 def test_apps_disable_enable_and_remove_stop_tokens_at_once(secure: dict) -> None:
     from tests.smart import backend_app, backend_token, bearer
 
