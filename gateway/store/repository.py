@@ -787,7 +787,8 @@ class Session(Indexing, Lookups):
             return _current_of(found[0]) if found else None
         if restricted:
             assert access is not None
-            query = (_CURRENT if for_update else _CURRENT_OWNED).where(access.predicate())
+            chosen = _CURRENT if for_update else _CURRENT_OWNED
+            query = chosen.where(access.predicate(of_type=res_type))
         else:
             query = _CURRENT_FOR_UPDATE if for_update else _CURRENT
         if for_update and restricted:
