@@ -97,9 +97,6 @@ _CURRENT = select(resources).where(
 _CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
 
 
-#: the current row with its compartment's patients (one string, separated by spaces), for
-#: a read under a caller's filter: the read's access-log entry names them, and asked in a
-#: statement of their own they cost a round trip more (ADR 0033)
 class _Joined(FunctionElement[str]):
     """Strings of a group joined by spaces, the separator written into the statement
     (SQLAlchemy's ``aggregate_strings`` binds it per execution, which a statement compiled
@@ -120,6 +117,9 @@ def _joined_sqlite(element: _Joined, compiler: SQLCompiler, **kw: Any) -> str:
     return f"group_concat({compiler.process(element.clauses, **kw)}, ' ')"
 
 
+#: the current row with its compartment's patients (one string, separated by spaces), for
+#: a read under a caller's filter: the read's access-log entry names them, and asked in a
+#: statement of their own they cost a round trip more (ADR 0033)
 _OWNERS = (
     select(_Joined(patient_compartment.c.patient_id))
     .where(patient_compartment.c.res_pk == resources.c.pk)
