@@ -20,7 +20,6 @@ import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -167,7 +166,7 @@ class FhirEndpoint:
     ) -> FhirResponse:
         """Authorize (unless --open), dispatch, and write the access log of reads."""
         if self.open is not None:
-            return dispatch(replace(self.open, trail=[]), fhir_request)
+            return dispatch(self.open.again(), fhir_request)
         if _public(fhir_request):  # the CapabilityStatement: no dossier in it
             return dispatch(
                 Context(self.services, AccessFilter.nothing(), self.router), fhir_request
@@ -186,12 +185,14 @@ class FhirEndpoint:
         fhir_request: FhirRequest,
         epoch: int | None,
         claims: dict[str, Any] | None = None,
+        budget: Budget | None = None,
     ) -> tuple[ConsentCaller, Context]:
         who = self._who(fhir_request, address, epoch, claims)
         caller = ConsentCaller(
             self.services, who, log=self.log, cache=self.grants, known_epoch=epoch
         )
-        return caller, Context(self.services, AccessFilter.nothing(), self.router, caller=caller)
+        nothing = AccessFilter.nothing()
+        return caller, Context(self.services, nothing, self.router, caller=caller, budget=budget)
 
     def _lane(self, fhir_request: FhirRequest) -> str:
         """Where a request runs: ``loop``, a read of one resource or version, or a search of
@@ -240,7 +241,7 @@ class FhirEndpoint:
         budget = Budget(self.loop_budget)
         if self.open is not None:
             try:
-                return dispatch(replace(self.open, trail=[], budget=budget), fhir_request)
+                return dispatch(self.open.again(budget), fhir_request)
             except OverBudget:
                 return await self._call_reading(address, fhir_request)
         epoch = self.services.store.access_epoch(on_loop=True)
@@ -248,9 +249,9 @@ class FhirEndpoint:
         claims = self.tokens.get(token, epoch, self.services.clock.now()) if token else None
         if claims is None:
             return await self._call_reading(address, fhir_request, epoch)
-        caller, context = self._caller(address, fhir_request, epoch, claims)
+        caller, context = self._caller(address, fhir_request, epoch, claims, budget)
         try:
-            return dispatch(replace(context, budget=budget), fhir_request)
+            return dispatch(context, fhir_request)
         except OverBudget:  # nothing was answered: the run on a reader's thread records it
             caller.discard()
         finally:

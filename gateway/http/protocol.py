@@ -99,6 +99,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._header_count = 0
         self._timer: asyncio.TimerHandle | None = None
+        #: when the wait armed last ends (the loop's clock), and whether it ends silently;
+        #: None: nothing armed
+        self._deadline: float | None = None
+        self._silent = False
 
     # -- the connection --------------------------------------------------------------
 
@@ -111,6 +115,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -173,16 +180,32 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._refuse(431, f"A request has at most {self.limits.max_headers} headers")
 
     def _arm(self, seconds: float, *, silent: bool = False) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(seconds, self._timed_out, silent)
-
-    def _disarm(self) -> None:
+        """Wait ``seconds`` for the client from now. A request arms and disarms three
+        times (its start, its headers, its end): the deadline moves, and the connection's
+        one timer is set again only when it would ring after it. A timer that rings
+        before the deadline sets itself for the rest (:meth:`_ring`)."""
+        deadline = self.loop.time() + seconds
+        self._deadline, self._silent = deadline, silent
+        if self._timer is not None and self._timer.when() <= deadline:
+            return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
+        self._timer = self.loop.call_at(deadline, self._ring)
+
+    def _disarm(self) -> None:
+        self._deadline = None  # a timer still set rings, finds nothing armed, and stops
+
+    def _ring(self) -> None:
+        self._timer = None
+        if self._deadline is None:
+            return
+        if self._deadline > self.loop.time():  # armed again since it was set
+            self._timer = self.loop.call_at(self._deadline, self._ring)
+            return
+        self._deadline = None
+        self._timed_out(self._silent)
 
     def _timed_out(self, silent: bool) -> None:
-        self._timer = None
         if silent:  # a connection that never sent a byte: just close it
             self._refused = True
             self.transport.close()

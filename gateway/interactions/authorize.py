@@ -75,8 +75,14 @@ class ConsentCaller:
         letter = PERMISSION_OF_INTERACTION.get(interaction, "r")
         read = self._filter(session, "s" if letter == "s" else "r")
         write = self._filter(session, letter) if letter in "cud" else None
-        return replace(
-            context, access=read, write=write, caller=self, trail=[], located={}, owners={}
+        return Context(  # what replace() makes, at half its cost (every request's)
+            services=context.services,
+            access=read,
+            router=context.router,
+            write=write,
+            caller=self,
+            privilege=context.privilege,
+            budget=context.budget,
         )
 
     def _filter(self, session: Session, letter: str) -> AccessFilter:

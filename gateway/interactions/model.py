@@ -89,6 +89,20 @@ class Context:
     #: the event loop, ADR 0022); None: no bound
     budget: Budget | None = None
 
+    def again(self, budget: Budget | None = None) -> Context:
+        """This context for a request of its own: a trail, keys and owners of its own, and
+        ``budget``. What :func:`dataclasses.replace` makes, at half its cost: the open
+        mode's one context serves every request this way."""
+        return Context(
+            services=self.services,
+            access=self.access,
+            router=self.router,
+            write=self.write,
+            caller=self.caller,
+            privilege=self.privilege,
+            budget=budget,
+        )
+
     def disclose(
         self,
         resource_type: str,

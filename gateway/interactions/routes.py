@@ -155,6 +155,48 @@ ROUTES: tuple[Route, ...] = (
 _BY_METHOD = {m: tuple(r for r in ROUTES if r.method == m) for m in {r.method for r in ROUTES}}
 
 
+@dataclass(frozen=True, slots=True)
+class _Alternatives:
+    """The patterns of one method's routes as one pattern: the routes in order, each an
+    alternative in a group of its own (``r<n>``), its groups renamed apart (``<name>_<n>``).
+    One match in the regular expression engine finds the first route whose pattern matches,
+    as trying the routes one by one would (a sixteenth of the time for a read, the last
+    route of GET); :meth:`Route.supports` is asked after it, as before."""
+
+    pattern: re.Pattern[str]
+    #: by alternative's group name: its route, and its groups' (renamed, own) names
+    routes: dict[str, tuple[Route, tuple[tuple[str, str], ...]]]
+
+    @classmethod
+    def of(cls, routes: tuple[Route, ...]) -> _Alternatives:
+        parts = []
+        found: dict[str, tuple[Route, tuple[tuple[str, str], ...]]] = {}
+        for n, route in enumerate(routes):
+            source = route.pattern.pattern.removeprefix("^").removesuffix("$")
+            names = tuple(route.pattern.groupindex)
+            for name in names:
+                source = source.replace(f"(?P<{name}>", f"(?P<{name}_{n}>")
+            parts.append(f"(?P<r{n}>{source})$")
+            found[f"r{n}"] = (route, tuple((f"{name}_{n}", name) for name in names))
+        return cls(re.compile(f"^(?:{'|'.join(parts)})"), found)
+
+    def first(self, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The first route whose pattern matches ``path`` and its groups, as
+        :func:`_matches` finds it; None when none matches. A first route that does not
+        support the type named is left to :func:`_matches` (one that does may follow)."""
+        matched = self.pattern.match(path)
+        if matched is None or matched.lastgroup is None:
+            return None
+        route, names = self.routes[matched.lastgroup]
+        groups = {own: value for renamed, own in names if (value := matched[renamed]) is not None}
+        if not route.supports(groups.get("type")):
+            return next(_matches(_BY_METHOD[route.method], path), None)
+        return route, groups
+
+
+_FIRST = {method: _Alternatives.of(routes) for method, routes in _BY_METHOD.items()}
+
+
 def route_of(request: FhirRequest) -> tuple[Route, dict[str, str]]:
     """:func:`match_route` of ``request``, matched once per request (the groups are read,
     never changed); a failure to match is raised each time, and not kept."""
@@ -170,7 +212,8 @@ def match_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
     are tried first: a request that has one matches fewer patterns than there are routes."""
     method = "GET" if method == "HEAD" else method
     path = path.strip("/")
-    found = next(_matches(_BY_METHOD.get(method, ()), path), None)
+    alternatives = _FIRST.get(method)
+    found = alternatives.first(path) if alternatives is not None else None
     if found is not None:
         return found
     allowed = [route.method for route, _ in _matches(ROUTES, path)]

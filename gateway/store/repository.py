@@ -365,8 +365,12 @@ class Store:
         read to the next (the loop serves one at a time): taking one from the pool and
         giving it back cost more than a read of one resource (ADR 0022)."""
         if budget is not None and not self._postgresql:
-            with self._kept_connection(snapshot) as connection:
+            connection = self._kept_connection(snapshot)
+            try:
                 yield from _budgeted(self, connection, budget)
+            except DBAPIError:
+                self._drop_kept(snapshot, connection)
+                raise
             return
         with self.engine.connect() as raw:
             options: dict[str, Any] = {SNAPSHOT: snapshot}
@@ -376,10 +380,10 @@ class Store:
             with connection.begin():
                 yield Session(self, connection)
 
-    @contextmanager
-    def _kept_connection(self, snapshot: bool) -> Iterator[Connection]:
+    def _kept_connection(self, snapshot: bool) -> Connection:
         """This thread's kept connection for reads with (or without) a snapshot; a new one
-        when the last was lost (a failed connection is given back, never reused)."""
+        when the last was lost. One the database refused is given back, never reused
+        (:meth:`_drop_kept`, by its user: no context manager around a read of microseconds)."""
         kept: dict[bool, Connection] = self._loop.__dict__.setdefault("connections", {})
         connection = kept.get(snapshot)
         if connection is None or connection.closed or connection.invalidated:
@@ -387,14 +391,18 @@ class Store:
             kept[snapshot] = connection
             with self._kept_lock:
                 self._kept.append(connection)
-        try:
-            yield connection
-        except DBAPIError:
-            kept.pop(snapshot, None)  # the database said no: the next read starts afresh
-            with self._kept_lock:
+        return connection
+
+    def _drop_kept(self, snapshot: bool, connection: Connection) -> None:
+        """Give back the kept ``connection`` the database said no on: the next read on this
+        thread starts on a new one."""
+        kept: dict[bool, Connection] = self._loop.__dict__.setdefault("connections", {})
+        if kept.get(snapshot) is connection:
+            del kept[snapshot]
+        with self._kept_lock:
+            if connection in self._kept:
                 self._kept.remove(connection)
-            connection.close()
-            raise
+        connection.close()
 
     def access_epoch(self, *, on_loop: bool = False) -> int | None:
         """The access epoch now, in a statement of its own (None: no such counter).
@@ -405,11 +413,15 @@ class Store:
         connection this thread keeps for reads on the event loop (see :meth:`read`), which
         holds no transaction between them."""
         if on_loop and not self._postgresql:
-            with self._kept_connection(snapshot=False) as kept:
-                sql, params = lookup_sql("epoch", (), self.engine.dialect)
+            kept = self._kept_connection(snapshot=False)
+            sql, params = lookup_sql("epoch", (), self.engine.dialect)
+            try:
                 found = fetch_driver(
                     kept.connection.dbapi_connection, self.engine.dialect, sql, params
                 )
+            except DBAPIError:
+                self._drop_kept(False, kept)
+                raise
             return found[0][0] if found else None
         raw = self.engine.raw_connection()
         driver: Any = raw.driver_connection
@@ -677,10 +689,15 @@ def _budgeted(store: Store, connection: Connection, budget: Budget) -> Iterator[
     driver.set_progress_handler(budget.step, _BUDGET_STEP)
     snapshot = connection.get_execution_options().get(SNAPSHOT, True)
     try:
-        with connection.begin() if snapshot else contextlib.nullcontext():
+        if snapshot:
+            with connection.begin():
+                yield Session(store, connection)
+                if budget.exceeded:
+                    raise OverBudget  # a statement was stopped, whatever became of its error
+        else:
             yield Session(store, connection)
             if budget.exceeded:
-                raise OverBudget  # a statement was stopped, whatever became of its error
+                raise OverBudget
         if connection.in_transaction():  # begun by a statement through SQLAlchemy
             connection.commit()
     except Exception as error:

@@ -100,6 +100,40 @@ def test_half_sent_requests_time_out_with_408(base: str, short_timeouts: None) -
     assert httpx.get(f"{base}/Patient/t").status_code == 404  # nothing half written
 
 
+def test_a_shorter_wait_after_a_longer_one_still_times_out_in_time(base: str) -> None:
+    """The connection's one timer: a first request's body comes after its headers' wait
+    would have ended, so the timer is set for the body's long wait, and is still set when
+    that request is answered; the second request's headers then stall, and their short
+    wait rings in time (the timer is set again for the earlier deadline)."""
+    before = GuardedHttpProtocol.limits
+    configure(ConnectionLimits(header_timeout=0.5, body_timeout=60, max_connections=1000))
+    body = b'{"resourceType":"Patient","active":true}'
+    head = (
+        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    try:
+        with socket.create_connection(_address(base), timeout=30) as sock:
+            sock.sendall(head)
+            time.sleep(1.0)  # past the headers' wait: the body's is the one set now
+            sock.sendall(body)
+            first = b""
+            while b"\r\n\r\n" not in first:
+                first += sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 201")
+            length = int(first.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            rest = first.partition(b"\r\n\r\n")[2]
+            while len(rest) < length:
+                rest += sock.recv(65536)
+            sock.sendall(b"GET /fhir/metadata HTTP/1.1\r\nHost: x\r\n")  # headers never end
+            started = time.monotonic()
+            answer = sock.recv(65536)
+            assert time.monotonic() - started < 10
+        assert answer.startswith(b"HTTP/1.1 408")
+    finally:
+        configure(before)
+
+
 def test_connections_beyond_the_cap_get_503(base: str) -> None:
     before = GuardedHttpProtocol.limits
     configure(ConnectionLimits(max_connections=5))
