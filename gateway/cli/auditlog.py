@@ -44,14 +44,14 @@ _READY_WAIT = 60.0
 MODES = ("auto", "thread", "process", "none")
 
 
-def indexer_mode(mode: str, database_url: str) -> str:
-    """``thread``, ``process`` or ``none``; ``auto``: a process of its own on SQLite, whose
-    indexing is the database's work and the interpreter's, which a second process does
-    beside the gateway's (ADR 0028); a thread on PostgreSQL, where the database server does
-    that work and every gateway process indexes its share (``SKIP LOCKED``)."""
-    if mode != "auto":
-        return mode
-    return "process" if database_url.startswith("sqlite") else "thread"
+def indexer_mode(mode: str) -> str:
+    """``thread``, ``process`` or ``none``; ``auto``: a process of its own, beside the
+    gateway's: on SQLite the indexing is the database's work and the interpreter's (ADR
+    0028); on PostgreSQL the server does the database's part, and the interpreter's part
+    (working the entries out, the driver's side of the writes) took a third of a gateway
+    process's interpreter lock from the requests (ADR 0034). ``thread`` indexes in every
+    gateway process, sharing the entries (``SKIP LOCKED``)."""
+    return "process" if mode == "auto" else mode
 
 
 @contextmanager

@@ -133,8 +133,8 @@ def serve(
         str,
         typer.Option(
             envvar="EIGENDOSSIER_LOG_INDEXER",
-            help="Where the access log is indexed: auto (a process of its own on SQLite, a "
-            "thread of each process on PostgreSQL), thread, process, or none (run "
+            help="Where the access log is indexed: auto or process (a process of its own "
+            "beside the gateway's), thread (a thread of each gateway process), or none (run "
             "`eigendossier index-log` apart)",
         ),
     ] = "auto",
@@ -155,7 +155,7 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    indexing_mode = indexer_mode(log_indexer, database_url)
+    indexing_mode = indexer_mode(log_indexer)
     settings = Settings(
         database_url=database_url,
         host=host,

@@ -179,9 +179,17 @@ _LOG_INSERT = "INSERT INTO access_log (recorded, content) VALUES (?, ?)"
 
 @lru_cache(maxsize=64)
 def _log_rows_insert(rows: int) -> str:
-    """PostgreSQL: ``rows`` access-log entries in one INSERT (the driver's placeholders)."""
+    """PostgreSQL: ``rows`` access-log entries in one INSERT (the driver's placeholders),
+    answering with the first and the last waiting ``seq`` after it (ADR 0034): the oldest
+    the statement found waiting (its snapshot is from before the insert, so none when the
+    table was empty: then the first it added), and the last it added."""
     values = ", ".join(["(%s, %s)"] * rows)  # placeholders only: no value in the text
-    return "INSERT INTO access_log (recorded, content) VALUES " + values  # noqa: S608
+    return (
+        "WITH added AS (INSERT INTO access_log (recorded, content) VALUES "  # noqa: S608
+        + values
+        + " RETURNING seq) SELECT coalesce((SELECT min(seq) FROM access_log),"
+        " (SELECT min(seq) FROM added)), (SELECT max(seq) FROM added)"
+    )
 
 
 #: the access-log entries indexed in one transaction, by their JSON's size: a batch holds
@@ -454,6 +462,7 @@ class Store:
                 connection.execute(access_log.insert(), rows)
                 self._waiting = _span(connection.exec_driver_sql(_LOG_SPAN).one())
             return
+        self._wait_for_indexer()
         now = to_micros(self.clock.now())
         params: list[Any] = []
         for event in events:
@@ -465,6 +474,7 @@ class Store:
             driver.autocommit = True
             with driver.cursor() as cursor:
                 cursor.execute(_log_rows_insert(len(events)), params)
+                self._waiting = _span(cursor.fetchone())
             driver.autocommit = False
         except BaseException as error:
             raw.invalidate()  # in autocommit, or broken: it never goes back into the pool
@@ -518,12 +528,16 @@ class Store:
         return True
 
     def _wait_for_indexer(self) -> None:
-        """Wait while more than ``log_backlog`` entries wait in the log's own file, at most
-        ``LOG_BACKLOG_WAIT`` seconds (ADR 0028): the requests then wait for the indexer
-        instead of running ahead of it without bound, which made a read of the log wait as
-        long for its catching up. The backlog is read again every few milliseconds."""
-        if self._waiting <= self.log_backlog or self.log_engine is self.engine:
+        """Wait while more than ``log_backlog`` entries wait in the log's own file (on
+        PostgreSQL in its table: ADR 0034), at most ``LOG_BACKLOG_WAIT`` seconds (ADR
+        0028): the requests then wait for the indexer instead of running ahead of it
+        without bound, which made a read of the log wait as long for its catching up. The
+        backlog is read again every few milliseconds."""
+        if self._waiting <= self.log_backlog:
             return
+        if self.log_engine is self.engine and not self._postgresql:
+            return  # an in-memory SQLite database: its log and its indexer are the writes'
+
         deadline = time.monotonic() + LOG_BACKLOG_WAIT
         while time.monotonic() < deadline:
             time.sleep(_BACKLOG_POLL)
