@@ -53,7 +53,7 @@ from gateway.portal import PortalWiring, portal_routes
 from gateway.security import Security
 from gateway.settings import Settings
 from gateway.store.access import AccessFilter
-from gateway.store.repository import Budget, OverBudget
+from gateway.store.repository import Budget, EpochMoved, OverBudget
 from mappings.core.clock import format_instant
 from mappings.core.errors import (
     FhirError,
@@ -118,6 +118,9 @@ class FhirEndpoint:
         self.contexts = Contexts()
         self.router = Dispatcher()
         self.refusals = RefusalTally(self._write_refusals)
+        #: the access epoch this process read or was told last: a read by id takes it
+        #: without reading it, and confirms it in its own statement (ADR 0035)
+        self.seen_epoch: int | None = None
         #: --open development mode: the one privileged context, made (and logged) once
         self.open = (
             None
@@ -162,9 +165,15 @@ class FhirEndpoint:
         await _respond(send, status, headers, body, content_type)
 
     def _call(
-        self, address: str | None, fhir_request: FhirRequest, epoch: int | None = None
+        self,
+        address: str | None,
+        fhir_request: FhirRequest,
+        epoch: int | None = None,
+        guessed: bool = False,
     ) -> FhirResponse:
-        """Authorize (unless --open), dispatch, and write the access log of reads."""
+        """Authorize (unless --open), dispatch, and write the access log of reads.
+        ``epoch``: the access epoch the edge read (or, ``guessed``, took as the last it saw,
+        for the read to confirm); None: read here."""
         if self.open is not None:
             return dispatch(self.open.again(), fhir_request)
         if _public(fhir_request):  # the CapabilityStatement: no dossier in it
@@ -172,12 +181,27 @@ class FhirEndpoint:
                 Context(self.services, AccessFilter.nothing(), self.router), fhir_request
             )
         if epoch is None:
-            epoch = self.services.store.access_epoch()  # the one read of it in this request
-        caller, context = self._caller(address, fhir_request, epoch)
+            epoch, guessed = self._epoch(fhir_request, on_loop=False)
+        caller, context = self._caller(address, fhir_request, epoch, guessed=guessed)
         try:
             return dispatch(context, fhir_request)
+        except EpochMoved as moved:  # nothing answered nor recorded: again, under the epoch
+            caller.discard()
+            self.seen_epoch = moved.epoch
+            return self._call(address, fhir_request, moved.epoch)
         finally:
             caller.flush()
+
+    def _epoch(self, fhir_request: FhirRequest, *, on_loop: bool) -> tuple[int | None, bool]:
+        """The access epoch for ``fhir_request`` and whether it is guessed: a read by id
+        takes the last epoch this process saw, and its own statement confirms it (ADR
+        0035); any other request reads it, in the one statement it does so."""
+        seen = self.seen_epoch
+        if seen is not None and _by_id(fhir_request):
+            return seen, True
+        epoch = self.services.store.access_epoch(on_loop=on_loop)
+        self.seen_epoch = epoch
+        return epoch, False
 
     def _caller(
         self,
@@ -186,10 +210,17 @@ class FhirEndpoint:
         epoch: int | None,
         claims: dict[str, Any] | None = None,
         budget: Budget | None = None,
+        *,
+        guessed: bool = False,
     ) -> tuple[ConsentCaller, Context]:
         who = self._who(fhir_request, address, epoch, claims)
         caller = ConsentCaller(
-            self.services, who, log=self.log, cache=self.grants, known_epoch=epoch
+            self.services,
+            who,
+            log=self.log,
+            cache=self.grants,
+            known_epoch=epoch,
+            epoch_guessed=guessed,
         )
         nothing = AccessFilter.nothing()
         return caller, Context(self.services, nothing, self.router, caller=caller, budget=budget)
@@ -221,13 +252,18 @@ class FhirEndpoint:
         return "read"
 
     async def _call_reading(
-        self, address: str | None, fhir_request: FhirRequest, epoch: int | None = None
+        self,
+        address: str | None,
+        fhir_request: FhirRequest,
+        epoch: int | None = None,
+        guessed: bool = False,
     ) -> FhirResponse:
         """:meth:`_call` on one of the readers' threads: at most ``Settings.readers()`` at
         once. On SQLite more would only contend for the interpreter: every row the driver
         steps through releases and takes it back, and eight threads doing so at once spent
         more time handing it over than serving (ADR 0021)."""
-        return await self.readers.run(functools.partial(self._call, address, fhir_request, epoch))
+        call = functools.partial(self._call, address, fhir_request, epoch, guessed)
+        return await self.readers.run(call)
 
     async def _call_on_loop(self, address: str | None, fhir_request: FhirRequest) -> FhirResponse:
         """:meth:`_call` on the event loop, for a caller whose token's verdict is kept: a
@@ -244,19 +280,25 @@ class FhirEndpoint:
                 return dispatch(self.open.again(budget), fhir_request)
             except OverBudget:
                 return await self._call_reading(address, fhir_request)
-        epoch = self.services.store.access_epoch(on_loop=True)
+        epoch, guessed = self._epoch(fhir_request, on_loop=True)
         token = _bearer_token(fhir_request)
         claims = self.tokens.get(token, epoch, self.services.clock.now()) if token else None
         if claims is None:
-            return await self._call_reading(address, fhir_request, epoch)
-        caller, context = self._caller(address, fhir_request, epoch, claims, budget)
+            return await self._call_reading(address, fhir_request, epoch, guessed)
+        caller, context = self._caller(
+            address, fhir_request, epoch, claims, budget, guessed=guessed
+        )
         try:
             return dispatch(context, fhir_request)
         except OverBudget:  # nothing was answered: the run on a reader's thread records it
             caller.discard()
+        except EpochMoved as moved:  # nor here: again on a reader's thread, under the epoch
+            caller.discard()
+            self.seen_epoch = epoch = moved.epoch
+            guessed = False
         finally:
             await caller.flush_async()
-        return await self._call_reading(address, fhir_request, epoch)
+        return await self._call_reading(address, fhir_request, epoch, guessed)
 
     def _who(
         self,
@@ -479,6 +521,16 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
         return Response(body, 405, headers, media_type="application/json")
     body = orjson.dumps(operation_outcome([Issue("error", "not-supported", text)]))
     return Response(body, 405, headers, media_type=_CONTENT_TYPES[JSON])
+
+
+def _by_id(request: FhirRequest) -> bool:
+    """Whether ``request`` reads one resource (or version) by id: one statement under the
+    caller's filter, which can carry the access epoch to confirm it (ADR 0035)."""
+    try:
+        route, _ = route_of(request)
+    except FhirError:
+        return False
+    return route.single_statement
 
 
 def _public(request: FhirRequest) -> bool:

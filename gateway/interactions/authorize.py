@@ -65,6 +65,9 @@ class ConsentCaller:
     cache: GrantCache = field(default_factory=GrantCache)
     #: the access epoch, when the edge read it already for this request (with the token)
     known_epoch: int | None = None
+    #: ``known_epoch`` is the last the process saw, not read for this request: the
+    #: session's first read by id confirms it, or the dispatch does (ADR 0035)
+    epoch_guessed: bool = False
     _epoch: int | None = None
     _actors: frozenset[str] | None = None
     _grants: dict[str, tuple[Grant, ...]] = field(default_factory=dict)
@@ -73,6 +76,8 @@ class ConsentCaller:
 
     def scoped(self, context: Context, interaction: str, session: Session) -> Context:
         letter = PERMISSION_OF_INTERACTION.get(interaction, "r")
+        if self.epoch_guessed and self.known_epoch is not None:
+            session.expect_epoch(self.known_epoch)
         read = self._filter(session, "s" if letter == "s" else "r")
         write = self._filter(session, letter) if letter in "cud" else None
         return Context(  # what replace() makes, at half its cost (every request's)

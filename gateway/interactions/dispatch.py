@@ -101,10 +101,12 @@ def run(
     try:
         response = route.interaction(scoped, request, session, *args)
     except FhirError as error:
+        session.confirm_epoch()  # a refusal under an epoch that moved is no answer
         _refused(scoped, route, request, session, args, error)
         raise
     finally:
         session.guard = guard
+    session.confirm_epoch()  # nothing recorded nor answered under an epoch that moved
     caller.recorded(scoped, route.name, request, session, _target(args))
     return response
 

@@ -129,6 +129,8 @@ _OWNERS = (
 _CURRENT_OWNED = select(resources, _OWNERS).where(
     resources.c.res_type == bindparam("t"), resources.c.res_id == bindparam("i")
 )
+#: the access epoch, as a column of the read it is confirmed by (ADR 0035)
+_EPOCH_NOW = select(access_epoch.c.n).where(access_epoch.c.id == 1).scalar_subquery()
 #: the current rows of many ids of one type, locked in one order (PostgreSQL)
 _CURRENT_MANY_FOR_UPDATE = (
     select(resources)
@@ -254,6 +256,16 @@ class RetryWrite(Exception):
     """Another writer got there first; the unit of work runs again from the start."""
 
 
+class EpochMoved(Exception):
+    """The access epoch a request's decisions were made under (the last its process saw,
+    taken without reading it: ADR 0035) is not the database's. Nothing was answered nor
+    recorded; the edge runs the request again under the epoch read (``epoch``)."""
+
+    def __init__(self, epoch: int | None) -> None:
+        super().__init__("the access epoch moved")
+        self.epoch = epoch
+
+
 class OverBudget(Exception):
     """A read went past its :class:`Budget`: SQLite interrupted it and its transaction was
     rolled back. Nothing was answered and nothing recorded; the caller runs it again
@@ -308,7 +320,11 @@ def _current_of(row: Sequence[Any]) -> Current:
 
 @lru_cache(maxsize=1024)
 def _current_statement(
-    access: AccessFilter | None, dialect: Dialect, for_update: bool = False, of_type: str = ""
+    access: AccessFilter | None,
+    dialect: Dialect,
+    for_update: bool = False,
+    of_type: str = "",
+    epoch: bool = False,
 ) -> tuple[str, tuple[str, ...], dict[str, Any]] | None:
     """A read under ``access`` (None: unrestricted; ``for_update``: unrestricted, locking
     the row on PostgreSQL) compiled once per filter, database and type (``of_type``, the
@@ -318,7 +334,7 @@ def _current_statement(
     filter holds lists that are expanded per execution (a few excluded resources), which
     then take the ordinary way. A filter comes back request after request (grants are kept
     per access epoch); compiling and keying its large expression at every read cost more
-    than the read."""
+    than the read. ``epoch``: with the access epoch as the last column (ADR 0035)."""
     if for_update:
         statement = _CURRENT_FOR_UPDATE
     else:
@@ -327,6 +343,8 @@ def _current_statement(
             if access is None
             else _CURRENT_OWNED.where(access.predicate(of_type=of_type or None))
         )
+        if epoch:
+            statement = statement.add_columns(_EPOCH_NOW)
     compiled = statement.compile(dialect=dialect)
     if compiled.post_compile_params:
         return None
@@ -791,6 +809,25 @@ class Session(Indexing, Lookups):
         found = self.lookup("epoch")
         return found[0][0] if found else None
 
+    def expect_epoch(self, epoch: int) -> None:
+        """Decisions of this session were made under ``epoch`` without reading it (the last
+        the process saw, ADR 0035): the first read by id under a filter confirms it in its
+        own statement, or :meth:`confirm_epoch` does in one of its own."""
+        self.expected_epoch = epoch
+
+    def confirm_epoch(self) -> None:
+        """Raise :class:`EpochMoved` unless the access epoch is still the one expected (a
+        statement of its own; nothing when no epoch is expected or it was confirmed). The
+        epoch only grows: found equal now, it stood still since it was seen, and every
+        decision made under it holds."""
+        if self.expected_epoch is not None:
+            self._confirmed(self.access_epoch())
+
+    def _confirmed(self, epoch: int | None) -> None:
+        expected, self.expected_epoch = self.expected_epoch, None
+        if epoch != expected:
+            raise EpochMoved(epoch)
+
     def current(
         self,
         res_type: str,
@@ -804,8 +841,9 @@ class Session(Indexing, Lookups):
         restricted = access is not None and not access.is_unrestricted
         if for_update and not restricted and (res_type, res_id) in self._read_ahead:
             return self._read_ahead.pop((res_type, res_id))  # once: the write changes it
+        confirming = restricted and self.expected_epoch is not None
         prepared = (
-            _current_statement(access, self._connection.dialect, of_type=res_type)
+            _current_statement(access, self._connection.dialect, of_type=res_type, epoch=confirming)
             if restricted and not for_update and access is not None and not access.conditions
             else None
         )
@@ -815,7 +853,16 @@ class Session(Indexing, Lookups):
             sql, order, fixed = prepared
             values = {**fixed, "t": res_type, "i": res_id}
             found = self.driver_rows(sql, tuple(values[n] for n in order) if order else values)
+            if confirming:
+                if not found:  # no row to carry the epoch: a statement of its own
+                    self.confirm_epoch()
+                    return None
+                *row, epoch = found[0]
+                self._confirmed(epoch)
+                return _current_of(row)
             return _current_of(found[0]) if found else None
+        if confirming:  # the ordinary way (a filter with conditions): confirmed before it
+            self.confirm_epoch()
         if restricted:
             assert access is not None
             chosen = _CURRENT if for_update else _CURRENT_OWNED

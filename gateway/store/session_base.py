@@ -239,6 +239,9 @@ class SessionBase:
         self.written: list[tuple[str, str, frozenset[str]]] = []
         #: a version of one of ACCESS_TYPES was written: the access epoch is raised at commit
         self.access_changed = False
+        #: the access epoch the caller's decisions were made under without reading it (the
+        #: last the process saw, ADR 0035), until a statement of this session confirms it
+        self.expected_epoch: int | None = None
         #: whether any Subscription exists (asked once per transaction, at the first write)
         self._watched: bool | None = None
         #: whether this transaction left rows in the outbox

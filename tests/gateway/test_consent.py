@@ -21,6 +21,7 @@ from gateway.security import build_security
 from gateway.settings import Settings
 from gateway.store.access import AccessFilter
 from gateway.store.lookups import Lookups
+from gateway.store.repository import Session, Store
 from mappings.core.clock import Clock
 from tests.conftest import _free_port, running
 from tests.consents import ACCESS, CORRECT, PSY, actor, classes, privacy_consent
@@ -580,6 +581,55 @@ def test_a_granted_read_names_its_patient_from_its_own_statement(
         assert asked == []
         assert httpx.get(f"{other}/CarePlan/plan-bert", headers=headers).status_code == 404
     assert entries() == before + 1
+
+
+def test_a_read_by_id_confirms_the_epoch_it_took_in_its_own_statement(
+    world: dict[str, Any], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read by id takes the access epoch its process saw last instead of reading it, and
+    its own statement returns the epoch with the row (ADR 0035): no statement of its own
+    for the epoch while it stands still. A change through another gateway is found by that
+    statement; the read runs again under the new epoch, once, and is recorded once."""
+    epochs: list[str] = []
+    edge, confirm = Store.access_epoch, Session.access_epoch
+
+    def read_at_edge(self: Store, **kwargs: Any) -> int | None:
+        epochs.append("edge")
+        return edge(self, **kwargs)
+
+    def read_apart(self: Session) -> int | None:
+        epochs.append("apart")
+        return confirm(self)
+
+    monkeypatch.setattr(Store, "access_epoch", read_at_edge)
+    monkeypatch.setattr(Session, "access_epoch", read_apart)
+    consent = privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS)
+    assert _grant(world, consent).status_code in (200, 201)
+
+    def refusals() -> int:
+        query = "AuditEvent?entity=CarePlan/plan-anna&outcome=4&_summary=count"
+        found = _get(world, "anna", query)
+        assert found.status_code == 200, found.text
+        return int(found.json()["total"])
+
+    with _another_gateway(database_url) as other:
+        headers, plan = _gp_at(world, other), f"{other}/CarePlan/plan-anna"
+        assert httpx.get(plan, headers=headers).status_code == 200
+        epochs.clear()
+        for _ in range(3):
+            assert httpx.get(plan, headers=headers).status_code == 200
+        assert epochs == []  # the epoch came with each read's row
+        refused = refusals()
+        epochs.clear()
+        assert _grant(world, {**consent, "status": "inactive"}).status_code == 200
+        assert httpx.get(plan, headers=headers).status_code == 404  # found moved: again
+        assert refusals() == refused + 1  # the first run recorded nothing
+        epochs.clear()
+        assert _grant(world, consent).status_code == 200
+        # the old filter finds no row to carry the epoch: a statement of its own finds it
+        # moved, and the read under the new epoch finds the row
+        assert httpx.get(plan, headers=headers).status_code == 200
+        assert "apart" in epochs
 
 
 def test_an_opt_out_with_a_nested_permit_is_found_for_that_actor_over_http(

@@ -154,14 +154,17 @@ def _where_callers_ran(endpoint: Any, monkeypatch: pytest.MonkeyPatch) -> list[s
     """'loop' or 'thread' for every authorized request the endpoint serves from now on."""
     seen: list[str] = []
     build = endpoint._caller
+    # the epoch the process saw last is an earlier test's: a read by id that took it
+    # would find it moved and run again (ADR 0035), and make a caller twice
+    endpoint.seen_epoch = None
 
-    def recording(*args: Any) -> Any:
+    def recording(*args: Any, **kwargs: Any) -> Any:
         try:
             asyncio.get_running_loop()
             seen.append("loop")
         except RuntimeError:
             seen.append("thread")
-        return build(*args)
+        return build(*args, **kwargs)
 
     monkeypatch.setattr(endpoint, "_caller", recording)
     return seen
