@@ -18,6 +18,7 @@ import base64
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from consent.context import AccessContext, Kind
@@ -79,7 +80,7 @@ def audit_event(context: AccessContext | None, access: Access, base_url: str) ->
         "action": ACTION_OF_INTERACTION.get(interaction, "E"),
         "recorded": format_instant(access.recorded),
         "outcome": access.outcome,
-        "agent": _agents(context, access, base_url),
+        "agent": _agents(context, tuple(access.consents), base_url),
         "source": {
             "site": base_url,
             "observer": {"display": "Eigen Dossier"},
@@ -114,7 +115,27 @@ def _purpose(context: AccessContext | None) -> dict[str, Any] | None:
     return None
 
 
-def _agents(context: AccessContext | None, access: Access, base_url: str) -> list[dict[str, Any]]:
+def _agents(
+    context: AccessContext | None, consents: tuple[str, ...], base_url: str
+) -> list[dict[str, Any]]:
+    """The entry's agents: a list of its own (a caller may add one), of agents made once
+    per caller, Consents and base (:func:`_agents_of`): every request of a caller names
+    the same ones."""
+    if context is None:
+        return _agents_of(None, consents, base_url)  # its network is set afterwards
+    return list(_kept_agents(context, consents, base_url))
+
+
+@lru_cache(maxsize=1024)
+def _kept_agents(
+    context: AccessContext, consents: tuple[str, ...], base_url: str
+) -> list[dict[str, Any]]:
+    return _agents_of(context, consents, base_url)
+
+
+def _agents_of(
+    context: AccessContext | None, consents: tuple[str, ...], base_url: str
+) -> list[dict[str, Any]]:
     network = None
     if context is not None and context.network_address:
         network = {"address": context.network_address, "type": "2"}
@@ -139,8 +160,8 @@ def _agents(context: AccessContext | None, access: Access, base_url: str) -> lis
     }
     if network:
         user["network"] = network
-    if access.consents:
-        user["policy"] = [f"{base_url}/{c}" for c in access.consents]
+    if consents:
+        user["policy"] = [f"{base_url}/{c}" for c in consents]
     agents = [
         user,
         {
