@@ -41,9 +41,10 @@ def _search(
 ) -> FhirResponse:
     strict = request.prefer.get("handling") == "strict"
     search = parse_search(resource_type, request.query, context.services.registry, strict=strict)
-    page = run_search(session.connection, context.services.compiler, search, context.access)
+    compiler, owned = context.services.compiler, context.caller is not None
+    page = run_search(session.connection, compiler, search, context.access, owned=owned)
     for match in (*page.matches, *page.included):
-        context.disclose(match.res_type, match.res_id, match.pk)
+        context.disclose(match.res_type, match.res_id, match.pk, match.patients)
     return FhirResponse(200, searchset(context, search, page))
 
 

@@ -78,14 +78,19 @@ class Compiler:
         table: FromClause = resources,
         *,
         live: bool = True,
+        of_type: str | None = None,
     ) -> list[ColumnElement[bool]]:
         """Type, not deleted (``live``), and the access filter. A query driven by an index
-        filter needs neither type nor the deleted test: a delete removes its index rows."""
+        filter needs neither type nor the deleted test: a delete removes its index rows;
+        ``of_type`` is then the type its index gives every row. What the access filter
+        says of types is decided for the rows' one type, and left out of the SQL (as for
+        a read by id, ADR 0033): each list of types is a table SQLite builds at every
+        execution (ADR 0035)."""
         clauses: list[ColumnElement[bool]] = [table.c.deleted.is_(False)] if live else []
         if resource_type is not None:
             clauses.insert(0, table.c.res_type == resource_type)
         if not access.is_unrestricted:
-            clauses.append(access.predicate(table))
+            clauses.append(access.predicate(table, of_type=resource_type or of_type))
         return clauses
 
     def condition(self, resource_type: str, filters: list[Filter]) -> Condition:

@@ -54,6 +54,9 @@ class Match(NamedTuple):
     res_type: str
     res_id: str
     content: bytes
+    #: its compartment's patients, when the page was read for a caller whose access log
+    #: names them (``run_search(owned=True)``, ADR 0035); None: not asked
+    patients: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -65,9 +68,16 @@ class Page:
 
 
 def run_search(
-    connection: Connection, compiler: Compiler, request: SearchRequest, access: AccessFilter
+    connection: Connection,
+    compiler: Compiler,
+    request: SearchRequest,
+    access: AccessFilter,
+    *,
+    owned: bool = False,
 ) -> Page:
-    """One page of matches (and the total, and includes) of ``request`` for ``access``.
+    """One page of matches (and the total, and includes) of ``request`` for ``access``;
+    ``owned``: the page's matches with their compartments' patients, read with their bytes
+    (a caller's access-log entry names them).
 
     The first filter that reads an index table drives the query (``pk IN (...)``, an index
     range); every other filter is an EXISTS probe per candidate. The page query selects
@@ -96,7 +106,7 @@ def run_search(
             if complete
             else _Plan(compiler, request, access).count(connection)
         )
-    page = Page(total, _by_keys(connection, pks[: request.count]), has_next=has_next)
+    page = Page(total, _by_keys(connection, pks[: request.count], owned), has_next=has_next)
     if request.includes or request.revincludes:
         page.included = _included(connection, compiler, request, page.matches, access)
     return page
@@ -234,7 +244,10 @@ class _Plan:
     ) -> None:
         driving = self.driving(compiler, request)
         self.where = compiler.base_query(
-            None if driving is not None else request.resource_type, access, live=driving is None
+            None if driving is not None else request.resource_type,
+            access,
+            live=driving is None,
+            of_type=request.resource_type,  # the driving index's rows are all of it
         )
         self.index_only: Select[Any] | None = None
         if driving is not None:
@@ -278,13 +291,20 @@ class _Plan:
         return int(counted.scalar_one())
 
 
-def _by_keys(connection: Connection, pks: list[int]) -> list[Match]:
+def _by_keys(connection: Connection, pks: list[int], owned: bool = False) -> list[Match]:
     if not pks:
         return []
     found: dict[int, Match] = {}
+    lookup = "by_keys_owned" if owned else "by_keys"
     for start in range(0, len(pks), 100):  # a page is at most 100 (a compiled form per size)
-        for row in lookup_rows(connection, "by_keys", pks[start : start + 100]):
-            found[row[0]] = Match._make(row)
+        for row in lookup_rows(connection, lookup, pks[start : start + 100]):
+            if owned:
+                pk, res_type, res_id, content, patients = row
+                found[pk] = Match(
+                    pk, res_type, res_id, content, frozenset((patients or "").split())
+                )
+            else:
+                found[row[0]] = Match(*row)
     return [found[pk] for pk in pks if pk in found]
 
 

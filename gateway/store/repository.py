@@ -28,7 +28,6 @@ from sqlalchemy import (
     Dialect,
     Engine,
     Row,
-    String,
     and_,
     bindparam,
     case,
@@ -41,10 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.event import listens_for
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateTable
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from consent.policy import Target
 from gateway.search.dates import to_micros
@@ -61,6 +57,7 @@ from gateway.store.schema import (
     resources,
 )
 from gateway.store.session_base import (
+    OWNERS,
     Current,
     driver_insert,
     driver_params,
@@ -97,36 +94,7 @@ _CURRENT = select(resources).where(
 _CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
 
 
-class _Joined(FunctionElement[str]):
-    """Strings of a group joined by spaces, the separator written into the statement
-    (SQLAlchemy's ``aggregate_strings`` binds it per execution, which a statement compiled
-    once cannot hold)."""
-
-    type = String()
-    name = "joined"
-    inherit_cache = True
-
-
-@compiles(_Joined)
-def _joined(element: _Joined, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"string_agg({compiler.process(element.clauses, **kw)}, ' ')"
-
-
-@compiles(_Joined, "sqlite")
-def _joined_sqlite(element: _Joined, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"group_concat({compiler.process(element.clauses, **kw)}, ' ')"
-
-
-#: the current row with its compartment's patients (one string, separated by spaces), for
-#: a read under a caller's filter: the read's access-log entry names them, and asked in a
-#: statement of their own they cost a round trip more (ADR 0033)
-_OWNERS = (
-    select(_Joined(patient_compartment.c.patient_id))
-    .where(patient_compartment.c.res_pk == resources.c.pk)
-    .correlate(resources)
-    .scalar_subquery()
-)
-_CURRENT_OWNED = select(resources, _OWNERS).where(
+_CURRENT_OWNED = select(resources, OWNERS).where(
     resources.c.res_type == bindparam("t"), resources.c.res_id == bindparam("i")
 )
 #: the access epoch, as a column of the read it is confirmed by (ADR 0035)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Connection,
     Dialect,
     Select,
+    String,
     Table,
     and_,
     bindparam,
@@ -27,6 +28,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from gateway.store.schema import (
     INDEX_TABLES,
@@ -127,6 +131,37 @@ def driver_params(row: Mapping[str, Any], order: tuple[str, ...]) -> Any:
     return tuple(row[name] for name in order) if order else row
 
 
+class Joined(FunctionElement[str]):
+    """Strings of a group joined by spaces, the separator written into the statement
+    (SQLAlchemy's ``aggregate_strings`` binds it per execution, which a statement compiled
+    once cannot hold)."""
+
+    type = String()
+    name = "joined"
+    inherit_cache = True
+
+
+@compiles(Joined)
+def _joined(element: Joined, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"string_agg({compiler.process(element.clauses, **kw)}, ' ')"
+
+
+@compiles(Joined, "sqlite")
+def _joined_sqlite(element: Joined, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ' ')"
+
+
+#: a row's compartment patients (one string, separated by spaces), as a column of a read
+#: under a caller's filter (by id, ADR 0033; a search's page, ADR 0035): the access-log
+#: entry names them, and asked in a statement of their own they cost a round trip more
+OWNERS = (
+    select(Joined(patient_compartment.c.patient_id))
+    .where(patient_compartment.c.res_pk == resources.c.pk)
+    .correlate(resources)
+    .scalar_subquery()
+)
+
+
 @lru_cache(maxsize=512)  # each lookup by number of values, up to 100
 def _driver_select(
     name: str, size: int, dialect: Dialect
@@ -148,6 +183,9 @@ _LOOKUPS: dict[str, Callable[[list[BindParameter[Any]]], Select[Any]]] = {
     ).where(patient_compartment.c.res_pk.in_(values)),
     "by_keys": lambda values: select(
         resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content
+    ).where(resources.c.pk.in_(values)),
+    "by_keys_owned": lambda values: select(
+        resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content, OWNERS
     ).where(resources.c.pk.in_(values)),
 }
 

@@ -583,6 +583,42 @@ def test_a_granted_read_names_its_patient_from_its_own_statement(
     assert entries() == before + 1
 
 
+def test_a_granted_search_names_its_patients_from_its_page_statement(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search's page is read with its compartments' patients (ADR 0035): its access-log
+    entry names the client without a lookup of its own (an included resource still has
+    one), and the client finds it in their log."""
+    asked: list[list[int]] = []
+    original = Lookups.patients_of
+
+    def counted(self: Lookups, pks: list[int]) -> dict[int, frozenset[str]]:
+        asked.append(list(pks))
+        return original(self, pks)
+
+    monkeypatch.setattr(Lookups, "patients_of", counted)
+    assert _grant(world, privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS)).status_code in (
+        200,
+        201,
+    )
+
+    def entries() -> int:
+        query = "AuditEvent?entity=Observation/obs-anna&subtype=search-type&_summary=count"
+        found = _get(world, "anna", query)
+        assert found.status_code == 200, found.text
+        return int(found.json()["total"])
+
+    before = entries()
+    asked.clear()
+    found = _get(world, "gp", "Observation?subject=Patient/anna")
+    assert _ids(found) == ["Observation/obs-anna"]  # the labelled one is denied
+    assert asked == []
+    with_plan = _get(world, "gp", "Observation?subject=Patient/anna&_include=Observation:subject")
+    assert _ids(with_plan) == ["Observation/obs-anna", "Patient/anna"]
+    assert len(asked) == 1 and len(asked[0]) == 1  # the included Patient alone
+    assert entries() == before + 2
+
+
 def test_a_read_by_id_confirms_the_epoch_it_took_in_its_own_statement(
     world: dict[str, Any], database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
