@@ -549,12 +549,9 @@ def test_a_callers_filter_is_made_once_and_again_when_its_grants_change(
         assert len(made) == 2 and not made[1].grants
 
 
-def test_a_granted_read_names_its_patient_from_its_own_statement(
-    world: dict[str, Any], database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The read under a grant returns the compartment's patients with the row (ADR 0033):
-    its access-log entry names the client without a lookup of its own, and the client
-    finds it in their log."""
+def _granted_and_counted(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Anna grants the GP practice her plans and Observations; every compartment lookup
+    from now on is recorded (the keys it asked for) in the list returned."""
     asked: list[list[int]] = []
     original = Lookups.patients_of
 
@@ -563,15 +560,28 @@ def test_a_granted_read_names_its_patient_from_its_own_statement(
         return original(self, pks)
 
     monkeypatch.setattr(Lookups, "patients_of", counted)
-    assert _grant(world, privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS)).status_code in (
-        200,
-        201,
-    )
+    granted = _grant(world, privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS))
+    assert granted.status_code in (200, 201)
+    return asked
+
+
+def _entries(world: dict[str, Any], query: str) -> int:
+    """How many entries of Anna's access log ``query`` finds, as she reads it."""
+    found = _get(world, "anna", f"AuditEvent?{query}&_summary=count")
+    assert found.status_code == 200, found.text
+    return int(found.json()["total"])
+
+
+def test_a_granted_read_names_its_patient_from_its_own_statement(
+    world: dict[str, Any], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read under a grant returns the compartment's patients with the row (ADR 0033):
+    its access-log entry names the client without a lookup of its own, and the client
+    finds it in their log."""
+    asked = _granted_and_counted(world, monkeypatch)
 
     def entries() -> int:
-        found = _get(world, "anna", "AuditEvent?entity=CarePlan/plan-anna&_summary=count")
-        assert found.status_code == 200, found.text
-        return int(found.json()["total"])
+        return _entries(world, "entity=CarePlan/plan-anna")
 
     before = entries()
     with _another_gateway(database_url) as other:
@@ -589,24 +599,10 @@ def test_a_granted_search_names_its_patients_from_its_page_statement(
     """A search's page is read with its compartments' patients (ADR 0035): its access-log
     entry names the client without a lookup of its own (an included resource still has
     one), and the client finds it in their log."""
-    asked: list[list[int]] = []
-    original = Lookups.patients_of
-
-    def counted(self: Lookups, pks: list[int]) -> dict[int, frozenset[str]]:
-        asked.append(list(pks))
-        return original(self, pks)
-
-    monkeypatch.setattr(Lookups, "patients_of", counted)
-    assert _grant(world, privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS)).status_code in (
-        200,
-        201,
-    )
+    asked = _granted_and_counted(world, monkeypatch)
 
     def entries() -> int:
-        query = "AuditEvent?entity=Observation/obs-anna&subtype=search-type&_summary=count"
-        found = _get(world, "anna", query)
-        assert found.status_code == 200, found.text
-        return int(found.json()["total"])
+        return _entries(world, "entity=Observation/obs-anna&subtype=search-type")
 
     before = entries()
     asked.clear()

@@ -245,3 +245,36 @@ def test_a_kept_connection_the_database_refused_is_not_kept(tmp_path: pathlib.Pa
     finally:
         store.dispose()
     assert kept.closed
+
+
+def test_a_loop_read_the_database_refused_gives_its_connection_up_and_others_keep_it(
+    services: Services,
+) -> None:
+    """The loop's read session: a session that ends, fails in Python or goes past its
+    budget leaves its kept connection clean, out of any transaction and without a budget,
+    and it is kept; one on which the driver raised is given up, and the next read takes a
+    new connection."""
+    if not _sqlite(services):
+        pytest.skip("budgets apply on SQLite, where reads run on the event loop")
+    _dossier(services)
+    store = services.store
+    for snapshot in (False, True):
+        with store.read(snapshot=snapshot, budget=Budget(10**9)) as session:
+            assert session.current("Patient", "anna") is not None
+        kept = store._loop.connections[snapshot]
+        with pytest.raises(ValueError), store.read(snapshot=snapshot, budget=Budget(10**9)):
+            raise ValueError("a failure within the session")
+        with pytest.raises(OverBudget), store.read(snapshot=snapshot, budget=Budget(5_000)) as s:
+            s.connection.execute(_HEAVY).scalar()
+        assert store._loop.connections[snapshot] is kept and not kept.in_transaction()
+        with kept.begin():  # no budget left behind: a long statement runs to its end
+            assert kept.execute(_HEAVY).scalar() == (_MATCHES + 1) ** 2
+        with (
+            pytest.raises(OperationalError),
+            store.read(snapshot=snapshot, budget=Budget(10**9)) as s,
+        ):
+            s.connection.execute(text("SELECT * FROM no_such_table")).all()
+        assert kept.closed and store._loop.connections.get(snapshot) is None
+        with store.read(snapshot=snapshot, budget=Budget(10**9)) as session:
+            assert session.current("Observation", "o1") is not None
+        assert store._loop.connections[snapshot] is not kept
