@@ -193,8 +193,17 @@ _LOOKUPS: dict[str, Callable[[list[BindParameter[Any]]], Select[Any]]] = {
 def lookup_sql(name: str, values: Sequence[Any], dialect: Dialect) -> tuple[str, Any]:
     """The compiled lookup ``name`` (see :data:`_LOOKUPS`) and its parameters for ``values``."""
     sql, order, fixed = _driver_select(name, len(values), dialect)
+    if order and _in_order(order):  # a positional driver binding the values alone, in turn
+        return sql, tuple(values)
     bound = {**fixed, **{f"v{n}": value for n, value in enumerate(values)}}
     return sql, tuple(bound[k] for k in order) if order else bound
+
+
+@lru_cache(maxsize=512)
+def _in_order(order: tuple[str, ...]) -> bool:
+    """Whether a positional statement's parameters are ``v0``, ``v1``, ... and nothing else:
+    then the values are its parameters as they are (a page's fifty keys, no dict built)."""
+    return order == tuple(f"v{n}" for n in range(len(order)))
 
 
 def fetch_driver(dbapi_connection: Any, dialect: Dialect, sql: str, params: Any) -> list[Any]:
