@@ -90,15 +90,26 @@ class Context:
     budget: Budget | None = None
 
     def again(self, budget: Budget | None = None) -> Context:
-        """This context for a request of its own: a trail, keys and owners of its own, and
-        ``budget``. What :func:`dataclasses.replace` makes, at half its cost: the open
-        mode's one context serves every request this way."""
+        """This context for a request of its own, with ``budget``: the open mode's one
+        context serves every request this way."""
+        return self.narrowed(self.access, self.write, self.caller, budget)
+
+    def narrowed(
+        self,
+        access: AccessFilter,
+        write: AccessFilter | None,
+        caller: Caller | None,
+        budget: Budget | None,
+    ) -> Context:
+        """This context with ``access``, ``write``, ``caller`` and ``budget``, and a trail,
+        keys and owners of its own: what :func:`dataclasses.replace` makes, at half its
+        cost (every request makes one or two)."""
         return Context(
             services=self.services,
-            access=self.access,
+            access=access,
             router=self.router,
-            write=self.write,
-            caller=self.caller,
+            write=write,
+            caller=caller,
             privilege=self.privilege,
             budget=budget,
         )

@@ -26,7 +26,7 @@ from gateway.search.compile import Compiler, Form
 from gateway.search.params import Filter, Include, SearchRequest
 from gateway.store.access import AccessFilter
 from gateway.store.schema import INDEX_TABLES, resources, search_reference
-from gateway.store.session_base import driver_params, driver_rows, lookup_rows
+from gateway.store.session_base import driver_params, driver_rows, lookup_rows, owners_of
 from mappings.core.errors import Invalid
 
 __all__ = ["Match", "Page", "run_search", "stream_search"]
@@ -300,9 +300,7 @@ def _by_keys(connection: Connection, pks: list[int], owned: bool = False) -> lis
         for row in lookup_rows(connection, lookup, pks[start : start + 100]):
             if owned:
                 pk, res_type, res_id, content, patients = row
-                found[pk] = Match(
-                    pk, res_type, res_id, content, frozenset((patients or "").split())
-                )
+                found[pk] = Match(pk, res_type, res_id, content, owners_of(patients))
             else:
                 found[row[0]] = Match(*row)
     return [found[pk] for pk in pks if pk in found]

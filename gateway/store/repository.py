@@ -57,12 +57,14 @@ from gateway.store.schema import (
     resources,
 )
 from gateway.store.session_base import (
+    EPOCH,
     OWNERS,
     Current,
     driver_insert,
     driver_params,
     fetch_driver,
     lookup_sql,
+    owners_of,
 )
 from mappings.core.clock import Clock
 from mappings.core.errors import Conflict, Forbidden, PreconditionFailed
@@ -98,7 +100,7 @@ _CURRENT_OWNED = select(resources, OWNERS).where(
     resources.c.res_type == bindparam("t"), resources.c.res_id == bindparam("i")
 )
 #: the access epoch, as a column of the read it is confirmed by (ADR 0035)
-_EPOCH_NOW = select(access_epoch.c.n).where(access_epoch.c.id == 1).scalar_subquery()
+_EPOCH_NOW = EPOCH.scalar_subquery()
 #: the current rows of many ids of one type, locked in one order (PostgreSQL)
 _CURRENT_MANY_FOR_UPDATE = (
     select(resources)
@@ -282,7 +284,7 @@ class Stored:
 def _current_of(row: Sequence[Any]) -> Current:
     """A row of ``resources`` (and, from :data:`_CURRENT_OWNED`, its compartment's patients)."""
     pk, kind, ident, version, updated, deleted, content = row[:7]
-    patients = None if len(row) == 7 else frozenset((row[7] or "").split())
+    patients = None if len(row) == 7 else owners_of(row[7])
     return Current(pk, kind, ident, version, updated, bool(deleted), content, patients)
 
 
@@ -523,7 +525,6 @@ class Store:
             return
         if self.log_engine is self.engine and not self._postgresql:
             return  # an in-memory SQLite database: its log and its indexer are the writes'
-
         deadline = time.monotonic() + LOG_BACKLOG_WAIT
         while time.monotonic() < deadline:
             time.sleep(_BACKLOG_POLL)

@@ -162,22 +162,34 @@ OWNERS = (
 )
 
 
+def owners_of(joined: str | None) -> frozenset[str]:
+    """The patients of an :data:`OWNERS` column (none: a row in no dossier)."""
+    return frozenset((joined or "").split())
+
+
 @lru_cache(maxsize=512)  # each lookup by number of values, up to 100
 def _driver_select(
     name: str, size: int, dialect: Dialect
-) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+) -> tuple[str, tuple[str, ...], dict[str, Any], bool]:
     """One of the few lookups every consent-on request runs, compiled once per database
     and number of values (``name``: see :data:`_LOOKUPS`): its text, its parameters'
-    order for a positional driver and the constants bound in it; the values are bound as
+    order for a positional driver, the constants bound in it, and whether the values alone
+    are its parameters, in turn (a positional statement binding nothing else: a page's
+    fifty keys are then bound as they are, no dict built); the values are bound as
     ``v0``, ``v1``, ..."""
     values = [f"v{n}" for n in range(size)]
     compiled = _LOOKUPS[name]([bindparam(v) for v in values]).compile(dialect=dialect)
     fixed = compiled.construct_params(params=dict.fromkeys(values))
-    return compiled.string, tuple(compiled.positiontup or ()), dict(fixed)
+    order = tuple(compiled.positiontup or ())
+    return compiled.string, order, dict(fixed), bool(order) and order == tuple(values)
+
+
+#: the access epoch's one row (ADR 0008): read apart, or as a column of a read (ADR 0035)
+EPOCH = select(access_epoch.c.n).where(access_epoch.c.id == 1)
 
 
 _LOOKUPS: dict[str, Callable[[list[BindParameter[Any]]], Select[Any]]] = {
-    "epoch": lambda _values: select(access_epoch.c.n).where(access_epoch.c.id == 1),
+    "epoch": lambda _values: EPOCH,
     "patients_of": lambda values: select(
         patient_compartment.c.res_pk, patient_compartment.c.patient_id
     ).where(patient_compartment.c.res_pk.in_(values)),
@@ -192,18 +204,11 @@ _LOOKUPS: dict[str, Callable[[list[BindParameter[Any]]], Select[Any]]] = {
 
 def lookup_sql(name: str, values: Sequence[Any], dialect: Dialect) -> tuple[str, Any]:
     """The compiled lookup ``name`` (see :data:`_LOOKUPS`) and its parameters for ``values``."""
-    sql, order, fixed = _driver_select(name, len(values), dialect)
-    if order and _in_order(order):  # a positional driver binding the values alone, in turn
+    sql, order, fixed, direct = _driver_select(name, len(values), dialect)
+    if direct:
         return sql, tuple(values)
     bound = {**fixed, **{f"v{n}": value for n, value in enumerate(values)}}
     return sql, tuple(bound[k] for k in order) if order else bound
-
-
-@lru_cache(maxsize=512)
-def _in_order(order: tuple[str, ...]) -> bool:
-    """Whether a positional statement's parameters are ``v0``, ``v1``, ... and nothing else:
-    then the values are its parameters as they are (a page's fifty keys, no dict built)."""
-    return order == tuple(f"v{n}" for n in range(len(order)))
 
 
 def fetch_driver(dbapi_connection: Any, dialect: Dialect, sql: str, params: Any) -> list[Any]:

@@ -26,7 +26,7 @@ def test_a_lookups_parameters_are_its_values_in_the_order_its_sql_binds_them(
     values = [f"x{n}" for n in range(size)] if name != "epoch" else []  # the epoch takes none
     for dialect in (sqlite.dialect(paramstyle="qmark"), postgresql.dialect()):
         sql, params = lookup_sql(name, values, dialect)
-        _, order, fixed = session_base._driver_select(name, len(values), dialect)
+        _, order, fixed, _ = session_base._driver_select(name, len(values), dialect)
         bound = {**fixed, **{f"v{n}": value for n, value in enumerate(values)}}
         expected = tuple(bound[k] for k in order) if order else bound
         assert params == expected, (name, size, dialect.name)
