@@ -315,9 +315,10 @@ def commit_events_now(services: Services, events: list[dict[str, Any]]) -> bool:
 
 
 def _assign_ids(services: Services, events: list[dict[str, Any]]) -> None:
-    """Each entry's AuditEvent id, given before it is committed (as a write's are)."""
+    """Each entry's AuditEvent id, given before it is committed (as a write's are), in
+    the order of time (ADR 0036)."""
     for event in events:
-        event["id"] = services.ids.new()
+        event["id"] = services.ids.ordered()
 
 
 def _refusal(status: int) -> str:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -160,6 +161,20 @@ def test_entries_committed_at_once_wait_as_written_like_any_other(own: Services)
     assert all(event["id"] for event in events)
     assert own.store.catch_up_access_log() == 2
     assert sorted(e["id"] for e in _indexed(own)) == sorted(e["id"] for e in events)
+
+
+def test_an_entrys_id_is_ordered_by_the_time_it_was_logged(own: Services) -> None:
+    """Time-ordered AuditEvent ids (ADR 0036): an entry logged later has a larger id, so
+    its index rows go at the end of the id's B-trees."""
+    first = _events("p1", 1)
+    commit_events(own, first)
+    time.sleep(0.002)
+    second = _events("p1", 1)
+    commit_events(own, second)
+    ids = [first[0]["id"], second[0]["id"]]
+    assert [uuid.UUID(made).version for made in ids] == [7, 7]
+    assert ids[0] < ids[1]
+    assert sorted(entry["id"] for entry in _every_entry(own)) == ids
 
 
 def test_an_entry_is_not_committed_at_once_while_another_writer_holds_the_lock(

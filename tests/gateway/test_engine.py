@@ -1,14 +1,16 @@
-"""The PostgreSQL pool: a connection the server dropped is replaced, pinged only when idle."""
+"""The engines: PostgreSQL's pool replaces a connection the server dropped, pinged only when
+idle; SQLite's connections checkpoint their WAL at the size chosen."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from gateway.store.engine import make_engine
+from gateway.store.engine import WAL_AUTOCHECKPOINT, make_engine
 
 
 def _dropped(engine: Engine, url: str) -> int:
@@ -55,3 +57,17 @@ def test_a_connection_used_just_now_is_not_pinged_and_fails_once(postgres: str) 
             assert connection.exec_driver_sql("SELECT 1").scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_a_sqlite_connection_checkpoints_its_wal_at_the_size_chosen(tmp_path: Path) -> None:
+    """Every connection of the engine, the log's own file's included, checkpoints the WAL
+    past ``WAL_AUTOCHECKPOINT`` pages (ADR 0036), not at SQLite's 1,000."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'wal.db'}")
+    try:
+        with engine.connect() as connection:
+            pages = connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+            mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar_one()
+    finally:
+        engine.dispose()
+    assert (pages, mode) == (WAL_AUTOCHECKPOINT, "wal")
+    assert WAL_AUTOCHECKPOINT > 1_000
