@@ -17,8 +17,9 @@ read's in a file of its own, ADR 0027); :class:`LogIndexer` stores the waiting e
 AuditEvent resources, a batch per transaction: in a thread of every gateway process on
 PostgreSQL, in a process of its own beside ``serve`` on SQLite (``eigendossier index-log``,
 ADR 0028), where past a bound the requests' log commits wait for it. On SQLite it works a
-batch out (bytes, index rows) before it takes the write lock (ADR 0023). A read that can
-show AuditEvents does not wait for it: it indexes what waits itself first (ADR 0021).
+batch out (bytes, index rows) before it takes the write lock (ADR 0023), and a thread beside
+it checkpoints the WAL (:class:`Checkpointer`, ADR 0036). A read that can show AuditEvents
+does not wait for it: it indexes what waits itself first (ADR 0021).
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ from typing import Any
 
 from gateway.store.repository import BATCH_BYTES, Batch, Store
 
-__all__ = ["GroupCommit", "LogIndexer"]
+__all__ = ["CHECKPOINT_EVERY", "Checkpointer", "GroupCommit", "LogIndexer"]
 
 log = logging.getLogger("eigendossier.auditlog")
+
+#: how often the indexer's checkpointer copies SQLite's WAL into the database (seconds)
+CHECKPOINT_EVERY = 0.25
 
 
 @dataclass(slots=True)
@@ -213,6 +217,7 @@ class LogIndexer:
         pause: float = 0.01,
         max_bytes: int = BATCH_BYTES,
         grow: int = 4,
+        checkpoint_every: float = CHECKPOINT_EVERY,
     ) -> None:
         self.store = store
         self.interval = interval
@@ -220,14 +225,32 @@ class LogIndexer:
         self.pause = pause
         self.max_bytes = max_bytes
         self.grow = grow
+        self.checkpoint_every = checkpoint_every
         #: the next round's size, as a multiple of the first
         self.scale = 1
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            batch = self.round()
-            stop.wait(self.pause if batch.more else self.interval)
-        self.index_waiting()
+        """Rounds until ``stop``, then what is left; on SQLite with a :class:`Checkpointer`
+        beside it for as long, which checkpoints once more after the last round."""
+        halt = threading.Event()
+        checkpointer = None
+        if self.store.checkpoints:
+            checkpointer = threading.Thread(
+                target=Checkpointer(self.store, self.checkpoint_every).run,
+                args=(halt,),
+                name="eigendossier-checkpoint",
+                daemon=True,
+            )
+            checkpointer.start()
+        try:
+            while not stop.is_set():
+                batch = self.round()
+                stop.wait(self.pause if batch.more else self.interval)
+            self.index_waiting()
+        finally:
+            halt.set()
+            if checkpointer is not None:
+                checkpointer.join()
 
     def index_waiting(self) -> int:
         """Rounds without a pause until no entry waits (that no other process holds)."""
@@ -251,3 +274,36 @@ class LogIndexer:
         except Exception as error:  # the next round tries again; the entries wait
             log.error("indexing the access log failed: %s", type(error).__name__)
             return Batch(0, more=False)
+
+
+class Checkpointer:
+    """Checkpoints SQLite's WAL every ``every`` seconds, in a thread beside the indexer
+    (ADR 0036), and once more when stopped.
+
+    The indexer writes most of the pages (some five an entry). A commit checkpoints when
+    the WAL has grown past ``WAL_AUTOCHECKPOINT`` pages, and then waits for the copy and
+    two flushes to disk: four fifths of it waiting for the disk, not the processor (1.07 s
+    of 1.25 s for 10,874 entries of reads). Here the copy runs while the indexer works
+    out its next batch, and the WAL stays far below that size, so no commit waits for it.
+    A checkpoint flushes the WAL first, so it also bounds what a power loss can take
+    (``synchronous=NORMAL``) to about ``every`` seconds of commits. A failure is logged by
+    its type only and the next one tries again.
+    """
+
+    def __init__(self, store: Store, every: float = CHECKPOINT_EVERY) -> None:
+        self.store = store
+        self.every = every
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.every):
+            self.once()
+        self.once()
+
+    def once(self) -> bool:
+        """One checkpoint; False when it failed (logged)."""
+        try:
+            self.store.checkpoint()
+        except Exception as error:  # the next one tries again; nothing is lost
+            log.error("checkpointing the database failed: %s", type(error).__name__)
+            return False
+        return True

@@ -334,6 +334,9 @@ class Store:
         #: on it; workers of other processes find them by polling)
         self.outbox_written = threading.Event()
         self._postgresql = engine.dialect.name == "postgresql"
+        #: whether the gateway checkpoints this database's WAL itself (SQLite, ADR 0036;
+        #: PostgreSQL checkpoints on its own)
+        self.checkpoints = not self._postgresql
         #: where the access log of reads is committed (ADR 0027): ``engine`` itself, or on
         #: SQLite a file of its own; a write's entries are always in the write's transaction
         self.log_engine = access_log_engine(engine)
@@ -546,6 +549,22 @@ class Store:
         with contextlib.suppress(sqlite3.Error):  # nothing open, or the connection is gone
             driver.driver_connection.execute("ROLLBACK")
         driver.invalidate()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL's pages into the database file, and those of the log's own file's
+        WAL into that file (SQLite; nothing on PostgreSQL): a PASSIVE checkpoint, which
+        waits for no reader and no writer, on a connection of its own (ADR 0036). It
+        flushes the WAL to disk first: from then on what was committed survives a power
+        loss, not only a kill of the process (``synchronous=NORMAL``)."""
+        if not self.checkpoints:
+            return
+        for engine in self._log_engines():  # the database, and the log's own file
+            raw = engine.raw_connection()
+            try:  # outside any transaction: the connection is in autocommit (engine.py)
+                driver: Any = raw.driver_connection
+                driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                raw.close()
 
     def access_log_waiting(self) -> bool:
         """Whether access-log entries wait to be indexed as AuditEvents (any process's), in

@@ -11,8 +11,11 @@ what waits).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -32,7 +35,7 @@ from sqlalchemy.exc import DBAPIError
 
 from consent.audit import Access, audit_event
 from gateway.app import build_services
-from gateway.interactions.auditlog import LogIndexer
+from gateway.interactions.auditlog import Checkpointer, LogIndexer
 from gateway.interactions.authorize import commit_events, commit_events_now, write_events
 from gateway.interactions.dispatch import Dispatcher, dispatch, shows_access_log
 from gateway.interactions.model import FhirRequest, Services
@@ -42,7 +45,7 @@ from gateway.loading import load
 from gateway.security import build_security
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, write_transaction
-from gateway.store.repository import Store, instant_of
+from gateway.store.repository import LOG_FILE_SUFFIX, Store, instant_of
 from gateway.store.schema import access_log, resources
 from tests.conftest import _free_port
 from tests.smart import account, bearer, login
@@ -503,3 +506,112 @@ def _is_read_of_anna(event: dict[str, Any]) -> bool:
 
 def _reads_of_anna(services: Services) -> int:
     return sum(_is_read_of_anna(e) for e in _every_entry(services))
+
+
+def _in_file_alone(path: str, table: str) -> int:
+    """Rows of ``table`` in a copy of the database file ``path`` without its WAL: what
+    checkpoints have copied into the file."""
+    copy = f"{path}.copy"
+    shutil.copyfile(path, copy)
+    try:
+        with contextlib.closing(sqlite3.connect(copy)) as connection:
+            return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    finally:
+        os.remove(copy)
+
+
+def _sqlite_files(services: Services, own_database: str) -> tuple[str, str]:
+    """The database file and the log's own file (SQLite, ADR 0027)."""
+    _sqlite_log_file(services)
+    path = own_database.removeprefix("sqlite:///")
+    return path, path + LOG_FILE_SUFFIX
+
+
+def test_a_checkpoint_copies_both_wals_into_their_files(own: Services, own_database: str) -> None:
+    """ADR 0036: a commit leaves its pages in the WAL (far below ``WAL_AUTOCHECKPOINT``);
+    ``Store.checkpoint`` copies them into the database file and the log's own file."""
+    database, log_file = _sqlite_files(own, own_database)
+    own.store.checkpoint()  # the schema
+    commit_events(own, _events("p1", 5))  # in the log's own file
+    own.store.catch_up_access_log()  # then as AuditEvents in the database, gone from the file
+    commit_events(own, _events("p1", 3))
+    assert _in_file_alone(database, "resources") == 0
+    assert _in_file_alone(log_file, "access_log") == 0
+    own.store.checkpoint()
+    assert _in_file_alone(database, "resources") == 5
+    assert _in_file_alone(log_file, "access_log") == 3
+
+
+def test_the_indexer_checkpoints_beside_its_rounds_and_once_more_at_its_stop(
+    own: Services, own_database: str
+) -> None:
+    database, _ = _sqlite_files(own, own_database)
+    own.store.checkpoint()  # the schema
+    stop = threading.Event()
+    indexer = LogIndexer(own.store, interval=0.05, checkpoint_every=0.05)
+    thread = threading.Thread(target=indexer.run, args=(stop,))
+    thread.start()
+    try:
+        commit_events(own, _events("p1", 20))
+        deadline = time.monotonic() + 60
+        while _in_file_alone(database, "resources") < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _in_file_alone(database, "resources") == 20  # while it runs
+        assert "eigendossier-checkpoint" in {t.name for t in threading.enumerate()}
+    finally:
+        stop.set()
+        thread.join(60)
+    assert not thread.is_alive()
+    assert "eigendossier-checkpoint" not in {t.name for t in threading.enumerate()}
+
+
+def test_the_checkpoint_at_the_stop_copies_what_the_last_round_indexed(
+    own: Services, own_database: str
+) -> None:
+    database, _ = _sqlite_files(own, own_database)
+    own.store.checkpoint()  # the schema
+    stop = threading.Event()
+    stop.set()  # no round before the stop: only what is left, then the last checkpoint
+    commit_events(own, _events("p1", 7))
+    LogIndexer(own.store, checkpoint_every=3600.0).run(stop)
+    assert _waiting(own) == 0
+    assert _in_file_alone(database, "resources") == 7
+
+
+def test_a_failed_checkpoint_is_logged_by_its_type_and_the_next_tries_again(
+    own: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    failures = [sqlite3.OperationalError("disk I/O error at Patient/p1")]
+
+    def checkpoint() -> None:
+        if failures:
+            raise failures.pop()
+
+    monkeypatch.setattr(own.store, "checkpoint", checkpoint)
+    checkpointer = Checkpointer(own.store)
+    with caplog.at_level(logging.ERROR, logger="eigendossier.auditlog"):
+        assert checkpointer.once() is False
+        assert checkpointer.once() is True
+    assert [r.getMessage() for r in caplog.records] == [
+        "checkpointing the database failed: OperationalError"
+    ]
+
+
+def test_postgresql_checkpoints_itself(own: Services) -> None:
+    """No checkpointer beside the indexer on PostgreSQL, and nothing to do for one."""
+    if own.store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's WAL is checkpointed by the gateway (ADR 0036)")
+    assert own.store.checkpoints is False
+    own.store.checkpoint()  # nothing: no statement, no error
+    stop = threading.Event()
+    seen: list[set[str]] = []
+    original = own.store.index_access_log
+
+    def index(*args: Any, **kwargs: Any) -> Any:
+        seen.append({t.name for t in threading.enumerate()})
+        stop.set()
+        return original(*args, **kwargs)
+
+    own.store.index_access_log = index  # type: ignore[method-assign]
+    LogIndexer(own.store).run(stop)
+    assert seen and all("eigendossier-checkpoint" not in names for names in seen)
