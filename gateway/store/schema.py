@@ -170,7 +170,7 @@ patient_compartment = Table(
     Column("res_pk", _Pk, nullable=False),
     Column("patient_id", String(64), nullable=False),
     Index("ix_compartment_patient", "patient_id", "res_pk"),
-    Index("ix_compartment_pk", "res_pk"),
+    Index("ix_compartment_pk", "res_pk", "patient_id"),  # covering: migration 0012
 )
 
 #: One counter, raised by every write transaction that changes who may see what (a

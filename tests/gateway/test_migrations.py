@@ -1,12 +1,17 @@
-"""The migrations build exactly the schema the code describes, on both databases."""
+"""The migrations build exactly the schema the code describes, on both databases, and the
+newest goes back and forth."""
 
 from __future__ import annotations
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect
 
 from gateway.interactions.model import Services
-from gateway.store.migrate import is_current
+from gateway.store.engine import make_engine
+from gateway.store.migrate import alembic_config, is_current, upgrade
 from gateway.store.schema import metadata
 
 
@@ -15,3 +20,55 @@ def test_migrated_schema_matches_the_tables_in_code(services: Services) -> None:
     assert is_current(engine)
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+
+
+def _compartment_index(engine: Engine) -> tuple[list[str], str | None]:
+    """The columns of ix_compartment_pk, and its planner statistics (SQLite; else None)."""
+    columns = next(
+        index["column_names"]
+        for index in inspect(engine).get_indexes("patient_compartment")
+        if index["name"] == "ix_compartment_pk"
+    )
+    if engine.dialect.name != "sqlite":
+        return [str(c) for c in columns], None
+    with engine.connect() as connection:
+        stat = connection.exec_driver_sql(
+            "SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_compartment_pk'"
+        ).scalar_one()
+    return [str(c) for c in columns], str(stat)
+
+
+def test_the_compartment_index_covers_its_patients_and_goes_back(own_database: str) -> None:
+    """Migration 0012 (ADR 0036): the index by resource holds the patient too, with the
+    planner statistics of its two columns on SQLite; a downgrade restores the index of 0001."""
+    engine = make_engine(own_database)
+    try:
+        upgrade(engine)
+        sqlite = engine.dialect.name == "sqlite"
+        assert _compartment_index(engine) == (
+            ["res_pk", "patient_id"],
+            "1000000 1 1" if sqlite else None,
+        )
+        command.downgrade(alembic_config(engine), "0011")
+        assert _compartment_index(engine) == (["res_pk"], "1000000 1" if sqlite else None)
+        upgrade(engine)
+        assert is_current(engine)
+        assert _compartment_index(engine)[0] == ["res_pk", "patient_id"]
+    finally:
+        engine.dispose()
+
+
+def test_a_consent_filter_probes_the_compartment_through_its_covering_index(
+    services: Services,
+) -> None:
+    """The plan of a filter's compartment test reads the index alone (SQLite)."""
+    engine = services.store.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL plans by its own statistics")
+    probe = (
+        "EXPLAIN QUERY PLAN SELECT 1 FROM resources WHERE EXISTS (SELECT 1 FROM"
+        " patient_compartment AS c WHERE c.res_pk = resources.pk AND c.patient_id <> 'p1')"
+    )
+    with engine.connect() as connection:
+        plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(probe))
+    assert "USING COVERING INDEX ix_compartment_pk" in plan
