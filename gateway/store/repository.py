@@ -165,9 +165,12 @@ def _log_rows_insert(rows: int) -> str:
 
 
 #: the access-log entries indexed in one transaction, by their JSON's size: a batch holds
-#: SQLite's write lock, which the requests' own log commits wait for (the indexer grows its
-#: batches past this while it is behind: ``LogIndexer``)
-BATCH_BYTES = 128 * 1024
+#: SQLite's write lock, which the writes and their own log commits wait for (the indexer
+#: grows its batches to four times this while it is behind: ``LogIndexer``). At 2 MiB a
+#: batch of searches' entries (fifty records each) holds it for about 76 ms; at a quarter
+#: of that each of its entries cost half as much again, and the searches waited for it
+#: (ADR 0036)
+BATCH_BYTES = 512 * 1024
 
 #: on SQLite the access log of reads is a file of its own beside the database (ADR 0027):
 #: ``dossier.db`` logs to ``dossier.db-access-log``
