@@ -521,8 +521,10 @@ def _in_file_alone(path: str, table: str) -> int:
 
 
 def _sqlite_files(services: Services, own_database: str) -> tuple[str, str]:
-    """The database file and the log's own file (SQLite, ADR 0027)."""
+    """The database file and the log's own file (SQLite, ADR 0027), the schema
+    checkpointed into both: what a test checkpoints after this is its own rows."""
     _sqlite_log_file(services)
+    services.store.checkpoint()
     path = own_database.removeprefix("sqlite:///")
     return path, path + LOG_FILE_SUFFIX
 
@@ -531,7 +533,6 @@ def test_a_checkpoint_copies_both_wals_into_their_files(own: Services, own_datab
     """ADR 0036: a commit leaves its pages in the WAL (far below ``WAL_AUTOCHECKPOINT``);
     ``Store.checkpoint`` copies them into the database file and the log's own file."""
     database, log_file = _sqlite_files(own, own_database)
-    own.store.checkpoint()  # the schema
     commit_events(own, _events("p1", 5))  # in the log's own file
     own.store.catch_up_access_log()  # then as AuditEvents in the database, gone from the file
     commit_events(own, _events("p1", 3))
@@ -546,7 +547,6 @@ def test_the_indexer_checkpoints_beside_its_rounds_and_once_more_at_its_stop(
     own: Services, own_database: str
 ) -> None:
     database, _ = _sqlite_files(own, own_database)
-    own.store.checkpoint()  # the schema
     stop = threading.Event()
     indexer = LogIndexer(own.store, interval=0.05, checkpoint_every=0.05)
     thread = threading.Thread(target=indexer.run, args=(stop,))
@@ -569,7 +569,6 @@ def test_the_checkpoint_at_the_stop_copies_what_the_last_round_indexed(
     own: Services, own_database: str
 ) -> None:
     database, _ = _sqlite_files(own, own_database)
-    own.store.checkpoint()  # the schema
     stop = threading.Event()
     stop.set()  # no round before the stop: only what is left, then the last checkpoint
     commit_events(own, _events("p1", 7))
