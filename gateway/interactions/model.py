@@ -47,7 +47,8 @@ class IdFactory:
 
     def ordered(self) -> str:
         """An id that sorts by the millisecond it was made (UUID version 7, RFC 9562: 48
-        bits of Unix time in milliseconds, then 74 random bits), for the access log's
+        bits of Unix time in milliseconds, the version, 12 random bits, the variant and 62
+        random bits), for the access log's
         entries (ADR 0036). Their index rows then go at the end of the id's B-trees, a
         few pages a batch, where random ids took a page an entry each; their time is in
         the entry already (``recorded``)."""
