@@ -23,7 +23,9 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     and_,
+    case,
     false,
+    func,
     literal_column,
     not_,
     or_,
@@ -346,19 +348,18 @@ def _granted(
 
     One branch per distinct rule tree, over all the patients whose Consents give it: fifty
     clients granting their GP practice the same thing are one compartment test on fifty
-    patients, not fifty branches: (in p1 and R) or (in p2 and R) = in (p1, p2) and R. The
-    second half asks each client of the row (one, but for a household's resources).
+    patients, not fifty branches: (in p1 and R) or (in p2 and R) = in (p1, p2) and R.
+
+    One probe of the row's compartment entries answers both halves (ADR 0037): each entry
+    (one, but for a household's resources) scores 1 when one of its patients' rule trees
+    permits the row and 0 when none does; the row is granted when the lowest score is 1,
+    which needs at least one entry and no entry of a client who does not permit it. The
+    smallest score of no entries at all is NULL, read as not granted.
     """
     patients_of: dict[Rule, set[str]] = {}
     for grant in grants:
         patients_of.setdefault(grant.rule, set()).add(grant.patient)
     rules = [(rule, sorted(patients)) for rule, patients in patients_of.items()]
-    some = or_(
-        *(
-            and_(_in_compartment(table, patients), _permitted(table, rule, of_type))
-            for rule, patients in rules
-        )
-    )
     member = patient_compartment.alias()
     permits = or_(
         *(
@@ -366,13 +367,13 @@ def _granted(
             for rule, patients in rules
         )
     )
-    objector = (
-        select(member.c.res_pk)
-        .where(member.c.res_pk == table.c.pk, not_(permits))
+    lowest = (
+        select(func.min(case((permits, 1), else_=0)))
+        .where(member.c.res_pk == table.c.pk)
         .correlate(table)
-        .exists()
+        .scalar_subquery()
     )
-    return and_(some, not_(objector))
+    return func.coalesce(lowest, 0) == 1
 
 
 def _permitted(table: FromClause, rule: Rule, of_type: str | None) -> ColumnElement[bool]:

@@ -20,7 +20,8 @@ NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 
 
 def _resources() -> list[dict[str, Any]]:
-    """Anna's and Bert's dossiers, and their household's: the same four shapes each."""
+    """Anna's and Bert's dossiers, and their household's: the same four shapes each; and an
+    Observation of nobody's."""
     out: list[dict[str, Any]] = [
         {"resourceType": "Patient", "id": "anna"},
         {"resourceType": "Patient", "id": "bert"},
@@ -46,6 +47,10 @@ def _resources() -> list[dict[str, Any]]:
             if label:
                 resource["meta"] = {"security": [PSY]}
             out.append(resource)
+    # of a compartment's type, in no dossier: no client's Consent can open it (ADR 0037)
+    out.append(
+        {"resourceType": "Observation", "id": "orphan", "status": "final", "code": {"text": "x"}}
+    )
     return out
 
 
