@@ -22,6 +22,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     FromClause,
+    Select,
     and_,
     case,
     false,
@@ -331,14 +332,57 @@ def _in_compartment(table: FromClause, patients: list[str]) -> ColumnElement[boo
 
     A correlated probe of the row's own compartment entries, not ``pk IN (the dossiers'
     entries)``: SQLite would build the whole list of fifty granted dossiers for every read.
-    """
-    entry = patient_compartment.alias()
-    return (
-        select(entry.c.res_pk)
-        .where(entry.c.res_pk == table.c.pk, _AmongIds(entry.c.patient_id, patients))
-        .correlate(table)
-        .exists()
+    PostgreSQL may run it as a join from the dossiers' side (a search of many rows): there
+    it names the row's type too, so that the join reads the dossiers' entries of that type
+    and not their access log (ADR 0038)."""
+    return _PerDialect(
+        sqlite=_entry_of(table, patients, typed=False).exists(),
+        other=_entry_of(table, patients, typed=True).exists(),
     )
+
+
+def _entry_of(table: FromClause, patients: list[str], *, typed: bool) -> Select[Any]:
+    entry = patient_compartment.alias()
+    clauses = [entry.c.res_pk == table.c.pk, _AmongIds(entry.c.patient_id, patients)]
+    if typed:
+        clauses.append(entry.c.res_type == table.c.res_type)
+    return select(entry.c.res_pk).where(*clauses).correlate(table)
+
+
+class _PerDialect(ColumnElement[bool]):
+    """One predicate on SQLite and another on PostgreSQL, for the same decision.
+
+    SQLite tests a correlated subquery row by row, through the compartment's index by
+    resource; PostgreSQL plans it, and for a search of many rows joins from the side of the
+    dossiers instead, through the index by patient and type (ADR 0037, ADR 0038)."""
+
+    __visit_name__ = "eigendossier_per_dialect"
+    inherit_cache = False  # the key is this class's own: see _cache_key_traversal
+    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy's declaration, read per class)
+        ("sqlite", InternalTraversal.dp_clauseelement),
+        ("other", InternalTraversal.dp_clauseelement),
+    ]
+    _cache_key_traversal = _traverse_internals
+    _is_implicitly_boolean = True
+
+    def __init__(self, *, sqlite: ColumnElement[bool], other: ColumnElement[bool]) -> None:
+        self.sqlite = sqlite
+        self.other = other
+        self.type = Boolean()
+
+    @property
+    def _from_objects(self) -> list[FromClause]:
+        return [*self.sqlite._from_objects, *self.other._from_objects]
+
+
+@compiles(_PerDialect)
+def _compile_per_dialect(element: _PerDialect, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.other, **kw)})"
+
+
+@compiles(_PerDialect, "sqlite")
+def _compile_per_dialect_sqlite(element: _PerDialect, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.sqlite, **kw)})"
 
 
 def _granted(
@@ -350,11 +394,13 @@ def _granted(
     clients granting their GP practice the same thing are one compartment test on fifty
     patients, not fifty branches: (in p1 and R) or (in p2 and R) = in (p1, p2) and R.
 
-    One probe of the row's compartment entries answers both halves (ADR 0037): each entry
-    (one, but for a household's resources) scores 1 when one of its patients' rule trees
-    permits the row and 0 when none does; the row is granted when the lowest score is 1,
-    which needs at least one entry and no entry of a client who does not permit it. The
-    smallest score of no entries at all is NULL, read as not granted.
+    On SQLite one probe of the row's compartment entries answers both halves (ADR 0037):
+    each entry (one, but for a household's resources) scores 1 when one of its patients'
+    rule trees permits the row and 0 when none does; the row is granted when the lowest
+    score is 1, which needs at least one entry and no entry of a client who does not permit
+    it (the lowest score of no entries is NULL: not granted). On PostgreSQL the two halves
+    stay apart, ``EXISTS`` and ``NOT EXISTS``, so that its planner may join from the
+    granted dossiers' entries of the row's type when a search spans many rows (ADR 0038).
     """
     patients_of: dict[Rule, set[str]] = {}
     for grant in grants:
@@ -373,7 +419,22 @@ def _granted(
         .correlate(table)
         .scalar_subquery()
     )
-    return func.coalesce(lowest, 0) == 1
+    some = or_(
+        *(
+            and_(
+                _entry_of(table, patients, typed=True).exists(),
+                _permitted(table, rule, of_type),
+            )
+            for rule, patients in rules
+        )
+    )
+    objector = (
+        select(member.c.res_pk)
+        .where(member.c.res_pk == table.c.pk, not_(permits))
+        .correlate(table)
+        .exists()
+    )
+    return _PerDialect(sqlite=func.coalesce(lowest, 0) == 1, other=and_(some, not_(objector)))
 
 
 def _permitted(table: FromClause, rule: Rule, of_type: str | None) -> ColumnElement[bool]:

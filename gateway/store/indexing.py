@@ -69,8 +69,9 @@ class Indexing(SessionBase):
         if households:
             patients |= set().union(*self._members(households).values())
         if patients:
+            kind = resource["resourceType"]
             self._pending.setdefault("compartment", []).extend(
-                {"res_pk": pk, "patient_id": p} for p in sorted(patients)
+                {"res_pk": pk, "patient_id": p, "res_type": kind} for p in sorted(patients)
             )
         if resource["resourceType"] == "Group":
             self._rehouse(resource["id"])
@@ -116,6 +117,7 @@ class Indexing(SessionBase):
         ref = search_reference.c
         direct = {(t, p) for t in household for p in compartment.get(t, ())}
         patients: dict[int, set[str]] = {pk: set() for pk in pks}
+        kinds: dict[int, str] = {}
         groups: dict[int, set[str]] = {}
         rows = self.connection.execute(
             select(ref.res_pk, ref.res_type, ref.param, ref.target_type, ref.target_id).where(
@@ -123,6 +125,7 @@ class Indexing(SessionBase):
             )
         )
         for pk, res_type, param, target_type, target_id in rows:
+            kinds[pk] = res_type
             if target_type == "Patient" and (res_type, param) in direct:
                 patients[pk].add(target_id)
             elif target_type == "Group" and param in household.get(res_type, ()):
@@ -134,6 +137,10 @@ class Indexing(SessionBase):
         self._connection.execute(
             delete(patient_compartment).where(patient_compartment.c.res_pk.in_(pks))
         )
-        fresh = [{"res_pk": pk, "patient_id": p} for pk in pks for p in sorted(patients[pk])]
+        fresh = [
+            {"res_pk": pk, "patient_id": p, "res_type": kinds[pk]}
+            for pk in pks
+            for p in sorted(patients[pk])
+        ]
         if fresh:
             self._connection.execute(insert(patient_compartment), fresh)

@@ -164,12 +164,16 @@ search_composite = _index_table(
 # second index by target first cost each write a page per row, and an access-log entry
 # naming fifty records fifty pages (ADR 0030; migration 0011 dropped it).
 
+# A compartment row carries its resource's type (migration 0013): the entries of one
+# patient are found by type, and those of the access log (every AuditEvent lies in its
+# patient's compartment) stay out of a search for anything else (ADR 0038).
 patient_compartment = Table(
     "patient_compartment",
     metadata,
     Column("res_pk", _Pk, nullable=False),
     Column("patient_id", String(64), nullable=False),
-    Index("ix_compartment_patient", "patient_id", "res_pk"),
+    Column("res_type", String(64), nullable=False),
+    Index("ix_compartment_patient", "patient_id", "res_type", "res_pk"),
     Index("ix_compartment_pk", "res_pk", "patient_id"),  # covering: migration 0012
 )
 

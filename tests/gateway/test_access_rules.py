@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import re
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from consent.policy import Request, Target, grant_from
 from gateway.interactions.model import Services
@@ -187,3 +189,24 @@ def test_a_filters_hash_is_kept_and_agrees_with_its_equality() -> None:
         dataclasses.replace(again, patients=frozenset({"p2"}))
     )
     assert hash(first) == hash(first)  # the kept value
+
+
+def test_each_database_gets_the_form_of_the_filter_it_plans_best() -> None:
+    """SQLite tests a row's clients in one probe by the row's key (ADR 0037); PostgreSQL gets
+    EXISTS and NOT EXISTS, the first naming the row's type, so that a join from the granted
+    dossiers' side reads their entries of that type and not their access log (ADR 0038)."""
+    request = Request(frozenset({"Organization/gp"}), "read", None, NOW)
+    access = AccessFilter(
+        patients=frozenset({"self"}),
+        compartment_types=frozenset({"Observation"}),
+        grants=(grant_from(_consent(0, "anna"), request),),
+    )
+    for of_type in (None, "Observation"):
+        statement = select(resources_table.c.pk).where(access.predicate(of_type=of_type))
+        lite = str(statement.compile(dialect=sqlite.dialect()))
+        pg = str(statement.compile(dialect=postgresql.dialect()))
+        typed = re.compile(r"patient_compartment_\d+\.res_type = resources\.res_type")
+        assert "min(CASE" in lite and "EXISTS" in lite and "NOT (EXISTS" not in lite
+        assert not typed.search(lite)
+        assert "min(CASE" not in pg and "NOT (EXISTS" in pg
+        assert len(typed.findall(pg)) == 2  # the caller's own dossier, and the granted ones

@@ -72,3 +72,57 @@ def test_a_consent_filter_probes_the_compartment_through_its_covering_index(
     with engine.connect() as connection:
         plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(probe))
     assert "USING COVERING INDEX ix_compartment_pk" in plan
+
+
+def test_compartment_rows_take_their_resources_type_and_go_back(own_database: str) -> None:
+    """Migration 0013 (ADR 0038): the rows already there get their resource's type, the index
+    by patient names the type, SQLite keeps both indexes' planner statistics; a downgrade
+    restores 0012's table and index."""
+    engine = make_engine(own_database)
+    try:
+        command.upgrade(alembic_config(engine), "0012")
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO resources (pk, res_type, res_id, version_id, last_updated,"
+                " deleted, content) VALUES (1, 'Patient', 'anna', 1, 0, false, NULL),"
+                " (2, 'Goal', 'g', 1, 0, false, NULL), (3, 'AuditEvent', 'e', 1, 0, false, NULL)"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO patient_compartment (res_pk, patient_id)"
+                " VALUES (1, 'anna'), (2, 'anna'), (3, 'anna')"
+            )
+        upgrade(engine)
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT res_pk, res_type FROM patient_compartment ORDER BY res_pk"
+            ).all()
+        assert [tuple(r) for r in rows] == [(1, "Patient"), (2, "Goal"), (3, "AuditEvent")]
+        by_patient = next(
+            index["column_names"]
+            for index in inspect(engine).get_indexes("patient_compartment")
+            if index["name"] == "ix_compartment_patient"
+        )
+        assert by_patient == ["patient_id", "res_type", "res_pk"]
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as connection:
+                stats = dict(
+                    connection.exec_driver_sql(
+                        "SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'patient_compartment'"
+                    ).all()
+                )
+            assert stats == {
+                "ix_compartment_patient": "1000000 200 20 1",
+                "ix_compartment_pk": "1000000 1 1",
+            }
+        command.downgrade(alembic_config(engine), "0012")
+        columns = [c["name"] for c in inspect(engine).get_columns("patient_compartment")]
+        assert columns == ["res_pk", "patient_id"]
+        with engine.connect() as connection:
+            assert (
+                connection.exec_driver_sql("SELECT count(*) FROM patient_compartment").scalar_one()
+                == 3
+            )
+        upgrade(engine)
+        assert is_current(engine)
+    finally:
+        engine.dispose()
