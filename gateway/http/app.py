@@ -42,7 +42,12 @@ from gateway.http.oauth import oauth_routes
 from gateway.http.threads import Threads
 from gateway.http.tokens import Contexts, VerifiedTokens
 from gateway.interactions.auditlog import GroupCommit, LogIndexer
-from gateway.interactions.authorize import ConsentCaller, commit_events, commit_events_now
+from gateway.interactions.authorize import (
+    ConsentCaller,
+    commit_events,
+    commit_events_async,
+    commit_events_now,
+)
 from gateway.interactions.dispatch import Dispatcher, dispatch, shows_access_log
 from gateway.interactions.grants import GrantCache
 from gateway.interactions.model import Context, FhirRequest, FhirResponse, Services
@@ -53,6 +58,7 @@ from gateway.portal import PortalWiring, portal_routes
 from gateway.security import Security
 from gateway.settings import Settings
 from gateway.store.access import AccessFilter
+from gateway.store.ahead import Ahead, NotOnLoop, Prefetch
 from gateway.store.repository import Budget, EpochMoved, OverBudget
 from mappings.core.clock import format_instant
 from mappings.core.errors import (
@@ -98,14 +104,19 @@ class FhirEndpoint:
                 lambda events: commit_events(services, events),
                 writers=1 if sqlite else 4,
                 write_now=(lambda events: commit_events_now(services, events)) if sqlite else None,
+                write_async=(
+                    None if sqlite else (lambda events: commit_events_async(services, events))
+                ),
             )
             if security
             else None
         )
-        #: reads of one resource and searches of one type on the event loop (SQLite only:
-        #: on PostgreSQL each statement is a round trip over the network, during which the
-        #: loop would serve nobody)
+        #: reads of one resource and searches of one type on the event loop, their
+        #: statements run there (SQLite: a call into a library, microseconds)
         self.reads_on_loop = sqlite
+        #: reads of one resource on the event loop on PostgreSQL, their statement run
+        #: ahead on an asynchronous connection (ADR 0039)
+        self.ahead_on_loop = services.store.loop_reads is not None
         #: the SQLite instructions a request on the loop may spend (ADR 0022): about two
         #: milliseconds of this machine's database work; a search of fifty takes ~2,400
         self.loop_budget = _LOOP_BUDGET
@@ -233,7 +244,9 @@ class FhirEndpoint:
         stopped at its budget and served on a reader's thread instead; ``read``, any other
         request that writes nothing, on the readers' threads (ADR 0021); ``write``, on the
         thread pool, where a write waiting for the database's write lock holds no reader
-        back."""
+        back. On PostgreSQL a read of one resource or version goes to the loop too, once the
+        process knows an access epoch: its one statement runs there on an asynchronous
+        connection, without a thread (ADR 0039)."""
         try:
             route, groups = route_of(fhir_request)
         except FhirError:
@@ -241,13 +254,18 @@ class FhirEndpoint:
         if route.writes:
             return "write"
         if (
-            self.reads_on_loop
-            and route.on_loop
-            and (route.single_statement or _small_page(fhir_request.query))
-            and fhir_request.body is None
+            not route.on_loop
+            or fhir_request.body is not None
             # a read of the access log indexes what waits first: a write, never on the loop
-            and not shows_access_log(route, groups, fhir_request)
+            or shows_access_log(route, groups, fhir_request)
         ):
+            return "read"
+        if self.reads_on_loop and (route.single_statement or _small_page(fhir_request.query)):
+            return "loop"
+        # PostgreSQL: a read of one statement, its statement run ahead (ADR 0039), once the
+        # access epoch is known (reading it is a statement of its own)
+        known = self.open is not None or self.seen_epoch is not None
+        if self.ahead_on_loop and route.single_statement and known:
             return "loop"
         return "read"
 
@@ -271,34 +289,62 @@ class FhirEndpoint:
         any request does. The access-log entry is committed by the group commit while the
         request waits without a thread; the response leaves after it, as ever.
 
-        The read may spend at most ``loop_budget`` SQLite instructions: one that goes past
-        it is interrupted and rolled back before it answered or recorded anything, and runs
-        again from the start on a reader's thread (ADR 0022)."""
-        budget = Budget(self.loop_budget)
+        On SQLite the read may spend at most ``loop_budget`` SQLite instructions: one that
+        goes past it is interrupted and rolled back before it answered or recorded
+        anything, and runs again from the start on a reader's thread (ADR 0022). On
+        PostgreSQL its statement runs ahead on an asynchronous connection, and the read
+        again with its rows (:meth:`_ahead`, ADR 0039)."""
+        budget = Budget(self.loop_budget, Ahead() if self.ahead_on_loop else None)
         if self.open is not None:
-            try:
-                return dispatch(self.open.again(budget), fhir_request)
-            except OverBudget:
-                return await self._call_reading(address, fhir_request)
+            while True:
+                try:
+                    return dispatch(self.open.again(budget), fhir_request)
+                except Prefetch as wanted:
+                    if not await self._ahead(budget, wanted):
+                        break
+                except (OverBudget, NotOnLoop):
+                    break
+            return await self._call_reading(address, fhir_request)
         epoch, guessed = self._epoch(fhir_request, on_loop=True)
         token = _bearer_token(fhir_request)
         claims = self.tokens.get(token, epoch, self.services.clock.now()) if token else None
         if claims is None:
             return await self._call_reading(address, fhir_request, epoch, guessed)
-        caller, context = self._caller(
-            address, fhir_request, epoch, claims, budget, guessed=guessed
-        )
-        try:
-            return dispatch(context, fhir_request)
-        except OverBudget:  # nothing was answered: the run on a reader's thread records it
-            caller.discard()
-        except EpochMoved as moved:  # nor here: again on a reader's thread, under the epoch
-            caller.discard()
-            self.seen_epoch = epoch = moved.epoch
-            guessed = False
-        finally:
-            await caller.flush_async()
+        while True:
+            caller, context = self._caller(
+                address, fhir_request, epoch, claims, budget, guessed=guessed
+            )
+            try:
+                return dispatch(context, fhir_request)
+            except Prefetch as wanted:  # nothing answered nor recorded: again, with its rows
+                caller.discard()
+                if not await self._ahead(budget, wanted):
+                    break
+            except (OverBudget, NotOnLoop):  # nor here: the run on a reader's thread records it
+                caller.discard()
+                break
+            except EpochMoved as moved:  # nor here: again on a reader's thread, under the epoch
+                caller.discard()
+                self.seen_epoch = epoch = moved.epoch
+                guessed = False
+                break
+            finally:
+                await caller.flush_async()
         return await self._call_reading(address, fhir_request, epoch, guessed)
+
+    async def _ahead(self, budget: Budget, wanted: Prefetch) -> bool:
+        """Run the statement a read on the loop asked for (PostgreSQL, ADR 0039) and give
+        the read its rows; False when the database refused it (logged by its type: the
+        read then runs on a reader's thread, which answers the failure as ever)."""
+        reads, ahead = self.services.store.loop_reads, budget.ahead
+        assert reads is not None and ahead is not None
+        try:
+            rows = await reads.rows(wanted.sql, wanted.params)
+        except Exception as error:
+            log.warning("a statement run ahead failed: %s", type(error).__name__)
+            return False
+        ahead.give(wanted.sql, wanted.params, rows)
+        return True
 
     def _who(
         self,
@@ -663,6 +709,8 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
         yield
         for threads in (endpoint.readers, endpoint.writers):  # what they run ends first
             await run_in_threadpool(threads.close)
+        if services.store.loop_reads is not None:
+            await services.store.loop_reads.close()
         stop.set()
         services.store.outbox_written.set()  # wake it to see the stop
         if worker is not None:

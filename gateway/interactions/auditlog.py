@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,14 +76,20 @@ class GroupCommit:
         max_events: int = 500,
         writers: int = 1,
         write_now: Callable[[list[dict[str, Any]]], bool] | None = None,
+        write_async: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
     ) -> None:
         """``writers``: batches written at once (1 on SQLite, whose writers queue for one
         lock anyway; more on PostgreSQL, where a batch waits on round trips and a commit's
         flush, and another can be written meanwhile). ``write_now``: commits a batch of
         requests on the event loop without waiting for a lock, or says it could not (False,
-        nothing written); requests on the loop then lead through it first (SQLite)."""
+        nothing written); requests on the loop then lead through it first (SQLite).
+        ``write_async``: commits a batch on the event loop without a thread, awaiting the
+        database; requests on the loop lead through it (PostgreSQL, ADR 0039)."""
         self._write = write
         self._write_now = write_now
+        self._write_async = write_async
+        #: the leads on the event loop in progress (``write_async``)
+        self._leads: set[asyncio.Task[None]] = set()
         self._max = max_events
         self._lock = threading.Lock()
         self._queue: list[_Ticket] = []
@@ -118,6 +124,10 @@ class GroupCommit:
         if self._enqueue(_Ticket(events, future=committed, loop=loop)):
             if self._write_now is not None:
                 loop.call_soon(self._lead_on_loop, loop)
+            elif self._write_async is not None:
+                leading = loop.create_task(self._lead_async(loop))
+                self._leads.add(leading)  # held until done: the loop keeps weak references
+                leading.add_done_callback(self._leads.discard)
             else:
                 leader = loop.run_in_executor(None, self._lead)
                 leader.add_done_callback(_retrieve)
@@ -154,6 +164,34 @@ class GroupCommit:
             except BaseException as error:
                 failure = error
             for ticket in batch:
+                ticket.finish(failure)
+
+    async def _lead_async(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write batches on the event loop with ``write_async`` (PostgreSQL, ADR 0039): each
+        an INSERT on one of the loop's asynchronous connections, while the loop serves
+        others; what arrives meanwhile makes the next batch. Cancelled (the loop stops), the
+        batch in hand gets the cancellation and a pool thread leads the rest."""
+        assert self._write_async is not None
+        while (batch := self._take()) is not None:
+            failure: BaseException | None = None
+            try:
+                await self._write_async([event for ticket in batch for event in ticket.events])
+            except asyncio.CancelledError as cancelled:
+                self._settle_batch(batch, loop, cancelled)
+                loop.run_in_executor(None, self._lead).add_done_callback(_retrieve)
+                raise
+            except Exception as error:  # as a thread's lead: the batch's requests get it
+                failure = error
+            self._settle_batch(batch, loop, failure)
+
+    @staticmethod
+    def _settle_batch(
+        batch: list[_Ticket], loop: asyncio.AbstractEventLoop, failure: BaseException | None
+    ) -> None:
+        for ticket in batch:
+            if ticket.future is not None and ticket.loop is loop:
+                _settle(ticket.future, failure)
+            else:
                 ticket.finish(failure)
 
     def _lead_on_loop(self, loop: asyncio.AbstractEventLoop) -> None:

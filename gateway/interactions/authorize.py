@@ -314,6 +314,12 @@ def commit_events_now(services: Services, events: list[dict[str, Any]]) -> bool:
     return services.store.log_access_now(events)
 
 
+async def commit_events_async(services: Services, events: list[dict[str, Any]]) -> None:
+    """Access-log entries committed on the event loop (PostgreSQL, ADR 0039)."""
+    _assign_ids(services, events)
+    await services.store.log_access_async(events)
+
+
 def _assign_ids(services: Services, events: list[dict[str, Any]]) -> None:
     """Each entry's AuditEvent id, given before it is committed (as a write's are), in
     the order of time (ADR 0036)."""

@@ -9,6 +9,7 @@ unit again, so no write is ever lost and no partial write is ever kept.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import orjson
 from sqlalchemy import (
@@ -46,6 +47,7 @@ from consent.policy import Target
 from gateway.search.dates import to_micros
 from gateway.search.extract import Extractor, IndexRows
 from gateway.store.access import ACCESS_TYPES, AccessFilter
+from gateway.store.ahead import Ahead, AsyncReads, NotOnLoop, Unconnected
 from gateway.store.engine import SNAPSHOT, make_engine, write_transaction
 from gateway.store.indexing import Indexing
 from gateway.store.lookups import Lookups
@@ -253,14 +255,16 @@ class Budget:
     """At most ``instructions`` SQLite virtual-machine instructions for one read session
     (counted in steps of a thousand, so a read may run up to a step past it). A read on the
     event loop holds every other request back while it runs; with a budget, one that turns
-    out large is stopped early instead (ADR 0022). On PostgreSQL a budget is ignored:
-    nothing runs on the loop there."""
+    out large is stopped early instead (ADR 0022). On PostgreSQL the instructions are not
+    counted; ``ahead`` holds the rows of the statements run ahead for the read (ADR 0039)."""
 
-    __slots__ = ("instructions", "spent")
+    __slots__ = ("ahead", "instructions", "spent")
 
-    def __init__(self, instructions: int) -> None:
+    def __init__(self, instructions: int, ahead: Ahead | None = None) -> None:
         self.instructions = instructions
         self.spent = 0
+        #: on PostgreSQL, the statements run ahead for the read (ADR 0039)
+        self.ahead = ahead
 
     @property
     def exceeded(self) -> bool:
@@ -343,6 +347,8 @@ class Store:
         #: where the access log of reads is committed (ADR 0027): ``engine`` itself, or on
         #: SQLite a file of its own; a write's entries are always in the write's transaction
         self.log_engine = access_log_engine(engine)
+        #: on PostgreSQL, the connections of the event loop's reads (ADR 0039)
+        self.loop_reads = AsyncReads(engine) if self._postgresql else None
         #: the entries that may wait in the log's own file (ADR 0028)
         self.log_backlog = LOG_BACKLOG
         #: entries waiting in the log's own file, as the last commit there saw them
@@ -360,13 +366,22 @@ class Store:
         which runs without BEGIN and COMMIT (on PostgreSQL in autocommit: two round trips
         fewer; SQLite's engine issues no BEGIN for it).
 
-        A read with a ``budget`` is one on the event loop (SQLite; on PostgreSQL nothing
-        runs there and the budget is ignored): every statement of the session counts
-        against it, and the first to go past it is interrupted, the session rolls back and
-        raises :class:`OverBudget`. It runs on a connection this thread keeps from one such
-        read to the next (the loop serves one at a time): taking one from the pool and
-        giving it back cost more than a read of one resource (ADR 0022)."""
-        if budget is not None and not self._postgresql:
+        A read with a ``budget`` is one on the event loop. On SQLite every statement of the
+        session counts against it, and the first to go past it is interrupted, the session
+        rolls back and raises :class:`OverBudget`. It runs on a connection this thread keeps
+        from one such read to the next (the loop serves one at a time): taking one from the
+        pool and giving it back cost more than a read of one resource (ADR 0022). On
+        PostgreSQL the session has no connection: its statements' rows are those run ahead
+        (``budget.ahead``), and one not run yet raises :class:`~gateway.store.ahead.Prefetch`
+        (ADR 0039); a read of one snapshot raises :class:`~gateway.store.ahead.NotOnLoop`."""
+        if budget is not None and self._postgresql:
+            if snapshot or budget.ahead is None:  # statements of one snapshot: a thread's
+                raise NotOnLoop
+            session = Session(self, cast(Connection, Unconnected(self.engine.dialect)))
+            session.ahead = budget.ahead
+            yield session
+            return
+        if budget is not None:
             connection = self._kept_connection(snapshot)
             try:
                 yield from _budgeted(self, connection, budget)
@@ -477,6 +492,20 @@ class Store:
             raise
         finally:
             raw.close()
+
+    async def log_access_async(self, events: list[dict[str, Any]]) -> None:
+        """:meth:`log_access` on the event loop (PostgreSQL, ADR 0039): one INSERT in
+        autocommit on one of the loop's asynchronous connections."""
+        assert self.loop_reads is not None
+        if self._waiting > self.log_backlog:  # wait for the indexer as a thread would
+            await asyncio.get_running_loop().run_in_executor(None, self.log_access, events)
+            return
+        now = to_micros(self.clock.now())
+        params: list[Any] = []
+        for event in events:
+            params += (now, orjson.dumps(event))
+        rows = await self.loop_reads.rows(_log_rows_insert(len(events)), params)
+        self._waiting = _span(rows[0])
 
     def log_access_now(self, events: list[dict[str, Any]]) -> bool:
         """Commit access-log entries (AuditEvents with their ids) to the log as written, at
@@ -687,6 +716,8 @@ class Store:
         raise Conflict("The resource is being changed by others; try again")
 
     def dispose(self) -> None:
+        if self.loop_reads is not None:
+            self.loop_reads.dispose()
         with self._kept_lock:
             kept, self._kept = self._kept, []
             kept_log, self._kept_log = self._kept_log, []

@@ -45,6 +45,7 @@ from gateway.store.schema import (
 
 if TYPE_CHECKING:
     from gateway.store.access import AccessFilter
+    from gateway.store.ahead import Ahead
     from gateway.store.repository import Store
 
 __all__ = [
@@ -301,6 +302,8 @@ class SessionBase:
         #: current rows read ahead for this transaction's writes, by (type, id); None for
         #: a resource that has none (see ``Session.read_ahead``)
         self._read_ahead: dict[tuple[str, str], Current | None] = {}
+        #: a read on the event loop on PostgreSQL: its statements' rows, run ahead (ADR 0039)
+        self.ahead: Ahead | None = None
 
     @contextmanager
     def unguarded(self, reason: str) -> Iterator[Self]:
@@ -378,10 +381,15 @@ class SessionBase:
 
     def lookup(self, name: str, values: Sequence[Any] = ()) -> list[Any]:
         """Run the compiled lookup ``name`` with ``values`` as the driver's own SQL."""
+        if self.ahead is not None:
+            return self.ahead.rows(*lookup_sql(name, values, self._connection.dialect))
         return lookup_rows(self._connection, name, values)
 
     def driver_rows(self, sql: str, params: Any) -> list[Any]:
-        """The rows of compiled SQL run by the driver in this session's transaction."""
+        """The rows of compiled SQL run by the driver in this session's transaction (or,
+        on the event loop on PostgreSQL, run ahead: ADR 0039)."""
+        if self.ahead is not None:
+            return self.ahead.rows(sql, params)
         return driver_rows(self._connection, sql, params)
 
     def flush(self) -> None:

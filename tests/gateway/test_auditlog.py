@@ -261,3 +261,92 @@ def test_a_thread_queued_behind_the_loop_is_written_and_woken() -> None:
     worker.join(10)
     assert not worker.is_alive()
     assert now == [[0], [1]]
+
+
+def test_on_the_loop_batches_are_awaited_and_what_arrives_meanwhile_goes_next() -> None:
+    """PostgreSQL's setting (ADR 0039): the loop awaits the database for a batch, serves
+    others meanwhile, and their entries make the next batch; no thread writes."""
+    written: list[tuple[str, list[int]]] = []
+    calls: list[int] = []
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def write_async(events: list[dict[str, Any]]) -> None:
+        calls.append(len(events))
+        if len(calls) == 1:
+            started.set()
+            await release.wait()
+        written.append((threading.current_thread().name, [e["n"] for e in events]))
+
+    def write(events: list[dict[str, Any]]) -> None:
+        raise AssertionError("no thread writes while the loop can")
+
+    log = GroupCommit(write, writers=4, write_async=write_async)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(log.submit_async([_event(0)]))
+        await started.wait()
+        later = [asyncio.ensure_future(log.submit_async([_event(n)])) for n in (1, 2, 3)]
+        while len(calls) < 2:  # a second lead took what queued meanwhile, and wrote it
+            await asyncio.sleep(0.001)
+        assert written == [("MainThread", [1, 2, 3])]
+        release.set()
+        await asyncio.gather(first, *later)
+        assert log.writing == 0
+
+    asyncio.run(main())
+    assert written == [("MainThread", [1, 2, 3]), ("MainThread", [0])]
+
+
+def test_on_the_loop_an_awaited_write_that_fails_fails_its_batch_and_the_log_goes_on() -> None:
+    calls: list[list[int]] = []
+
+    async def write_async(events: list[dict[str, Any]]) -> None:
+        calls.append([e["n"] for e in events])
+        if len(calls) == 1:
+            raise RuntimeError("connection lost")
+
+    log = GroupCommit(lambda events: None, write_async=write_async)
+
+    async def main() -> None:
+        results = await asyncio.gather(
+            *(log.submit_async([_event(n)]) for n in range(2)), return_exceptions=True
+        )
+        assert [type(r).__name__ for r in results] == ["RuntimeError", "RuntimeError"]
+        await log.submit_async([_event(2)])
+
+    asyncio.run(main())
+    assert calls == [[0, 1], [2]]
+
+
+def test_a_cancelled_lead_on_the_loop_hands_what_waits_to_a_thread() -> None:
+    """The loop stops while a batch is awaited: that batch's requests get the cancellation,
+    and what queued behind it is written by a pool thread, not left waiting."""
+    threads: list[list[int]] = []
+    started = asyncio.Event()
+
+    async def write_async(events: list[dict[str, Any]]) -> None:
+        started.set()
+        await asyncio.sleep(10)
+
+    def write(events: list[dict[str, Any]]) -> None:
+        threads.append([e["n"] for e in events])
+
+    log = GroupCommit(write, write_async=write_async)
+    behind = threading.Thread(target=log.submit, args=([_event(1)],))
+
+    async def main() -> None:
+        first = asyncio.ensure_future(log.submit_async([_event(0)]))
+        await started.wait()
+        behind.start()
+        while log.waiting < 1:
+            await asyncio.sleep(0.001)
+        (lead,) = log._leads
+        lead.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+
+    asyncio.run(main())
+    behind.join(10)
+    assert not behind.is_alive()
+    assert threads == [[1]]

@@ -22,6 +22,7 @@ from gateway.interactions.model import Services
 from gateway.loading import load
 from gateway.search.extract import Extractor
 from gateway.search.registry import Registry
+from gateway.store.ahead import Ahead, NotOnLoop
 from gateway.store.engine import make_engine
 from gateway.store.repository import Budget, OverBudget, Store
 from gateway.store.schema import access_epoch, resources
@@ -60,11 +61,16 @@ def test_a_read_past_its_budget_is_stopped_and_its_connection_left_clean(
     _dossier(services)
     store = services.store
     stored = _MATCHES + 1
-    if not _sqlite(services):  # nothing runs on the loop there: a budget is not applied
-        budget = Budget(1)
-        with store.read(budget=budget) as session:
+    if not _sqlite(services):  # a read on the loop has no connection there (ADR 0039)
+        with pytest.raises(NotOnLoop), store.read(budget=Budget(1, Ahead())):
+            pass  # a snapshot's statements: a thread's
+        with (
+            pytest.raises(NotOnLoop),
+            store.read(snapshot=False, budget=Budget(1, Ahead())) as session,
+        ):
+            session.connection.execute(_HEAVY)  # through SQLAlchemy: a thread's
+        with store.read() as session:  # on a thread, as ever
             assert session.connection.execute(_HEAVY).scalar() == stored**2
-        assert budget.spent == 0
         return
     with pytest.raises(OverBudget), store.read(budget=Budget(10_000)) as session:
         session.connection.execute(_HEAVY).scalar()

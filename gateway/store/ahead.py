@@ -1,0 +1,207 @@
+"""Reads on the event loop on PostgreSQL: the statements run ahead, without a thread (ADR 0039).
+
+On SQLite a read of one resource runs on the event loop (ADR 0020, 0022): a statement
+there is a call into a library in this process. On PostgreSQL a statement is a round trip
+over the network, and a synchronous driver would hold the loop for it; so a read ran on a
+reader's thread, and the hop there and back, with the synchronous driver's own waiting,
+cost the gateway more than the read itself (a consent-on read by id: some 600 µs of the
+gateway's processor, against 165 on SQLite).
+
+Here a read on the loop runs its interaction as it always does, synchronously, in a
+session without a connection (:class:`Ahead`): the first statement it asks for that it has
+not been given stops it (:class:`Prefetch`, before it answered or recorded anything). The
+edge runs that statement on one of :class:`AsyncReads`' connections, which are psycopg's
+own asynchronous connections on the loop, and runs the interaction again with the rows
+given. A read of one resource by id asks one statement, so it runs twice: once up to its
+statement, once through. What asks more than :data:`MOST_AHEAD` statements, or anything
+the session cannot give from rows (a statement through SQLAlchemy), stops with
+:class:`NotOnLoop` and runs again on a reader's thread, as a read past its budget does on
+SQLite. A read of one statement has no snapshot to keep: on a thread it runs in
+autocommit too, each statement on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import Dialect, Engine
+
+__all__ = ["LOOP_CONNECTIONS", "MOST_AHEAD", "Ahead", "AsyncReads", "NotOnLoop", "Prefetch"]
+
+#: the statements a read on the loop may ask for before it goes to a reader's thread
+MOST_AHEAD = 2
+#: the asynchronous connections of a process's event loop, at most
+LOOP_CONNECTIONS = 8
+
+
+class NotOnLoop(Exception):
+    """A read on the event loop asked for what it can only get on a thread: nothing was
+    answered nor recorded, and it runs again on a reader's thread."""
+
+
+class Prefetch(Exception):
+    """A read on the event loop asked for the rows of a statement it has not been given:
+    nothing was answered nor recorded; the edge runs ``sql`` with ``params`` and the read
+    again with its rows."""
+
+    def __init__(self, sql: str, params: Any) -> None:
+        super().__init__("a statement to run ahead")
+        self.sql = sql
+        self.params = params
+
+
+def _key(sql: str, params: Any) -> tuple[str, Any]:
+    if isinstance(params, dict):
+        return sql, tuple(sorted(params.items()))
+    return sql, tuple(params)
+
+
+class Ahead:
+    """The rows of the statements run ahead for one read on the event loop, by statement
+    and parameters."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, Any], list[Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def rows(self, sql: str, params: Any) -> list[Any]:
+        """The rows given for ``sql`` with ``params``; :class:`Prefetch` when there are none
+        yet, :class:`NotOnLoop` when as many statements ran ahead as a read may ask."""
+        found = self._rows.get(_key(sql, params))
+        if found is not None:
+            return found
+        if len(self._rows) >= MOST_AHEAD:
+            raise NotOnLoop
+        raise Prefetch(sql, params)
+
+    def give(self, sql: str, params: Any, rows: list[Any]) -> None:
+        self._rows[_key(sql, params)] = rows
+
+
+class Unconnected:
+    """What stands for the connection of a session on the event loop on PostgreSQL: its
+    dialect compiles the statements, and anything else a session would do with a
+    connection (a statement through SQLAlchemy, a transaction) is :class:`NotOnLoop`."""
+
+    __slots__ = ("dialect",)
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    def __getattr__(self, name: str) -> Any:
+        raise NotOnLoop
+
+
+class AsyncReads:
+    """At most ``size`` asynchronous psycopg connections (autocommit) of the running event
+    loop, for statements run ahead. Made on first use; one that failed is closed and never
+    reused. They belong to the loop they were made on: on another loop (tests run several,
+    one after the other) the first loop's connections are closed, those idle at once and
+    those in use when they come back, and the new loop makes its own. :meth:`close` (the
+    app's shutdown) closes them all alike."""
+
+    def __init__(self, engine: Engine, size: int = LOOP_CONNECTIONS) -> None:
+        self._engine = engine
+        self._size = size
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: the connections' generation: one per loop, and a new one at :meth:`close`
+        self._generation = 0
+        self._idle: list[tuple[int, Any]] = []
+        self._made = 0
+        self._freed: asyncio.Condition | None = None
+
+    async def rows(self, sql: str, params: Any) -> list[Any]:
+        """The rows of ``sql`` with ``params``; a driver's error is raised as it is."""
+        generation, connection = await self._take()
+        try:
+            cursor = await connection.execute(sql, params)
+            rows = await cursor.fetchall()
+        except BaseException:
+            self._forget(generation)
+            _finish(connection)
+            await self._notify()
+            raise
+        if generation == self._generation:
+            self._idle.append((generation, connection))
+        else:  # made on a loop gone by, or before a close: not for this one
+            _finish(connection)
+        await self._notify()
+        return list(rows)
+
+    async def _take(self) -> tuple[int, Any]:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._renew()
+            self._loop = loop
+        assert self._freed is not None
+        generation = self._generation
+        async with self._freed:
+            while not self._idle and self._made >= self._size:
+                await self._freed.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._made += 1
+        try:
+            return generation, await self._connect()
+        except BaseException:
+            self._forget(generation)
+            await self._notify()
+            raise
+
+    def _renew(self) -> None:
+        """Start a new generation: the idle connections are closed, those in use will be
+        when they come back."""
+        idle, self._idle = self._idle, []
+        for _, connection in idle:
+            _finish(connection)
+        self._generation += 1
+        self._made = 0
+        self._freed = asyncio.Condition()
+
+    def _forget(self, generation: int) -> None:
+        """A connection of ``generation`` is gone: room for another, if it was of this one."""
+        if generation == self._generation:
+            self._made -= 1
+
+    async def _connect(self) -> Any:
+        import psycopg  # noqa: PLC0415 (PostgreSQL's driver: an extra of the package)
+
+        args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+        return await psycopg.AsyncConnection.connect(*args, **kwargs, autocommit=True)
+
+    async def _notify(self) -> None:
+        if self._freed is not None:
+            async with self._freed:
+                self._freed.notify()
+
+    async def close(self) -> None:
+        """Close the idle connections; those in use are closed when they come back (the
+        app's shutdown)."""
+        idle, self._idle = self._idle, []
+        self._generation += 1
+        self._made = 0
+        for _, connection in idle:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    def dispose(self) -> None:
+        """:meth:`close` without the loop (the store's disposal; a server run without its
+        lifespan never awaited :meth:`close`): libpq closes each connection at once."""
+        idle, self._idle = self._idle, []
+        self._generation += 1
+        self._made = 0
+        for _, connection in idle:
+            _finish(connection)
+
+
+def _finish(connection: Any) -> None:
+    """Close ``connection`` at once, without its loop (libpq's own close)."""
+    with contextlib.suppress(Exception):
+        connection.pgconn.finish()

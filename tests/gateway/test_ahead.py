@@ -1,0 +1,171 @@
+"""Reads on the event loop on PostgreSQL, their statement run ahead on an asynchronous
+connection (ADR 0039): what a read asks for, what it may not, the connections, and the
+reads themselves over real HTTP with real tokens, as a thread would answer them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.dialects import postgresql
+
+from gateway.interactions.model import Services
+from gateway.store.ahead import MOST_AHEAD, Ahead, AsyncReads, NotOnLoop, Prefetch, Unconnected
+from gateway.store.repository import Budget
+from tests.smart import account, bearer, login
+
+
+def _postgresql(services: Services) -> None:
+    if services.store.engine.dialect.name != "postgresql":
+        pytest.skip("on SQLite a read on the loop runs its statements there (ADR 0022)")
+
+
+def test_a_read_is_given_the_rows_it_asked_for_and_asks_at_most_so_many() -> None:
+    ahead = Ahead()
+    with pytest.raises(Prefetch) as asked:
+        ahead.rows("SELECT 1 WHERE %(a)s = %(b)s", {"b": 2, "a": 1})
+    assert asked.value.params == {"b": 2, "a": 1}
+    ahead.give("SELECT 1 WHERE %(a)s = %(b)s", {"a": 1, "b": 2}, [(1,)])
+    assert ahead.rows("SELECT 1 WHERE %(a)s = %(b)s", {"b": 2, "a": 1}) == [(1,)]
+    for n in range(1, MOST_AHEAD):
+        ahead.give("SELECT %s", (n,), [(n,)])
+    assert len(ahead) == MOST_AHEAD
+    with pytest.raises(NotOnLoop):  # one more: the read goes to a reader's thread
+        ahead.rows("SELECT %s", (99,))
+
+
+def test_a_session_on_the_loop_has_a_dialect_and_nothing_else() -> None:
+    unconnected: Any = Unconnected(postgresql.dialect())
+    assert unconnected.dialect.name == "postgresql"
+    with pytest.raises(NotOnLoop):
+        unconnected.execute("SELECT 1")
+    with pytest.raises(NotOnLoop):
+        unconnected.begin()
+
+
+def test_a_read_asks_its_statement_and_answers_from_its_rows(services: Services) -> None:
+    """The read by id of the thread's path, in a session without a connection: it stops
+    at its statement, and given the rows it answers what the thread's read answers. A read
+    of one snapshot is not for the loop."""
+    _postgresql(services)
+    store = services.store
+
+    def put(session: Any) -> None:
+        session.put({"resourceType": "Patient", "id": "anna"}, method="PUT")
+
+    store.write(put)
+    with store.read(snapshot=False) as session:
+        expected = session.current("Patient", "anna")
+    budget = Budget(1, Ahead())
+    assert budget.ahead is not None
+    with pytest.raises(Prefetch) as asked, store.read(snapshot=False, budget=budget) as session:
+        session.current("Patient", "anna")
+    reads = AsyncReads(store.engine)
+
+    async def run() -> list[Any]:
+        try:
+            return await reads.rows(asked.value.sql, asked.value.params)
+        finally:
+            await reads.close()
+
+    budget.ahead.give(asked.value.sql, asked.value.params, asyncio.run(run()))
+    with store.read(snapshot=False, budget=budget) as session:
+        assert session.current("Patient", "anna") == expected
+    with pytest.raises(NotOnLoop), store.read(snapshot=True, budget=budget):
+        pass
+
+
+def test_the_loops_connections_are_kept_bounded_and_never_reused_after_a_failure(
+    services: Services,
+) -> None:
+    _postgresql(services)
+    import psycopg
+
+    reads = AsyncReads(services.store.engine, size=2)
+    pid = "SELECT pg_backend_pid()"
+
+    async def first_loop() -> tuple[set[int], int, int, set[int]]:
+        kept = {(await reads.rows(pid, ()))[0][0] for _ in range(3)}
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            await reads.rows("SELECT * FROM no_such_table", ())
+        after = (await reads.rows(pid, ()))[0][0]
+        together = await asyncio.gather(
+            *(reads.rows("SELECT pg_backend_pid(), pg_sleep(0.05)", ()) for _ in range(5))
+        )
+        return kept, after, len(together), {rows[0][0] for rows in together}
+
+    kept, after, answered, at_once = asyncio.run(first_loop())
+    assert len(kept) == 1  # one connection, taken again and again
+    assert after not in kept  # the one that failed was closed
+    assert answered == 5 and len(at_once) <= 2  # at most two at once
+
+    async def second_loop() -> int:
+        try:
+            return int((await reads.rows(pid, ()))[0][0])
+        finally:
+            await reads.close()
+
+    assert asyncio.run(second_loop()) not in kept | {after} | at_once  # its own connections
+
+
+def test_a_consent_on_read_on_the_loop_answers_as_a_thread_does(
+    secure: dict[str, Any], client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patient reads her own record: the first read verifies the token in a thread, the
+    next run on the loop with their statement run ahead, and answer the same; a record
+    that is not there takes a second statement ahead, and says 404 as ever."""
+    services: Services = secure["services"]
+    _postgresql(services)
+    reads = services.store.loop_reads
+    assert reads is not None
+    assert client.put("Patient/anna", json={"resourceType": "Patient", "id": "anna"}).is_success
+    account(secure["security"], "anna", "patient", "Patient/anna")
+    headers = bearer(login(secure["base"], secure["security"], "anna")["access_token"])
+    asked: list[str] = []
+    original = reads.rows
+
+    async def counted(sql: str, params: Any) -> list[Any]:
+        asked.append(sql.split(maxsplit=1)[0])
+        return await original(sql, params)
+
+    monkeypatch.setattr(reads, "rows", counted)
+    read = f"{secure['base']}/Patient/anna"
+    answers = [httpx.get(read, headers=headers) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[1].content == answers[2].content == answers[0].content
+    reads_ahead = asked.count("SELECT")
+    assert reads_ahead >= 2  # the second and the third read, one statement each
+    missing = httpx.get(f"{secure['base']}/Patient/nobody", headers=headers)
+    assert missing.status_code == 404
+    assert asked.count("SELECT") == reads_ahead + 2  # the read, then the epoch alone
+
+
+def test_a_statement_ahead_that_fails_sends_the_read_to_a_thread(
+    secure: dict[str, Any],
+    client: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    services: Services = secure["services"]
+    _postgresql(services)
+    import psycopg
+
+    reads = services.store.loop_reads
+    assert reads is not None
+    assert client.put("Patient/anna", json={"resourceType": "Patient", "id": "anna"}).is_success
+    account(secure["security"], "anna", "patient", "Patient/anna")
+    headers = bearer(login(secure["base"], secure["security"], "anna")["access_token"])
+    read = f"{secure['base']}/Patient/anna"
+    assert httpx.get(read, headers=headers).status_code == 200  # the token's verdict kept
+
+    async def refused(sql: str, params: Any) -> list[Any]:
+        raise psycopg.OperationalError("the server closed the connection")
+
+    monkeypatch.setattr(reads, "rows", refused)
+    with caplog.at_level(logging.WARNING, logger="eigendossier.http"):
+        assert httpx.get(read, headers=headers).status_code == 200
+    assert "a statement run ahead failed: OperationalError" in caplog.text
+    assert "closed the connection" not in caplog.text
