@@ -8,8 +8,9 @@ cost the gateway more than the read itself (a consent-on read by id: some 600 µ
 gateway's processor, against 165 on SQLite).
 
 Here a read on the loop runs its interaction as it always does, synchronously, in a
-session without a connection (:class:`Ahead`): the first statement it asks for that it has
-not been given stops it (:class:`Prefetch`, before it answered or recorded anything). The
+session without a connection (an :class:`Unconnected` stands for it, and an :class:`Ahead`
+holds the rows it was given): the first statement it asks for that it has not been given
+stops it (:class:`Prefetch`, before it answered or recorded anything). The
 edge runs that statement on one of :class:`AsyncReads`' connections, which are psycopg's
 own asynchronous connections on the loop, and runs the interaction again with the rows
 given. A read of one resource by id asks one statement, so it runs twice: once up to its
@@ -29,7 +30,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy import Dialect, Engine
 
-__all__ = ["LOOP_CONNECTIONS", "MOST_AHEAD", "Ahead", "AsyncReads", "NotOnLoop", "Prefetch"]
+__all__ = [
+    "LOOP_CONNECTIONS",
+    "MOST_AHEAD",
+    "Ahead",
+    "AsyncReads",
+    "NotOnLoop",
+    "Prefetch",
+    "Unconnected",
+]
 
 #: the statements a read on the loop may ask for before it goes to a reader's thread
 MOST_AHEAD = 2
@@ -54,9 +63,14 @@ class Prefetch(Exception):
 
 
 def _key(sql: str, params: Any) -> tuple[str, Any]:
-    if isinstance(params, dict):
-        return sql, tuple(sorted(params.items()))
-    return sql, tuple(params)
+    """The statement and its values as a key; a value that cannot be one (a list bound as
+    a whole) is :class:`NotOnLoop`: such a statement is run on a thread."""
+    key = (sql, tuple(sorted(params.items())) if isinstance(params, dict) else tuple(params))
+    try:
+        hash(key)
+    except TypeError:
+        raise NotOnLoop from None
+    return key
 
 
 class Ahead:

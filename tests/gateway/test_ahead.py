@@ -35,6 +35,8 @@ def test_a_read_is_given_the_rows_it_asked_for_and_asks_at_most_so_many() -> Non
     assert len(ahead) == MOST_AHEAD
     with pytest.raises(NotOnLoop):  # one more: the read goes to a reader's thread
         ahead.rows("SELECT %s", (99,))
+    with pytest.raises(NotOnLoop):  # a value that is no key: so is the statement
+        Ahead().rows("SELECT %(ids)s", {"ids": ["a", "b"]})
 
 
 def test_a_session_on_the_loop_has_a_dialect_and_nothing_else() -> None:
@@ -111,19 +113,25 @@ def test_the_loops_connections_are_kept_bounded_and_never_reused_after_a_failure
     assert asyncio.run(second_loop()) not in kept | {after} | at_once  # its own connections
 
 
-def test_a_consent_on_read_on_the_loop_answers_as_a_thread_does(
-    secure: dict[str, Any], client: httpx.Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A patient reads her own record: the first read verifies the token in a thread, the
-    next run on the loop with their statement run ahead, and answer the same; a record
-    that is not there takes a second statement ahead, and says 404 as ever."""
+def _anna(secure: dict[str, Any], client: httpx.Client) -> tuple[AsyncReads, dict[str, str]]:
+    """The secured server's connections of the loop, and the headers of Anna's own token
+    (PostgreSQL; the test is skipped on SQLite)."""
     services: Services = secure["services"]
     _postgresql(services)
     reads = services.store.loop_reads
     assert reads is not None
     assert client.put("Patient/anna", json={"resourceType": "Patient", "id": "anna"}).is_success
     account(secure["security"], "anna", "patient", "Patient/anna")
-    headers = bearer(login(secure["base"], secure["security"], "anna")["access_token"])
+    return reads, bearer(login(secure["base"], secure["security"], "anna")["access_token"])
+
+
+def test_a_consent_on_read_on_the_loop_answers_as_a_thread_does(
+    secure: dict[str, Any], client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patient reads her own record: the first read verifies the token in a thread, the
+    next run on the loop with their statement run ahead, and answer the same; a record
+    that is not there takes a second statement ahead, and says 404 as ever."""
+    reads, headers = _anna(secure, client)
     asked: list[str] = []
     original = reads.rows
 
@@ -149,15 +157,9 @@ def test_a_statement_ahead_that_fails_sends_the_read_to_a_thread(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    services: Services = secure["services"]
-    _postgresql(services)
+    reads, headers = _anna(secure, client)
     import psycopg
 
-    reads = services.store.loop_reads
-    assert reads is not None
-    assert client.put("Patient/anna", json={"resourceType": "Patient", "id": "anna"}).is_success
-    account(secure["security"], "anna", "patient", "Patient/anna")
-    headers = bearer(login(secure["base"], secure["security"], "anna")["access_token"])
     read = f"{secure['base']}/Patient/anna"
     assert httpx.get(read, headers=headers).status_code == 200  # the token's verdict kept
 
