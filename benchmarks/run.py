@@ -308,6 +308,7 @@ def register_backend(
             "--database-url",
             database_url,
         ],
+        cwd=ROOT,
         env=env,
         check=True,
         capture_output=True,
@@ -328,6 +329,7 @@ def fresh_token(client_id: str, key: Any, base: str) -> str:
 def start(command: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         command,
+        cwd=ROOT,  # ``python -m`` imports from the working directory first: this checkout's
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -378,6 +380,7 @@ def main() -> None:
     if database_url.startswith("postgresql"):
         subprocess.run(
             [sys.executable, "-m", "gateway.cli", "db", "upgrade", "--database-url", database_url],
+            cwd=ROOT,
             env=env,
             check=True,
             capture_output=True,
