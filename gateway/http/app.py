@@ -710,7 +710,7 @@ def build_http_app(services: Services, settings: Settings, security: Security | 
         for threads in (endpoint.readers, endpoint.writers):  # what they run ends first
             await run_in_threadpool(threads.close)
         if services.store.loop_reads is not None:
-            await services.store.loop_reads.close()
+            services.store.loop_reads.close()
         stop.set()
         services.store.outbox_written.set()  # wake it to see the stop
         if worker is not None:

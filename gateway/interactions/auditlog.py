@@ -188,6 +188,8 @@ class GroupCommit:
     def _settle_batch(
         batch: list[_Ticket], loop: asyncio.AbstractEventLoop, failure: BaseException | None
     ) -> None:
+        """Tell each request of ``batch`` how its write ended: one on ``loop`` at once, any
+        other through its own loop or thread."""
         for ticket in batch:
             if ticket.future is not None and ticket.loop is loop:
                 _settle(ticket.future, failure)
@@ -214,11 +216,7 @@ class GroupCommit:
                 self._queue[:0] = batch
             loop.run_in_executor(None, self._lead).add_done_callback(_retrieve)
             return
-        for ticket in batch:
-            if ticket.future is not None and ticket.loop is loop:
-                _settle(ticket.future, failure)
-            else:
-                ticket.finish(failure)
+        self._settle_batch(batch, loop, failure)
         loop.call_soon(self._lead_on_loop, loop)
 
 
@@ -322,8 +320,8 @@ class Checkpointer:
     the WAL has grown past ``WAL_AUTOCHECKPOINT`` pages, and then waits for the copy and
     two flushes to disk: mostly a wait for the disk, not work of the processor (for
     10,874 entries of reads, 1.07 s of which 0.18 s on the processor). Here the copy runs
-    while the indexer works
-    out its next batch, and the WAL stays far below that size, so no commit waits for it.
+    while the indexer works out its next batch, and the WAL stays far below that size, so
+    no commit waits for it.
     A checkpoint flushes the WAL first, so it also bounds what a power loss can take
     (``synchronous=NORMAL``) to about ``every`` seconds of commits. A failure is logged by
     its type only and the next one tries again.

@@ -118,14 +118,14 @@ class AsyncReads:
     loop, for statements run ahead. Made on first use; one that failed is closed and never
     reused. They belong to the loop they were made on: on another loop (tests run several,
     one after the other) the first loop's connections are closed, those idle at once and
-    those in use when they come back, and the new loop makes its own. :meth:`close` (the
-    app's shutdown) closes them all alike."""
+    those in use when they come back, and the new loop makes its own. :meth:`close` closes
+    them all alike."""
 
     def __init__(self, engine: Engine, size: int = LOOP_CONNECTIONS) -> None:
         self._engine = engine
         self._size = size
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: the connections' generation: one per loop, and a new one at :meth:`close`
+        #: the connections' generation: a new one at each :meth:`close` (and for a new loop)
         self._generation = 0
         self._idle: list[tuple[int, Any]] = []
         self._made = 0
@@ -170,13 +170,9 @@ class AsyncReads:
             raise
 
     def _renew(self) -> None:
-        """Start a new generation: the idle connections are closed, those in use will be
-        when they come back."""
-        idle, self._idle = self._idle, []
-        for _, connection in idle:
-            _finish(connection)
-        self._generation += 1
-        self._made = 0
+        """Start a new generation, for another loop: the idle connections are closed, those
+        in use will be when they come back."""
+        self.close()
         self._freed = asyncio.Condition()
 
     def _forget(self, generation: int) -> None:
@@ -195,19 +191,10 @@ class AsyncReads:
             async with self._freed:
                 self._freed.notify()
 
-    async def close(self) -> None:
-        """Close the idle connections; those in use are closed when they come back (the
-        app's shutdown)."""
-        idle, self._idle = self._idle, []
-        self._generation += 1
-        self._made = 0
-        for _, connection in idle:
-            with contextlib.suppress(Exception):
-                await connection.close()
-
-    def dispose(self) -> None:
-        """:meth:`close` without the loop (the store's disposal; a server run without its
-        lifespan never awaited :meth:`close`): libpq closes each connection at once."""
+    def close(self) -> None:
+        """Close the idle connections at once (libpq's own close, without the loop); those
+        in use are closed when they come back. The app's shutdown calls it, and
+        ``Store.dispose`` (a server run without its lifespan)."""
         idle, self._idle = self._idle, []
         self._generation += 1
         self._made = 0

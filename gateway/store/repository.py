@@ -472,10 +472,7 @@ class Store:
                 self._waiting = _span(connection.exec_driver_sql(_LOG_SPAN).one())
             return
         self._wait_for_indexer()
-        now = to_micros(self.clock.now())
-        params: list[Any] = []
-        for event in events:
-            params += (now, orjson.dumps(event))
+        params = self._log_params(events)
         driver_error = self.engine.dialect.loaded_dbapi.Error
         raw = self.engine.raw_connection()
         try:
@@ -500,12 +497,16 @@ class Store:
         if self._waiting > self.log_backlog:  # wait for the indexer as a thread would
             await asyncio.get_running_loop().run_in_executor(None, self.log_access, events)
             return
+        rows = await self.loop_reads.rows(_log_rows_insert(len(events)), self._log_params(events))
+        self._waiting = _span(rows[0])
+
+    def _log_params(self, events: list[dict[str, Any]]) -> list[Any]:
+        """The values of :func:`_log_rows_insert` for ``events``, committed now."""
         now = to_micros(self.clock.now())
         params: list[Any] = []
         for event in events:
             params += (now, orjson.dumps(event))
-        rows = await self.loop_reads.rows(_log_rows_insert(len(events)), params)
-        self._waiting = _span(rows[0])
+        return params
 
     def log_access_now(self, events: list[dict[str, Any]]) -> bool:
         """Commit access-log entries (AuditEvents with their ids) to the log as written, at
@@ -717,7 +718,7 @@ class Store:
 
     def dispose(self) -> None:
         if self.loop_reads is not None:
-            self.loop_reads.dispose()
+            self.loop_reads.close()
         with self._kept_lock:
             kept, self._kept = self._kept, []
             kept_log, self._kept_log = self._kept_log, []

@@ -71,7 +71,7 @@ def test_a_read_asks_its_statement_and_answers_from_its_rows(services: Services)
         try:
             return await reads.rows(asked.value.sql, asked.value.params)
         finally:
-            await reads.close()
+            reads.close()
 
     budget.ahead.give(asked.value.sql, asked.value.params, asyncio.run(run()))
     with store.read(snapshot=False, budget=budget) as session:
@@ -108,7 +108,7 @@ def test_the_loops_connections_are_kept_bounded_and_never_reused_after_a_failure
         try:
             return int((await reads.rows(pid, ()))[0][0])
         finally:
-            await reads.close()
+            reads.close()
 
     assert asyncio.run(second_loop()) not in kept | {after} | at_once  # its own connections
 
