@@ -8,6 +8,7 @@ far the client pages.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,31 +44,70 @@ def _search(
     search = parse_search(resource_type, request.query, context.services.registry, strict=strict)
     compiler, owned = context.services.compiler, context.caller is not None
     page = run_search(session.connection, compiler, search, context.access, owned=owned)
-    for match in (*page.matches, *page.included):
-        context.disclose(match.res_type, match.res_id, match.pk, match.patients)
+    if owned:  # only a caller's disclosures are kept (its access-log entry names them)
+        for match in (*page.matches, *page.included):
+            context.disclose(match.res_type, match.res_id, match.pk, match.patients)
     return FhirResponse(200, searchset(context, search, page))
 
 
-def _entry(context: Context, search: SearchRequest, match: Match, mode: str) -> dict[str, Any]:
-    resource: Any = orjson.Fragment(match.content)
+def _entry(context: Context, search: SearchRequest, match: Match, mode: str) -> Any:
+    """A searchset entry; as one ``orjson.Fragment`` of its bytes unless ``_summary`` or
+    ``_elements`` ask for a subset of the resource (a page holds up to a hundred: building
+    and serializing a dict of each was a twentieth of an open search)."""
     if search.summary in ("true", "text", "data") or search.elements:
-        resource = subset(
-            loads(match.content), context.services.definitions, search.summary, search.elements
+        return {
+            "fullUrl": f"{context.services.base_url}/{match.res_type}/{match.res_id}",
+            "resource": subset(
+                loads(match.content), context.services.definitions, search.summary, search.elements
+            ),
+            "search": {"mode": mode},
+        }
+    return orjson.Fragment(
+        b"".join(
+            (
+                _full_url_prefix(context.services.base_url),
+                match.res_type.encode(),  # a type's name and an id need no escaping in JSON
+                b"/",
+                match.res_id.encode(),
+                b'","resource":',
+                match.content,
+                _MODES[mode],
+            )
         )
-    return {
-        "fullUrl": f"{context.services.base_url}/{match.res_type}/{match.res_id}",
-        "resource": resource,
-        "search": {"mode": mode},
-    }
+    )
 
 
-def _link(context: Context, search: SearchRequest, relation: str, offset: int) -> dict[str, str]:
-    path = search.resource_type or ""
-    items = [*search.echo, ("_offset", str(offset))] if offset else list(search.echo)
-    if not any(name == "_count" for name, _ in items):
-        items.append(("_count", str(search.count)))
-    query = urlencode(items)
-    return {"relation": relation, "url": f"{context.services.base_url}/{path}?{query}"}
+#: the closing bytes of an entry, per search mode
+_MODES = {mode: b',"search":{"mode":"' + mode.encode() + b'"}}' for mode in ("match", "include")}
+
+
+@functools.lru_cache(maxsize=8)
+def _full_url_prefix(base_url: str) -> bytes:
+    """An entry's opening bytes up to its resource's type: the base escaped for JSON once."""
+    return b'{"fullUrl":' + orjson.dumps(f"{base_url}/")[:-1]
+
+
+def _links(context: Context, search: SearchRequest, page: Page) -> list[dict[str, str]]:
+    """The searchset's links: each repeats the applied parameters (encoded once), then
+    ``_offset`` when not at the start, then ``_count`` when the client did not give it."""
+    url = f"{context.services.base_url}/{search.resource_type or ''}?"
+    echoed = urlencode(search.echo)
+    counted = any(name == "_count" for name, _ in search.echo)
+
+    def link(relation: str, offset: int) -> dict[str, str]:
+        extra = [f"_offset={offset}"] if offset else []
+        if not counted:
+            extra.append(f"_count={search.count}")
+        return {"relation": relation, "url": url + "&".join(filter(None, (echoed, *extra)))}
+
+    links = [link("self", search.offset)]
+    if search.summary != "count":
+        if search.offset > 0:
+            links.append(link("first", 0))
+            links.append(link("previous", max(0, search.offset - search.count)))
+        if page.has_next:
+            links.append(link("next", search.offset + search.count))
+    return links
 
 
 def searchset(context: Context, search: SearchRequest, page: Page) -> dict[str, Any]:
@@ -79,14 +119,7 @@ def searchset(context: Context, search: SearchRequest, page: Page) -> dict[str, 
     }
     if page.total is not None:
         bundle["total"] = page.total
-    links = [_link(context, search, "self", search.offset)]
-    if search.summary != "count":
-        if search.offset > 0:
-            links.append(_link(context, search, "first", 0))
-            links.append(_link(context, search, "previous", max(0, search.offset - search.count)))
-        if page.has_next:
-            links.append(_link(context, search, "next", search.offset + search.count))
-    bundle["link"] = links
+    bundle["link"] = _links(context, search, page)
     entries = [_entry(context, search, m, "match") for m in page.matches]
     entries += [_entry(context, search, m, "include") for m in page.included]
     if search.warnings:

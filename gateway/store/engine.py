@@ -118,8 +118,10 @@ def _sqlite_setup(engine: Engine) -> None:
         options = connection.get_execution_options()
         if options.get(WRITE, False):
             _begin_immediate(connection.connection.dbapi_connection)
-        elif options.get(SNAPSHOT, True):  # on the driver: SQLAlchemy's statement
-            connection.connection.dbapi_connection.execute("BEGIN")  # costs 10 times it
+        elif options.get(SNAPSHOT, True):  # on the driver: SQLAlchemy's statement costs 10
+            driver = connection.connection.dbapi_connection  # times it; none inside a read
+            if not driver.in_transaction:  # on the loop's, which began on the driver
+                driver.execute("BEGIN")
 
 
 def _begin_immediate(dbapi_connection: Any, timeout: float = 30.0) -> None:

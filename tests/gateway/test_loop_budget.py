@@ -129,6 +129,57 @@ def test_a_read_of_one_statement_on_the_loop_opens_no_transaction_and_leaves_non
         assert session.current("Observation", "o1") is not None
 
 
+def test_a_snapshot_on_the_loop_begins_once_on_the_driver_and_sees_one_moment(
+    services: Services,
+) -> None:
+    """ADR 0040: a read with a snapshot on the loop issues one BEGIN on the driver and no
+    SQLAlchemy transaction. It sees one moment while another connection writes, also in a
+    statement that goes through SQLAlchemy (which begins no second transaction); it leaves
+    its kept connection clean after a commit, a failure and a stop."""
+    if not _sqlite(services):
+        pytest.skip("budgets apply on SQLite, where reads run on the event loop")
+    _dossier(services)
+    store = services.store
+    writer = make_engine(str(store.engine.url))
+    count = select(func.count()).select_from(resources)
+    with store.read(snapshot=True, budget=Budget(10**9)):  # the kept connection
+        pass
+    kept = store._loop.connections[True]
+    driver = kept.connection.dbapi_connection
+    ran: list[str] = []
+    driver.set_trace_callback(ran.append)
+    try:
+        with store.read(snapshot=True, budget=Budget(10**9)) as session:
+            assert driver.in_transaction and not kept.in_transaction()
+            assert session.current("Patient", "anna") is not None
+            with writer.begin() as other:
+                other.execute(text("UPDATE resources SET last_updated = last_updated + 1"))
+                other.execute(
+                    text(
+                        "INSERT INTO resources (res_type, res_id, version_id, last_updated, "
+                        "deleted, content) VALUES ('Basic', 'later', 1, 0, false, x'7b7d')"
+                    )
+                )
+            assert session.connection.execute(count).scalar() == _MATCHES + 1  # as it began
+        assert [s.upper() for s in ran if s.upper().startswith(("BEGIN", "COMMIT"))] == [
+            "BEGIN",
+            "COMMIT",
+        ]
+        assert not kept.in_transaction() and not driver.in_transaction
+        with store.read(snapshot=True, budget=Budget(10**9)) as session:  # the write, now
+            assert session.connection.execute(count).scalar() == _MATCHES + 2
+        with pytest.raises(RuntimeError), store.read(snapshot=True, budget=Budget(10**9)) as s:
+            s.connection.execute(count).scalar()
+            raise RuntimeError("a failure within the session")
+        assert not kept.in_transaction() and not driver.in_transaction  # rolled back
+        with pytest.raises(OverBudget), store.read(snapshot=True, budget=Budget(5_000)) as s:
+            s.connection.execute(_HEAVY).scalar()
+        assert not kept.in_transaction() and not driver.in_transaction
+    finally:
+        driver.set_trace_callback(None)
+        writer.dispose()
+
+
 def test_a_stopped_statement_whose_error_was_swallowed_still_answers_nothing(
     services: Services,
 ) -> None:
