@@ -170,6 +170,44 @@ def load(base: str, start: int, stop: int, per_patient: int, batch: int) -> floa
     return (stop - start) / (time.perf_counter() - began)
 
 
+def processor_seconds(root: int) -> dict[str, float]:
+    """Processor seconds (user and system) spent so far by the process ``root`` and its
+    descendants, by role: ``indexer`` for the access log's indexer process (``index-log``),
+    ``gateway`` for the rest (the server and its workers). Read from Linux's /proc; empty
+    where there is none."""
+    proc = pathlib.Path("/proc")
+    if not proc.is_dir():
+        return {}
+    parents: dict[int, int] = {}
+    spent: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after the command, which may hold spaces
+        parents[int(entry.name)] = int(fields[1])
+        spent[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    out: dict[str, float] = {}
+    for pid in tree:
+        try:
+            command = (proc / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        role = "indexer" if b"index-log" in command else "gateway"
+        out[role] = out.get(role, 0.0) + spent.get(pid, 0.0)
+    return out
+
+
 def wrk(
     url_root: str,
     kind: str,
@@ -178,7 +216,10 @@ def wrk(
     args: argparse.Namespace,
     workdir: pathlib.Path,
     token: str = "",
-) -> dict[str, float]:
+    server: subprocess.Popen[bytes] | None = None,
+) -> dict[str, Any]:
+    """wrk's rate and latency for ``kind``; with ``server``, also the cores each of its
+    processes used meanwhile (``cores``: processor seconds per second of the run)."""
     script = workdir / f"{kind}.lua"
     script.write_text(
         LUA
@@ -191,6 +232,7 @@ def wrk(
             "auth_line": f'wrk.headers["Authorization"] = "Bearer {token}"' if token else "",
         }
     )
+    before = processor_seconds(server.pid) if server is not None else {}
     output = subprocess.run(
         [
             "wrk",
@@ -211,12 +253,19 @@ def wrk(
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     found = re.search(r"RESULT p50=([\d.]+) p95=([\d.]+) errors=(\d+)", output)
     assert found is not None, output
-    return {
+    result: dict[str, Any] = {
         "rps": rate,
         "p50_ms": float(found.group(1)),
         "p95_ms": float(found.group(2)),
         "errors": int(found.group(3)),
     }
+    if server is not None:
+        after = processor_seconds(server.pid)
+        result["cores"] = {
+            role: round((spent - before.get(role, 0.0)) / args.duration, 2)
+            for role, spent in sorted(after.items())
+        }
+    return result
 
 
 AGB = "http://fhir.nl/fhir/NamingSystem/agb"
@@ -420,7 +469,7 @@ def main() -> None:
             step: dict[str, Any] = {"observations": size, "ingest_resources_per_s": round(rate)}
             root = f"http://127.0.0.1:{port}"
             for kind in ("read", "token", "reference", "date"):
-                step[kind] = wrk(root, kind, size, patients, args, workdir)
+                step[kind] = wrk(root, kind, size, patients, args, workdir, server=server)
             if database_url.startswith("sqlite"):
                 for module, prefix in BARE_APPS:
                     step.update(measure_bare(module, prefix, db_file, size, patients, args, env))
@@ -522,7 +571,7 @@ def measure_with_consent(
         for kind in ("read", "token", "reference", "date"):
             token = fresh_token(client_id, key, base)  # five-minute tokens
             out[kind] = wrk(
-                f"http://127.0.0.1:{port}", kind, loaded, patients, args, workdir, token
+                f"http://127.0.0.1:{port}", kind, loaded, patients, args, workdir, token, server
             )
             out[kind]["log_waiting"] = log_waiting(database_url)
     finally:
@@ -597,6 +646,8 @@ def report(results: dict[str, Any]) -> None:
         for kind, label, _ in SCENARIOS:
             row = step[kind]
             waiting = f"{row['log_waiting']:,} log entries waiting" if "log_waiting" in row else ""
+            if row.get("cores"):
+                waiting += "; cores: " + ", ".join(f"{k} {v:.2f}" for k, v in row["cores"].items())
             print(
                 f"| {step['observations']:,} obs, consent on ({step['grants']} grants) | "
                 f"{label} | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | "
@@ -616,20 +667,23 @@ def ratios(results: dict[str, Any]) -> None:
     last = results["steps"][-1]
     if "limit_read" not in last:
         return
-    rows = [("read, open mode", last["read"], "read")]
-    rows.append(("search subject= _count=50, open mode", last["reference"], "reference"))
-    if "consent" in results:
+    rows = [("read, open mode", last["read"], "read", True)]
+    rows.append(("search subject= _count=50, open mode", last["reference"], "reference", True))
+    if "consent" in results:  # the floor has no consent: it is compared with open mode only
         step = results["consent"]
-        rows.append(("read, GP backend token, consent + access log on", step["read"], "read"))
-        rows.append(("search, same", step["reference"], "reference"))
+        rows.append(
+            ("read, GP backend token, consent + access log on", step["read"], "read", False)
+        )
+        rows.append(("search, same", step["reference"], "reference", False))
     print(f"\n{last['observations']:,} Observations; {results['workers']} gateway process(es)")
     print(
         "| path | Eigen Dossier req/s (p50 / p95 ms) | bare ASGI ceiling req/s | ratio "
         "| Starlette + thread hop req/s | ratio |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
-    for label, ours, kind in rows:
-        limit, floor = last[f"limit_{kind}"], last.get(f"framework_{kind}")
+    for label, ours, kind, open_mode in rows:
+        limit = last[f"limit_{kind}"]
+        floor = last.get(f"framework_{kind}") if open_mode else None
         framework = f"{floor['rps']:,.0f} | {floor['rps'] / limit['rps']:.3f}x" if floor else " | "
         print(
             f"| {label} | {ours['rps']:,.0f} ({ours['p50_ms']:.1f} / {ours['p95_ms']:.1f}) | "
