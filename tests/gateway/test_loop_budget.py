@@ -55,6 +55,18 @@ def _sqlite(services: Services) -> bool:
     return services.store.engine.dialect.name == "sqlite"
 
 
+def _traced_kept(store: Store, *, snapshot: bool) -> tuple[Any, Any, list[str]]:
+    """The loop's kept connection for reads with (or without) a snapshot, made by a first
+    read; its driver connection; and the statements that driver runs from now on."""
+    with store.read(snapshot=snapshot, budget=Budget(10**9)):
+        pass
+    kept = store._loop.connections[snapshot]
+    driver = kept.connection.dbapi_connection
+    ran: list[str] = []
+    driver.set_trace_callback(ran.append)
+    return kept, driver, ran
+
+
 def test_a_read_past_its_budget_is_stopped_and_its_connection_left_clean(
     services: Services,
 ) -> None:
@@ -96,12 +108,7 @@ def test_a_read_of_one_statement_on_the_loop_opens_no_transaction_and_leaves_non
         pytest.skip("budgets apply on SQLite, where reads run on the event loop")
     _dossier(services)
     store = services.store
-    with store.read(snapshot=False, budget=Budget(10**9)) as session:  # the kept connection
-        pass
-    kept = store._loop.connections[False]
-    driver = kept.connection.dbapi_connection
-    ran: list[str] = []
-    driver.set_trace_callback(ran.append)
+    kept, driver, ran = _traced_kept(store, snapshot=False)
     try:
         with store.read(snapshot=False, budget=Budget(10**9)) as session:
             assert session.current("Patient", "anna") is not None  # on the driver's cursor
@@ -142,12 +149,7 @@ def test_a_snapshot_on_the_loop_begins_once_on_the_driver_and_sees_one_moment(
     store = services.store
     writer = make_engine(str(store.engine.url))
     count = select(func.count()).select_from(resources)
-    with store.read(snapshot=True, budget=Budget(10**9)):  # the kept connection
-        pass
-    kept = store._loop.connections[True]
-    driver = kept.connection.dbapi_connection
-    ran: list[str] = []
-    driver.set_trace_callback(ran.append)
+    kept, driver, ran = _traced_kept(store, snapshot=True)
     try:
         with store.read(snapshot=True, budget=Budget(10**9)) as session:
             assert driver.in_transaction and not kept.in_transaction()
