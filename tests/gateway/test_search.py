@@ -400,6 +400,11 @@ def test_a_resource_matching_twice_counts_once(client: httpx.Client) -> None:
     page = client.get("Observation", params={"code": "x", "_count": 2}).json()
     assert page["total"] == 4  # counted, not taken from the page
     assert len(page["entry"]) == 2
+    seen = [e["resource"]["id"] for e in page["entry"]]
+    second = client.get("Observation", params={"code": "x", "_count": 2, "_offset": 2}).json()
+    seen += [e["resource"]["id"] for e in second["entry"]]
+    assert sorted(seen) == ["other-0", "other-1", "other-2", "twice"]  # each once, in pages
+    assert not any(link["relation"] == "next" for link in second["link"])
 
 
 class TestLimits:
