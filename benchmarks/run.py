@@ -16,6 +16,10 @@ between runs on shared machines: compare ratios, run several times, quote the me
 
 Usage: python benchmarks/run.py [--steps 10000,100000] [--per-patient 200] [--duration 10]
        [--workers 2] [--database-url postgresql+psycopg://postgres@127.0.0.1/bench]
+       [--consent] [--skip-create] [--repeat N]
+
+``--repeat N`` makes N whole runs on fresh SQLite stores and ends with the median of each
+ratio (each ratio taken within its own run).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -417,9 +422,32 @@ def main() -> None:
         action="store_true",
         help="then again with tokens, consent and the access log on (a GP granted by all)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="whole runs, each on a fresh store (SQLite), then the median of each ratio",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
+    if args.repeat < 1 or (args.repeat > 1 and args.database_url):
+        raise SystemExit("--repeat is a positive number; above 1 only on SQLite (a fresh file)")
+    runs = []
+    for _ in range(args.repeat):
+        results = measure(args)
+        report(results)
+        out = ROOT / "benchmarks" / "results"
+        out.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        (out / f"run-{stamp}.json").write_text(json.dumps(results, indent=2))
+        runs.append(results)
+    if len(runs) > 1:
+        medians(runs)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """One whole run on a fresh store: the figures :func:`report` prints."""
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="eigendossier-bench-"))
     db_file = workdir / "bench.db"
     database_url = args.database_url or f"sqlite:///{db_file}"
@@ -487,11 +515,8 @@ def main() -> None:
         results["consent"] = measure_with_consent(
             base, port, database_url, env, loaded, args, workdir
         )
-    report(results)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))
     shutil.rmtree(workdir, ignore_errors=True)
+    return results
 
 
 #: (ASGI app, prefix of its figures): the stack's ceiling, and the framework's own floor
@@ -661,12 +686,9 @@ def report(results: dict[str, Any]) -> None:
     ratios(results)
 
 
-def ratios(results: dict[str, Any]) -> None:
-    """The issue's table: our read and search against the bare ASGI app of the same run,
-    open and with consent on (the largest store measured)."""
+def _paths(results: dict[str, Any]) -> list[tuple[str, dict[str, Any], str, bool]]:
+    """The paths of the issue's table: (label, our figures, kind, open mode)."""
     last = results["steps"][-1]
-    if "limit_read" not in last:
-        return
     rows = [("read, open mode", last["read"], "read", True)]
     rows.append(("search subject= _count=50, open mode", last["reference"], "reference", True))
     if "consent" in results:  # the floor has no consent: it is compared with open mode only
@@ -675,6 +697,16 @@ def ratios(results: dict[str, Any]) -> None:
             ("read, GP backend token, consent + access log on", step["read"], "read", False)
         )
         rows.append(("search, same", step["reference"], "reference", False))
+    return rows
+
+
+def ratios(results: dict[str, Any]) -> None:
+    """The issue's table: our read and search against the bare ASGI app of the same run,
+    open and with consent on (the largest store measured)."""
+    last = results["steps"][-1]
+    if "limit_read" not in last:
+        return
+    rows = _paths(results)
     print(f"\n{last['observations']:,} Observations; {results['workers']} gateway process(es)")
     print(
         "| path | Eigen Dossier req/s (p50 / p95 ms) | bare ASGI ceiling req/s | ratio "
@@ -690,6 +722,30 @@ def ratios(results: dict[str, Any]) -> None:
             f"{limit['rps']:,.0f} | {ours['rps'] / limit['rps']:.3f}x | {framework} |"
         )
     print(f"| transaction ingest | {last['ingest_resources_per_s']:,} resources/s | | | | |")
+
+
+def medians(runs: list[dict[str, Any]]) -> None:
+    """The median over ``runs`` of each path's rate and of its ratio to the bare app of its
+    own run (each ratio is taken within its run first: the machine's speed moves between
+    runs, the ratio much less)."""
+    if "limit_read" not in runs[0]["steps"][-1]:
+        return
+    print(f"\nMedian of {len(runs)} runs")
+    print("| path | Eigen Dossier req/s | ratio to the bare app (each run) | median ratio |")
+    print("| --- | --- | --- | --- |")
+    for index, (label, _, kind, _) in enumerate(_paths(runs[0])):
+        rates, shares = [], []
+        for results in runs:
+            _, ours, _, _ = _paths(results)[index]
+            rates.append(ours["rps"])
+            shares.append(ours["rps"] / results["steps"][-1][f"limit_{kind}"]["rps"])
+        each = ", ".join(f"{share:.3f}x" for share in shares)
+        print(
+            f"| {label} | {statistics.median(rates):,.0f} | {each} | "
+            f"{statistics.median(shares):.3f}x |"
+        )
+    ingest = statistics.median(r["steps"][-1]["ingest_resources_per_s"] for r in runs)
+    print(f"| transaction ingest | {ingest:,.0f} resources/s | | |")
 
 
 if __name__ == "__main__":
