@@ -56,7 +56,14 @@ from gateway.search.execute import run_search
 from gateway.search.params import parse_search
 from gateway.store.access import AccessFilter
 from gateway.store.repository import Session
-from gateway.store.schema import outbox, parcels, resources, search_reference, search_token
+from gateway.store.schema import (
+    outbox,
+    parcels,
+    resources,
+    search_kind,
+    search_reference,
+    search_token,
+)
 from gateway.store.session_base import outbox_row
 from mappings.core.errors import FhirError
 from mappings.core.plugins import Parcel
@@ -622,9 +629,10 @@ def _index_keys(session: Session, res_type: str, res_id: str) -> frozenset[_Key]
         .scalar_subquery()
     )
     keys: set[_Key] = set()
+    kind = select(search_kind.c.kind).where(search_kind.c.res_pk == pk)  # ADR 0041
     tokens = session.connection.execute(
         select(search_token.c.param, search_token.c.system, search_token.c.code).where(
-            search_token.c.res_pk == pk
+            or_(search_token.c.res_pk == pk, search_token.c.res_pk.in_(kind))
         )
     )
     for param, system, code in tokens:

@@ -176,8 +176,9 @@ def _server_state(database_url: str) -> Iterator[dict[str, Any]]:
 
 
 def _empty(store: Store) -> None:
-    """Every table emptied (and the access log's own file, ADR 0027), but the access epoch
-    raised as any change of consent raises it:
+    """Every table emptied (and the access log's own file, ADR 0027; the kinds of index rows
+    the store knows stored with them, ADR 0041), but the access epoch raised as any change
+    of consent raises it:
     the secured server's cache of grants must not outlive the data it was derived from.
     The signing keys stay, as a running server's keys outlive any data: the portal seals its
     cookies with keys derived from them and reads those again only once a minute, so keys
@@ -196,6 +197,7 @@ def _empty(store: Store) -> None:
             for table in tables:
                 connection.execute(table.delete())
         connection.execute(access_epoch.update().values(n=access_epoch.c.n + 1))
+    store.known_kinds = set()  # their rows are gone too (ADR 0041: never in production)
 
 
 @pytest.fixture()

@@ -1,7 +1,9 @@
 """Compile search filters into SQL predicates on the ``resources`` table.
 
 Every filter becomes ``r.pk IN (SELECT res_pk FROM search_<type> WHERE ...)`` (or a
-predicate on ``r`` itself for ``_id``/``_lastUpdated``); chains and ``_has`` nest another
+predicate on ``r`` itself for ``_id``/``_lastUpdated``); a parameter stored per kind of
+resource (an access-log entry's type, action, ...: ADR 0041) also admits the members of the
+kinds whose rows match; chains and ``_has`` nest another
 query over ``resources`` that carries the caller's access filter too, so a chain can never
 match on something the caller may not see. Comparison semantics follow FHIR R4
 search.html (prefixes for number, date and quantity; token, string, reference and uri
@@ -17,6 +19,7 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    CompoundSelect,
     FromClause,
     Select,
     Table,
@@ -28,22 +31,52 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 
 from gateway.search.dates import parse_date_range, to_micros
-from gateway.search.extract import normalise, split_reference
+from gateway.search.extract import kinded, normalise, split_reference
 from gateway.search.params import Filter, split_escaped
 from gateway.search.registry import Registry, SearchParam
 from gateway.store.access import AccessFilter, Condition
-from gateway.store.schema import INDEX_TABLES, resources, search_reference
+from gateway.store.schema import INDEX_TABLES, resources, search_kind, search_reference
 from mappings.core.clock import Clock
 from mappings.core.errors import Invalid, NotSupported
 
-__all__ = ["Compiler", "Form", "clause_of"]
+__all__ = ["Compiler", "Form", "Keys", "clause_of", "with_kinds"]
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 _TOP = "\U0010ffff"
 _DAY = 86_400_000_000
+
+
+#: the keys a filter admits: a query of an index's keys, or (a parameter stored per kind,
+#: ADR 0041) of those and of the kinds' members
+Keys = Select[Any] | CompoundSelect[Any]
+
+
+def with_kinds(
+    index: Table, code: str, resource_type: str, clause: ColumnElement[bool]
+) -> Select[Any] | None:
+    """The keys of the resources whose kind's rows (those under a key below zero) of
+    ``code`` satisfy ``clause`` (ADR 0041); None when ``code`` is not stored per kind."""
+    if not kinded(resource_type, code):
+        return None
+    kinds = select(index.c.res_pk).where(
+        index.c.res_type == resource_type, index.c.param == code, clause, index.c.res_pk < 0
+    )
+    return select(search_kind.c.res_pk).where(
+        search_kind.c.res_type == resource_type, search_kind.c.kind.in_(kinds)
+    )
+
+
+def _probe(rows: Keys, table: FromClause) -> ColumnElement[bool]:
+    """``rows`` holds ``table``'s key: an EXISTS probe of each of its queries."""
+    probes = []
+    for part in rows.selects if isinstance(rows, CompoundSelect) else [rows]:
+        assert isinstance(part, Select)  # a union of plain queries (``Compiler._rows``)
+        probes.append(exists(part.where(part.selected_columns[0] == table.c.pk)))
+    return or_(*probes)
 
 
 #: one value's clause: its kind (a key of :data:`_CLAUSES` or :data:`_DATES`) and the
@@ -144,7 +177,7 @@ class Compiler:
             return not_(table.c.pk.in_(self._rows(index, param.code, resource_type, inner)))
         rows = self.index_rows(resource_type, item, access, slots)
         if correlated:
-            return exists(rows.where(rows.selected_columns[0] == table.c.pk))
+            return _probe(rows, table)
         return table.c.pk.in_(rows)
 
     def index_rows(
@@ -153,7 +186,7 @@ class Compiler:
         item: Filter,
         access: AccessFilter,
         slots: Iterator[BindParameter[Any]] | None = None,
-    ) -> Select[Any]:
+    ) -> Keys:
         """The keys a type-binding filter (see :meth:`binds_type`) admits, from its index.
 
         ``slots``: bind the values of the filter's forms to these parameters, one each, in
@@ -198,12 +231,14 @@ class Compiler:
         return not_(found) if item.modifier == "not" else found
 
     @staticmethod
-    def _rows(
-        index: Table, code: str, resource_type: str, clause: ColumnElement[bool]
-    ) -> Select[Any]:
-        return select(index.c.res_pk).where(
+    def _rows(index: Table, code: str, resource_type: str, clause: ColumnElement[bool]) -> Keys:
+        """The keys whose rows of ``code`` satisfy ``clause``: their own, and (a parameter
+        stored per kind) their kind's."""
+        own = select(index.c.res_pk).where(
             index.c.res_type == resource_type, index.c.param == code, clause
         )
+        members = with_kinds(index, code, resource_type, clause)
+        return own if members is None else union_all(own, members)
 
     # -- parameters answered from the resources table ---------------------------------
 
@@ -217,11 +252,8 @@ class Compiler:
         if item.values not in (("true",), ("false",)):
             raise Invalid(":missing takes true or false", item.name)
         index = INDEX_TABLES[param.type]
-        present = table.c.pk.in_(
-            select(index.c.res_pk).where(
-                index.c.res_type == param.resource_type, index.c.param == param.code
-            )
-        )
+        rows = self._rows(index, param.code, param.resource_type, true())
+        present = table.c.pk.in_(rows)
         return not_(present) if item.values == ("true",) else present
 
     # -- token --------------------------------------------------------------------------

@@ -19,13 +19,15 @@ from sqlalchemy import (
     Select,
     bindparam,
     func,
+    or_,
     select,
 )
 
 from gateway.search.compile import Compiler, Form
+from gateway.search.extract import kinded
 from gateway.search.params import Filter, Include, SearchRequest
 from gateway.store.access import AccessFilter
-from gateway.store.schema import INDEX_TABLES, resources, search_reference
+from gateway.store.schema import INDEX_TABLES, resources, search_kind, search_reference
 from gateway.store.session_base import driver_params, driver_rows, lookup_rows, owners_of
 from mappings.core.errors import Invalid
 
@@ -259,7 +261,8 @@ class _Plan:
         if driving is not None:
             rows = compiler.index_rows(request.resource_type, driving, access, slots)
             self.where.append(resources.c.pk.in_(rows))
-            if len(request.filters) == 1 and access.is_unrestricted:
+            # (not a parameter stored per kind: its kinds' rows are under keys of no resource)
+            if len(request.filters) == 1 and access.is_unrestricted and isinstance(rows, Select):
                 self.index_only = rows
         for item in self.in_order(compiler, request):  # slots are taken in this order
             if item is not driving:
@@ -332,10 +335,16 @@ def _order(compiler: Compiler, request: SearchRequest) -> list[Any]:
                 else _SORT_COLUMN[param.type]
             )
             aggregate = func.max if descending else func.min
+            own: ColumnElement[bool] = index.c.res_pk == resources.c.pk
+            if kinded(request.resource_type, code):  # its rows, or its kind's (ADR 0041)
+                kind = (
+                    select(search_kind.c.kind)
+                    .where(search_kind.c.res_pk == resources.c.pk)
+                    .correlate(resources)  # the outer query's, two levels up
+                )
+                own = or_(own, index.c.res_pk.in_(kind))
             column = (
-                select(aggregate(index.c[name]))
-                .where(index.c.res_pk == resources.c.pk, index.c.param == code)
-                .scalar_subquery()
+                select(aggregate(index.c[name])).where(own, index.c.param == code).scalar_subquery()
             )
         order.append(column.desc().nulls_last() if descending else column.asc().nulls_last())
     return order

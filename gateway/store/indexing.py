@@ -16,6 +16,7 @@ from gateway.store.schema import (
     INDEX_TABLES,
     patient_compartment,
     resources,
+    search_kind,
     search_reference,
 )
 from gateway.store.session_base import SessionBase
@@ -65,6 +66,8 @@ class Indexing(SessionBase):
                     row["res_pk"] = pk
         for kind, table_rows in rows.items():
             self._pending.setdefault(kind, []).extend(table_rows)
+        for member in rows.get("kind", ()):
+            self._store_kind(member["kind"], resource)
         households = extractor.households(resource["resourceType"], rows)
         if households:
             patients |= set().union(*self._members(households).values())
@@ -76,6 +79,21 @@ class Indexing(SessionBase):
         if resource["resourceType"] == "Group":
             self._rehouse(resource["id"])
         return patients
+
+    def _store_kind(self, kind: int, resource: dict[str, Any]) -> None:
+        """Store the rows of ``kind`` (the kind of ``resource``: ADR 0041) unless they are
+        stored already: as the process saw committed, as this transaction wrote, or as the
+        kind's own ``search_kind`` row says. Two transactions that store one kind at once
+        (PostgreSQL) both store its rows: a search tests their presence, so twice is as
+        once."""
+        if kind in self.store.known_kinds or kind in self.kinds:
+            return
+        self.kinds.add(kind)  # known to the process once this transaction commits
+        stored = select(search_kind.c.res_pk).where(search_kind.c.res_pk == kind).limit(1)
+        if self.connection.execute(stored).first() is not None:
+            return
+        for table, table_rows in self.store.extractor.kind_rows(kind, resource).items():
+            self._pending.setdefault(table, []).extend(table_rows)
 
     def _members(self, groups: set[str]) -> dict[str, set[str]]:
         """The Patient members of each live Group (its own compartment), by Group id."""

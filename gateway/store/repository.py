@@ -177,6 +177,8 @@ BATCH_BYTES = 512 * 1024
 #: on SQLite the access log of reads is a file of its own beside the database (ADR 0027):
 #: ``dossier.db`` logs to ``dossier.db-access-log``
 LOG_FILE_SUFFIX = "-access-log"
+#: the kinds of index rows a process remembers as stored (ADR 0041)
+KINDS_KNOWN = 65536
 #: entries that may wait in the log's own file before a commit of more waits for the
 #: indexer (ADR 0028): a read of the log indexes what waits first, so this bounds its wait
 LOG_BACKLOG = 1000
@@ -359,6 +361,9 @@ class Store:
         #: the driver connections of access-log commits on the event loop, one per thread
         self._kept_log: list[Any] = []
         self._kept_lock = threading.Lock()
+        #: the kinds of index rows known to be stored (ADR 0041): a write of a resource of
+        #: one of them asks the database nothing about it
+        self.known_kinds: set[int] = set()
 
     @contextmanager
     def read(self, *, snapshot: bool = True, budget: Budget | None = None) -> Iterator[Session]:
@@ -706,6 +711,8 @@ class Store:
                         connection.execute(_RAISE_EPOCH)
                 if session.enqueued:  # committed: wake this process's delivery worker
                     self.outbox_written.set()
+                if session.kinds:  # committed: stored, no need to ask again
+                    self.remember_kinds(session.kinds)
                 return result
             except (RetryWrite, IntegrityError):
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 (jitter)
@@ -715,6 +722,14 @@ class Store:
                     continue
                 raise
         raise Conflict("The resource is being changed by others; try again")
+
+    def remember_kinds(self, kinds: set[int]) -> None:
+        """Add ``kinds`` (committed) to :attr:`known_kinds`; past ``KINDS_KNOWN`` kinds, start
+        again from these. A set's update and a test of membership each run whole under the
+        interpreter lock: threads may do both at once."""
+        if len(self.known_kinds) >= KINDS_KNOWN:
+            self.known_kinds = set()
+        self.known_kinds.update(kinds)
 
     def dispose(self) -> None:
         if self.loop_reads is not None:

@@ -48,6 +48,7 @@ __all__ = [
     "resources",
     "search_composite",
     "search_date",
+    "search_kind",
     "search_number",
     "search_quantity",
     "search_reference",
@@ -158,6 +159,22 @@ search_composite = _index_table(
     Column("v_high", BigInteger, nullable=True),
     value_index=("code", "system", "v_code"),
 )
+# The values an access-log entry shares with most others (its type, subtype, action,
+# outcome, the types and roles of its agents and entities, its client and Consent) are
+# indexed once per kind of entry rather than once per entry (ADR 0041): the kind's rows
+# lie in the tables above under a key of their own, below zero, which no resource has
+# (``search.extract.kind_key``), and an entry has one ``search_kind`` row naming its kind.
+# A kind's own such row, its key in both columns, says its rows are there.
+search_kind = Table(
+    "search_kind",
+    metadata,
+    Column("res_pk", _Pk, nullable=False),
+    Column("res_type", String(64), nullable=False),
+    Column("kind", _Pk, nullable=False),
+    Index("ix_search_kind_value", "res_type", "kind", "res_pk"),
+    Index("ix_search_kind_pk", "res_pk", "kind"),
+)
+
 # A reference row is found by its target through ix_search_reference_value alone: every
 # statement that looks a target up also names the type and parameter of the rows it wants
 # (a search, a chain, _has, _revinclude, a household's members, Session.referring). A
@@ -277,6 +294,7 @@ INDEX_TABLES = {
     "number": search_number,
     "uri": search_uri,
     "composite": search_composite,
+    "kind": search_kind,  # not a parameter's type: the kinds of access-log entries
 }
 
 # -- the authorization server's records (consent.registry) ------------------------------

@@ -299,6 +299,8 @@ class SessionBase:
         self._watched: bool | None = None
         #: whether this transaction left rows in the outbox
         self.enqueued = False
+        #: the kinds of index rows this transaction found stored or stored (ADR 0041)
+        self.kinds: set[int] = set()
         #: current rows read ahead for this transaction's writes, by (type, id); None for
         #: a resource that has none (see ``Session.read_ahead``)
         self._read_ahead: dict[tuple[str, str], Current | None] = {}

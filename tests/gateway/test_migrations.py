@@ -126,3 +126,59 @@ def test_compartment_rows_take_their_resources_type_and_go_back(own_database: st
         assert is_current(engine)
     finally:
         engine.dispose()
+
+
+def _token_rows(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as connection:
+        found = connection.exec_driver_sql(
+            "SELECT res_pk, param, code FROM search_token ORDER BY res_pk, param"
+        )
+        return [tuple(row) for row in found]
+
+
+def test_index_rows_per_kind_and_back_to_one_row_per_value(own_database: str) -> None:
+    """Migration 0014 (ADR 0041): the kinds' table, with its planner statistics on SQLite;
+    a downgrade gives each member its kind's rows as its own and drops the kinds' rows, and
+    an entry indexed before keeps its own."""
+    engine = make_engine(own_database)
+    try:
+        upgrade(engine)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO search_token (res_pk, res_type, param, system, code, text) VALUES"
+                " (-7, 'AuditEvent', 'subtype', 's', 'read', NULL),"
+                " (3, 'AuditEvent', 'subtype', 's', 'vread', NULL)"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO search_uri (res_pk, res_type, param, value)"
+                " VALUES (-7, 'AuditEvent', 'policy', 'Consent/c1')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO search_kind (res_pk, res_type, kind) VALUES"
+                " (-7, 'AuditEvent', -7), (1, 'AuditEvent', -7), (2, 'AuditEvent', -7)"
+            )
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as connection:
+                stats = connection.exec_driver_sql(
+                    "SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'search_kind' ORDER BY idx"
+                ).all()
+            assert [tuple(s) for s in stats] == [
+                ("ix_search_kind_pk", "1000000 1 1"),
+                ("ix_search_kind_value", "1000000 500000 1000 1"),
+            ]
+        command.downgrade(alembic_config(engine), "0013")
+        assert "search_kind" not in inspect(engine).get_table_names()
+        assert _token_rows(engine) == [
+            (1, "subtype", "read"),
+            (2, "subtype", "read"),
+            (3, "subtype", "vread"),
+        ]
+        with engine.connect() as connection:
+            uris = connection.exec_driver_sql("SELECT res_pk, value FROM search_uri").all()
+        assert sorted(tuple(u) for u in uris) == [(1, "Consent/c1"), (2, "Consent/c1")]
+        upgrade(engine)
+        assert is_current(engine)
+        assert "search_kind" in inspect(engine).get_table_names()
+        assert len(_token_rows(engine)) == 3
+    finally:
+        engine.dispose()

@@ -10,7 +10,15 @@ import pytest
 from consent.audit import Access, audit_event
 from consent.context import AccessContext
 from consent.scopes import Scopes
-from gateway.search.extract import Extractor, normalise, split_reference
+from gateway.search.extract import (
+    KIND_PARAMS,
+    Extractor,
+    IndexRows,
+    kind_key,
+    kinded,
+    normalise,
+    split_reference,
+)
 from gateway.search.paths import compares_values, compile_expression
 from gateway.search.registry import Registry
 from mappings.core.definitions import load_definitions
@@ -21,11 +29,23 @@ REGISTRY = Registry(DEFINITIONS)
 EXTRACTOR = Extractor(REGISTRY, "https://dossier.example.nl/fhir")
 
 
+def expanded(extractor: Extractor, rows: IndexRows, resource: dict[str, Any]) -> IndexRows:
+    """``rows`` one per value again: its kind's rows as the resource's own (ADR 0041)."""
+    out = {table: list(table_rows) for table, table_rows in rows.items() if table != "kind"}
+    for member in rows.get("kind", ()):
+        for table, kind_rows in extractor.kind_rows(member["kind"], resource).items():
+            if table != "kind":
+                out.setdefault(table, []).extend(
+                    {**row, "res_pk": member["res_pk"]} for row in kind_rows
+                )
+    return out
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.json")))
 def test_every_parameter_evaluates_on_every_example(name: str) -> None:
     resource = example(name)
     rows, _patients = EXTRACTOR.rows(1, resource)
-    for table, table_rows in rows.items():
+    for table, table_rows in expanded(EXTRACTOR, rows, resource).items():
         for row in table_rows:
             assert row["res_type"] == resource["resourceType"] and row["param"], table
 
@@ -58,6 +78,7 @@ def test_rows_remembered_per_item_equal_the_whole_expressions(name: str) -> None
     expected = _whole_expression_rows(extractor, 3, resource)
     first, patients = extractor.rows(3, resource)
     again, patients_again = extractor.rows(3, resource)
+    first, again = expanded(extractor, first, resource), expanded(extractor, again, resource)
     assert _rows_as_set(first) == expected == _rows_as_set(again)
     assert patients == patients_again
     assert sum(len(r) for r in first.values()) == len(expected)  # each value once
@@ -132,7 +153,7 @@ def test_a_value_repeated_in_one_resource_is_indexed_once() -> None:
         "source": {"observer": {"display": "Eigen Dossier"}},
         "entity": entities,
     }
-    rows, _ = EXTRACTOR.rows(1, event)
+    rows = expanded(EXTRACTOR, EXTRACTOR.rows(1, event)[0], event)
     types = [r for r in rows["token"] if r["param"] == "entity-type"]
     assert [(r["system"], r["code"]) for r in types] == [
         ("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2")
@@ -176,7 +197,8 @@ def test_access_log_entries_remembered_per_item_equal_the_whole_expressions() ->
                 event = audit_event(who, access, base)
                 event["id"] = "e1"
                 rows, patients = extractor.rows(9, event)
-                assert _rows_as_set(rows) == _whole_expression_rows(extractor, 9, event)
+                whole = expanded(extractor, rows, event)
+                assert _rows_as_set(whole) == _whole_expression_rows(extractor, 9, event)
                 assert patients == {access.patient}
 
 
@@ -295,3 +317,103 @@ def test_compares_values_tells_where_from_paths_and_type_filters() -> None:
     assert not compares_values(
         compile_expression(DEFINITIONS, "AuditEvent", "AuditEvent.entity.what")
     )
+
+
+def _entry(action: str, consent: str, objects: list[str], *, id_: str = "e1") -> dict[str, Any]:
+    """An access-log entry of the GP backend app, as the gateway writes it."""
+    gp = AccessContext(
+        kind="backend",
+        client_id="gp-app",
+        scopes=Scopes((), frozenset()),
+        subject="http://fhir.nl/fhir/NamingSystem/agb|01234567",
+        token_id="t1",
+        organization="Organization/o1",
+        purpose="TREAT",
+        network_address="10.0.0.1",
+    )
+    at = dt.datetime(2026, 12, 6, 10, 0, tzinfo=dt.UTC)
+    event = audit_event(gp, Access(action, "0", at, "p1", objects, consents=[consent]), "https://x")
+    event["id"] = id_
+    return event
+
+
+def test_an_access_log_entrys_repeating_values_are_its_kinds_rows() -> None:
+    """ADR 0041: the rows of the parameters stored per kind are not the entry's own; one
+    ``kind`` row names its kind, whose rows lie under the kind's key, below zero, with the
+    kind's own ``kind`` row; the rest (references, the date, the address) stay its own."""
+    extractor = Extractor(REGISTRY, "https://x")
+    event = _entry("read", "Consent/c1", ["Observation/o1"])
+    rows, patients = extractor.rows(5, event)
+    assert patients == {"p1"}
+    [member] = rows["kind"]
+    kind = member["kind"]
+    assert member == {"res_pk": 5, "res_type": "AuditEvent", "kind": kind} and kind < 0
+    own = {row["param"] for table_rows in rows.values() for row in table_rows if "param" in row}
+    assert own == {"address", "agent", "date", "entity", "patient"}
+    of_kind = extractor.kind_rows(kind, event)
+    assert of_kind["kind"] == [{"res_pk": kind, "res_type": "AuditEvent", "kind": kind}]
+    shared = {
+        row["param"]
+        for table, table_rows in of_kind.items()
+        if table != "kind"
+        for row in table_rows
+    }
+    assert shared == {
+        "type",
+        "subtype",
+        "action",
+        "outcome",
+        "site",
+        "entity-type",
+        "entity-role",
+        "agent-role",
+        "altid",
+        "policy",
+    }
+    assert all(row["res_pk"] == kind for table_rows in of_kind.values() for row in table_rows)
+
+
+def test_entries_that_differ_in_what_they_name_share_a_kind() -> None:
+    """Another entry's id, time and records leave the kind as it is, and so does another
+    process (the key is a digest of the rows); another action or Consent makes another."""
+    first, second = Extractor(REGISTRY, "https://x"), Extractor(REGISTRY, "https://x")
+    read = _entry("read", "Consent/c1", ["Observation/o1"])
+    other = _entry("read", "Consent/c1", ["Observation/o7"], id_="e2")
+    other["recorded"] = "2026-12-06T11:00:00Z"
+    kind = first.rows(1, read)[0]["kind"][0]["kind"]
+    assert second.rows(2, other)[0]["kind"][0]["kind"] == kind
+    searched = _entry("search-type", "Consent/c1", ["Observation/o1", "Observation/o2"])
+    granted = _entry("read", "Consent/c2", ["Observation/o1"])
+    kinds = {first.rows(3, event)[0]["kind"][0]["kind"] for event in (searched, granted)}
+    assert len(kinds | {kind}) == 3
+
+
+def test_a_kinds_rows_are_worked_out_again_when_no_longer_kept() -> None:
+    extractor = Extractor(REGISTRY, "https://x")
+    event = _entry("read", "Consent/c1", ["Observation/o1"])
+    kind = extractor.rows(1, event)[0]["kind"][0]["kind"]
+    kept = extractor.kind_rows(kind, event)
+    extractor._kinds.clear()
+    assert extractor.kind_rows(kind, event) == kept
+    extractor._kinds.clear()
+    with pytest.raises(ValueError, match="not of this kind"):
+        extractor.kind_rows(kind, _entry("read", "Consent/c9", ["Observation/o1"]))
+
+
+def test_the_parameters_stored_per_kind_are_tokens_and_uris_of_their_type() -> None:
+    """Never one of Resource's own, which are searched across types and by the access
+    filter (``_security``) straight from their rows."""
+    for resource_type, codes in KIND_PARAMS.items():
+        for code in codes:
+            param = REGISTRY.get(resource_type, code)
+            assert param is not None and param.type in ("token", "uri"), code
+            assert REGISTRY.common(code) is None and not code.startswith("_"), code
+    assert kinded("AuditEvent", "subtype") and kinded("AuditEvent", "altid:of-type")
+    assert not kinded("AuditEvent", "entity") and not kinded("Observation", "code")
+
+
+def test_a_kinds_key_is_below_zero_and_follows_its_rows_not_their_order() -> None:
+    rows = [b'["token",[["code","read"]]]', b'["uri",[["value","x"]]]']
+    key = kind_key("AuditEvent", rows)
+    assert key < 0 and key == kind_key("AuditEvent", rows[::-1])
+    assert key != kind_key("AuditEvent", rows[:1]) != kind_key("Provenance", rows)
