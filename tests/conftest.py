@@ -251,6 +251,7 @@ def secure(_secure_state: dict[str, Any], services: Services) -> dict[str, Any]:
     refusals without a valid token (emptied: each test starts a window of its own)."""
     _secure_state["refusals"].flush()
     _empty(services.store)
+    _secure_state["services"].store.known_kinds = set()  # a store of its own, as _empty's
     return _secure_state
 
 
