@@ -134,8 +134,9 @@ class Extractor:
         self.base_url = base_url
         self._plans: dict[str, _Plan] = {}
         self._subplans: dict[tuple[str, str], _Parts | None] = {}
-        #: the rows of the kinds met lately, by key (see :meth:`kind_rows`)
-        self._kinds: dict[int, IndexRows] = {}
+        #: the rows of the kinds met lately, by key (see :meth:`kind_rows`) and by the
+        #: identities of their rows (see :meth:`_kind_of`)
+        self._kinds: dict[int | tuple[Any, ...], IndexRows] = {}
 
     def rows(self, pk: int, resource: dict[str, Any]) -> tuple[IndexRows, set[str]]:
         """Index rows by parameter type, and the ids of the patients whose compartment
@@ -173,32 +174,39 @@ class Extractor:
             elif _may_give(needs, present):
                 found.extend(self._whole_rows(param, keys, resource))
         out: IndexRows = {}
-        shared: list[tuple[bytes, str, dict[str, Any]]] = []
+        shared: list[_Found] = []
         # one row per distinct value: searches test presence (IN, EXISTS, a distinct
         # count), so a repeated value (the entity type of fifty entities of an access-log
         # entry) adds nothing but writes; rows of one identity are equal, so any will do
         for identity, row in dict(found).items():
             table = identity[0]
             if table in _KIND_TABLES and kinded(resource_type, row["param"]):
-                shared.append((orjson.dumps(identity), table, row))
+                shared.append((identity, row))
             else:
                 out.setdefault(table, []).append({**row, "res_pk": pk, "res_type": resource_type})
         patients = self._patients(resource_type, resource, out)
         if not shared:
             return out, patients, None
-        kind = kind_key(resource_type, [blob for blob, _, _ in shared])
+        rows = self._kind_of(resource_type, shared)
+        kind = rows["kind"][0]["kind"]
         out["kind"] = [{"res_pk": pk, "res_type": resource_type, "kind": kind}]
-        rows = self._kinds.get(kind)
-        if rows is None:
-            rows = {"kind": [{"res_pk": kind, "res_type": resource_type, "kind": kind}]}
-            for _, table, row in shared:
-                rows.setdefault(table, []).append(
-                    {**row, "res_pk": kind, "res_type": resource_type}
-                )
-            if len(self._kinds) >= _KINDS_KEPT:
-                self._kinds = {}  # a new dict: a thread reading the old one is not disturbed
-            self._kinds[kind] = rows
         return out, patients, rows
+
+    def _kind_of(self, resource_type: str, shared: list[_Found]) -> IndexRows:
+        """The rows of the kind whose rows are ``shared``: kept by their identities, in the
+        order found (entries made alike find them in one order)."""
+        identities = tuple(identity for identity, _ in shared)
+        rows = self._kinds.get(identities)
+        if rows is not None:
+            return rows
+        kind = kind_key(resource_type, [orjson.dumps(identity) for identity in identities])
+        rows = {"kind": [{"res_pk": kind, "res_type": resource_type, "kind": kind}]}
+        for (table, _), row in shared:
+            rows.setdefault(table, []).append({**row, "res_pk": kind, "res_type": resource_type})
+        if len(self._kinds) >= _KINDS_KEPT:
+            self._kinds = {}  # a new dict: a thread reading the old one is not disturbed
+        self._kinds[identities] = self._kinds[kind] = rows
+        return rows
 
     def _plan(self, resource_type: str) -> _Plan:
         """The type's indexed parameters split by the top-level key each part reads, and
