@@ -23,6 +23,7 @@ from gateway.search.paths import compares_values, compile_expression
 from gateway.search.registry import Registry
 from mappings.core.definitions import load_definitions
 from tests.conftest import EXAMPLES, example
+from tests.gateway.test_kinds import entry
 
 DEFINITIONS = load_definitions()
 REGISTRY = Registry(DEFINITIONS)
@@ -321,20 +322,7 @@ def test_compares_values_tells_where_from_paths_and_type_filters() -> None:
 
 def _entry(action: str, consent: str, objects: list[str], *, id_: str = "e1") -> dict[str, Any]:
     """An access-log entry of the GP backend app, as the gateway writes it."""
-    gp = AccessContext(
-        kind="backend",
-        client_id="gp-app",
-        scopes=Scopes((), frozenset()),
-        subject="http://fhir.nl/fhir/NamingSystem/agb|01234567",
-        token_id="t1",
-        organization="Organization/o1",
-        purpose="TREAT",
-        network_address="10.0.0.1",
-    )
-    at = dt.datetime(2026, 12, 6, 10, 0, tzinfo=dt.UTC)
-    event = audit_event(gp, Access(action, "0", at, "p1", objects, consents=[consent]), "https://x")
-    event["id"] = id_
-    return event
+    return entry("https://x", id_, action, objects, consents=[consent])
 
 
 def test_an_access_log_entrys_repeating_values_are_its_kinds_rows() -> None:
@@ -358,18 +346,7 @@ def test_an_access_log_entrys_repeating_values_are_its_kinds_rows() -> None:
         if table != "kind"
         for row in table_rows
     }
-    assert shared == {
-        "type",
-        "subtype",
-        "action",
-        "outcome",
-        "site",
-        "entity-type",
-        "entity-role",
-        "agent-role",
-        "altid",
-        "policy",
-    }
+    assert shared == KIND_PARAMS["AuditEvent"]
     assert all(row["res_pk"] == kind for table_rows in of_kind.values() for row in table_rows)
 
 
