@@ -36,6 +36,8 @@ AT = dt.datetime(2026, 12, 6, 10, 0, tzinfo=dt.UTC)
 
 
 def entry(base: str, id_: str, interaction: str, objects: list[str], **how: Any) -> dict[str, Any]:
+    """An access-log entry of the GP backend app as the gateway writes it (``how``: its
+    outcome, the minute after ``AT``, its patient, its Consents)."""
     access = Access(
         interaction,
         how.get("outcome", "0"),
