@@ -186,3 +186,23 @@ def test_a_changed_or_deleted_entry_leaves_its_kind_to_the_others(
     assert ids(client, "AuditEvent?outcome=0&subtype=read") == ["e5"]
     kinds, _, members = _kind_rows(services)
     assert (kinds, members) == (4, 4)
+
+
+def test_a_kind_stored_twice_answers_as_once(
+    client: httpx.Client, services: Services, log: str
+) -> None:
+    """Two transactions that store one new kind at once (two PostgreSQL processes) both
+    store its rows: searches, counts, pages and sorts answer as with one copy."""
+    with services.store.engine.begin() as connection:
+        for table in (search_token, search_uri, search_kind):
+            twice = select(*table.c).where(table.c.res_pk < 0)
+            connection.execute(table.insert().from_select(list(table.c.keys()), twice))
+    assert _kind_rows(services)[0] == 6  # every kind's own row twice
+    assert sorted(ids(client, "AuditEvent?subtype=read")) == ["e1", "e2", "e4", "e5"]
+    assert sorted(ids(client, "AuditEvent?outcome:not=4")) == ["e1", "e2", "e3", "e5"]
+    assert ids(client, "AuditEvent?policy:missing=true") == ["e4"]
+    counted = client.get("AuditEvent", params={"subtype": "read", "_summary": "count"})
+    assert counted.json()["total"] == 4
+    page = client.get("AuditEvent?subtype=read&_count=2&_total=accurate").json()
+    assert page["total"] == 4 and len(page["entry"]) == 2
+    assert ids(client, "AuditEvent?patient=Patient/p1&_sort=-subtype") == ["e3", "e1", "e2", "e5"]
