@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 import orjson
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Dialect,
     Engine,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     insert,
     null,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.event import listens_for
@@ -647,22 +649,24 @@ class Store:
         news = self.prepare_new(
             [orjson.loads(row[2]) for row in found], times=[row[1] for row in found]
         )
-        seqs = [row[0] for row in found]
+        read = [(row[0], row[1]) for row in found]
         more = len(found) < len(rows) or len(rows) == limit
         if engine is self.engine:  # moved in one transaction: the write keeps what still waits
-            return Batch(self.write(lambda session: session.index_prepared(seqs, news)), more)
+            return Batch(self.write(lambda session: session.index_prepared(read, news)), more)
         moved = self.write(lambda session: session.index_copies(news))
-        self.forget_logged(seqs)
+        self.forget_logged(read)
         return Batch(moved, more)
 
-    def forget_logged(self, seqs: list[int]) -> None:
-        """Delete the entries ``seqs`` from the log's own file, once they are committed as
-        AuditEvents (ADR 0027). A crash before this leaves them there: the next round finds
-        their AuditEvents stored already, stores none twice, and deletes them then."""
+    def forget_logged(self, read: list[tuple[int, int]]) -> None:
+        """Delete the entries ``read`` (seq, recorded) from the log's own file, once they are
+        committed as AuditEvents (ADR 0027). A crash before this leaves them there: the next
+        round finds their AuditEvents stored already, stores none twice, and deletes them
+        then. An entry is named by its seq and the moment it was committed: once the log is
+        empty SQLite gives a new entry a seq of one deleted before, and an indexer that read
+        the deleted one (another process moved it meanwhile) must not delete the new one."""
         with write_transaction(self.log_engine) as connection:
-            for start in range(0, len(seqs), 500):
-                chunk = seqs[start : start + 500]
-                connection.execute(delete(access_log).where(access_log.c.seq.in_(chunk)))
+            for start in range(0, len(read), 500):
+                connection.execute(delete(access_log).where(_entries_in(read[start : start + 500])))
 
     def prepare_new(
         self, batch: list[dict[str, Any]], *, times: Sequence[int] | None = None
@@ -803,6 +807,14 @@ def _waits_in(engine: Engine) -> bool:
     """Whether an access-log entry waits in ``engine``'s ``access_log``."""
     with engine.connect() as connection:
         return connection.execute(_ANY_LOGGED).first() is not None
+
+
+def _entries_in(read: Sequence[tuple[int, int]]) -> ColumnElement[bool]:
+    """The access-log entries ``read``, each by its seq and the moment it was committed
+    (the seqs alone too: SQLite finds the rows by them, and scans the table for the pairs)."""
+    seqs = [seq for seq, _ in read]
+    pairs = tuple_(access_log.c.seq, access_log.c.recorded).in_(list(read))
+    return and_(access_log.c.seq.in_(seqs), pairs)
 
 
 def _within(rows: Sequence[Any], max_bytes: int) -> list[Any]:
@@ -1097,17 +1109,19 @@ class Session(Indexing, Lookups):
         self.written = []
         return Batch(len(found), more=len(found) < len(rows) or len(rows) == limit)
 
-    def index_prepared(self, seqs: list[int], news: list[New]) -> int:
-        """Move the logged entries ``seqs``, read and worked out (``news``, in the same
-        order) before this transaction, into ``resources``: those this transaction still
-        deletes from the log (another process may have moved some meanwhile); how many."""
+    def index_prepared(self, read: list[tuple[int, int]], news: list[New]) -> int:
+        """Move the logged entries ``read`` (seq, recorded), read and worked out (``news``,
+        in the same order) before this transaction, into ``resources``: those this
+        transaction still deletes from the log (another process may have moved some
+        meanwhile, and a new entry may have taken one's seq since: ``Store.forget_logged``);
+        how many."""
         deleted = {
             row[0]
             for row in self._connection.execute(
-                delete(access_log).where(access_log.c.seq.in_(seqs)).returning(access_log.c.seq)
+                delete(access_log).where(_entries_in(read)).returning(access_log.c.seq)
             )
         }
-        moved = [new for seq, new in zip(seqs, news, strict=True) if seq in deleted]
+        moved = [new for (seq, _), new in zip(read, news, strict=True) if seq in deleted]
         if moved:  # the gateway's own transaction: no caller's guard
             self._insert_new(moved, "POST")
         self.written = []

@@ -303,16 +303,45 @@ def test_a_batch_worked_out_before_its_write_moves_only_what_still_waits(
         [orjson.loads(row[2]) for row in rows], times=[row[1] for row in rows]
     )
     assert own.store.index_access_log(2) == (2, True)  # another indexer, meanwhile
-    seqs = [row[0] for row in rows]
+    read = [(row[0], row[1]) for row in rows]
     if own.store.log_engine is own.store.engine:
-        assert own.store.write(lambda s: s.index_prepared(seqs, news)) == 2
+        assert own.store.write(lambda s: s.index_prepared(read, news)) == 2
     else:
         assert own.store.write(lambda s: s.index_copies(news)) == 2
-        own.store.forget_logged(seqs)
+        own.store.forget_logged(read)
     ids = [e["id"] for e in _indexed(own)]
     assert len(ids) == len(set(ids)) == 4 and _waiting(own) == 0
     found = _search(own, "AuditEvent?patient=Patient/p1&_count=10")
     assert found["total"] == 4  # the index rows worked out early carry their keys
+
+
+def test_a_late_indexer_never_deletes_an_entry_logged_after_its_batch(own: Services) -> None:
+    """Two indexers read one batch (the indexer process, and a read that catches the log
+    up first); one stores and deletes it, the log is empty, and a new entry is logged: on
+    SQLite it may take a key of the deleted batch again. The other indexer, finishing the
+    same batch, deletes only the entries it read, never that new one."""
+    commit_events(own, _events("p1", 2))
+    rows = _logged(own.store.log_engine)
+    news = own.store.prepare_new(
+        [orjson.loads(row[2]) for row in rows], times=[row[1] for row in rows]
+    )
+    while own.store.index_access_log(10).more:  # the other indexer, meanwhile
+        pass
+    assert _waiting(own) == 0
+    commit_events(own, _events("p2", 1))  # logged after the batch was read and indexed
+    read = [(row[0], row[1]) for row in rows]
+    if own.store.log_engine is own.store.engine:
+        assert own.store.write(lambda s: s.index_prepared(read, news)) == 0
+    else:
+        assert own.store.write(lambda s: s.index_copies(news)) == 0
+        own.store.forget_logged(read)
+    assert _waiting(own) == 1  # the new entry still waits, then is indexed
+    own.store.catch_up_access_log()
+    assert sorted(e["entity"][0]["what"]["reference"] for e in _indexed(own)) == [
+        "Patient/p1",
+        "Patient/p1",
+        "Patient/p2",
+    ]
 
 
 def test_concurrent_indexers_index_each_entry_exactly_once(own: Services) -> None:
