@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -291,6 +291,26 @@ def test_which_requests_can_show_the_log(
     assert shows_access_log(route, groups, FhirRequest(method, path, query=query)) is shows
 
 
+def _read_batch(own: Services) -> Callable[[], int]:
+    """An indexer's round cut in two, as ``Store.index_access_log`` runs it on SQLite: the
+    batch read and worked out now, and the rest (its write, and from the log's own file
+    its delete) when the returned function is called; it says how many it stored."""
+    rows = _logged(own.store.log_engine)
+    news = own.store.prepare_new(
+        [orjson.loads(row[2]) for row in rows], times=[row[1] for row in rows]
+    )
+    read = [(row[0], row[1]) for row in rows]
+
+    def finish() -> int:
+        if own.store.log_engine is own.store.engine:
+            return own.store.write(lambda s: s.index_prepared(read, news))
+        stored = own.store.write(lambda s: s.index_copies(news))
+        own.store.forget_logged(read)
+        return stored
+
+    return finish
+
+
 def test_a_batch_worked_out_before_its_write_moves_only_what_still_waits(
     own: Services,
 ) -> None:
@@ -298,17 +318,9 @@ def test_a_batch_worked_out_before_its_write_moves_only_what_still_waits(
     taken; entries another indexer moved meanwhile are left out of its write (in the
     database: it still deletes them; from the log's own file: stored already)."""
     commit_events(own, _events("p1", 4))
-    rows = _logged(own.store.log_engine)
-    news = own.store.prepare_new(
-        [orjson.loads(row[2]) for row in rows], times=[row[1] for row in rows]
-    )
+    batch = _read_batch(own)
     assert own.store.index_access_log(2) == (2, True)  # another indexer, meanwhile
-    read = [(row[0], row[1]) for row in rows]
-    if own.store.log_engine is own.store.engine:
-        assert own.store.write(lambda s: s.index_prepared(read, news)) == 2
-    else:
-        assert own.store.write(lambda s: s.index_copies(news)) == 2
-        own.store.forget_logged(read)
+    assert batch() == 2
     ids = [e["id"] for e in _indexed(own)]
     assert len(ids) == len(set(ids)) == 4 and _waiting(own) == 0
     found = _search(own, "AuditEvent?patient=Patient/p1&_count=10")
@@ -321,20 +333,12 @@ def test_a_late_indexer_never_deletes_an_entry_logged_after_its_batch(own: Servi
     SQLite it may take a key of the deleted batch again. The other indexer, finishing the
     same batch, deletes only the entries it read, never that new one."""
     commit_events(own, _events("p1", 2))
-    rows = _logged(own.store.log_engine)
-    news = own.store.prepare_new(
-        [orjson.loads(row[2]) for row in rows], times=[row[1] for row in rows]
-    )
+    batch = _read_batch(own)
     while own.store.index_access_log(10).more:  # the other indexer, meanwhile
         pass
     assert _waiting(own) == 0
     commit_events(own, _events("p2", 1))  # logged after the batch was read and indexed
-    read = [(row[0], row[1]) for row in rows]
-    if own.store.log_engine is own.store.engine:
-        assert own.store.write(lambda s: s.index_prepared(read, news)) == 0
-    else:
-        assert own.store.write(lambda s: s.index_copies(news)) == 0
-        own.store.forget_logged(read)
+    assert batch() == 0
     assert _waiting(own) == 1  # the new entry still waits, then is indexed
     own.store.catch_up_access_log()
     assert sorted(e["entity"][0]["what"]["reference"] for e in _indexed(own)) == [
