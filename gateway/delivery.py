@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from consent.audit import Access, audit_event
 from consent.context import AccessContext, Kind
@@ -53,6 +53,7 @@ from gateway.interactions.privileged import system_context
 from gateway.interactions.subscriptions import OWNER, PAYLOAD, criteria_of
 from gateway.search.dates import to_micros
 from gateway.search.execute import run_search
+from gateway.search.extract import KIND_PARAMS
 from gateway.search.params import parse_search
 from gateway.store.access import AccessFilter
 from gateway.store.repository import Session
@@ -629,11 +630,12 @@ def _index_keys(session: Session, res_type: str, res_id: str) -> frozenset[_Key]
         .scalar_subquery()
     )
     keys: set[_Key] = set()
-    kind = select(search_kind.c.kind).where(search_kind.c.res_pk == pk)  # ADR 0041
+    own: ColumnElement[bool] = search_token.c.res_pk == pk
+    if res_type in KIND_PARAMS:  # its rows, and its kind's (ADR 0041)
+        kind = select(search_kind.c.kind).where(search_kind.c.res_pk == pk)
+        own = or_(own, search_token.c.res_pk.in_(kind))
     tokens = session.connection.execute(
-        select(search_token.c.param, search_token.c.system, search_token.c.code).where(
-            or_(search_token.c.res_pk == pk, search_token.c.res_pk.in_(kind))
-        )
+        select(search_token.c.param, search_token.c.system, search_token.c.code).where(own)
     )
     for param, system, code in tokens:
         keys.add((param, f"{system or ''}|{code}"))

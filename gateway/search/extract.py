@@ -175,12 +175,13 @@ class Extractor:
                 found.extend(self._whole_rows(param, keys, resource))
         out: IndexRows = {}
         shared: list[_Found] = []
+        kinds = KIND_PARAMS.get(resource_type)  # once: most types have none
         # one row per distinct value: searches test presence (IN, EXISTS, a distinct
         # count), so a repeated value (the entity type of fifty entities of an access-log
         # entry) adds nothing but writes; rows of one identity are equal, so any will do
         for identity, row in dict(found).items():
             table = identity[0]
-            if table in _KIND_TABLES and kinded(resource_type, row["param"]):
+            if kinds and table in _KIND_TABLES and kinded(resource_type, row["param"]):
                 shared.append((identity, row))
             else:
                 out.setdefault(table, []).append({**row, "res_pk": pk, "res_type": resource_type})

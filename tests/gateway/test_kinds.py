@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from consent.audit import Access, audit_event
 from consent.context import AccessContext
 from consent.scopes import Scopes
+from gateway.delivery import _index_keys
 from gateway.interactions.model import Services
 from gateway.store.schema import search_kind, search_token, search_uri
 
@@ -206,3 +207,14 @@ def test_a_kind_stored_twice_answers_as_once(
     page = client.get("AuditEvent?subtype=read&_count=2&_total=accurate").json()
     assert page["total"] == 4 and len(page["entry"]) == 2
     assert ids(client, "AuditEvent?patient=Patient/p1&_sort=-subtype") == ["e3", "e1", "e2", "e5"]
+
+
+def test_a_subscriptions_keys_of_an_entry_hold_its_kinds_tokens(
+    services: Services, log: str
+) -> None:
+    """The keys a Subscription's criteria are matched against (``delivery._index_keys``)
+    hold the tokens of the entry's kind, as its own would be."""
+    with services.store.read() as session:
+        keys = _index_keys(session, "AuditEvent", "e4")
+    assert ("outcome", "|4") in keys and ("subtype", "*|read") in keys
+    assert ("patient", "Patient/p2") in keys
