@@ -128,7 +128,9 @@ class AccessFilter:
 
     @classmethod
     def nothing(cls) -> AccessFilter:
-        return cls(resource_types=frozenset())
+        """The filter that admits nothing (every authorized request starts with it): one
+        object for the process, as the filters of decisions are."""
+        return _NOTHING
 
     @property
     def is_unrestricted(self) -> bool:
@@ -166,6 +168,9 @@ class AccessFilter:
             tuple((t, ()) for t, _ in self.conditions),
         )
         return admits(scope, target).allowed
+
+
+_NOTHING = AccessFilter(resource_types=frozenset())
 
 
 def _quoted(value: str) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DisconnectionError
 
 __all__ = [
     "PING_AFTER_IDLE",
+    "begin_immediate",
     "SNAPSHOT",
     "WAL_AUTOCHECKPOINT",
     "WRITE",
@@ -117,14 +118,14 @@ def _sqlite_setup(engine: Engine) -> None:
     def _begin(connection: Any) -> None:
         options = connection.get_execution_options()
         if options.get(WRITE, False):
-            _begin_immediate(connection.connection.dbapi_connection)
+            begin_immediate(connection.connection.dbapi_connection)
         elif options.get(SNAPSHOT, True):  # on the driver: SQLAlchemy's statement costs 10
             driver = connection.connection.dbapi_connection  # times it; none inside a read
             if not driver.in_transaction:  # on the loop's, which began on the driver
                 driver.execute("BEGIN")
 
 
-def _begin_immediate(dbapi_connection: Any, timeout: float = 30.0) -> None:
+def begin_immediate(dbapi_connection: Any, timeout: float = 30.0) -> None:
     """``BEGIN IMMEDIATE``, waiting for another process's writer in sub-millisecond steps.
 
     SQLite's own busy handler backs off to 100 ms sleeps, which shows as a long write tail

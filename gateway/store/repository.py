@@ -29,6 +29,7 @@ from sqlalchemy import (
     Connection,
     Dialect,
     Engine,
+    MetaData,
     Row,
     and_,
     bindparam,
@@ -41,6 +42,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.event import listens_for
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.schema import CreateTable
@@ -50,7 +52,7 @@ from gateway.search.dates import to_micros
 from gateway.search.extract import Extractor, IndexRows
 from gateway.store.access import ACCESS_TYPES, AccessFilter
 from gateway.store.ahead import Ahead, AsyncReads, NotOnLoop, Unconnected
-from gateway.store.engine import SNAPSHOT, make_engine, write_transaction
+from gateway.store.engine import SNAPSHOT, begin_immediate, make_engine, write_transaction
 from gateway.store.indexing import Indexing
 from gateway.store.lookups import Lookups
 from gateway.store.schema import (
@@ -206,8 +208,44 @@ def access_log_engine(engine: Engine) -> Engine:
     @listens_for(log, "connect")
     def _table(dbapi_connection: Any, _record: Any) -> None:  # no write when it is there
         dbapi_connection.execute(create)
+        if not _never_reuses_seqs(dbapi_connection):
+            _rebuild_log_file(dbapi_connection)
 
     return log
+
+
+#: the log's own file's table, made anew with its seqs never given twice (migration 0015)
+_REBUILT = access_log.to_metadata(MetaData(), name="access_log_0015")
+_LOG_REBUILD = (
+    str(CreateTable(_REBUILT).compile(dialect=sqlite_dialect())),
+    "INSERT INTO access_log_0015 (seq, recorded, content)"
+    " SELECT seq, recorded, content FROM access_log",
+    "DROP TABLE access_log",
+    "ALTER TABLE access_log_0015 RENAME TO access_log",
+)
+
+
+def _never_reuses_seqs(dbapi_connection: sqlite3.Connection) -> bool:
+    """Whether the log file's table gives a seq at most once (AUTOINCREMENT)."""
+    found = dbapi_connection.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'access_log'"
+    ).fetchone()
+    return found is not None and "AUTOINCREMENT" in found[0].upper()
+
+
+def _rebuild_log_file(dbapi_connection: sqlite3.Connection) -> None:
+    """Rebuild a log file made before migration 0015 so that it never gives a seq twice,
+    its waiting entries kept with their seqs, in one transaction; a process that opens it
+    at the same time waits for it and then finds it rebuilt."""
+    begin_immediate(dbapi_connection)
+    try:
+        if not _never_reuses_seqs(dbapi_connection):
+            for statement in _LOG_REBUILD:
+                dbapi_connection.execute(statement)
+        dbapi_connection.execute("COMMIT")
+    except BaseException:
+        dbapi_connection.execute("ROLLBACK")
+        raise
 
 
 class New(NamedTuple):
@@ -398,8 +436,15 @@ class Store:
             return
         with self.engine.connect() as raw:
             options: dict[str, Any] = {SNAPSHOT: snapshot}
-            if not snapshot and self._postgresql:
-                options["isolation_level"] = "AUTOCOMMIT"
+            if self._postgresql:  # one statement is a snapshot of its own; several share
+                # one only at REPEATABLE READ (at READ COMMITTED each statement takes its
+                # own, and a search's total and page could disagree), and read only, where
+                # PostgreSQL never fails a transaction for what others do meanwhile
+                options.update(
+                    {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+                    if snapshot
+                    else {"isolation_level": "AUTOCOMMIT"}
+                )
             connection = raw.execution_options(**options)
             with connection.begin():
                 yield Session(self, connection)

@@ -216,6 +216,9 @@ access_log = Table(
     Column("seq", _Pk, primary_key=True, autoincrement=True),
     Column("recorded", BigInteger, nullable=False),  # when it was committed: its lastUpdated
     Column("content", LargeBinary, nullable=False),
+    # a seq is never given twice, also once the table is empty (migration 0015): an
+    # indexer finishing a batch another moved meanwhile deletes by seq
+    sqlite_autoincrement=True,
 )
 
 #: The outbox: what must leave the dossier because of a change, written in the change's own

@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -45,7 +46,7 @@ from gateway.loading import load
 from gateway.security import build_security
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, write_transaction
-from gateway.store.repository import LOG_FILE_SUFFIX, Store, instant_of
+from gateway.store.repository import LOG_FILE_SUFFIX, Store, access_log_engine, instant_of
 from gateway.store.schema import access_log, resources
 from tests.conftest import _free_port
 from tests.smart import account, bearer, login
@@ -346,6 +347,55 @@ def test_a_late_indexer_never_deletes_an_entry_logged_after_its_batch(own: Servi
         "Patient/p1",
         "Patient/p2",
     ]
+
+
+def test_a_seq_is_never_given_twice_once_the_log_is_empty(own: Services) -> None:
+    """Once every waiting entry is indexed the log is empty; the next entry still takes a
+    seq no entry had before (on SQLite AUTOINCREMENT, migration 0015; a rowid table gave
+    the first seq again), in the database and in the log's own file alike."""
+    entry = {"recorded": 1, "content": b"{}"}
+    for engine in _log_engines(own):
+        with write_transaction(engine) as connection:
+            connection.execute(access_log.insert(), [entry, entry])
+        before = max(row[0] for row in _logged(engine))
+        with write_transaction(engine) as connection:  # emptied, as an indexer's round does
+            connection.execute(access_log.delete())
+        with write_transaction(engine) as connection:
+            connection.execute(access_log.insert(), entry)
+        (after,) = [row[0] for row in _logged(engine)]
+        assert after > before
+
+
+def test_a_log_file_made_before_seqs_were_never_reused_is_rebuilt_with_its_entries(
+    tmp_path: Path,
+) -> None:
+    """A log file beside the database made before migration 0015 is rebuilt when it is first
+    opened: its waiting entries kept with their seqs, its seqs from then on never given
+    twice (then opened again, it is left as it is)."""
+    path = tmp_path / ("dossier.db" + LOG_FILE_SUFFIX)
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.execute(
+            "CREATE TABLE access_log (seq INTEGER NOT NULL, recorded BIGINT NOT NULL,"
+            " content BLOB NOT NULL, PRIMARY KEY (seq))"
+        )
+        old.executemany("INSERT INTO access_log VALUES (?, ?, ?)", [(1, 10, b"a"), (2, 20, b"b")])
+        old.commit()
+    for _ in range(2):
+        log = access_log_engine(make_engine(f"sqlite:///{tmp_path}/dossier.db"))
+        try:
+            assert [tuple(row) for row in _logged(log)] == [(1, 10, b"a"), (2, 20, b"b")]
+            with log.connect() as connection:
+                made = connection.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'access_log'"
+                ).scalar_one()
+            assert "AUTOINCREMENT" in made
+        finally:
+            log.dispose()
+    with write_transaction(log) as connection:
+        connection.execute(access_log.delete())
+        connection.execute(access_log.insert(), {"recorded": 30, "content": b"c"})
+    assert [row[0] for row in _logged(log)] == [3]
+    log.dispose()
 
 
 def test_concurrent_indexers_index_each_entry_exactly_once(own: Services) -> None:

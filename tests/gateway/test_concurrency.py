@@ -5,6 +5,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from gateway.interactions.model import Services
 
 JSON = {"Content-Type": "application/fhir+json"}
 WRITERS = 8
@@ -65,3 +70,31 @@ def test_concurrent_creates_with_the_same_client_id(client: httpx.Client, base: 
         statuses = list(pool.map(writer, range(WRITERS)))
     assert sorted(statuses) == [200] * (WRITERS - 1) + [201]
     assert client.get("Patient/same").json()["meta"]["versionId"] == str(WRITERS)
+
+
+def test_a_read_of_several_statements_sees_one_snapshot(
+    client: httpx.Client, services: Services
+) -> None:
+    """A search's statements (its page's keys, its count, its rows, its includes) read one
+    snapshot: a write committed between two of them is seen by neither. On PostgreSQL a
+    transaction at READ COMMITTED takes a snapshot per statement, so its total and its
+    page could disagree; a read of several statements runs at REPEATABLE READ."""
+    count = text("SELECT count(*) FROM resources WHERE res_type = 'Patient'")
+    client.put("Patient/before", json={"resourceType": "Patient", "id": "before"}, headers=JSON)
+    with services.store.read() as session:
+        first = session.connection.execute(count).scalar_one()
+        created = client.put(
+            "Patient/between", json={"resourceType": "Patient", "id": "between"}, headers=JSON
+        )
+        assert created.status_code == 201
+        assert session.connection.execute(count).scalar_one() == first
+    with services.store.read(snapshot=False) as session:  # one statement: its own snapshot
+        assert session.connection.execute(count).scalar_one() == first + 1
+
+
+def test_a_read_of_several_statements_cannot_write(services: Services) -> None:
+    """What reads a snapshot writes nothing: on PostgreSQL the database refuses it."""
+    if services.store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's read transactions are not marked read-only")
+    with pytest.raises(DBAPIError), services.store.read() as session:
+        session.connection.execute(text("DELETE FROM resources WHERE res_type = 'Patient'"))

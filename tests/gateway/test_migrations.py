@@ -182,3 +182,38 @@ def test_index_rows_per_kind_and_back_to_one_row_per_value(own_database: str) ->
         assert len(_token_rows(engine)) == 3
     finally:
         engine.dispose()
+
+
+def _log_table(engine: Engine) -> tuple[str, list[tuple[object, ...]]]:
+    with engine.connect() as connection:
+        made = connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'access_log'"
+        ).scalar_one()
+        rows = connection.exec_driver_sql("SELECT seq, recorded FROM access_log ORDER BY seq")
+        return made, [tuple(row) for row in rows]
+
+
+def test_the_access_log_never_gives_a_seq_twice_and_goes_back(own_database: str) -> None:
+    """Migration 0015: on SQLite the access log is rebuilt with AUTOINCREMENT, its waiting
+    entries kept with their seqs, and back (PostgreSQL's sequence never gave one twice)."""
+    engine = make_engine(own_database)
+    if engine.dialect.name != "sqlite":
+        engine.dispose()
+        pytest.skip("PostgreSQL's access log is left as it is")
+    try:
+        command.upgrade(alembic_config(engine), "0014")
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO access_log (seq, recorded, content) VALUES (4, 40, x'7b7d'),"
+                " (7, 70, x'7b7d')"
+            )
+        upgrade(engine)
+        made, rows = _log_table(engine)
+        assert "AUTOINCREMENT" in made and rows == [(4, 40), (7, 70)]
+        command.downgrade(alembic_config(engine), "0014")
+        made, rows = _log_table(engine)
+        assert "AUTOINCREMENT" not in made and rows == [(4, 40), (7, 70)]
+        upgrade(engine)
+        assert is_current(engine)
+    finally:
+        engine.dispose()
