@@ -409,7 +409,8 @@ class Store:
     def read(self, *, snapshot: bool = True, budget: Budget | None = None) -> Iterator[Session]:
         """A read session; ``snapshot=False`` for an interaction of a single statement,
         which runs without BEGIN and COMMIT (on PostgreSQL in autocommit: two round trips
-        fewer; SQLite's engine issues no BEGIN for it).
+        fewer; SQLite's engine issues no BEGIN for it). A snapshot's statements all see one
+        moment: on PostgreSQL at REPEATABLE READ, read only (ADR 0042).
 
         A read with a ``budget`` is one on the event loop. On SQLite every statement of the
         session counts against it, and the first to go past it is interrupted, the session
