@@ -398,6 +398,45 @@ def test_a_log_file_made_before_seqs_were_never_reused_is_rebuilt_with_its_entri
     log.dispose()
 
 
+def test_processes_opening_an_old_log_file_at_once_rebuild_it_once(tmp_path: Path) -> None:
+    """Several gateway processes (here threads, each with an engine of its own) open a log
+    file made before migration 0015 at the same moment: one rebuilds it, the others wait for
+    it and find it rebuilt; every entry is there once."""
+    path = tmp_path / ("dossier.db" + LOG_FILE_SUFFIX)
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.execute(
+            "CREATE TABLE access_log (seq INTEGER NOT NULL, recorded BIGINT NOT NULL,"
+            " content BLOB NOT NULL, PRIMARY KEY (seq))"
+        )
+        old.executemany("INSERT INTO access_log VALUES (?, 1, x'00')", [(n,) for n in range(50)])
+        old.commit()
+    start = threading.Barrier(4)
+    found: list[list[int]] = []
+    failures: list[BaseException] = []
+
+    def opener() -> None:
+        log = access_log_engine(make_engine(f"sqlite:///{tmp_path}/dossier.db"))
+        try:
+            start.wait()
+            found.append([row[0] for row in _logged(log)])
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            log.dispose()
+
+    threads = [threading.Thread(target=opener) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures
+    assert found == [list(range(50))] * 4
+    with contextlib.closing(sqlite3.connect(path)) as rebuilt:
+        tables = rebuilt.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+        made = dict(tables.fetchall())
+    assert "AUTOINCREMENT" in made["access_log"] and "access_log_0015" not in made
+
+
 def test_concurrent_indexers_index_each_entry_exactly_once(own: Services) -> None:
     for patient in ("p1", "p2", "p3"):
         for _ in range(4):
