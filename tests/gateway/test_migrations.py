@@ -22,6 +22,15 @@ def test_migrated_schema_matches_the_tables_in_code(services: Services) -> None:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
 
 
+def _at(engine: Engine, revision: str, *statements: str) -> None:
+    """Migrate ``engine``'s database to ``revision`` and run ``statements`` there (the rows
+    a migration after it must carry over)."""
+    command.upgrade(alembic_config(engine), revision)
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+
+
 def _compartment_index(engine: Engine) -> tuple[list[str], str | None]:
     """The columns of ix_compartment_pk, and its planner statistics (SQLite; else None)."""
     columns = next(
@@ -80,17 +89,15 @@ def test_compartment_rows_take_their_resources_type_and_go_back(own_database: st
     restores 0012's table and index."""
     engine = make_engine(own_database)
     try:
-        command.upgrade(alembic_config(engine), "0012")
-        with engine.begin() as connection:
-            connection.exec_driver_sql(
-                "INSERT INTO resources (pk, res_type, res_id, version_id, last_updated,"
-                " deleted, content) VALUES (1, 'Patient', 'anna', 1, 0, false, NULL),"
-                " (2, 'Goal', 'g', 1, 0, false, NULL), (3, 'AuditEvent', 'e', 1, 0, false, NULL)"
-            )
-            connection.exec_driver_sql(
-                "INSERT INTO patient_compartment (res_pk, patient_id)"
-                " VALUES (1, 'anna'), (2, 'anna'), (3, 'anna')"
-            )
+        _at(
+            engine,
+            "0012",
+            "INSERT INTO resources (pk, res_type, res_id, version_id, last_updated, deleted,"
+            " content) VALUES (1, 'Patient', 'anna', 1, 0, false, NULL),"
+            " (2, 'Goal', 'g', 1, 0, false, NULL), (3, 'AuditEvent', 'e', 1, 0, false, NULL)",
+            "INSERT INTO patient_compartment (res_pk, patient_id)"
+            " VALUES (1, 'anna'), (2, 'anna'), (3, 'anna')",
+        )
         upgrade(engine)
         with engine.connect() as connection:
             rows = connection.exec_driver_sql(
@@ -201,12 +208,12 @@ def test_the_access_log_never_gives_a_seq_twice_and_goes_back(own_database: str)
         engine.dispose()
         pytest.skip("PostgreSQL's access log is left as it is")
     try:
-        command.upgrade(alembic_config(engine), "0014")
-        with engine.begin() as connection:
-            connection.exec_driver_sql(
-                "INSERT INTO access_log (seq, recorded, content) VALUES (4, 40, x'7b7d'),"
-                " (7, 70, x'7b7d')"
-            )
+        _at(
+            engine,
+            "0014",
+            "INSERT INTO access_log (seq, recorded, content)"
+            " VALUES (4, 40, x'7b7d'), (7, 70, x'7b7d')",
+        )
         upgrade(engine)
         made, rows = _log_table(engine)
         assert "AUTOINCREMENT" in made and rows == [(4, 40), (7, 70)]
