@@ -23,10 +23,10 @@ from sqlalchemy.exc import DisconnectionError
 
 __all__ = [
     "PING_AFTER_IDLE",
-    "begin_immediate",
     "SNAPSHOT",
     "WAL_AUTOCHECKPOINT",
     "WRITE",
+    "begin_immediate",
     "make_engine",
     "write_transaction",
 ]
