@@ -641,6 +641,13 @@ SCENARIOS = (  # (wrk kind, label, the bare-ASGI limit it is compared with)
 )
 
 
+def processor_per_request(row: dict[str, Any]) -> dict[str, float]:
+    """Microseconds of processor time each process spent per request of a wrk run (its
+    ``cores`` over its rate): steadier than the rate on a shared machine."""
+    rate = row["rps"]
+    return {k: v / rate * 1e6 for k, v in row.get("cores", {}).items()} if rate else {}
+
+
 def report(results: dict[str, Any]) -> None:
     print(
         f"\n{results['machine']}; {results['database']}; {results['workers']} workers; "
@@ -679,6 +686,9 @@ def report(results: dict[str, Any]) -> None:
             waiting = f"{row['log_waiting']:,} log entries waiting" if "log_waiting" in row else ""
             if row.get("cores"):
                 waiting += "; cores: " + ", ".join(f"{k} {v:.2f}" for k, v in row["cores"].items())
+                waiting += "; µs of processor a request: " + ", ".join(
+                    f"{k} {v:.0f}" for k, v in processor_per_request(row).items()
+                )
             print(
                 f"| {step['observations']:,} obs, consent on ({step['grants']} grants) | "
                 f"{label} | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | "
@@ -761,6 +771,14 @@ def medians(runs: list[dict[str, Any]]) -> None:
         )
     ingest = statistics.median(r["steps"][-1]["ingest_resources_per_s"] for r in runs)
     print(f"| transaction ingest | {ingest:,.0f} resources/s | | |")
+    if all("consent" in r for r in runs):
+        print("\nProcessor time a consent-on request, µs (each run): it moves less than rates")
+        print("| path | gateway | access log's indexer |")
+        print("| --- | --- | --- |")
+        for kind, label in (("read", "read"), ("reference", "search subject= _count=50")):
+            spent = [processor_per_request(r["consent"][kind]) for r in runs]
+            each = [", ".join(f"{s.get(k, 0):.0f}" for s in spent) for k in ("gateway", "indexer")]
+            print(f"| {label} | {each[0]} | {each[1]} |")
 
 
 if __name__ == "__main__":
