@@ -53,7 +53,7 @@ from gateway.interactions.privileged import system_context
 from gateway.interactions.subscriptions import OWNER, PAYLOAD, criteria_of
 from gateway.search.dates import to_micros
 from gateway.search.execute import run_search
-from gateway.search.extract import KIND_PARAMS
+from gateway.search.extract import KIND_PARAMS, SET_PARAMS
 from gateway.search.params import parse_search
 from gateway.store.access import AccessFilter
 from gateway.store.repository import Session
@@ -630,9 +630,9 @@ def _index_keys(session: Session, res_type: str, res_id: str) -> frozenset[_Key]
         .scalar_subquery()
     )
     keys: set[_Key] = set()
+    kind = select(search_kind.c.kind).where(search_kind.c.res_pk == pk)
     own: ColumnElement[bool] = search_token.c.res_pk == pk
     if res_type in KIND_PARAMS:  # its rows, and its kind's (ADR 0041)
-        kind = select(search_kind.c.kind).where(search_kind.c.res_pk == pk)
         own = or_(own, search_token.c.res_pk.in_(kind))
     tokens = session.connection.execute(
         select(search_token.c.param, search_token.c.system, search_token.c.code).where(own)
@@ -640,10 +640,13 @@ def _index_keys(session: Session, res_type: str, res_id: str) -> frozenset[_Key]
     for param, system, code in tokens:
         keys.add((param, f"{system or ''}|{code}"))
         keys.add((param, f"*|{code}"))
+    named: ColumnElement[bool] = search_reference.c.res_pk == pk
+    if res_type in SET_PARAMS:  # its rows, and its set's (ADR 0043)
+        named = or_(named, search_reference.c.res_pk.in_(kind))
     references = session.connection.execute(
         select(
             search_reference.c.param, search_reference.c.target_type, search_reference.c.target_id
-        ).where(search_reference.c.res_pk == pk)
+        ).where(named)
     )
     for param, target_type, target_id in references:
         if target_type and target_id:

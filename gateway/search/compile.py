@@ -357,7 +357,7 @@ class Compiler:
             return "never", ()
         return "reference:type-id", (target_type, target_id)
 
-    def _chain(self, param: SearchParam, item: Filter, access: AccessFilter) -> Select[Any]:
+    def _chain(self, param: SearchParam, item: Filter, access: AccessFilter) -> Keys:
         if param.type != "reference":
             raise Invalid("Only reference parameters can be chained", item.name)
         targets = [item.modifier] if item.modifier else list(param.targets)
@@ -381,12 +381,7 @@ class Compiler:
             )
         if not alternatives:
             raise Invalid(f"'{inner_name}' is not a parameter of the chained type", item.name)
-        rows = select(search_reference.c.res_pk).where(
-            search_reference.c.res_type == param.resource_type,
-            search_reference.c.param == param.code,
-            or_(*alternatives),
-        )
-        return rows
+        return self._rows(search_reference, param.code, param.resource_type, or_(*alternatives))
 
     def _has(
         self, resource_type: str | None, item: Filter, access: AccessFilter, table: FromClause
@@ -411,17 +406,25 @@ class Compiler:
             )
         )
         ref = search_reference.alias()
-        ids = (
-            select(ref.c.target_id)
-            .join(inner, inner.c.pk == ref.c.res_pk)
-            .where(
-                ref.c.res_type == source,
-                ref.c.param == link,
-                ref.c.target_type == resource_type,
-                *self.base_query(source, access, inner),
-                self.predicate(source, inner_filter, access, inner),
-            )
+        conditions = (
+            ref.c.res_type == source,
+            ref.c.param == link,
+            ref.c.target_type == resource_type,
+            *self.base_query(source, access, inner),
+            self.predicate(source, inner_filter, access, inner),
         )
+        ids: Keys = (
+            select(ref.c.target_id).join(inner, inner.c.pk == ref.c.res_pk).where(*conditions)
+        )
+        if kinded(source, link):  # the sources' kinds' rows too (ADR 0041, ADR 0043)
+            member = search_kind.alias()
+            through_kinds = (
+                select(ref.c.target_id)
+                .join(member, member.c.kind == ref.c.res_pk)
+                .join(inner, inner.c.pk == member.c.res_pk)
+                .where(member.c.res_type == source, *conditions)
+            )
+            ids = union_all(ids, through_kinds)
         return table.c.res_id.in_(ids)
 
     # -- date ---------------------------------------------------------------------------

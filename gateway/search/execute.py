@@ -17,13 +17,15 @@ from sqlalchemy import (
     Connection,
     Integer,
     Select,
+    and_,
     bindparam,
     func,
     or_,
     select,
+    union_all,
 )
 
-from gateway.search.compile import Compiler, Form
+from gateway.search.compile import Compiler, Form, Keys, with_kinds
 from gateway.search.extract import kinded
 from gateway.search.params import Filter, Include, SearchRequest
 from gateway.store.access import AccessFilter
@@ -404,8 +406,12 @@ def _forward(
     pks = [m.pk for m in frontier if m.res_type == include.source]
     if not pks:
         return []
+    holders: ColumnElement[bool] = search_reference.c.res_pk.in_(pks)
+    if kinded(include.source, include.param):  # the sources' rows, and their kinds' (ADR 0043)
+        kinds = select(search_kind.c.kind).where(search_kind.c.res_pk.in_(pks))
+        holders = or_(holders, search_reference.c.res_pk.in_(kinds))
     refs = select(search_reference.c.target_type, search_reference.c.target_id).where(
-        search_reference.c.res_pk.in_(pks),
+        holders,
         search_reference.c.param == include.param,
         search_reference.c.target_id.is_not(None),
     )
@@ -433,12 +439,17 @@ def _reverse(
         if include.target and include.target != target_type:
             continue
         ids = sorted(m.res_id for m in frontier if m.res_type == target_type)
-        sources = select(search_reference.c.res_pk).where(
+        naming = and_(
+            search_reference.c.target_type == target_type, search_reference.c.target_id.in_(ids)
+        )
+        sources: Keys = select(search_reference.c.res_pk).where(
             search_reference.c.res_type == include.source,
             search_reference.c.param == include.param,
-            search_reference.c.target_type == target_type,
-            search_reference.c.target_id.in_(ids),
+            naming,
         )
+        members = with_kinds(search_reference, include.param, include.source, naming)
+        if members is not None:  # the sources whose kind names them (ADR 0043)
+            sources = union_all(sources, members)
         clause = (resources.c.res_type == include.source) & resources.c.pk.in_(sources)
         found += _fetch(connection, compiler, access, clause, MAX_INCLUDED)
     return found

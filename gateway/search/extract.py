@@ -27,7 +27,16 @@ from gateway.search.paths import (
 )
 from gateway.search.registry import Registry, SearchParam
 
-__all__ = ["KIND_PARAMS", "IndexRows", "Extractor", "kinded", "normalise", "split_reference"]
+__all__ = [
+    "KIND_PARAMS",
+    "SET_FEWEST",
+    "SET_PARAMS",
+    "Extractor",
+    "IndexRows",
+    "kinded",
+    "normalise",
+    "split_reference",
+]
 
 IndexRows = dict[str, list[dict[str, Any]]]
 _KEY = 255
@@ -80,15 +89,26 @@ KIND_PARAMS: Mapping[str, frozenset[str]] = {
     ),
 }
 _KIND_TABLES = frozenset({"token", "uri"})
+#: Per type, the reference parameters whose rows a resource naming many records stores as a
+#: set, shared by every resource naming the same records (ADR 0043): the records an
+#: access-log entry of a search disclosed, fifty at most, the same at each repetition of
+#: the search while the dossier stands still (a GP system polling its patients' plans). A
+#: set is a kind of its own (the same keys, tables and ``kind`` rows as ADR 0041's), beside
+#: the resource's kind of repeating values.
+SET_PARAMS: Mapping[str, frozenset[str]] = {"AuditEvent": frozenset({"entity"})}
+#: the fewest rows that make a set: a resource naming fewer keeps them as its own (a read's
+#: entry names one record, which would make a set per record read)
+SET_FEWEST = 8
 #: kinds whose rows a process keeps at hand (then it works them out again)
 _KINDS_KEPT = 4096
 
 
 def kinded(resource_type: str, code: str) -> bool:
     """Whether the rows of ``code`` (``identifier:of-type`` counts as ``identifier``) on
-    ``resource_type`` are stored per kind (:data:`KIND_PARAMS`)."""
-    params = KIND_PARAMS.get(resource_type)
-    return params is not None and code.partition(":")[0] in params
+    ``resource_type`` may be stored per kind (:data:`KIND_PARAMS`) or per set
+    (:data:`SET_PARAMS`): whoever reads them reads the kinds' rows too."""
+    name = code.partition(":")[0]
+    return any(name in params.get(resource_type, ()) for params in (KIND_PARAMS, SET_PARAMS))
 
 
 def kind_key(resource_type: str, identities: list[bytes]) -> int:
@@ -100,6 +120,11 @@ def kind_key(resource_type: str, identities: list[bytes]) -> int:
         digest.update(b"\n")
         digest.update(identity)
     return -(int.from_bytes(digest.digest(), "big") & ((1 << 62) - 1)) - 1
+
+
+def _key_of(rows: IndexRows) -> int:
+    """The key of the kind whose rows (:meth:`Extractor.kind_rows`) these are."""
+    return int(rows["kind"][0]["kind"])
 
 
 @functools.lru_cache(maxsize=4096)  # codings' displays and names repeat: the same few texts
@@ -141,24 +166,26 @@ class Extractor:
     def rows(self, pk: int, resource: dict[str, Any]) -> tuple[IndexRows, set[str]]:
         """Index rows by parameter type, and the ids of the patients whose compartment
         holds it. A type with parameters stored per kind (:data:`KIND_PARAMS`) has, instead
-        of their rows, one ``kind`` row naming its kind; :meth:`kind_rows` gives the kind's."""
+        of their rows, one ``kind`` row naming its kind, and a resource naming many records
+        (:data:`SET_PARAMS`) one naming their set; :meth:`kind_rows` gives a kind's."""
         out, patients, _ = self._extract(pk, resource)
         return out, patients
 
     def kind_rows(self, kind: int, resource: dict[str, Any]) -> IndexRows:
-        """The rows of ``kind``, the kind of ``resource`` (:meth:`rows` named it): the
+        """The rows of ``kind``, a kind of ``resource`` (:meth:`rows` named it): the
         kind's rows under its key, and its own ``kind`` row, which says they are stored."""
         rows = self._kinds.get(kind)
         if rows is None:  # not kept any more: the resource's rows tell them again
-            rows = self._extract(0, resource)[2]
-        if rows is None or rows["kind"][0]["kind"] != kind:
+            rows = next((r for r in self._extract(0, resource)[2] if _key_of(r) == kind), None)
+        if rows is None or _key_of(rows) != kind:
             raise ValueError("the resource is not of this kind")
         return rows
 
     def _extract(
         self, pk: int, resource: dict[str, Any]
-    ) -> tuple[IndexRows, set[str], IndexRows | None]:
-        """:meth:`rows`, and the rows of the resource's kind (None: it has none)."""
+    ) -> tuple[IndexRows, set[str], list[IndexRows]]:
+        """:meth:`rows`, and the rows of the resource's kinds (none, its kind of repeating
+        values, its set of records named, or both)."""
         resource_type = resource["resourceType"]
         by_key, whole = self._plan(resource_type)
         found: list[_Found] = []
@@ -175,23 +202,32 @@ class Extractor:
                 found.extend(self._whole_rows(param, keys, resource))
         out: IndexRows = {}
         shared: list[_Found] = []
+        named: list[_Found] = []
         kinds = KIND_PARAMS.get(resource_type)  # once: most types have none
+        sets = SET_PARAMS.get(resource_type)
         # one row per distinct value: searches test presence (IN, EXISTS, a distinct
         # count), so a repeated value (the entity type of fifty entities of an access-log
         # entry) adds nothing but writes; rows of one identity are equal, so any will do
         for identity, row in dict(found).items():
             table = identity[0]
-            if kinds and table in _KIND_TABLES and kinded(resource_type, row["param"]):
+            if kinds and table in _KIND_TABLES and row["param"].partition(":")[0] in kinds:
                 shared.append((identity, row))
+            elif sets and table == "reference" and row["param"] in sets:
+                named.append((identity, row))
             else:
                 out.setdefault(table, []).append({**row, "res_pk": pk, "res_type": resource_type})
+        if len(named) < SET_FEWEST:  # too few to share: the resource's own
+            for (table, _), row in named:
+                out.setdefault(table, []).append({**row, "res_pk": pk, "res_type": resource_type})
+            named = []
         patients = self._patients(resource_type, resource, out)
-        if not shared:
-            return out, patients, None
-        rows = self._kind_of(resource_type, shared)
-        kind = rows["kind"][0]["kind"]
-        out["kind"] = [{"res_pk": pk, "res_type": resource_type, "kind": kind}]
-        return out, patients, rows
+        own_kinds = [self._kind_of(resource_type, rows) for rows in (shared, named) if rows]
+        if own_kinds:
+            out["kind"] = [
+                {"res_pk": pk, "res_type": resource_type, "kind": _key_of(rows)}
+                for rows in own_kinds
+            ]
+        return out, patients, own_kinds
 
     def _kind_of(self, resource_type: str, shared: list[_Found]) -> IndexRows:
         """The rows of the kind whose rows are ``shared``: kept by their identities, in the

@@ -224,3 +224,43 @@ def test_the_access_log_never_gives_a_seq_twice_and_goes_back(own_database: str)
         assert is_current(engine)
     finally:
         engine.dispose()
+
+
+def test_records_named_as_sets_go_back_to_each_entrys_own(own_database: str) -> None:
+    """Migration 0016 (ADR 0043) changes no table; its downgrade gives each entry of a set
+    the set's rows as its own and drops the set, leaving kinds of tokens as they were."""
+    engine = make_engine(own_database)
+    try:
+        _at(
+            engine,
+            "0016",
+            "INSERT INTO search_reference (res_pk, res_type, param, target_type, target_id)"
+            " VALUES (-9, 'AuditEvent', 'entity', 'Observation', 'o1'),"
+            " (-9, 'AuditEvent', 'entity', 'Observation', 'o2'),"
+            " (3, 'AuditEvent', 'entity', 'Observation', 'o3')",
+            "INSERT INTO search_token (res_pk, res_type, param, system, code, text)"
+            " VALUES (-7, 'AuditEvent', 'subtype', 's', 'read', NULL)",
+            "INSERT INTO search_kind (res_pk, res_type, kind) VALUES (-9, 'AuditEvent', -9),"
+            " (-7, 'AuditEvent', -7), (1, 'AuditEvent', -9), (1, 'AuditEvent', -7),"
+            " (2, 'AuditEvent', -9)",
+        )
+        command.downgrade(alembic_config(engine), "0015")
+        with engine.connect() as connection:
+            named = connection.exec_driver_sql(
+                "SELECT res_pk, target_id FROM search_reference ORDER BY res_pk, target_id"
+            ).all()
+            kinds = connection.exec_driver_sql(
+                "SELECT res_pk, kind FROM search_kind ORDER BY res_pk, kind"
+            ).all()
+        assert [tuple(row) for row in named] == [
+            (1, "o1"),
+            (1, "o2"),
+            (2, "o1"),
+            (2, "o2"),
+            (3, "o3"),
+        ]
+        assert [tuple(row) for row in kinds] == [(-7, -7), (1, -7)]
+        upgrade(engine)
+        assert is_current(engine)
+    finally:
+        engine.dispose()

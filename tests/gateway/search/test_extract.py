@@ -12,6 +12,8 @@ from consent.context import AccessContext
 from consent.scopes import Scopes
 from gateway.search.extract import (
     KIND_PARAMS,
+    SET_FEWEST,
+    SET_PARAMS,
     Extractor,
     IndexRows,
     kind_key,
@@ -386,7 +388,47 @@ def test_the_parameters_stored_per_kind_are_tokens_and_uris_of_their_type() -> N
             assert param is not None and param.type in ("token", "uri"), code
             assert REGISTRY.common(code) is None and not code.startswith("_"), code
     assert kinded("AuditEvent", "subtype") and kinded("AuditEvent", "altid:of-type")
-    assert not kinded("AuditEvent", "entity") and not kinded("Observation", "code")
+    assert not kinded("AuditEvent", "patient") and not kinded("Observation", "code")
+
+
+def test_the_parameters_stored_per_set_are_references_of_no_compartment() -> None:
+    """ADR 0043: a set holds reference rows only, none that the patient compartment or a
+    household is derived from (those stay the resource's own, read by the access filter)."""
+    for resource_type, codes in SET_PARAMS.items():
+        for code in codes:
+            param = REGISTRY.get(resource_type, code)
+            assert param is not None and param.type == "reference", code
+            assert code not in REGISTRY.compartment.get(resource_type, ()), code
+            assert code not in REGISTRY.household.get(resource_type, ()), code
+            assert kinded(resource_type, code)
+
+
+def test_an_entry_naming_many_records_names_their_set() -> None:
+    """ADR 0043: from ``SET_FEWEST`` records on, an entry's ``entity`` rows are a set's,
+    one more ``kind`` row naming it; entries naming the same records (another id, time or
+    kind of access) share it, other records make another; fewer stay the entry's own."""
+    extractor = Extractor(REGISTRY, "https://x")
+    records = [f"Observation/o{n}" for n in range(SET_FEWEST)]
+    searched = _entry("search-type", "Consent/c1", records)
+    rows, patients = extractor.rows(5, searched)
+    assert patients == {"p1"}
+    assert "entity" not in {row["param"] for row in rows["reference"]}
+    assert len(rows["kind"]) == 2
+    kinds = [member["kind"] for member in rows["kind"]]
+    [named] = [k for k in kinds if "reference" in extractor.kind_rows(k, searched)]
+    of_set = extractor.kind_rows(named, searched)
+    targets = sorted(f"{row['target_type']}/{row['target_id']}" for row in of_set["reference"])
+    assert targets == sorted([*records, "Patient/p1"])
+    assert set(of_set) == {"kind", "reference"}
+    again = _entry("read", "Consent/c2", records[::-1], id_="e2")
+    elsewhere = Extractor(REGISTRY, "https://x")  # another process: the same key
+    assert named in {m["kind"] for m in elsewhere.rows(6, again)[0]["kind"]}
+    other = _entry("search-type", "Consent/c1", [*records[1:], "Observation/o99"])
+    assert named not in {m["kind"] for m in extractor.rows(7, other)[0]["kind"]}
+    few = _entry("search-type", "Consent/c1", records[: SET_FEWEST - 2])  # with its patient
+    few_rows = extractor.rows(8, few)[0]
+    assert len(few_rows["kind"]) == 1
+    assert sum(row["param"] == "entity" for row in few_rows["reference"]) == SET_FEWEST - 1
 
 
 def test_a_kinds_key_is_below_zero_and_follows_its_rows_not_their_order() -> None:
