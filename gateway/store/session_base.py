@@ -41,6 +41,7 @@ from gateway.store.schema import (
     patient_compartment,
     resource_versions,
     resources,
+    search_kind,
 )
 
 if TYPE_CHECKING:
@@ -200,6 +201,10 @@ _LOOKUPS: dict[str, Callable[[list[BindParameter[Any]]], Select[Any]]] = {
     "by_keys_owned": lambda values: select(
         resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content, OWNERS
     ).where(resources.c.pk.in_(values)),
+    # a kind's own row, which says its rows are stored (ADR 0041, ADR 0043)
+    "kind_stored": lambda values: (
+        select(search_kind.c.res_pk).where(search_kind.c.res_pk == values[0]).limit(1)
+    ),
 }
 
 
