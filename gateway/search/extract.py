@@ -99,8 +99,9 @@ SET_PARAMS: Mapping[str, frozenset[str]] = {"AuditEvent": frozenset({"entity"})}
 #: the fewest rows that make a set: a resource naming fewer keeps them as its own (a read's
 #: entry names one record, which would make a set per record read)
 SET_FEWEST = 8
-#: kinds whose rows a process keeps at hand (then it works them out again)
-_KINDS_KEPT = 4096
+#: the rows of kinds a process keeps at hand, in all (then it works them out again): a
+#: kind of repeating values has about a dozen, a set up to fifty-one
+_KIND_ROWS_KEPT = 32768
 
 
 def kinded(resource_type: str, code: str) -> bool:
@@ -162,6 +163,7 @@ class Extractor:
         #: the rows of the kinds met lately, by key (see :meth:`kind_rows`) and by the
         #: identities of their rows (see :meth:`_kind_of`)
         self._kinds: dict[int | tuple[Any, ...], IndexRows] = {}
+        self._kept_rows = 0
 
     def rows(self, pk: int, resource: dict[str, Any]) -> tuple[IndexRows, set[str]]:
         """Index rows by parameter type, and the ids of the patients whose compartment
@@ -240,8 +242,10 @@ class Extractor:
         rows = {"kind": [{"res_pk": kind, "res_type": resource_type, "kind": kind}]}
         for (table, _), row in shared:
             rows.setdefault(table, []).append({**row, "res_pk": kind, "res_type": resource_type})
-        if len(self._kinds) >= _KINDS_KEPT:
+        self._kept_rows += len(shared)
+        if self._kept_rows > _KIND_ROWS_KEPT:
             self._kinds = {}  # a new dict: a thread reading the old one is not disturbed
+            self._kept_rows = len(shared)
         self._kinds[identities] = self._kinds[kind] = rows
         return rows
 
