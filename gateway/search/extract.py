@@ -202,7 +202,7 @@ class Extractor:
                 found.extend(_keyed(param, self._rows_for(param, param.evaluate(resource))))
             elif _may_give(needs, present):
                 found.extend(self._whole_rows(param, keys, resource))
-        out: IndexRows = {}
+        own: list[_Found] = []
         shared: list[_Found] = []
         named: list[_Found] = []
         kinds = KIND_PARAMS.get(resource_type)  # once: most types have none
@@ -217,11 +217,13 @@ class Extractor:
             elif sets and table == "reference" and row["param"] in sets:
                 named.append((identity, row))
             else:
-                out.setdefault(table, []).append({**row, "res_pk": pk, "res_type": resource_type})
+                own.append((identity, row))
         if len(named) < SET_FEWEST:  # too few to share: the resource's own
-            for (table, _), row in named:
-                out.setdefault(table, []).append({**row, "res_pk": pk, "res_type": resource_type})
+            own += named
             named = []
+        out: IndexRows = {}
+        for (table, _), row in own:
+            out.setdefault(table, []).append({**row, "res_pk": pk, "res_type": resource_type})
         patients = self._patients(resource_type, resource, out)
         own_kinds = [self._kind_of(resource_type, rows) for rows in (shared, named) if rows]
         if own_kinds:
