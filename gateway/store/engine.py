@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -107,7 +107,7 @@ def _sqlite_setup(engine: Engine) -> None:
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _retry_while_locked(lambda: cursor.execute("PRAGMA journal_mode=WAL"))
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -132,20 +132,30 @@ def begin_immediate(dbapi_connection: Any, timeout: float = 30.0) -> None:
     when several gateway processes write; polling briefly keeps the wait near the holder's
     transaction time.
     """
-    deadline = time.monotonic() + timeout
-    delay = 0.0002
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=0")
     try:
-        while True:
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() > deadline:
-                    raise
-            time.sleep(random.uniform(0, delay))  # noqa: S311 (jitter, not security)
-            delay = min(delay * 1.5, 0.005)
+        _retry_while_locked(lambda: cursor.execute("BEGIN IMMEDIATE"), timeout)
     finally:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+def _retry_while_locked(statement: Callable[[], object], timeout: float = 30.0) -> None:
+    """Run ``statement`` again, after a short random sleep, for as long as SQLite answers
+    "database is locked", up to ``timeout`` seconds.
+
+    Besides ``BEGIN IMMEDIATE`` this serves the switch into WAL mode: when several
+    processes open a file still in rollback mode at once (a new file, the first time),
+    SQLite refuses the switch to all but one without calling its busy handler."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0002
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(random.uniform(0, delay))  # noqa: S311 (jitter, not security)
+        delay = min(delay * 1.5, 0.005)
