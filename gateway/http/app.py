@@ -208,7 +208,9 @@ class FhirEndpoint:
         takes the last epoch this process saw, and its own statement confirms it (ADR
         0035); any other request reads it, in the one statement it does so."""
         seen = self.seen_epoch
-        if seen is not None and _by_id(fhir_request):
+        if seen is not None and (
+            _by_id(fhir_request) or (self.ahead_on_loop and _one_statement_search(fhir_request))
+        ):
             return seen, True
         epoch = self.services.store.access_epoch(on_loop=on_loop)
         self.seen_epoch = epoch
@@ -265,7 +267,11 @@ class FhirEndpoint:
         # PostgreSQL: a read of one statement, its statement run ahead (ADR 0039), once the
         # access epoch is known (reading it is a statement of its own)
         known = self.open is not None or self.seen_epoch is not None
-        if self.ahead_on_loop and route.single_statement and known:
+        if (
+            self.ahead_on_loop
+            and known
+            and (route.single_statement or _one_statement_search(fhir_request))
+        ):
             return "loop"
         return "read"
 
@@ -577,6 +583,25 @@ def _by_id(request: FhirRequest) -> bool:
     except FhirError:
         return False
     return route.single_statement
+
+
+def _one_statement_search(request: FhirRequest) -> bool:
+    """Whether ``request`` searches one type for a page that PostgreSQL can answer in one
+    statement with the access epoch beside it (ADR 0044): no sort, no includes, not a count
+    alone, a page of at most ``_LOOP_PAGE``. The search decides for itself (its filters
+    may have no shape); this only spares an attempt that cannot succeed."""
+    try:
+        route, _ = route_of(request)
+    except FhirError:
+        return False
+    if route.name != "search-type" or not _small_page(request.query):
+        return False
+    return not any(
+        name == "_sort"
+        or (name == "_summary" and value == "count")
+        or (name == "_count" and value == "0")
+        for name, value in request.query
+    )
 
 
 def _public(request: FhirRequest) -> bool:

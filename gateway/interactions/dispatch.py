@@ -65,7 +65,10 @@ def dispatch(
     store = context.services.store
     if route.writes:
         return store.write(lambda s: run(route, context, request, s, args))
-    with store.read(snapshot=not route.single_statement, budget=context.budget) as read_session:
+    # on PostgreSQL's event loop a search is one statement, or it runs on a thread (ADR 0044)
+    ahead = context.budget is not None and context.budget.ahead is not None
+    snapshot = not (route.single_statement or (ahead and route.on_loop))
+    with store.read(snapshot=snapshot, budget=context.budget) as read_session:
         return run(route, context, request, read_session, args)
 
 

@@ -7,7 +7,8 @@ of the page, of ``_include`` targets and of ``_revinclude`` sources.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -20,8 +21,11 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
+    literal,
+    null,
     or_,
     select,
+    true,
     union_all,
 )
 
@@ -30,10 +34,17 @@ from gateway.search.extract import kinded
 from gateway.search.params import Filter, Include, SearchRequest
 from gateway.store.access import AccessFilter
 from gateway.store.schema import INDEX_TABLES, resources, search_kind, search_reference
-from gateway.store.session_base import driver_params, driver_rows, lookup_rows, owners_of
+from gateway.store.session_base import (
+    EPOCH,
+    OWNERS,
+    driver_params,
+    driver_rows,
+    lookup_rows,
+    owners_of,
+)
 from mappings.core.errors import Invalid
 
-__all__ = ["Match", "Page", "run_search", "stream_search"]
+__all__ = ["Match", "Page", "one_statement_page", "run_search", "stream_search"]
 
 MAX_INCLUDED = 1000
 #: at most this many keys read beyond a page (and the next key), so that a search whose
@@ -172,44 +183,176 @@ def _shaped_keys(
     open search's interpreter time (ADR 0024); with the shape's statement kept, a search
     works out only its values.
     """
+    shaped = _shape_of(compiler, request, access, connection.dialect)
+    if shaped is None:
+        return None
+    key, values = shaped
+    kept = _kept_shape(
+        compiler,
+        ("keys", *key),
+        lambda: _compile_shape(compiler, request, access, connection.dialect, len(values), _keys),
+    )
+    bound = {**kept.fixed, **_slots(values), "page_limit": limit, "page_offset": request.offset}
+    return [row[0] for row in driver_rows(connection, kept.sql, driver_params(bound, kept.order))]
+
+
+def _shape_of(
+    compiler: Compiler, request: SearchRequest, access: AccessFilter, dialect: Any
+) -> tuple[tuple[Any, ...], list[Any]] | None:
+    """The key of ``request``'s shape on ``dialect`` and its values in the order the
+    statement binds them; None for a search that has no shape (see :func:`_shaped_keys`)."""
     if request.resource_type is None or access.conditions:
         return None
     forms: list[Form] = []
-    shape: list[Any] = [request.resource_type, tuple(request.sort), access]
+    shape: list[Any] = [dialect.name, request.resource_type, tuple(request.sort), access]
     for item in _Plan.in_order(compiler, request):  # as the statement binds them
         own = compiler.forms_of(request.resource_type, item)
         if own is None:
             return None
         forms.extend(own)
         shape.append((item.name, item.modifier, tuple(tag for tag, _ in own)))
-    dialect = connection.dialect
-    key = (dialect.name, *shape)
+    return tuple(shape), [v for _, values in forms for v in values]
+
+
+def _kept_shape(compiler: Compiler, key: tuple[Any, ...], compile: Callable[[], _Shape]) -> _Shape:
+    """The statement compiled for ``key``, compiled now if it is not kept yet."""
     kept = compiler.shapes.get(key)
     if kept is None:
-        kept = _compile_shape(compiler, request, access, dialect, sum(len(f[1]) for f in forms))
+        kept = compile()
         if len(compiler.shapes) >= _SHAPES_KEPT:
             compiler.shapes.clear()
         compiler.shapes[key] = kept
-    bound = {
-        **kept.fixed,
-        **{f"s{n}": value for n, value in enumerate(v for _, values in forms for v in values)},
-        "page_limit": limit,
-        "page_offset": request.offset,
-    }
-    return [row[0] for row in driver_rows(connection, kept.sql, driver_params(bound, kept.order))]
+    return kept
+
+
+def _slots(values: list[Any]) -> dict[str, Any]:
+    return {f"s{n}": value for n, value in enumerate(values)}
 
 
 def _compile_shape(
-    compiler: Compiler, request: SearchRequest, access: AccessFilter, dialect: Any, values: int
+    compiler: Compiler,
+    request: SearchRequest,
+    access: AccessFilter,
+    dialect: Any,
+    values: int,
+    build: Callable[..., Select[Any]],
 ) -> _Shape:
-    """The page-of-keys statement of ``request``'s shape with its values as slots."""
+    """The statement ``build`` makes of ``request``'s plan, its page and offset, compiled
+    with ``request``'s values as slots."""
     slots: Iterator[BindParameter[Any]] = iter([bindparam(f"s{n}", None) for n in range(values)])
     plan = _Plan(compiler, request, access, slots)
     limit = bindparam("page_limit", 0, type_=Integer)
-    keys = _keys(plan, compiler, request, limit, bindparam("page_offset", 0, type_=Integer))
-    compiled = keys.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    statement = build(plan, compiler, request, limit, bindparam("page_offset", 0, type_=Integer))
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     fixed = compiled.construct_params()
     return _Shape(compiled.string, tuple(compiled.positiontup or ()), dict(fixed))
+
+
+def one_statement_page(
+    rows: Callable[[str, Any], list[Any]],
+    dialect: Any,
+    compiler: Compiler,
+    request: SearchRequest,
+    access: AccessFilter,
+    *,
+    owned: bool = False,
+) -> tuple[Page, int | None] | None:
+    """A page of ``request`` read in one statement (PostgreSQL, ADR 0044), with the access
+    epoch as that statement saw it; None for a search that needs more than one (a sort,
+    includes, a count alone, no shape: :func:`run_search` answers those).
+
+    The statement holds the page's keys and one more (is there a next page?), the bytes
+    (and, ``owned``, the patients) of the page's resources, the total when one is wanted,
+    and the epoch: one snapshot without a transaction, one round trip, where
+    :func:`run_search` spends a statement each on the keys, the rows and, past a few
+    pages, the count. ``rows`` runs it: the session's driver, or the rows run ahead on the
+    event loop."""
+    if request.sort or request.includes or request.revincludes:
+        return None
+    if request.summary == "count" or request.count == 0:
+        return None
+    shaped = _shape_of(compiler, request, access, dialect)
+    if shaped is None:
+        return None
+    key, values = shaped
+    total = request.total != "none"
+    kept = _kept_shape(
+        compiler,
+        ("page", owned, total, *key),
+        lambda: _compile_shape(
+            compiler,
+            request,
+            access,
+            dialect,
+            len(values),
+            functools.partial(_one_statement, owned=owned, total=total),
+        ),
+    )
+    bound = {
+        **kept.fixed,
+        **_slots(values),
+        "page_limit": request.count + 1,
+        "page_offset": request.offset,
+        "page_upto": request.offset + request.count,
+    }
+    found = rows(kept.sql, driver_params(bound, kept.order))
+    epoch, counted = found[0][0], found[0][1]
+    page = Page(counted if total else None)
+    for row in found:
+        pk = row[2]
+        if pk is None:  # the one row of an empty page: the epoch and total alone
+            continue
+        if row[3] is None:  # the key past the page
+            page.has_next = True
+        elif owned:
+            page.matches.append(Match(pk, row[3], row[4], row[5], owners_of(row[6])))
+        else:
+            page.matches.append(Match(pk, row[3], row[4], row[5]))
+    return page, epoch
+
+
+def _one_statement(
+    plan: _Plan,
+    _compiler: Compiler,
+    _request: SearchRequest,
+    limit: BindParameter[int],
+    offset: BindParameter[int],
+    *,
+    owned: bool,
+    total: bool,
+) -> Select[Any]:
+    """:func:`one_statement_page`'s statement: the matches' keys (a CTE, read once), their
+    page numbered in key order, joined to the rows of the page's resources, beside the
+    epoch and the count; one row with no key when the page is empty."""
+    if plan.index_only is not None:
+        matches = plan.index_only.distinct().cte("matches")
+    else:
+        matches = select(resources.c.pk).where(*plan.where).cte("matches")
+    key = matches.c[0]
+    page = (
+        select(key.label("pk"), func.row_number().over(order_by=key).label("n"))
+        .order_by(key)
+        .limit(limit)
+        .offset(offset)
+        .subquery("page")
+    )
+    counted = select(func.count()).select_from(matches).scalar_subquery() if total else null()
+    anchor = select(literal(1).label("one")).subquery("anchor")
+    upto = bindparam("page_upto", 0, type_=Integer)
+    joined = anchor.outerjoin(page, true()).outerjoin(
+        resources, and_(resources.c.pk == page.c.pk, page.c.n <= upto)
+    )
+    columns: list[Any] = [
+        EPOCH.scalar_subquery(),
+        counted,
+        page.c.pk,
+        resources.c.res_type,
+        resources.c.res_id,
+        resources.c.content,
+    ]
+    if owned:
+        columns.append(OWNERS)
+    return select(*columns).select_from(joined).order_by(page.c.n)
 
 
 def stream_search(

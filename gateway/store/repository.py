@@ -919,6 +919,13 @@ class Session(Indexing, Lookups):
         if self.expected_epoch is not None:
             self._confirmed(self.access_epoch())
 
+    def confirm_epoch_as(self, epoch: int | None) -> None:
+        """Confirm the epoch expected, if any, with ``epoch`` as a statement of this session
+        read it beside what it answers (a search's page: ADR 0044); :class:`EpochMoved`
+        when it moved."""
+        if self.expected_epoch is not None:
+            self._confirmed(epoch)
+
     def _confirmed(self, epoch: int | None) -> None:
         expected, self.expected_epoch = self.expected_epoch, None
         if epoch != expected:

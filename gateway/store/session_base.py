@@ -326,6 +326,12 @@ class SessionBase:
             self.guard = guard
 
     @property
+    def dialect(self) -> Dialect:
+        """The database's dialect (also of a session on the event loop, which has no
+        connection)."""
+        return self._connection.dialect
+
+    @property
     def connection(self) -> Connection:
         """The transaction's connection, with every pending index row written first."""
         self.flush()

@@ -171,3 +171,45 @@ def test_a_statement_ahead_that_fails_sends_the_read_to_a_thread(
         assert httpx.get(read, headers=headers).status_code == 200
     assert "a statement run ahead failed: OperationalError" in caplog.text
     assert "closed the connection" not in caplog.text
+
+
+def test_a_consent_on_search_on_the_loop_is_one_statement_and_answers_as_a_thread_does(
+    secure: dict[str, Any], client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patient searches her own Observations (ADR 0044): the first search verifies the
+    token in a thread; the next run on the loop, each with one statement run ahead (its
+    page, total and epoch), and answer the same page. A sorted search needs more than one
+    statement: it is answered on a thread, and asks nothing ahead."""
+    reads, headers = _anna(secure, client)
+    for n in range(7):
+        observation = {
+            "resourceType": "Observation",
+            "id": f"loop-o{n}",
+            "status": "final",
+            "code": {"text": "zrm"},
+            "subject": {"reference": "Patient/anna"},
+        }
+        assert client.put(f"Observation/loop-o{n}", json=observation).is_success
+    asked: list[str] = []
+    original = reads.rows
+
+    async def counted(sql: str, params: Any) -> list[Any]:
+        asked.append(sql.split(maxsplit=1)[0])
+        return await original(sql, params)
+
+    monkeypatch.setattr(reads, "rows", counted)
+    search = f"{secure['base']}/Observation"
+    params = {"subject": "Patient/anna", "_count": "3", "_offset": "3"}
+    answers = [httpx.get(search, params=params, headers=headers) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    pages = [
+        (a.json()["total"], [e["fullUrl"] for e in a.json()["entry"]], a.json()["link"])
+        for a in answers
+    ]
+    assert pages[0][0] == 7 and len(pages[0][1]) == 3
+    assert pages[1] == pages[2] == pages[0]
+    assert asked.count("WITH") >= 2  # the second and the third search, one statement each
+    ahead = len(asked)
+    by_date = httpx.get(search, params={**params, "_sort": "-date"}, headers=headers)
+    assert by_date.status_code == 200 and by_date.json()["total"] == 7
+    assert len(asked) == ahead  # a thread ran it

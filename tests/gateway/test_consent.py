@@ -467,6 +467,30 @@ def test_a_revocation_through_one_gateway_holds_at_another_on_the_next_request(
         assert httpx.get(plan, headers=gp).status_code == 200
 
 
+def test_a_revocation_through_one_gateway_holds_for_a_search_at_another_on_the_next_request(
+    world: dict[str, Any], database_url: str
+) -> None:
+    """The other gateway searches under the last access epoch it saw, unread (on
+    PostgreSQL its page's one statement reads the epoch beside it, ADR 0044): a revocation
+    committed through the first gateway moved the epoch, so the search runs again under
+    the new one, and finds nothing."""
+    consent = privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS)
+    assert _grant(world, consent).status_code == 201
+    with _another_gateway(database_url) as other:
+        gp, search = _gp_at(world, other), f"{other}/CarePlan?subject=Patient/anna"
+
+        def found() -> int:
+            answer = httpx.get(search, headers=gp)
+            assert answer.status_code == 200, answer.text
+            return int(answer.json()["total"])
+
+        assert [found() for _ in range(3)] == [1, 1, 1]  # the epoch seen, the grants kept
+        assert _grant(world, {**consent, "status": "inactive"}).status_code == 200
+        assert found() == 0
+        assert _grant(world, consent).status_code == 200
+        assert found() == 1
+
+
 def test_leaving_the_care_team_ends_its_grant_on_the_next_request(
     world: dict[str, Any], client: httpx.Client
 ) -> None:
