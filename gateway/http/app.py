@@ -587,9 +587,9 @@ def _by_id(request: FhirRequest) -> bool:
 
 def _one_statement_search(request: FhirRequest) -> bool:
     """Whether ``request`` searches one type for a page that PostgreSQL can answer in one
-    statement with the access epoch beside it (ADR 0044): no sort, no includes, not a count
-    alone, a page of at most ``_LOOP_PAGE``. The search decides for itself (its filters
-    may have no shape); this only spares an attempt that cannot succeed."""
+    statement with the access epoch beside it (ADR 0044): no includes, not a count alone,
+    a page of at most ``_LOOP_PAGE``. The search decides for itself (its filters may have
+    no shape); this only spares an attempt that cannot succeed."""
     try:
         route, _ = route_of(request)
     except FhirError:
@@ -597,9 +597,7 @@ def _one_statement_search(request: FhirRequest) -> bool:
     if route.name != "search-type" or not _small_page(request.query):
         return False
     return not any(
-        name == "_sort"
-        or (name == "_summary" and value == "count")
-        or (name == "_count" and value == "0")
+        (name == "_summary" and value == "count") or (name == "_count" and value == "0")
         for name, value in request.query
     )
 

@@ -1,5 +1,6 @@
 """Run a parsed search as one SQL query (plus a count when its matches do not fit in a few
-pages, plus includes), paged.
+pages, plus includes), paged; or, on PostgreSQL, where every statement is a round trip,
+its page, total and the access epoch as one statement (:func:`one_statement_page`).
 
 The access filter is part of every query here: of the count (so totals reveal nothing),
 of the page, of ``_include`` targets and of ``_revinclude`` sources.
@@ -258,8 +259,8 @@ def one_statement_page(
     owned: bool = False,
 ) -> tuple[Page, int | None] | None:
     """A page of ``request`` read in one statement (PostgreSQL, ADR 0044), with the access
-    epoch as that statement saw it; None for a search that needs more than one (a sort,
-    includes, a count alone, no shape: :func:`run_search` answers those).
+    epoch as that statement saw it; None for a search that needs more than one (includes,
+    a count alone, no shape: :func:`run_search` answers those).
 
     The statement holds the page's keys and one more (is there a next page?), the bytes
     (and, ``owned``, the patients) of the page's resources, the total when one is wanted,
@@ -267,7 +268,7 @@ def one_statement_page(
     :func:`run_search` spends a statement each on the keys, the rows and, past a few
     pages, the count. ``rows`` runs it: the session's driver, or the rows run ahead on the
     event loop."""
-    if request.sort or request.includes or request.revincludes:
+    if request.includes or request.revincludes:
         return None
     if request.summary == "count" or request.count == 0:
         return None
@@ -313,25 +314,30 @@ def one_statement_page(
 
 def _one_statement(
     plan: _Plan,
-    _compiler: Compiler,
-    _request: SearchRequest,
+    compiler: Compiler,
+    request: SearchRequest,
     limit: BindParameter[int],
     offset: BindParameter[int],
     *,
     owned: bool,
     total: bool,
 ) -> Select[Any]:
-    """:func:`one_statement_page`'s statement: the matches' keys (a CTE, read once), their
-    page numbered in key order, joined to the rows of the page's resources, beside the
-    epoch and the count; one row with no key when the page is empty."""
-    if plan.index_only is not None:
+    """:func:`one_statement_page`'s statement: the matches' keys, with what they are sorted
+    by (a CTE, read once); their page, numbered in the search's order (the key last);
+    joined to the rows of the page's resources; beside them the epoch and the count; one
+    row with no key when the page is empty."""
+    sorts = _sorts(compiler, request)
+    if plan.index_only is not None and not sorts:
         matches = plan.index_only.distinct().cte("matches")
     else:
-        matches = select(resources.c.pk).where(*plan.where).cte("matches")
+        sorted_by = [column.label(f"sort{n}") for n, (column, _) in enumerate(sorts)]
+        matches = select(resources.c.pk, *sorted_by).where(*plan.where).cte("matches")
     key = matches.c[0]
+    order = [_direction(matches.c[f"sort{n}"], down) for n, (_, down) in enumerate(sorts)]
+    order.append(key)  # the key breaks ties, as in run_search's order
     page = (
-        select(key.label("pk"), func.row_number().over(order_by=key).label("n"))
-        .order_by(key)
+        select(key.label("pk"), func.row_number().over(order_by=order).label("n"))
+        .order_by(*order)
         .limit(limit)
         .offset(offset)
         .subquery("page")
@@ -461,7 +467,18 @@ def _by_keys(connection: Connection, pks: list[int], owned: bool = False) -> lis
 
 
 def _order(compiler: Compiler, request: SearchRequest) -> list[Any]:
-    order: list[Any] = []
+    """The ORDER BY of ``request``'s sort (before the key, which breaks ties)."""
+    return [_direction(column, descending) for column, descending in _sorts(compiler, request)]
+
+
+def _direction(column: Any, descending: bool) -> Any:
+    return column.desc().nulls_last() if descending else column.asc().nulls_last()
+
+
+def _sorts(compiler: Compiler, request: SearchRequest) -> list[tuple[Any, bool]]:
+    """What ``request`` sorts by, in turn: each a column (of a resource's row, or the least
+    or greatest of its index rows of the parameter) and whether it is descending."""
+    order: list[tuple[Any, bool]] = []
     for code, descending in request.sort:
         if code == "_id":
             column: Any = resources.c.res_id
@@ -491,7 +508,7 @@ def _order(compiler: Compiler, request: SearchRequest) -> list[Any]:
             column = (
                 select(aggregate(index.c[name])).where(own, index.c.param == code).scalar_subquery()
             )
-        order.append(column.desc().nulls_last() if descending else column.asc().nulls_last())
+        order.append((column, descending))
     return order
 
 

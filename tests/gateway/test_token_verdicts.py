@@ -201,8 +201,8 @@ def test_each_request_takes_its_lane(
     secure: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Reads of one resource on the loop (on PostgreSQL once the process knows an access
-    epoch, ADR 0039), searches of one type too (on PostgreSQL those of one statement: no
-    sort, ADR 0044), other reads on the readers' threads, writes on the thread pool (ADR
+    epoch, ADR 0039), searches of one type too (on PostgreSQL those of one statement, ADR
+    0044), other reads on the readers' threads, writes on the thread pool (ADR
     0020, ADR 0021, ADR 0022)."""
     endpoint = secure["endpoint"]
     sqlite = secure["services"].store.engine.dialect.name == "sqlite"
@@ -218,7 +218,9 @@ def test_each_request_takes_its_lane(
     searching = endpoint._lane(FhirRequest("GET", "Patient", [("_count", "100")], {}, None))
     assert searching == "loop"
     by_name = endpoint._lane(FhirRequest("GET", "Patient", [("_sort", "name")], {}, None))
-    assert by_name == ("loop" if sqlite else "read")  # on PostgreSQL more than one statement
+    assert by_name == "loop"
+    counted = endpoint._lane(FhirRequest("GET", "Patient", [("_summary", "count")], {}, None))
+    assert counted == ("loop" if sqlite else "read")  # on PostgreSQL a count alone: a thread
     for query in ([("_count", "101")], [("_include", "Patient:organization")]):
         large = endpoint._lane(FhirRequest("GET", "Patient", query, {}, None))
         assert large == "read", query  # a page that may be large: never on the loop
