@@ -206,7 +206,8 @@ class FhirEndpoint:
     def _epoch(self, fhir_request: FhirRequest, *, on_loop: bool) -> tuple[int | None, bool]:
         """The access epoch for ``fhir_request`` and whether it is guessed: a read by id
         takes the last epoch this process saw, and its own statement confirms it (ADR
-        0035); any other request reads it, in the one statement it does so."""
+        0035), as does a PostgreSQL search whose page is one statement (ADR 0044); any
+        other request reads it, in a statement of its own."""
         seen = self.seen_epoch
         if seen is not None and (
             _by_id(fhir_request) or (self.ahead_on_loop and _one_statement_search(fhir_request))
