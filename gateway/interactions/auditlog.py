@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.store.repository import BATCH_BYTES, Batch, Store
+from gateway.store.upkeep import UPKEEP_EVERY
 
-__all__ = ["CHECKPOINT_EVERY", "Checkpointer", "GroupCommit", "LogIndexer"]
+__all__ = ["CHECKPOINT_EVERY", "Checkpointer", "GroupCommit", "LogIndexer", "Upkeeper"]
 
 log = logging.getLogger("eigendossier.auditlog")
 
@@ -257,6 +258,7 @@ class LogIndexer:
         max_bytes: int = BATCH_BYTES,
         grow: int = 4,
         checkpoint_every: float = CHECKPOINT_EVERY,
+        upkeep_every: float = UPKEEP_EVERY,
     ) -> None:
         self.store = store
         self.interval = interval
@@ -265,22 +267,28 @@ class LogIndexer:
         self.max_bytes = max_bytes
         self.grow = grow
         self.checkpoint_every = checkpoint_every
+        self.upkeep_every = upkeep_every
         #: the next round's size, as a multiple of the first
         self.scale = 1
 
     def run(self, stop: threading.Event) -> None:
-        """Rounds until ``stop``, then what is left; on SQLite with a :class:`Checkpointer`
-        beside it for as long, which checkpoints once more after the last round."""
+        """Rounds until ``stop``, then what is left; beside them for as long, on SQLite a
+        :class:`Checkpointer`, which checkpoints once more after the last round, and on
+        PostgreSQL an :class:`Upkeeper`."""
         halt = threading.Event()
-        checkpointer = None
+        beside = None
         if self.store.checkpoints:
-            checkpointer = threading.Thread(
-                target=Checkpointer(self.store, self.checkpoint_every).run,
-                args=(halt,),
-                name="eigendossier-checkpoint",
-                daemon=True,
+            work = Checkpointer(self.store, self.checkpoint_every).run
+            beside = threading.Thread(
+                target=work, args=(halt,), name="eigendossier-checkpoint", daemon=True
             )
-            checkpointer.start()
+        elif self.store.keeps_up:
+            work = Upkeeper(self.store, self.upkeep_every).run
+            beside = threading.Thread(
+                target=work, args=(halt,), name="eigendossier-upkeep", daemon=True
+            )
+        if beside is not None:
+            beside.start()
         try:
             while not stop.is_set():
                 batch = self.round()
@@ -288,8 +296,8 @@ class LogIndexer:
             self.index_waiting()
         finally:
             halt.set()
-            if checkpointer is not None:
-                checkpointer.join()
+            if beside is not None:
+                beside.join()
 
     def index_waiting(self) -> int:
         """Rounds without a pause until no entry waits (that no other process holds)."""
@@ -345,5 +353,31 @@ class Checkpointer:
             self.store.checkpoint()
         except Exception as error:  # the next one tries again; nothing is lost
             log.error("checkpointing the database failed: %s", type(error).__name__)
+            return False
+        return True
+
+
+class Upkeeper:
+    """PostgreSQL's upkeep of the gateway's tables every ``every`` seconds, in a thread
+    beside the indexer (ADR 0045): the access log's queue vacuumed, and while autovacuum
+    is off the statistics of the tables that changed gathered (``Store.upkeep``). Several
+    processes' upkeepers do not wait for one another: a vacuum or an analysis another has
+    in hand is skipped. A failure is logged by its type only, and the next round tries
+    again."""
+
+    def __init__(self, store: Store, every: float = UPKEEP_EVERY) -> None:
+        self.store = store
+        self.every = every
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.every):
+            self.once()
+
+    def once(self) -> bool:
+        """One round; False when it failed (logged)."""
+        try:
+            self.store.upkeep()
+        except Exception as error:  # the next round tries again; nothing is lost
+            log.error("the database's upkeep failed: %s", type(error).__name__)
             return False
         return True

@@ -27,6 +27,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from gateway.store.engine import postgresql_options
+
 if TYPE_CHECKING:
     from sqlalchemy import Dialect, Engine
 
@@ -184,6 +186,7 @@ class AsyncReads:
         import psycopg  # noqa: PLC0415 (PostgreSQL's driver: an extra of the package)
 
         args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+        kwargs["options"] = postgresql_options(kwargs.get("options"))  # the engine's (ADR 0045)
         return await psycopg.AsyncConnection.connect(*args, **kwargs, autocommit=True)
 
     async def _notify(self) -> None:

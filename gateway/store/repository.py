@@ -58,6 +58,7 @@ from gateway.store.lookups import Lookups
 from gateway.store.schema import (
     access_epoch,
     access_log,
+    metadata,
     patient_compartment,
     resource_versions,
     resources,
@@ -72,6 +73,7 @@ from gateway.store.session_base import (
     lookup_sql,
     owners_of,
 )
+from gateway.store.upkeep import Upkeep, autovacuum_on, keep_up
 from mappings.core.clock import Clock
 from mappings.core.errors import Conflict, Forbidden, PreconditionFailed
 
@@ -386,6 +388,11 @@ class Store:
         #: whether the gateway checkpoints this database's WAL itself (SQLite, ADR 0036;
         #: PostgreSQL checkpoints on its own)
         self.checkpoints = not self._postgresql
+        #: whether the gateway vacuums its access log's queue itself and, while the server's
+        #: autovacuum is off, gathers its tables' statistics (PostgreSQL, ADR 0045)
+        self.keeps_up = self._postgresql
+        #: whether the upkeep said already that autovacuum is off (once a process)
+        self._told_autovacuum_off = False
         #: where the access log of reads is committed (ADR 0027): ``engine`` itself, or on
         #: SQLite a file of its own; a write's entries are always in the write's transaction
         self.log_engine = access_log_engine(engine)
@@ -651,6 +658,22 @@ class Store:
                 driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             finally:
                 raw.close()
+
+    def upkeep(self) -> Upkeep:
+        """One round of PostgreSQL's upkeep of the gateway's tables (ADR 0045): the access
+        log's queue vacuumed; while the server's autovacuum is off (asked each round: it
+        may be turned on meanwhile), the statistics of the tables that changed enough since
+        their last gathered. The first round that finds autovacuum off says so."""
+        with self.engine.connect() as connection:
+            autovacuum = autovacuum_on(connection)
+        if not autovacuum and not self._told_autovacuum_off:
+            self._told_autovacuum_off = True
+            log.warning(
+                "PostgreSQL's autovacuum is off: the gateway gathers its tables' statistics "
+                "and vacuums its access log's queue itself; other dead rows stay until a "
+                "VACUUM of your own"
+            )
+        return keep_up(self.engine, metadata.tables, analyze=not autovacuum)
 
     def access_log_waiting(self) -> bool:
         """Whether access-log entries wait to be indexed as AuditEvents (any process's), in
