@@ -68,9 +68,7 @@ def test_every_connection_of_the_gateway_plans_a_statement_once_for_any_values(
     store = pg.store
     _patients(pg, 20)
     with store.engine.connect() as connection:
-        assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == (
-            "force_generic_plan"
-        )
+        assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == ("force_generic_plan")
         driver: Any = connection.connection.dbapi_connection
         sql = "SELECT pk FROM resources WHERE res_type = %s AND res_id = %s"
         for n in range(12):  # psycopg prepares a statement from its fifth run on
