@@ -24,6 +24,7 @@ does not wait for it: it indexes what waits itself first (ADR 0021).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import threading
@@ -323,7 +324,40 @@ class LogIndexer:
             return Batch(0, more=False)
 
 
-class Checkpointer:
+class _Beside(abc.ABC):
+    """Work the indexer has done every ``every`` seconds in a thread beside its rounds
+    (:meth:`work`), until stopped (then once more, with ``last``). A failure is logged as
+    ``failure`` with its type only (no SQL, no data), and the next round tries again:
+    nothing is lost."""
+
+    failure = ""
+    last = False
+
+    def __init__(self, store: Store, every: float) -> None:
+        self.store = store
+        self.every = every
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.every):
+            self.once()
+        if self.last:
+            self.once()
+
+    def once(self) -> bool:
+        """One round; False when it failed (logged)."""
+        try:
+            self.work()
+        except Exception as error:  # the next round tries again
+            log.error("%s failed: %s", self.failure, type(error).__name__)
+            return False
+        return True
+
+    @abc.abstractmethod
+    def work(self) -> None:
+        """The round's work; what it raises is the round's failure."""
+
+
+class Checkpointer(_Beside):
     """Checkpoints SQLite's WAL every ``every`` seconds, in a thread beside the indexer
     (ADR 0036), and once more when stopped.
 
@@ -338,26 +372,17 @@ class Checkpointer:
     its type only and the next one tries again.
     """
 
+    failure = "checkpointing the database"
+    last = True
+
     def __init__(self, store: Store, every: float = CHECKPOINT_EVERY) -> None:
-        self.store = store
-        self.every = every
+        super().__init__(store, every)
 
-    def run(self, stop: threading.Event) -> None:
-        while not stop.wait(self.every):
-            self.once()
-        self.once()
-
-    def once(self) -> bool:
-        """One checkpoint; False when it failed (logged)."""
-        try:
-            self.store.checkpoint()
-        except Exception as error:  # the next one tries again; nothing is lost
-            log.error("checkpointing the database failed: %s", type(error).__name__)
-            return False
-        return True
+    def work(self) -> None:
+        self.store.checkpoint()
 
 
-class Upkeeper:
+class Upkeeper(_Beside):
     """PostgreSQL's upkeep of the gateway's tables every ``every`` seconds, in a thread
     beside the indexer (ADR 0045): the access log's queue vacuumed, and while autovacuum
     is off the statistics of the tables that changed gathered (``Store.upkeep``). Several
@@ -365,19 +390,10 @@ class Upkeeper:
     in hand is skipped. A failure is logged by its type only, and the next round tries
     again."""
 
+    failure = "the database's upkeep"
+
     def __init__(self, store: Store, every: float = UPKEEP_EVERY) -> None:
-        self.store = store
-        self.every = every
+        super().__init__(store, every)
 
-    def run(self, stop: threading.Event) -> None:
-        while not stop.wait(self.every):
-            self.once()
-
-    def once(self) -> bool:
-        """One round; False when it failed (logged)."""
-        try:
-            self.store.upkeep()
-        except Exception as error:  # the next round tries again; nothing is lost
-            log.error("the database's upkeep failed: %s", type(error).__name__)
-            return False
-        return True
+    def work(self) -> None:
+        self.store.upkeep()
