@@ -24,6 +24,7 @@ autocommit too, each statement on its own.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from typing import TYPE_CHECKING, Any
 
@@ -131,7 +132,8 @@ class AsyncReads:
         self._generation = 0
         self._idle: list[tuple[int, Any]] = []
         self._made = 0
-        self._freed: asyncio.Condition | None = None
+        #: the statements waiting for a connection, first come first woken
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def rows(self, sql: str, params: Any) -> list[Any]:
         """The rows of ``sql`` with ``params``; a driver's error is raised as it is."""
@@ -142,40 +144,57 @@ class AsyncReads:
         except BaseException:
             self._forget(generation)
             _finish(connection)
-            await self._notify()
+            self._wake()
             raise
         if generation == self._generation:
             self._idle.append((generation, connection))
         else:  # made on a loop gone by, or before a close: not for this one
             _finish(connection)
-        await self._notify()
+        self._wake()
         return list(rows)
 
     async def _take(self) -> tuple[int, Any]:
+        """An idle connection, or a new one while fewer than ``size`` are made, or the first
+        of either once one comes back. Only the loop touches these: taking and giving back
+        need no lock (a lock's acquiring and releasing cost a fifth of a statement)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._renew()
             self._loop = loop
-        assert self._freed is not None
+        while not self._idle and self._made >= self._size:
+            waiter = loop.create_future()
+            self._waiting.append(waiter)
+            try:
+                await waiter
+            except BaseException:  # cancelled: a wake it was given goes to the next
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()
+                raise
+        if self._idle:
+            return self._idle.pop()
         generation = self._generation
-        async with self._freed:
-            while not self._idle and self._made >= self._size:
-                await self._freed.wait()
-            if self._idle:
-                return self._idle.pop()
-            self._made += 1
+        self._made += 1
         try:
             return generation, await self._connect()
         except BaseException:
             self._forget(generation)
-            await self._notify()
+            self._wake()
             raise
+
+    def _wake(self) -> None:
+        """Wake the first statement waiting for a connection: one came back, or there is
+        room for another."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _renew(self) -> None:
         """Start a new generation, for another loop: the idle connections are closed, those
-        in use will be when they come back."""
+        in use will be when they come back; what waited on the loop gone by waits no more."""
         self.close()
-        self._freed = asyncio.Condition()
+        self._waiting.clear()
 
     def _forget(self, generation: int) -> None:
         """A connection of ``generation`` is gone: room for another, if it was of this one."""
@@ -188,11 +207,6 @@ class AsyncReads:
         args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
         kwargs["options"] = postgresql_options(kwargs.get("options"))  # the engine's (ADR 0045)
         return await psycopg.AsyncConnection.connect(*args, **kwargs, autocommit=True)
-
-    async def _notify(self) -> None:
-        if self._freed is not None:
-            async with self._freed:
-                self._freed.notify()
 
     def close(self) -> None:
         """Close the idle connections at once (libpq's own close, without the loop); those

@@ -113,6 +113,33 @@ def test_the_loops_connections_are_kept_bounded_and_never_reused_after_a_failure
     assert asyncio.run(second_loop()) not in kept | {after} | at_once  # its own connections
 
 
+def test_a_statement_that_stops_waiting_for_a_connection_leaves_it_to_the_next(
+    services: Services,
+) -> None:
+    """One connection, three statements: the second, waiting for it, is cancelled (its
+    request gone); the third, waiting behind it, gets the connection when the first gives
+    it back, and nothing waits for ever."""
+    _postgresql(services)
+    reads = AsyncReads(services.store.engine, size=1)
+    pid = "SELECT pg_backend_pid()"
+
+    async def three() -> tuple[list[Any], list[Any]]:
+        try:
+            first = asyncio.ensure_future(reads.rows("SELECT pg_sleep(0.1)", ()))
+            await asyncio.sleep(0.02)  # the first holds the one connection
+            second = asyncio.ensure_future(reads.rows(pid, ()))
+            third = asyncio.ensure_future(reads.rows(pid, ()))
+            await asyncio.sleep(0.02)
+            second.cancel()
+            await asyncio.wait_for(first, timeout=5)
+            return await asyncio.wait_for(third, timeout=5), await reads.rows(pid, ())
+        finally:
+            reads.close()
+
+    third, after = asyncio.run(three())
+    assert third == after  # the one connection, taken in turn
+
+
 def _anna(secure: dict[str, Any], client: httpx.Client) -> tuple[AsyncReads, dict[str, str]]:
     """The secured server's connections of the loop, and the headers of Anna's own token
     (PostgreSQL; the test is skipped on SQLite)."""
