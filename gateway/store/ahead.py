@@ -28,7 +28,7 @@ import collections
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from gateway.store.engine import postgresql_options
+from gateway.store.engine import PLANS
 
 if TYPE_CHECKING:
     from sqlalchemy import Dialect, Engine
@@ -205,8 +205,13 @@ class AsyncReads:
         import psycopg  # noqa: PLC0415 (PostgreSQL's driver: an extra of the package)
 
         args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
-        kwargs["options"] = postgresql_options(kwargs.get("options"))  # the engine's (ADR 0045)
-        return await psycopg.AsyncConnection.connect(*args, **kwargs, autocommit=True)
+        connection = await psycopg.AsyncConnection.connect(*args, **kwargs, autocommit=True)
+        try:
+            await connection.execute(PLANS)  # as the engine's connections (ADR 0045)
+        except BaseException:
+            _finish(connection)
+            raise
+        return connection
 
     def close(self) -> None:
         """Close the idle connections at once (libpq's own close, without the loop); those

@@ -43,14 +43,10 @@ PING_AFTER_IDLE = 5.0
 #: statement, for any values. The statements are compiled once per shape (ADR 0024) and
 #: bind keys, ids, codes and dates, which the indexes find alike; a plan made for each
 #: execution cost more than the execution (a consent-on search: 790 µs of planning, 640
-#: of executing), and PostgreSQL makes one whenever its statistics say it may pay.
-PLANS = "plan_cache_mode=force_generic_plan"
-
-
-def postgresql_options(given: str | None) -> str:
-    """libpq's ``options`` for a gateway's connection: those the URL gives, then ours."""
-    ours = f"-c {PLANS}"
-    return f"{given} {ours}" if given else ours
+#: of executing), and PostgreSQL makes one whenever its statistics say it may pay. Set by
+#: a statement when a connection is made, not in its startup packet (libpq's ``options``),
+#: which a pooler such as PgBouncer refuses unless told to ignore it.
+PLANS = "SET plan_cache_mode = force_generic_plan"
 
 
 #: the WAL's size, in pages (4 KiB each: about 40 MB), past which a commit checkpoints it
@@ -75,13 +71,17 @@ def make_engine(url: str, *, pool_size: int = 8, ping_after: float = PING_AFTER_
         )
         _sqlite_setup(engine)
         return engine
-    given = parsed.query.get("options")  # a URL's query may repeat a key: then a tuple
-    options = postgresql_options(" ".join(given) if isinstance(given, tuple) else given)
-    engine = create_engine(
-        url, pool_size=pool_size, max_overflow=8, connect_args={"options": options}
-    )
+    engine = create_engine(url, pool_size=pool_size, max_overflow=8)
+    _postgresql_setup(engine)
     _ping_when_idle(engine, ping_after)
     return engine
+
+
+def _postgresql_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(PLANS)  # the session's, kept past this transaction
+        dbapi_connection.commit()
 
 
 def _ping_when_idle(engine: Engine, after: float) -> None:
