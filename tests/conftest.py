@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import pathlib
 import socket
@@ -56,6 +57,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run the fuzz suite with many more examples (minutes, not seconds)",
     )
+
+
+class _Refused(logging.Handler):
+    """The statements the database refused on the event loop (PostgreSQL, ADR 0039), as
+    the endpoint logs them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("a statement run ahead failed"):
+            self.seen.append(message)
+
+
+@pytest.fixture(autouse=True)
+def _no_statement_refused_on_the_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A statement the database refuses on the event loop sends its read to a reader's
+    thread, which answers it all the same: the test would pass, and the loop's statement
+    would stay broken unseen. So a test fails that had one refused, unless it is marked
+    ``loop_refusal``."""
+    refused = _Refused()
+    logger = logging.getLogger("eigendossier.http")
+    logger.addHandler(refused)
+    try:
+        yield
+    finally:
+        logger.removeHandler(refused)
+    if refused.seen and request.node.get_closest_marker("loop_refusal") is None:
+        pytest.fail(f"the database refused a statement on the event loop: {refused.seen[0]}")
 
 
 def example(name: str) -> dict[str, Any]:

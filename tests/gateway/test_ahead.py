@@ -178,6 +178,7 @@ def test_a_consent_on_read_on_the_loop_answers_as_a_thread_does(
     assert asked.count("SELECT") == reads_ahead + 2  # the read, then the epoch alone
 
 
+@pytest.mark.loop_refusal
 def test_a_statement_ahead_that_fails_sends_the_read_to_a_thread(
     secure: dict[str, Any],
     client: httpx.Client,
