@@ -78,7 +78,8 @@ def _no_statement_refused_on_the_loop(request: pytest.FixtureRequest) -> Iterato
     """A statement the database refuses on the event loop sends its read to a reader's
     thread, which answers it all the same: the test would pass, and the loop's statement
     would stay broken unseen. So a test fails that had one refused, unless it is marked
-    ``loop_refusal``."""
+    ``loop_refusal``; and a test so marked fails when none was seen, so that this check
+    cannot go blind when the endpoint's message changes."""
     refused = _Refused()
     logger = logging.getLogger("eigendossier.http")
     logger.addHandler(refused)
@@ -86,8 +87,24 @@ def _no_statement_refused_on_the_loop(request: pytest.FixtureRequest) -> Iterato
         yield
     finally:
         logger.removeHandler(refused)
-    if refused.seen and request.node.get_closest_marker("loop_refusal") is None:
+    meant = request.node.get_closest_marker("loop_refusal") is not None
+    if refused.seen and not meant:
         pytest.fail(f"the database refused a statement on the event loop: {refused.seen[0]}")
+    passed = request.node.stash.get(_CALL_PASSED, False)  # not skipped (SQLite), not failed
+    if meant and passed and not refused.seen:  # the endpoint's message changed: blind check
+        pytest.fail("a test meant to have a statement refused on the loop, and none was seen")
+
+
+#: whether a test's call passed (its report, kept for its fixtures' teardown)
+_CALL_PASSED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_PASSED] = report.passed
+    return report
 
 
 def example(name: str) -> dict[str, Any]:

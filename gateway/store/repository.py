@@ -73,7 +73,7 @@ from gateway.store.session_base import (
     lookup_sql,
     owners_of,
 )
-from gateway.store.upkeep import Upkeep, autovacuum_on, keep_up
+from gateway.store.upkeep import autovacuum_on, keep_up
 from mappings.core.clock import Clock
 from mappings.core.errors import Conflict, Forbidden, PreconditionFailed
 
@@ -659,11 +659,12 @@ class Store:
             finally:
                 raw.close()
 
-    def upkeep(self) -> Upkeep:
+    def upkeep(self) -> tuple[str, ...]:
         """One round of PostgreSQL's upkeep of the gateway's tables (ADR 0045): the access
         log's queue vacuumed; while the server's autovacuum is off (asked each round: it
         may be turned on meanwhile), the statistics of the tables that changed enough since
-        their last gathered. The first round that finds autovacuum off says so."""
+        their last gathered. The first round that finds autovacuum off says so. The tables
+        it analyzed."""
         with self.engine.connect() as connection:
             autovacuum = autovacuum_on(connection)
         if not autovacuum and not self._told_autovacuum_off:

@@ -24,11 +24,10 @@ Nothing here changes what a table holds. A failure is the caller's to log.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, bindparam, text
 
-__all__ = ["QUEUE", "UPKEEP_EVERY", "Upkeep", "autovacuum_on", "keep_up", "stale"]
+__all__ = ["QUEUE", "UPKEEP_EVERY", "autovacuum_on", "keep_up", "stale"]
 
 #: seconds between two rounds of the upkeep (ADR 0045): at 2,000 reads a second, a round
 #: finds some 4,000 dead rows in the queue, a vacuum of milliseconds
@@ -51,13 +50,6 @@ _STALE = text(
 ).bindparams(bindparam("names", expanding=True))
 
 
-@dataclass(frozen=True, slots=True)
-class Upkeep:
-    """What a round did besides vacuuming the queue: the tables it analyzed."""
-
-    analyzed: tuple[str, ...]
-
-
 def autovacuum_on(connection: Connection) -> bool:
     """Whether the server's autovacuum runs."""
     return connection.exec_driver_sql("SHOW autovacuum").scalar() == "on"
@@ -77,10 +69,10 @@ def stale(connection: Connection, tables: Iterable[str]) -> list[str]:
     return [row[0] for row in found]
 
 
-def keep_up(engine: Engine, tables: Iterable[str], *, analyze: bool) -> Upkeep:
+def keep_up(engine: Engine, tables: Iterable[str], *, analyze: bool) -> tuple[str, ...]:
     """One round: vacuum the queue (skipped when another process is vacuuming it); with
     ``analyze``, analyze those of ``tables`` whose statistics are stale. Outside any
-    transaction (``VACUUM`` runs in none)."""
+    transaction (``VACUUM`` runs in none). The tables it analyzed."""
     quote = engine.dialect.identifier_preparer.quote
     with engine.connect() as raw:
         connection = raw.execution_options(isolation_level="AUTOCOMMIT")
@@ -89,4 +81,4 @@ def keep_up(engine: Engine, tables: Iterable[str], *, analyze: bool) -> Upkeep:
         if analyzed:
             names = ", ".join(quote(name) for name in analyzed)
             connection.exec_driver_sql(f"ANALYZE (SKIP_LOCKED) {names}")
-    return Upkeep(tuple(analyzed))
+    return tuple(analyzed)
