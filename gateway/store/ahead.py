@@ -26,6 +26,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import re
+from collections.abc import AsyncGenerator
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from gateway.store.engine import PLANS
@@ -41,6 +44,7 @@ __all__ = [
     "NotOnLoop",
     "Prefetch",
     "Unconnected",
+    "numbered",
 ]
 
 #: the statements a read on the loop may ask for before it goes to a reader's thread
@@ -116,13 +120,56 @@ class Unconnected:
         raise NotOnLoop
 
 
+#: psycopg's placeholders in the statements the dialect compiles: named, positional, and
+#: a per cent sign written twice
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
+#: the prepared statements each of the loop's connections keeps (asyncpg's default is 100):
+#: the lookups come in a shape per number of values, the log's INSERT per number of entries
+STATEMENTS_KEPT = 512
+
+
+@lru_cache(maxsize=1024)
+def numbered(sql: str) -> tuple[str, tuple[str, ...] | None]:
+    """``sql`` with psycopg's placeholders (``%(name)s``, ``%s``) numbered as PostgreSQL's own
+    (``$1``), and the names in the order of their numbers (None: the statement's values are
+    positional already). A name used twice has one number."""
+    names: dict[str, int] = {}
+    positional = 0
+
+    def number(found: re.Match[str]) -> str:
+        nonlocal positional
+        if found.group(0) == "%%":
+            return "%"
+        name = found.group(1)
+        if name is None:
+            positional += 1
+            return f"${positional}"
+        return f"${names.setdefault(name, len(names) + 1)}"
+
+    text = _PLACEHOLDER.sub(number, sql)
+    if names and positional:
+        raise ValueError("a statement with named and positional placeholders")
+    return text, tuple(names) if names else None
+
+
+def _values(names: tuple[str, ...] | None, params: Any) -> Any:
+    """The values of a statement :func:`numbered` as asyncpg takes them, in order."""
+    if names is None:
+        return params
+    return [params[name] for name in names]
+
+
 class AsyncReads:
-    """At most ``size`` asynchronous psycopg connections (autocommit) of the running event
-    loop, for statements run ahead. Made on first use; one that failed is closed and never
-    reused. They belong to the loop they were made on: on another loop (tests run several,
-    one after the other) the first loop's connections are closed, those idle at once and
-    those in use when they come back, and the new loop makes its own. :meth:`close` closes
-    them all alike."""
+    """At most ``size`` asyncpg connections of the running event loop, for statements run
+    ahead (PostgreSQL's own placeholders; its autocommit). Made on first use; one that
+    failed is closed and never reused. They belong to the loop they were made on: on
+    another loop (tests run several, one after the other) the first loop's connections are
+    closed, those idle at once and those in use when they come back, and the new loop makes
+    its own. :meth:`close` closes them all alike.
+
+    asyncpg rather than psycopg's asynchronous connection (ADR 0046): a statement costs the
+    loop about half the processor time, or less. The statements are the dialect's, compiled
+    for psycopg; their placeholders are numbered once per statement (:func:`numbered`)."""
 
     def __init__(self, engine: Engine, size: int = LOOP_CONNECTIONS) -> None:
         self._engine = engine
@@ -134,13 +181,18 @@ class AsyncReads:
         self._made = 0
         #: the statements waiting for a connection, first come first woken
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        #: closes the connections when their loop shuts down (:meth:`_closed_with`)
+        self._closer: AsyncGenerator[None, None] | None = None
 
     async def rows(self, sql: str, params: Any) -> list[Any]:
-        """The rows of ``sql`` with ``params``; a driver's error is raised as it is."""
+        """The rows of ``sql`` (the dialect's text) with ``params`` (a dict for named
+        placeholders, a sequence for positional ones), as tuples; a driver's error is
+        raised as it is."""
+        text, names = numbered(sql)
+        values = _values(names, params)
         generation, connection = await self._take()
         try:
-            cursor = await connection.execute(sql, params)
-            rows = await cursor.fetchall()
+            records = await connection.fetch(text, *values)
         except BaseException:
             self._forget(generation)
             _finish(connection)
@@ -151,7 +203,7 @@ class AsyncReads:
         else:  # made on a loop gone by, or before a close: not for this one
             _finish(connection)
         self._wake()
-        return list(rows)
+        return list(map(tuple, records))
 
     async def _take(self) -> tuple[int, Any]:
         """An idle connection, or a new one while fewer than ``size`` are made, or the first
@@ -161,6 +213,8 @@ class AsyncReads:
         if self._loop is not loop:
             self._renew()
             self._loop = loop
+            self._closer = closer = self._closed_with(loop)
+            await anext(closer)
         while not self._idle and self._made >= self._size:
             waiter = loop.create_future()
             self._waiting.append(waiter)
@@ -180,6 +234,18 @@ class AsyncReads:
             self._forget(generation)
             self._wake()
             raise
+
+    async def _closed_with(self, loop: asyncio.AbstractEventLoop) -> AsyncGenerator[None, None]:
+        """Held open while ``loop`` runs: the loop's own shutdown (``asyncio.run``, a
+        ``Runner``, uvicorn's: ``shutdown_asyncgens``) closes it, and with it this loop's
+        connections, while the loop can still close their sockets. A loop that ends without
+        the app's shutdown (a server run without its lifespan) leaves none open: an asyncpg
+        connection closes only on its own loop, unlike libpq's."""
+        try:
+            yield
+        finally:
+            if self._loop is loop:
+                self.close()
 
     def _wake(self) -> None:
         """Wake the first statement waiting for a connection: one came back, or there is
@@ -202,10 +268,10 @@ class AsyncReads:
             self._made -= 1
 
     async def _connect(self) -> Any:
-        import psycopg  # noqa: PLC0415 (PostgreSQL's driver: an extra of the package)
+        import asyncpg  # noqa: PLC0415 (PostgreSQL's driver on the loop: an extra of the package)
 
-        args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
-        connection = await psycopg.AsyncConnection.connect(*args, **kwargs, autocommit=True)
+        dsn = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        connection = await asyncpg.connect(dsn, statement_cache_size=STATEMENTS_KEPT)
         try:
             await connection.execute(PLANS)  # as the engine's connections (ADR 0045)
         except BaseException:
@@ -214,9 +280,9 @@ class AsyncReads:
         return connection
 
     def close(self) -> None:
-        """Close the idle connections at once (libpq's own close, without the loop); those
-        in use are closed when they come back. The app's shutdown calls it, and
-        ``Store.dispose`` (a server run without its lifespan)."""
+        """Close the idle connections (their sockets, on the loop's next turn); those in use
+        are closed when they come back. The app's shutdown calls it, the loop's own shutdown
+        (:meth:`_closed_with`), and ``Store.dispose``."""
         idle, self._idle = self._idle, []
         self._generation += 1
         self._made = 0
@@ -225,6 +291,6 @@ class AsyncReads:
 
 
 def _finish(connection: Any) -> None:
-    """Close ``connection`` at once, without its loop (libpq's own close)."""
+    """Close ``connection`` at once, without waiting on its loop (its socket closed)."""
     with contextlib.suppress(Exception):
-        connection.pgconn.finish()
+        connection.terminate()

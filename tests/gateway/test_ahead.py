@@ -13,7 +13,15 @@ import pytest
 from sqlalchemy.dialects import postgresql
 
 from gateway.interactions.model import Services
-from gateway.store.ahead import MOST_AHEAD, Ahead, AsyncReads, NotOnLoop, Prefetch, Unconnected
+from gateway.store.ahead import (
+    MOST_AHEAD,
+    Ahead,
+    AsyncReads,
+    NotOnLoop,
+    Prefetch,
+    Unconnected,
+    numbered,
+)
 from gateway.store.repository import Budget
 from tests.smart import account, bearer, login
 
@@ -37,6 +45,72 @@ def test_a_read_is_given_the_rows_it_asked_for_and_asks_at_most_so_many() -> Non
         ahead.rows("SELECT %s", (99,))
     with pytest.raises(NotOnLoop):  # a value that is no key: so is the statement
         Ahead().rows("SELECT %(ids)s", {"ids": ["a", "b"]})
+
+
+def test_the_dialects_placeholders_are_numbered_as_postgresqls_own() -> None:
+    """The statements are compiled for psycopg; asyncpg takes ``$1``: a name has one number
+    wherever it stands, positional values keep their order, and a per cent sign written
+    twice for psycopg is one again."""
+    assert numbered("SELECT a FROM t WHERE b = %(x)s AND c = %(y)s OR d = %(x)s::INTEGER") == (
+        "SELECT a FROM t WHERE b = $1 AND c = $2 OR d = $1::INTEGER",
+        ("x", "y"),
+    )
+    assert numbered("INSERT INTO t VALUES (%s, %s), (%s, %s)") == (
+        "INSERT INTO t VALUES ($1, $2), ($3, $4)",
+        None,
+    )
+    assert numbered("SELECT 7 %% 3, '100%%'") == ("SELECT 7 % 3, '100%'", None)
+    with pytest.raises(ValueError, match="named and positional"):
+        numbered("SELECT %(a)s, %s")
+
+
+def test_statements_of_every_shape_answer_on_the_loop_as_the_driver_of_the_pool_does(
+    services: Services,
+) -> None:
+    """The lookups every consent-on request runs, compiled by the dialect for psycopg, give
+    the same rows through the loop's asyncpg connections as through the pool's psycopg."""
+    _postgresql(services)
+    from gateway.store.session_base import driver_rows, lookup_sql
+
+    store = services.store
+
+    def put(session: Any) -> None:
+        for n in range(3):
+            session.put(
+                {
+                    "resourceType": "Observation",
+                    "id": f"shape-o{n}",
+                    "status": "final",
+                    "code": {"text": "zrm"},
+                    "subject": {"reference": "Patient/shape-p"},
+                },
+                method="PUT",
+            )
+
+    store.write(put)
+    with store.engine.connect() as connection:
+        pks = [row[0] for row in connection.exec_driver_sql("SELECT pk FROM resources")]
+        statements = [
+            lookup_sql(name, values, connection.dialect)
+            for name, values in (
+                ("epoch", []),
+                ("by_keys_owned", pks),
+                ("patients_of", pks),
+                ("kind_stored", [pks[0]]),
+            )
+        ]
+        expected = [driver_rows(connection, sql, params) for sql, params in statements]
+    reads = AsyncReads(store.engine)
+
+    async def on_loop() -> list[list[Any]]:
+        try:
+            return [await reads.rows(sql, params) for sql, params in statements]
+        finally:
+            reads.close()
+
+    answered = asyncio.run(on_loop())
+    assert answered == [[tuple(row) for row in rows] for rows in expected]
+    assert any(row[3] for row in answered[1])  # the bytes of the resources, as bytes
 
 
 def test_a_session_on_the_loop_has_a_dialect_and_nothing_else() -> None:
@@ -84,14 +158,14 @@ def test_the_loops_connections_are_kept_bounded_and_never_reused_after_a_failure
     services: Services,
 ) -> None:
     _postgresql(services)
-    import psycopg
+    import asyncpg
 
     reads = AsyncReads(services.store.engine, size=2)
     pid = "SELECT pg_backend_pid()"
 
     async def first_loop() -> tuple[set[int], int, int, set[int]]:
         kept = {(await reads.rows(pid, ()))[0][0] for _ in range(3)}
-        with pytest.raises(psycopg.errors.UndefinedTable):
+        with pytest.raises(asyncpg.UndefinedTableError):
             await reads.rows("SELECT * FROM no_such_table", ())
         after = (await reads.rows(pid, ()))[0][0]
         together = await asyncio.gather(
@@ -186,18 +260,18 @@ def test_a_statement_ahead_that_fails_sends_the_read_to_a_thread(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     reads, headers = _anna(secure, client)
-    import psycopg
+    import asyncpg
 
     read = f"{secure['base']}/Patient/anna"
     assert httpx.get(read, headers=headers).status_code == 200  # the token's verdict kept
 
     async def refused(sql: str, params: Any) -> list[Any]:
-        raise psycopg.OperationalError("the server closed the connection")
+        raise asyncpg.ConnectionDoesNotExistError("the server closed the connection")
 
     monkeypatch.setattr(reads, "rows", refused)
     with caplog.at_level(logging.WARNING, logger="eigendossier.http"):
         assert httpx.get(read, headers=headers).status_code == 200
-    assert "a statement run ahead failed: OperationalError" in caplog.text
+    assert "a statement run ahead failed: ConnectionDoesNotExistError" in caplog.text
     assert "closed the connection" not in caplog.text
 
 
