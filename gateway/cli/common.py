@@ -85,8 +85,8 @@ def opened(database_url: str) -> Iterator[None]:
     except ArgumentError:
         fail(f"{where!r} is not a database URL (sqlite:///path.db or postgresql+psycopg://...)")
     except ModuleNotFoundError as error:
-        if error.name and error.name.startswith("psycopg"):
-            fail(f"{where}: PostgreSQL needs its driver: pip install 'eigendossier[postgres]'")
+        if error.name and error.name.startswith(("psycopg", "asyncpg")):
+            fail(f"{where}: PostgreSQL needs its drivers: pip install 'eigendossier[postgres]'")
         raise
     except OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0][:200] if error.orig else "no answer"

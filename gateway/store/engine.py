@@ -71,7 +71,11 @@ def make_engine(url: str, *, pool_size: int = 8, ping_after: float = PING_AFTER_
         )
         _sqlite_setup(engine)
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=8)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=8)  # imports psycopg
+    # the event loop's driver (ADR 0046), an extra as psycopg is: missing, it says so here,
+    # before the database is opened, as psycopg would
+    import asyncpg  # noqa: F401, PLC0415
+
     _postgresql_setup(engine)
     _ping_when_idle(engine, ping_after)
     return engine

@@ -296,6 +296,23 @@ def test_a_bad_database_url_is_one_line_and_exit_2(url: str, says: str) -> None:
         assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])
+def test_a_missing_postgresql_driver_is_named_before_anything_runs(
+    driver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Either driver missing (the ``postgres`` extra not installed) is one line naming the
+    extra, before the gateway opens the database or serves anything."""
+    monkeypatch.setitem(sys.modules, driver, None)  # its import now fails as if missing
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/x"
+    for command in (["apps", "list"], ["index-log"]):
+        result = RUNNER.invoke(app, [*command, "--database-url", url])
+        assert result.exit_code == 2, (command, result.output)
+        assert result.output.strip().splitlines() == [
+            "postgresql+psycopg://postgres@127.0.0.1:1/x: PostgreSQL needs its drivers:"
+            " pip install 'eigendossier[postgres]'"
+        ]
+
+
 def test_a_missing_fhir_user_is_named_plainly(tmp_path: pathlib.Path) -> None:
     url = f"sqlite:///{tmp_path}/a.db"
     result = RUNNER.invoke(
