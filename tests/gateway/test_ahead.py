@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import httpx
@@ -185,6 +186,29 @@ def test_the_loops_connections_are_kept_bounded_and_never_reused_after_a_failure
             reads.close()
 
     assert asyncio.run(second_loop()) not in kept | {after} | at_once  # its own connections
+
+
+def test_the_loops_connections_close_when_their_loop_ends_without_a_close(
+    services: Services,
+) -> None:
+    """A loop that ends without the app's shutdown (a server run without its lifespan)
+    closes its connections itself: the server sees its backend go, and no socket is left
+    open (the suite fails on an unclosed one)."""
+    _postgresql(services)
+    reads = AsyncReads(services.store.engine)
+
+    async def used() -> int:
+        return int((await reads.rows("SELECT pg_backend_pid()", ()))[0][0])
+
+    backend = asyncio.run(used())  # and no close
+    with services.store.engine.connect() as connection:
+        alive = "SELECT count(*) FROM pg_stat_activity WHERE pid = %(pid)s"
+        for _ in range(100):
+            if connection.exec_driver_sql(alive, {"pid": backend}).scalar() == 0:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the loop's connection outlived its loop")
 
 
 def test_a_statement_that_stops_waiting_for_a_connection_leaves_it_to_the_next(
