@@ -7,18 +7,17 @@ reader's thread, and the hop there and back, with the synchronous driver's own w
 cost the gateway more than the read itself (a consent-on read by id: some 600 µs of the
 gateway's processor, against 165 on SQLite).
 
-Here a read on the loop runs its interaction as it always does, synchronously, in a
-session without a connection (an :class:`Unconnected` stands for it, and an :class:`Ahead`
-holds the rows it was given): the first statement it asks for that it has not been given
-stops it (:class:`Prefetch`, before it answered or recorded anything). The
-edge runs that statement on one of :class:`AsyncReads`' connections, which are psycopg's
-own asynchronous connections on the loop, and runs the interaction again with the rows
-given. A read of one resource by id asks one statement, so it runs twice: once up to its
-statement, once through. What asks more than :data:`MOST_AHEAD` statements, or anything
-the session cannot give from rows (a statement through SQLAlchemy), stops with
-:class:`NotOnLoop` and runs again on a reader's thread, as a read past its budget does on
-SQLite. A read of one statement has no snapshot to keep: on a thread it runs in
-autocommit too, each statement on its own.
+Here a read on the loop runs its interaction as it always does, synchronously, in a session
+without a connection (an :class:`Unconnected` stands for it, and an :class:`Ahead` holds
+the rows it was given): the first statement it asks for that it has not been given stops it
+(:class:`Prefetch`, before it answered or recorded anything). The edge runs that statement
+on one of :class:`AsyncReads`' connections, asyncpg's on the loop (ADR 0046), and runs the
+interaction again with the rows given. A read of one resource by id asks one statement, so
+it runs twice: once up to its statement, once through. What asks more than
+:data:`MOST_AHEAD` statements, or anything the session cannot give from rows (a statement
+through SQLAlchemy), stops with :class:`NotOnLoop` and runs again on a reader's thread, as
+a read past its budget does on SQLite. A read of one statement has no snapshot to keep: on
+a thread it runs in autocommit too, each statement on its own.
 """
 
 from __future__ import annotations
@@ -294,6 +293,6 @@ class AsyncReads:
 
 
 def _finish(connection: Any) -> None:
-    """Close ``connection`` at once, without waiting on its loop (its socket closed)."""
+    """Close ``connection`` without waiting: its socket closes on its loop's next turn."""
     with contextlib.suppress(Exception):
         connection.terminate()
