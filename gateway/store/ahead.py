@@ -171,11 +171,6 @@ class AsyncReads:
     for psycopg; their placeholders are numbered once per statement (:func:`numbered`)."""
 
     def __init__(self, engine: Engine, size: int = LOOP_CONNECTIONS) -> None:
-        """Raises ``ModuleNotFoundError`` when asyncpg is not installed: a gateway on
-        PostgreSQL needs it as much as psycopg, and says so before it serves."""
-        import asyncpg  # noqa: PLC0415 (PostgreSQL's driver on the loop: an extra of the package)
-
-        self._connect_to = asyncpg.connect
         self._engine = engine
         self._size = size
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -272,8 +267,11 @@ class AsyncReads:
             self._made -= 1
 
     async def _connect(self) -> Any:
+        # an extra of the package; a missing one is told when the engine is made (make_engine)
+        import asyncpg  # noqa: PLC0415
+
         dsn = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        connection = await self._connect_to(dsn, statement_cache_size=STATEMENTS_KEPT)
+        connection = await asyncpg.connect(dsn, statement_cache_size=STATEMENTS_KEPT)
         try:
             await connection.execute(PLANS)  # as the engine's connections (ADR 0045)
         except BaseException:
