@@ -16,7 +16,7 @@ between runs on shared machines: compare ratios, run several times, quote the me
 
 Usage: python benchmarks/run.py [--steps 10000,100000] [--per-patient 200] [--duration 10]
        [--workers 2] [--database-url postgresql+psycopg://postgres@127.0.0.1/bench]
-       [--consent] [--skip-create] [--repeat N]
+       [--consent] [--skip-create] [--repeat N] [--checkout DIR] [--json FILE]
 
 ``--repeat N`` makes N whole runs on fresh SQLite stores and ends with the median of each
 ratio (each ratio taken within its own run).
@@ -45,6 +45,8 @@ import httpx
 from sqlalchemy import create_engine, text
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+#: the checkout whose gateway is measured (``--checkout``; this one by default)
+CODE = ROOT
 CODES = [
     f"zrm-{d}"
     for d in (
@@ -151,28 +153,29 @@ def put_entry(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def load(base: str, start: int, stop: int, per_patient: int, batch: int) -> float:
-    """Load Observations [start, stop) in transaction Bundles; return resources per second."""
-    began = time.perf_counter()
+    """Load Observations [start, stop) in transaction Bundles; return resources per second.
+    The Bundles are built and encoded first: the time is the gateway's, from the first
+    request to the last answer, not the client's work on its JSON."""
+    people = [  # the patients of this step's Observations
+        put_entry({"resourceType": "Patient", "id": f"p{n}", "active": True})
+        for n in range(start // per_patient, -(-stop // per_patient))
+    ]
+    bodies = [json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": people})]
+    for first in range(start, stop, batch):
+        entries = [
+            put_entry(observation(i, per_patient)) for i in range(first, min(stop, first + batch))
+        ]
+        bodies.append(
+            json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+        )
+    encoded = [body.encode() for body in bodies]
     with httpx.Client(
         timeout=600, headers={"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
     ) as client:
-        people = [  # the patients of this step's Observations
-            put_entry({"resourceType": "Patient", "id": f"p{n}", "active": True})
-            for n in range(start // per_patient, -(-stop // per_patient))
-        ]
-        client.post(
-            base, json={"resourceType": "Bundle", "type": "transaction", "entry": people}
-        ).raise_for_status()
-        for first in range(start, stop, batch):
-            entries = [
-                put_entry(observation(i, per_patient))
-                for i in range(first, min(stop, first + batch))
-            ]
-            response = client.post(
-                base, json={"resourceType": "Bundle", "type": "transaction", "entry": entries}
-            )
-            response.raise_for_status()
-    return (stop - start) / (time.perf_counter() - began)
+        began = time.perf_counter()
+        for body in encoded:
+            client.post(base, content=body).raise_for_status()
+        return (stop - start) / (time.perf_counter() - began)
 
 
 def processor_seconds(root: int) -> dict[str, float]:
@@ -362,7 +365,7 @@ def register_backend(
             "--database-url",
             database_url,
         ],
-        cwd=ROOT,
+        cwd=CODE,
         env=env,
         check=True,
         capture_output=True,
@@ -383,7 +386,7 @@ def fresh_token(client_id: str, key: Any, base: str) -> str:
 def start(command: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         command,
-        cwd=ROOT,  # ``python -m`` imports from the working directory first: this checkout's
+        cwd=CODE,  # ``python -m`` imports from the working directory first: the measured code
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -428,7 +431,16 @@ def main() -> None:
         default=1,
         help="whole runs, each on a fresh store (SQLite), then the median of each ratio",
     )
+    parser.add_argument(
+        "--checkout",
+        default="",
+        help="the checkout whose gateway to measure (default: this one); benchmarks/turns.py "
+        "measures an earlier commit this way",
+    )
+    parser.add_argument("--json", default="", help="also write every run's figures to this file")
     args = parser.parse_args()
+    global CODE  # noqa: PLW0603 (one setting for the whole run, read where processes start)
+    CODE = pathlib.Path(args.checkout).resolve() if args.checkout else ROOT
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     if args.repeat < 1 or (args.repeat > 1 and args.database_url):
@@ -444,6 +456,8 @@ def main() -> None:
         runs.append(results)
     if len(runs) > 1:
         medians(runs)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(runs, indent=2))
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -453,11 +467,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     database_url = args.database_url or f"sqlite:///{db_file}"
     port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(CODE)}
     if database_url.startswith("postgresql"):
         subprocess.run(
             [sys.executable, "-m", "gateway.cli", "db", "upgrade", "--database-url", database_url],
-            cwd=ROOT,
+            cwd=CODE,
             env=env,
             check=True,
             capture_output=True,

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Measure this checkout against an earlier commit in turns: the before and after of a change.
+
+A shared machine's speed moves by half within minutes, so two runs of ``run.py`` an hour
+apart say little about a change. This runs ``benchmarks/run.py`` on the two alternately, on
+the same machine in the same minutes: the commit ``--base`` (exported from git into a
+temporary directory) and this checkout as it is on disk, uncommitted changes included. Odd
+rounds start with the base, even rounds with this checkout, so that a drift of the machine's
+speed weighs on both alike. Each run is on a fresh store: on SQLite ``run.py`` makes one; on
+PostgreSQL (``--database-url``) each run gets a database of its own on that server, dropped
+after it.
+
+It ends with a table per path: each run's figures, their medians and the change. The
+processor time per consent-on request moves less than the rates (``run.py`` takes it from
+the processes' own counters); compare that first.
+
+Usage: python benchmarks/turns.py --base HEAD~1 [--rounds 3] [--database-url URL]
+       -- --steps 2000 --per-patient 100 --duration 5 --workers 1 --consent --skip-create
+
+Everything after ``--`` goes to ``run.py`` as it is, except ``--repeat`` and
+``--database-url`` (the rounds and this script's own option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+#: (label, how to read it from one run's results): the figures compared, each a number or
+#: None where the run has none (no consent-on runs, no bare app on PostgreSQL)
+Figure = Callable[[dict[str, Any]], float | None]
+
+
+def _rate(kind: str) -> Figure:
+    return lambda run: run["steps"][-1][kind]["rps"]
+
+
+def _consent_rate(kind: str) -> Figure:
+    return lambda run: run["consent"][kind]["rps"] if "consent" in run else None
+
+
+def _spent(kind: str, role: str) -> Figure:
+    """Microseconds of ``role``'s processor time per consent-on request of ``kind``."""
+
+    def read(run: dict[str, Any]) -> float | None:
+        row = run.get("consent", {}).get(kind)
+        if not row or not row.get("rps") or role not in row.get("cores", {}):
+            return None
+        return float(row["cores"][role]) / float(row["rps"]) * 1e6
+
+    return read
+
+
+def _share(kind: str, *, consent: bool) -> Figure:
+    """Our rate as a share of the bare app's, within the run (SQLite only)."""
+
+    def read(run: dict[str, Any]) -> float | None:
+        last = run["steps"][-1]
+        if consent and "consent" not in run:
+            return None
+        ours = run["consent"][kind] if consent else last[kind]
+        limit = (run["consent"] if consent else last).get(
+            f"limit_{kind}", last.get(f"limit_{kind}")
+        )
+        return float(ours["rps"]) / float(limit["rps"]) if limit else None
+
+    return read
+
+
+FIGURES: tuple[tuple[str, Figure, bool], ...] = (  # (label, figure, whether less is better)
+    ("read, open mode, req/s", _rate("read"), False),
+    ("read, open mode, ratio to the bare app", _share("read", consent=False), False),
+    ("search _count=50, open mode, req/s", _rate("reference"), False),
+    ("search _count=50, open mode, ratio", _share("reference", consent=False), False),
+    ("read, consent on, req/s", _consent_rate("read"), False),
+    ("read, consent on, ratio", _share("read", consent=True), False),
+    ("read, consent on, gateway µs a request", _spent("read", "gateway"), True),
+    ("read, consent on, indexer µs a request", _spent("read", "indexer"), True),
+    ("search, consent on, req/s", _consent_rate("reference"), False),
+    ("search, consent on, ratio", _share("reference", consent=True), False),
+    ("search, consent on, gateway µs a request", _spent("reference", "gateway"), True),
+    ("search, consent on, indexer µs a request", _spent("reference", "indexer"), True),
+    (
+        "transaction ingest, resources/s",
+        lambda run: run["steps"][-1]["ingest_resources_per_s"],
+        False,
+    ),
+)
+
+
+def summary(
+    base: Sequence[dict[str, Any]], ours: Sequence[dict[str, Any]]
+) -> list[tuple[str, list[float], list[float], float]]:
+    """Per figure both sides have: (label, the base's values, ours, the change of our median
+    from the base's as a fraction, positive where ours is better)."""
+    rows = []
+    for label, figure, less_is_better in FIGURES:
+        before = [v for v in map(figure, base) if v is not None]
+        after = [v for v in map(figure, ours) if v is not None]
+        if not before or not after:
+            continue
+        was, now = statistics.median(before), statistics.median(after)
+        change = (was - now) / was if less_is_better else (now - was) / was
+        rows.append((label, before, after, change))
+    return rows
+
+
+def _shown(value: float) -> str:
+    return f"{value:.3f}" if value < 10 else f"{value:,.0f}"
+
+
+def table(rows: list[tuple[str, list[float], list[float], float]], base: str) -> str:
+    lines = [
+        f"| figure | {base} (each run) | median | this checkout (each run) | median | better by |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, before, after, change in rows:
+        lines.append(
+            f"| {label} | {', '.join(map(_shown, before))} | {_shown(statistics.median(before))} "
+            f"| {', '.join(map(_shown, after))} | {_shown(statistics.median(after))} "
+            f"| {change:+.1%} |"
+        )
+    return "\n".join(lines)
+
+
+@contextmanager
+def exported(revision: str) -> Iterator[pathlib.Path]:
+    """The tree of ``revision`` in a temporary directory (``git archive``: committed files)."""
+    with tempfile.TemporaryDirectory(prefix="eigendossier-turns-") as directory:
+        archive = pathlib.Path(directory) / "tree.tar"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "--format=tar", "-o", str(archive), revision],
+            check=True,
+        )
+        tree = pathlib.Path(directory) / "tree"
+        with tarfile.open(archive) as tar:
+            tar.extractall(tree, filter="data")
+        yield tree
+
+
+@contextmanager
+def fresh_database(url: str, name: str) -> Iterator[str]:
+    """A new PostgreSQL database ``name`` on ``url``'s server (through ``url``'s own
+    database), dropped afterwards; its URL. An SQLite URL (or none) is given back as is:
+    ``run.py`` makes a fresh file for every run."""
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    from sqlalchemy import create_engine  # noqa: PLC0415
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    server = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.dispose()
+
+
+def measure(checkout: pathlib.Path | None, options: list[str], database_url: str) -> dict[str, Any]:
+    """One ``run.py`` run of ``checkout``'s gateway (None: this checkout); its results."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), *options]
+        command += ["--json", out.name]
+        if checkout is not None:
+            command += ["--checkout", str(checkout)]
+        if database_url:
+            command += ["--database-url", database_url]
+        subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        runs: list[dict[str, Any]] = json.loads(pathlib.Path(out.name).read_text())
+    return runs[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base", required=True, help="the git revision to compare with")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each, in turns")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="PostgreSQL: a database on the server to measure on; each run gets its own",
+    )
+    parser.add_argument("options", nargs=argparse.REMAINDER, help="-- then run.py's options")
+    args = parser.parse_args()
+    options = [o for o in args.options if o != "--"]
+    if any(o.startswith(("--repeat", "--database-url", "--json", "--checkout")) for o in options):
+        raise SystemExit("--repeat, --database-url, --json and --checkout are this script's")
+    if args.rounds < 1:
+        raise SystemExit("--rounds is a positive number")
+    base_runs: list[dict[str, Any]] = []
+    our_runs: list[dict[str, Any]] = []
+    with exported(args.base) as tree:
+        for number in range(1, args.rounds + 1):
+            sides = [("base", tree), ("ours", None)]
+            for side, checkout in sides if number % 2 else reversed(sides):
+                name = f"turns_{number}_{side}_{uuid.uuid4().hex[:8]}"
+                with fresh_database(args.database_url, name) as url:
+                    results = measure(checkout, options, url)
+                (base_runs if side == "base" else our_runs).append(results)
+                print(f"round {number}: {side} done", file=sys.stderr, flush=True)
+    print(f"\n{base_runs[0]['machine']}; {base_runs[0]['database']}; wrk {base_runs[0]['wrk']}")
+    print(table(summary(base_runs, our_runs), args.base))
+
+
+if __name__ == "__main__":
+    main()

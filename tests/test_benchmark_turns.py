@@ -1,0 +1,118 @@
+"""``benchmarks/turns.py``: the figures it compares, the tree it exports, the databases it
+makes. The runs themselves need wrk and minutes; CI does not time anything."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from benchmarks import turns
+
+
+def _run(
+    read: float, ingest: int, *, consent: tuple[float, float, float] | None, bare: bool = True
+) -> dict[str, Any]:
+    """One run's results as ``run.py`` writes them: ``consent`` is (rate, gateway cores,
+    indexer cores) of the consent-on read."""
+    step: dict[str, Any] = {
+        "observations": 2000,
+        "ingest_resources_per_s": ingest,
+        "read": {"rps": read},
+        "reference": {"rps": read / 4},
+    }
+    if bare:
+        step |= {"limit_read": {"rps": 8000.0}, "limit_reference": {"rps": 4000.0}}
+    run: dict[str, Any] = {"steps": [step]}
+    if consent is not None:
+        rate, gateway, indexer = consent
+        row = {"rps": rate, "cores": {"gateway": gateway, "indexer": indexer}}
+        run["consent"] = {"read": row, "reference": {"rps": rate / 4, "cores": {}}}
+    return run
+
+
+def _row(rows: list[tuple[str, list[float], list[float], float]], label: str) -> Any:
+    return next(row for row in rows if row[0] == label)
+
+
+def test_the_summary_takes_medians_and_says_which_side_is_better() -> None:
+    base = [_run(4000, 2000, consent=(1000, 0.5, 0.4)) for _ in range(2)]
+    base.append(_run(9000, 2600, consent=(3000, 0.5, 0.4)))  # a fast moment of the machine
+    ours = [_run(5000, 1800, consent=(1000, 0.4, 0.4)) for _ in range(3)]
+    rows = turns.summary(base, ours)
+    _, before, after, change = _row(rows, "read, open mode, req/s")
+    assert (before, after) == ([4000, 4000, 9000], [5000, 5000, 5000])
+    assert change == pytest.approx(0.25)  # the median, not the mean (5,667)
+    # processor time: less is better, so 400 µs against 500 is 20 % better
+    _, before, after, change = _row(rows, "read, consent on, gateway µs a request")
+    assert before[0] == pytest.approx(500) and after[0] == pytest.approx(400)
+    assert change == pytest.approx(0.2)
+    assert _row(rows, "transaction ingest, resources/s")[3] == pytest.approx(-0.1)
+    _, before, _, _ = _row(rows, "read, consent on, ratio")
+    assert before == pytest.approx([0.125, 0.125, 0.375])
+    # the search's consent-on run has no processor figures: no row rather than a zero
+    assert not [row for row in rows if row[0] == "search, consent on, gateway µs a request"]
+
+
+def test_figures_a_run_lacks_are_left_out() -> None:
+    """PostgreSQL has no bare app; a run without --consent has no consent-on figures."""
+    base = [_run(4000, 2000, consent=None, bare=False)]
+    ours = [_run(4400, 2000, consent=None, bare=False)]
+    labels = [row[0] for row in turns.summary(base, ours)]
+    assert labels == [
+        "read, open mode, req/s",
+        "search _count=50, open mode, req/s",
+        "transaction ingest, resources/s",
+    ]
+    table = turns.table(turns.summary(base, ours), "HEAD~1")
+    assert "| read, open mode, req/s | 4,000 | 4,000 | 4,400 | 4,400 | +10.0% |" in table
+
+
+def test_the_base_is_the_committed_tree_of_the_revision() -> None:
+    with turns.exported("HEAD") as tree:
+        assert (tree / "benchmarks" / "run.py").is_file()
+        assert (tree / "gateway" / "app.py").is_file()
+        assert not (tree / ".git").exists()
+        kept = tree
+    assert not kept.exists()  # removed afterwards
+
+
+def test_each_run_gets_a_database_of_its_own(own_database: str) -> None:
+    """On PostgreSQL a new database on the same server, dropped afterwards; an SQLite URL
+    is given back as it is (``run.py`` makes a fresh file)."""
+    name = f"turns_test_{uuid.uuid4().hex[:8]}"
+    with turns.fresh_database(own_database, name) as url:
+        if not own_database.startswith("postgresql"):
+            assert url == own_database
+            return
+        assert make_url(url).database == name
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT current_database()")).scalar() == name
+        engine.dispose()
+    server = create_engine(own_database)
+    with server.connect() as connection:
+        found = connection.execute(
+            text("SELECT count(*) FROM pg_database WHERE datname = :name"), {"name": name}
+        ).scalar()
+    server.dispose()
+    assert found == 0
+
+
+def test_the_script_refuses_options_that_are_its_own(tmp_path: pathlib.Path) -> None:
+    script = str(turns.ROOT / "benchmarks" / "turns.py")
+    done = subprocess.run(
+        [sys.executable, script, "--base", "HEAD", "--", "--repeat", "3"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode != 0
+    assert "--repeat, --database-url, --json and --checkout are this script's" in done.stderr
