@@ -203,6 +203,8 @@ def main() -> None:
         raise SystemExit("--repeat, --database-url, --json and --checkout are this script's")
     if args.rounds < 1:
         raise SystemExit("--rounds is a positive number")
+    if args.database_url and not args.database_url.startswith("postgresql"):
+        raise SystemExit("--database-url is for PostgreSQL: on SQLite each run makes a new file")
     base_runs: list[dict[str, Any]] = []
     our_runs: list[dict[str, Any]] = []
     with exported(args.base) as tree:

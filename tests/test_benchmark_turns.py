@@ -105,14 +105,29 @@ def test_each_run_gets_a_database_of_its_own(own_database: str) -> None:
     assert found == 0
 
 
-def test_the_script_refuses_options_that_are_its_own(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["--", "--repeat", "3"], "--repeat, --database-url, --json and --checkout are this"),
+        (["--", "--json", "x.json"], "--repeat, --database-url, --json and --checkout are this"),
+        (["--rounds", "0"], "--rounds is a positive number"),
+        (["--database-url", "sqlite:///one.db"], "on SQLite each run makes a new file"),
+    ],
+    ids=["repeat", "json", "rounds", "sqlite-url"],
+)
+def test_the_script_refuses_what_would_not_be_a_fair_comparison(
+    arguments: list[str], said: str, tmp_path: pathlib.Path
+) -> None:
+    """Before anything is exported or run: options that are the script's own, no rounds,
+    an SQLite file that every run would share."""
     script = str(turns.ROOT / "benchmarks" / "turns.py")
     done = subprocess.run(
-        [sys.executable, script, "--base", "HEAD", "--", "--repeat", "3"],
+        [sys.executable, script, "--base", "HEAD", *arguments],
         capture_output=True,
         text=True,
         check=False,
         cwd=tmp_path,
     )
     assert done.returncode != 0
-    assert "--repeat, --database-url, --json and --checkout are this script's" in done.stderr
+    assert said in done.stderr
+    assert not list(tmp_path.iterdir())
