@@ -716,27 +716,28 @@ def report(results: dict[str, Any]) -> None:
     ratios(results)
 
 
-def _paths(
+def paths(
     results: dict[str, Any],
-) -> list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any] | None]]:
+) -> list[tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]]:
     """The paths of the issue's table: (label, our figures, the bare app's figures they are
-    compared with, the framework's floor or None). Open mode is compared with the bare app
-    measured right after it; consent on with the bare app measured right after the
-    consent-on runs (when there is one: the machine's speed moves within a run too)."""
+    compared with or None, the framework's floor or None). Open mode is compared with the
+    bare app measured right after it; consent on with the bare app measured right after the
+    consent-on runs (when there is one: the machine's speed moves within a run too). On
+    PostgreSQL there is no bare app (it reads the SQLite file)."""
     last = results["steps"][-1]
-    rows: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any] | None]] = []
+    rows: list[tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]] = []
     for label, kind in (
         ("read, open mode", "read"),
         ("search subject= _count=50, open mode", "reference"),
     ):
-        rows.append((label, last[kind], last[f"limit_{kind}"], last.get(f"framework_{kind}")))
+        rows.append((label, last[kind], last.get(f"limit_{kind}"), last.get(f"framework_{kind}")))
     if "consent" in results:  # the floor has no consent: it is compared with open mode only
         step = results["consent"]
         for label, kind in (
             ("read, GP backend token, consent + access log on", "read"),
             ("search, same", "reference"),
         ):
-            limit = step.get(f"limit_{kind}", last[f"limit_{kind}"])
+            limit = step.get(f"limit_{kind}", last.get(f"limit_{kind}"))
             rows.append((label, step[kind], limit, None))
     return rows
 
@@ -747,7 +748,7 @@ def ratios(results: dict[str, Any]) -> None:
     last = results["steps"][-1]
     if "limit_read" not in last:
         return
-    rows = _paths(results)
+    rows = paths(results)
     print(f"\n{last['observations']:,} Observations; {results['workers']} gateway process(es)")
     print(
         "| path | Eigen Dossier req/s (p50 / p95 ms) | bare ASGI ceiling req/s | ratio "
@@ -772,10 +773,10 @@ def medians(runs: list[dict[str, Any]]) -> None:
     print(f"\nMedian of {len(runs)} runs")
     print("| path | Eigen Dossier req/s | ratio to the bare app (each run) | median ratio |")
     print("| --- | --- | --- | --- |")
-    for index, (label, _, _, _) in enumerate(_paths(runs[0])):
+    for index, (label, _, _, _) in enumerate(paths(runs[0])):
         rates, shares = [], []
         for results in runs:
-            _, ours, limit, _ = _paths(results)[index]
+            _, ours, limit, _ = paths(results)[index]
             rates.append(ours["rps"])
             shares.append(ours["rps"] / limit["rps"])
         each = ", ".join(f"{share:.3f}x" for share in shares)

@@ -32,87 +32,49 @@ import sys
 import tarfile
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-#: (label, how to read it from one run's results): the figures compared, each a number or
-#: None where the run has none (no consent-on runs, no bare app on PostgreSQL)
-Figure = Callable[[dict[str, Any]], float | None]
+if __package__ in (None, ""):  # run as a script: the package of run.py is this checkout's
+    sys.path.insert(0, str(ROOT))
+from benchmarks.run import paths, processor_per_request  # noqa: E402
 
 
-def _rate(kind: str) -> Figure:
-    return lambda run: run["steps"][-1][kind]["rps"]
-
-
-def _consent_rate(kind: str) -> Figure:
-    return lambda run: run["consent"][kind]["rps"] if "consent" in run else None
-
-
-def _spent(kind: str, role: str) -> Figure:
-    """Microseconds of ``role``'s processor time per consent-on request of ``kind``."""
-
-    def read(run: dict[str, Any]) -> float | None:
-        row = run.get("consent", {}).get(kind)
-        if not row or not row.get("rps") or role not in row.get("cores", {}):
-            return None
-        return float(row["cores"][role]) / float(row["rps"]) * 1e6
-
-    return read
-
-
-def _share(kind: str, *, consent: bool) -> Figure:
-    """Our rate as a share of the bare app's, within the run (SQLite only)."""
-
-    def read(run: dict[str, Any]) -> float | None:
-        last = run["steps"][-1]
-        if consent and "consent" not in run:
-            return None
-        ours = run["consent"][kind] if consent else last[kind]
-        limit = (run["consent"] if consent else last).get(
-            f"limit_{kind}", last.get(f"limit_{kind}")
-        )
-        return float(ours["rps"]) / float(limit["rps"]) if limit else None
-
-    return read
-
-
-FIGURES: tuple[tuple[str, Figure, bool], ...] = (  # (label, figure, whether less is better)
-    ("read, open mode, req/s", _rate("read"), False),
-    ("read, open mode, ratio to the bare app", _share("read", consent=False), False),
-    ("search _count=50, open mode, req/s", _rate("reference"), False),
-    ("search _count=50, open mode, ratio", _share("reference", consent=False), False),
-    ("read, consent on, req/s", _consent_rate("read"), False),
-    ("read, consent on, ratio", _share("read", consent=True), False),
-    ("read, consent on, gateway µs a request", _spent("read", "gateway"), True),
-    ("read, consent on, indexer µs a request", _spent("read", "indexer"), True),
-    ("search, consent on, req/s", _consent_rate("reference"), False),
-    ("search, consent on, ratio", _share("reference", consent=True), False),
-    ("search, consent on, gateway µs a request", _spent("reference", "gateway"), True),
-    ("search, consent on, indexer µs a request", _spent("reference", "indexer"), True),
-    (
-        "transaction ingest, resources/s",
-        lambda run: run["steps"][-1]["ingest_resources_per_s"],
-        False,
-    ),
-)
+def figures(results: dict[str, Any]) -> dict[str, float]:
+    """The figures of one run's results compared, by label, in ``run.py``'s own terms: each
+    path's rate and its ratio to the bare app of the run (SQLite only), the processor time
+    each process spent per consent-on request, the ingest."""
+    out: dict[str, float] = {}
+    for label, ours, limit, _ in paths(results):
+        out[f"{label}, req/s"] = ours["rps"]
+        if limit is not None:
+            out[f"{label}, ratio to the bare app"] = ours["rps"] / limit["rps"]
+    for kind, label in (("read", "read"), ("reference", "search")):
+        if "consent" in results:
+            for role, spent in processor_per_request(results["consent"][kind]).items():
+                out[f"{label}, consent on, {role} µs a request"] = spent
+    out["transaction ingest, resources/s"] = results["steps"][-1]["ingest_resources_per_s"]
+    return out
 
 
 def summary(
     base: Sequence[dict[str, Any]], ours: Sequence[dict[str, Any]]
 ) -> list[tuple[str, list[float], list[float], float]]:
     """Per figure both sides have: (label, the base's values, ours, the change of our median
-    from the base's as a fraction, positive where ours is better)."""
+    from the base's as a fraction, positive where ours is better: a higher rate or ratio,
+    less processor time)."""
+    before_runs, after_runs = [figures(r) for r in base], [figures(r) for r in ours]
     rows = []
-    for label, figure, less_is_better in FIGURES:
-        before = [v for v in map(figure, base) if v is not None]
-        after = [v for v in map(figure, ours) if v is not None]
-        if not before or not after:
+    for label in before_runs[0]:
+        before = [f[label] for f in before_runs if label in f]
+        after = [f[label] for f in after_runs if label in f]
+        if not after:
             continue
         was, now = statistics.median(before), statistics.median(after)
-        change = (was - now) / was if less_is_better else (now - was) / was
+        change = (was - now) / was if "µs" in label else (now - was) / was
         rows.append((label, before, after, change))
     return rows
 
@@ -164,7 +126,6 @@ def fresh_database(url: str, name: str) -> Iterator[str]:
     server = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with server.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
         yield make_url(url).set(database=name).render_as_string(hide_password=False)
     finally:

@@ -54,7 +54,8 @@ def test_the_summary_takes_medians_and_says_which_side_is_better() -> None:
     assert before[0] == pytest.approx(500) and after[0] == pytest.approx(400)
     assert change == pytest.approx(0.2)
     assert _row(rows, "transaction ingest, resources/s")[3] == pytest.approx(-0.1)
-    _, before, _, _ = _row(rows, "read, consent on, ratio")
+    consent_read = "read, GP backend token, consent + access log on, ratio to the bare app"
+    _, before, _, _ = _row(rows, consent_read)
     assert before == pytest.approx([0.125, 0.125, 0.375])
     # the search's consent-on run has no processor figures: no row rather than a zero
     assert not [row for row in rows if row[0] == "search, consent on, gateway µs a request"]
@@ -67,7 +68,7 @@ def test_figures_a_run_lacks_are_left_out() -> None:
     labels = [row[0] for row in turns.summary(base, ours)]
     assert labels == [
         "read, open mode, req/s",
-        "search _count=50, open mode, req/s",
+        "search subject= _count=50, open mode, req/s",
         "transaction ingest, resources/s",
     ]
     table = turns.table(turns.summary(base, ours), "HEAD~1")
