@@ -8,9 +8,10 @@ database's write lock (on SQLite, one lock for every process). Here the first re
 arrive writes what every other request queued meanwhile, in one transaction, and each
 request still waits until its own entries are committed; a failure reaches every request
 of that batch. No thread of its own: the requests' threads take turns. A request served on
-the event loop (:meth:`GroupCommit.submit_async`) waits without a thread; when no write is
-in progress it hands the lead to a pool thread, which writes its batch and every batch
-queued behind it. On PostgreSQL a few batches are written at once (``writers``).
+the event loop (:meth:`GroupCommit.submit_async`) waits without a thread; on SQLite the loop
+commits the batch itself, and tries again a moment later when another writer holds the lock
+or the indexer is too far behind (ADR 0026, ADR 0047). On PostgreSQL a few batches are
+written at once (``writers``), on the loop's asynchronous connections (ADR 0039).
 
 **Indexer.** An entry is committed as a narrow row of the log as written (on SQLite a
 read's in a file of its own, ADR 0027); :class:`LogIndexer` stores the waiting entries as
@@ -35,12 +36,26 @@ from typing import Any
 from gateway.store.repository import BATCH_BYTES, Batch, Store
 from gateway.store.upkeep import UPKEEP_EVERY
 
-__all__ = ["CHECKPOINT_EVERY", "Checkpointer", "GroupCommit", "LogIndexer", "Upkeeper"]
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "LOOP_PATIENCE",
+    "Checkpointer",
+    "GroupCommit",
+    "LogIndexer",
+    "Upkeeper",
+]
 
 log = logging.getLogger("eigendossier.auditlog")
 
 #: how often the indexer's checkpointer copies SQLite's WAL into the database (seconds)
 CHECKPOINT_EVERY = 0.25
+#: how long the event loop tries a batch it could not commit again before a pool thread
+#: takes it (seconds): longer than the store lets the indexer's backlog hold a commit back
+#: (``LOG_BACKLOG_WAIT``), so that only a write lock held this long ends on a thread
+LOOP_PATIENCE = 5.0
+#: the least and the most time between two tries of a held-back batch (seconds)
+_RETRY_LEAST = 0.00025
+_RETRY_MOST = 0.004
 
 
 @dataclass(slots=True)
@@ -81,6 +96,7 @@ class GroupCommit:
         writers: int = 1,
         write_now: Callable[[list[dict[str, Any]]], bool] | None = None,
         write_async: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
+        patience: float = LOOP_PATIENCE,
     ) -> None:
         """``writers``: batches written at once (1 on SQLite, whose writers queue for one
         lock anyway; more on PostgreSQL, where a batch waits on round trips and a commit's
@@ -88,8 +104,11 @@ class GroupCommit:
         requests on the event loop without waiting for a lock, or says it could not (False,
         nothing written); requests on the loop then lead through it first (SQLite).
         ``write_async``: commits a batch on the event loop without a thread, awaiting the
-        database; requests on the loop lead through it (PostgreSQL, ADR 0039)."""
+        database; requests on the loop lead through it (PostgreSQL, ADR 0039).
+        ``patience``: how long the loop tries again a batch ``write_now`` could not commit
+        before a pool thread takes it."""
         self._write = write
+        self.patience = patience
         self._write_now = write_now
         self._write_async = write_async
         #: the leads on the event loop in progress (``write_async``)
@@ -201,12 +220,14 @@ class GroupCommit:
             else:
                 ticket.finish(failure)
 
-    def _lead_on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _lead_on_loop(self, loop: asyncio.AbstractEventLoop, held: float | None = None) -> None:
         """Commit the next batch on the event loop itself when ``write_now`` can (no other
         writer holds the lock): no thread to wake and no hand-over of the interpreter lock
         between it and the loop (ADR 0026). When it cannot, the batch goes back to the front
-        of the queue and a pool thread leads, waiting for the lock. After a batch, the next
-        is taken on the loop's next turn: what arrives meanwhile joins it."""
+        of the queue and the loop tries again a moment later, serving other requests
+        meanwhile; what arrives in that moment joins the batch (ADR 0047). Only a batch held
+        back for ``patience`` seconds (``held``: since when) goes to a pool thread, which
+        waits for the lock. After a batch, the next is taken on the loop's next turn."""
         assert self._write_now is not None
         batch = self._take()
         if batch is None:
@@ -219,7 +240,15 @@ class GroupCommit:
         if not committed:
             with self._lock:
                 self._queue[:0] = batch
-            loop.run_in_executor(None, self._lead).add_done_callback(_retrieve)
+            now = loop.time()
+            held = now if held is None else held
+            if now - held < self.patience:
+                # sooner while the hold is new (another writer's commit, a millisecond or
+                # two), less often as it lasts (an indexer catching up)
+                later = min(_RETRY_MOST, max(_RETRY_LEAST, (now - held) / 4))
+                loop.call_later(later, self._lead_on_loop, loop, held)
+            else:
+                loop.run_in_executor(None, self._lead).add_done_callback(_retrieve)
             return
         self._settle_batch(batch, loop, failure)
         loop.call_soon(self._lead_on_loop, loop)

@@ -155,6 +155,9 @@ _ANY_LOGGED = select(access_log.c.seq).limit(1)
 _LOG_SPAN = "SELECT (SELECT min(seq) FROM access_log), (SELECT max(seq) FROM access_log)"
 #: an access-log entry appended on the event loop's own connection (ADR 0026)
 _LOG_INSERT = "INSERT INTO access_log (recorded, content) VALUES (?, ?)"
+#: an indexed entry deleted from the log's own file, by its seq and the moment it was
+#: committed (SQLite: ``Store.forget_logged``)
+_LOG_FORGET = "DELETE FROM access_log WHERE seq = ? AND recorded = ?"
 
 
 @lru_cache(maxsize=64)
@@ -191,6 +194,7 @@ LOG_BACKLOG = 1000
 #: how long one commit waits for the indexer at most (seconds): then it commits all the
 #: same, an entry is never dropped nor a read failed for it
 LOG_BACKLOG_WAIT = 1.0
+_BEHIND = "the access log's indexer is behind: an entry was committed after %s s"
 
 
 def access_log_engine(engine: Engine) -> Engine:
@@ -209,6 +213,11 @@ def access_log_engine(engine: Engine) -> Engine:
 
     @listens_for(log, "connect")
     def _table(dbapi_connection: Any, _record: Any) -> None:  # no write when it is there
+        # an entry leaves this file only once it is an AuditEvent of the database, whose
+        # bytes it holds: zeroing it here too (Debian's SQLite zeroes every deleted byte)
+        # made deleting a batch take three times as long, while every read's commit waited
+        # for this file's lock (ADR 0047); what a page's own write zeroes, it still does
+        dbapi_connection.execute("PRAGMA secure_delete=FAST")
         dbapi_connection.execute(create)
         if not _never_reuses_seqs(dbapi_connection):
             _rebuild_log_file(dbapi_connection)
@@ -402,6 +411,8 @@ class Store:
         self.log_backlog = LOG_BACKLOG
         #: entries waiting in the log's own file, as the last commit there saw them
         self._waiting = 0
+        #: since when the event loop has found the indexer past ``log_backlog`` (ADR 0047)
+        self._behind_since: float | None = None
         #: the connections of reads on the event loop (ADR 0022), one pair per thread
         self._loop = threading.local()
         self._kept: list[Connection] = []
@@ -572,15 +583,16 @@ class Store:
         """Commit access-log entries (AuditEvents with their ids) to the log as written, at
         once or not at all (SQLite, a request on the event loop: ADR 0026): True when
         committed; False, having written nothing, when another writer holds the write lock
-        (the caller commits them on a thread instead, which waits for it). A database
-        failure is raised, the connection given up, nothing committed.
+        or the indexer is ``log_backlog`` entries behind (the caller tries again a moment
+        later, ADR 0047). A database failure is raised, the connection given up, nothing
+        committed.
 
         Its connection, kept by this thread, never waits for a lock and never checkpoints
         the WAL (its commit is a write of a few pages into the WAL, with no flush to disk):
         the loop is never held by another writer, nor by a checkpoint's flush, which the
         gateway's other writers do when the WAL has grown."""
-        if self._postgresql or self._waiting > self.log_backlog:
-            return False  # a pool thread commits them, once the indexer has caught up
+        if self._postgresql:
+            return False  # a pool thread commits them
         kept: dict[str, Any] = self._loop.__dict__
         driver: Any = kept.get("log")
         if driver is None:
@@ -592,6 +604,8 @@ class Store:
                 self._kept_log.append(driver)
         connection: sqlite3.Connection = driver.driver_connection
         try:
+            if self._waiting > self.log_backlog and not self._caught_up_now(connection):
+                return False
             try:
                 connection.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
@@ -603,12 +617,32 @@ class Store:
             waiting = _span(connection.execute(_LOG_SPAN).fetchone())
             connection.execute("COMMIT")
             self._waiting = waiting
+            self._behind_since = None
         except sqlite3.Error as error:  # as SQLAlchemy would raise it, without the SQL
             self._give_up_log(driver)
             raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
         except BaseException:
             self._give_up_log(driver)
             raise
+        return True
+
+    def _caught_up_now(self, connection: sqlite3.Connection) -> bool:
+        """Past ``log_backlog`` on the event loop: whether a commit there may go ahead now.
+        The backlog is read again; True once it is within the bound, or once the loop has
+        found it past the bound for ``LOG_BACKLOG_WAIT`` (then the entries are committed
+        all the same, as a thread's are, and that is logged: an entry is never dropped nor
+        a read failed for it); False: try again later, nothing written."""
+        self._waiting = _span(connection.execute(_LOG_SPAN).fetchone())
+        if self._waiting <= self.log_backlog:
+            self._behind_since = None
+            return True
+        now = time.monotonic()
+        if self._behind_since is None:
+            self._behind_since = now
+        if now - self._behind_since < LOG_BACKLOG_WAIT:
+            return False
+        self._behind_since = None
+        log.warning(_BEHIND, LOG_BACKLOG_WAIT)
         return True
 
     def _wait_for_indexer(self) -> None:
@@ -628,10 +662,7 @@ class Store:
                 self._waiting = _span(connection.exec_driver_sql(_LOG_SPAN).one())
             if self._waiting <= self.log_backlog:
                 return
-        log.warning(
-            "the access log's indexer is behind: an entry was committed after %s s",
-            LOG_BACKLOG_WAIT,
-        )
+        log.warning(_BEHIND, LOG_BACKLOG_WAIT)
 
     def _give_up_log(self, driver: Any) -> None:
         """Roll back what ``driver`` holds and close it; this thread opens another."""
@@ -735,8 +766,11 @@ class Store:
         empty SQLite gives a new entry a seq of one deleted before, and an indexer that read
         the deleted one (another process moved it meanwhile) must not delete the new one."""
         with write_transaction(self.log_engine) as connection:
-            for start in range(0, len(read), 500):
-                connection.execute(delete(access_log).where(_entries_in(read[start : start + 500])))
+            # one compiled statement, a primary-key lookup per entry: the write lock of the
+            # file every read's entry is committed to is held for the deletes alone (built
+            # as one statement of the batch's pairs, SQLAlchemy held it for 7 ms a batch of
+            # 300, while the gateway's commits waited: ADR 0047)
+            connection.exec_driver_sql(_LOG_FORGET, list(read))
 
     def prepare_new(
         self, batch: list[dict[str, Any]], *, times: Sequence[int] | None = None

@@ -11,6 +11,7 @@ what waits).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -36,7 +37,7 @@ from sqlalchemy.exc import DBAPIError
 
 from consent.audit import Access, audit_event
 from gateway.app import build_services
-from gateway.interactions.auditlog import Checkpointer, LogIndexer
+from gateway.interactions.auditlog import Checkpointer, GroupCommit, LogIndexer
 from gateway.interactions.authorize import commit_events, commit_events_now, write_events
 from gateway.interactions.dispatch import Dispatcher, dispatch, shows_access_log
 from gateway.interactions.model import FhirRequest, Services
@@ -195,6 +196,56 @@ def test_an_entry_is_not_committed_at_once_while_another_writer_holds_the_lock(
     assert _waiting(own) == 1  # the other writer's row only
     assert own.store.log_access_now(_events("p1", 1)) is True
     assert _waiting(own) == 2
+
+
+def test_a_batch_the_lock_held_back_is_committed_by_the_loop_once_it_is_free(
+    own: Services,
+) -> None:
+    """Another connection holds the log's write lock (as the indexer does while it deletes
+    a batch it stored): the loop's batch is tried again on the loop, which serves on
+    meanwhile, and committed there once the lock is free; no thread waits for it (ADR
+    0047)."""
+    _sqlite_only(own)
+    on_threads: list[list[dict[str, Any]]] = []
+    group = GroupCommit(on_threads.append, write_now=lambda e: commit_events_now(own, e))
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with write_transaction(own.store.log_engine) as other:
+            other.execute(access_log.insert(), {"recorded": 1, "content": b"{}"})
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+
+    async def main() -> None:
+        batch = asyncio.gather(*(group.submit_async(_events("p1", 1)) for _ in range(3)))
+        await asyncio.sleep(0.05)  # the loop is free: this sleep ends while it is held
+        assert not batch.done()
+        release.set()
+        await asyncio.wait_for(batch, 10)
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        holder.join(10)
+    assert on_threads == []
+    assert _waiting(own) == 4
+
+
+def test_the_log_file_zeroes_what_it_deletes_only_where_that_costs_no_write(
+    own: Services,
+) -> None:
+    """An entry deleted from the log's own file is stored as an AuditEvent already (ADR
+    0047): the file's connections zero deleted bytes only on pages they write anyway."""
+    _sqlite_only(own)
+    if own.store.log_engine is own.store.engine:
+        pytest.skip("no log file of its own: an in-memory database")
+    with own.store.log_engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA secure_delete").scalar() == 2  # FAST
 
 
 def test_a_failed_commit_at_once_is_raised_and_the_next_one_starts_afresh(own: Services) -> None:

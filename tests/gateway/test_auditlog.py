@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -178,29 +179,62 @@ def test_on_the_loop_requests_of_one_turn_are_committed_by_the_loop_in_one_batch
     assert now == [("MainThread", [0, 1, 2, 3, 4]), ("MainThread", [5])]
 
 
-def test_on_the_loop_a_batch_another_writer_holds_back_goes_to_a_thread_in_order() -> None:
-    """``write_now`` could not (the write lock held elsewhere): the same batch, first in
-    line, is written by a pool thread, which waits; the next request tries the loop again."""
+def test_on_the_loop_a_held_back_batch_is_tried_again_there_with_what_came_meanwhile() -> None:
+    """``write_now`` could not (the write lock held elsewhere, or the indexer behind): the
+    batch goes back first in line and the loop tries again a moment later, serving other
+    requests meanwhile; what they submitted joins it, and no thread writes (ADR 0047)."""
+    tried: list[tuple[str, list[int]]] = []
+
+    def write_now(events: list[dict[str, Any]]) -> bool:
+        tried.append((threading.current_thread().name, [e["n"] for e in events]))
+        return len(tried) > 2
+
+    def write(events: list[dict[str, Any]]) -> None:
+        raise AssertionError("no thread writes while the loop is patient")
+
+    log = GroupCommit(write, write_now=write_now)
+
+    async def main() -> None:
+        first = asyncio.gather(*(log.submit_async([_event(n)]) for n in range(3)))
+        while len(tried) < 1:  # held back once: the next request arrives meanwhile
+            await asyncio.sleep(0)
+        await asyncio.gather(first, log.submit_async([_event(3)]))
+
+    asyncio.run(main())
+    assert tried == [
+        ("MainThread", [0, 1, 2]),
+        ("MainThread", [0, 1, 2, 3]),
+        ("MainThread", [0, 1, 2, 3]),
+    ]
+    assert log.writing == 0 and log.waiting == 0
+
+
+def test_on_the_loop_a_batch_held_back_past_its_patience_goes_to_a_thread_in_order() -> None:
+    """A batch the loop could not commit for ``patience`` seconds is written by a pool
+    thread, which waits for the lock; the next request tries the loop again."""
     tried: list[list[int]] = []
     written: list[tuple[str, list[int]]] = []
 
     def write_now(events: list[dict[str, Any]]) -> bool:
         tried.append([e["n"] for e in events])
-        return len(tried) > 1
+        return tried[-1] == [3]
 
     def write(events: list[dict[str, Any]]) -> None:
         written.append((threading.current_thread().name, [e["n"] for e in events]))
 
-    log = GroupCommit(write, write_now=write_now)
+    log = GroupCommit(write, write_now=write_now, patience=0.05)
 
     async def main() -> None:
+        started = time.monotonic()
         await asyncio.gather(*(log.submit_async([_event(n)]) for n in range(3)))
+        assert time.monotonic() - started >= 0.05
         while log.writing:  # until the thread has given the lead up
             await asyncio.sleep(0.001)
         await log.submit_async([_event(3)])
 
     asyncio.run(main())
-    assert tried == [[0, 1, 2], [3]]
+    assert len(tried) > 2  # tried again on the loop, at growing intervals, then given up
+    assert all(batch == [0, 1, 2] for batch in tried[:-1]) and tried[-1] == [3]
     assert [batch for _, batch in written] == [[0, 1, 2]]
     assert written[0][0] != "MainThread"
 

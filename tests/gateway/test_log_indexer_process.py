@@ -83,8 +83,9 @@ def _drained(stream: IO[bytes] | None) -> str:
 def test_a_commit_waits_for_the_indexer_once_the_backlog_is_full(
     own: Services, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past ``log_backlog`` waiting entries the loop commits nothing (a thread does), and a
-    thread's commit waits until the indexer brought the backlog back under the bound; with
+    """Past ``log_backlog`` waiting entries the loop commits nothing (it tries again later,
+    ADR 0047), and a thread's commit waits until the indexer brought the backlog back under
+    the bound; with
     no indexer it commits all the same after ``LOG_BACKLOG_WAIT``, and says so. On
     PostgreSQL too (ADR 0034), where nothing is committed on the loop."""
     store = own.store
@@ -115,6 +116,46 @@ def test_a_commit_waits_for_the_indexer_once_the_backlog_is_full(
     assert _waiting(own) == 0 and len(set(_indexed(own))) == 7
     assert store.access_log_waiting() is False
     assert commit_events_now(own, _events(1)) is not postgresql  # SQLite's loop commits again
+
+
+def _sqlite_only(services: Services) -> None:
+    if services.store.engine.dialect.name != "sqlite":
+        pytest.skip("entries are committed on the event loop on SQLite only (ADR 0026)")
+
+
+def test_past_the_backlog_the_loop_reads_it_again_before_it_refuses(own: Services) -> None:
+    """The loop's view of the backlog is the last commit's; past the bound it reads the
+    backlog again, and commits once the indexer has brought it back under (ADR 0047)."""
+    _sqlite_only(own)
+    own.store.log_backlog = 3
+    commit_events(own, _events(5))  # no indexer: the backlog is now full
+    assert commit_events_now(own, _events(1)) is False
+    assert _waiting(own) == 5
+    assert own.store.index_access_log(100) == (5, False)  # caught up, and no commit since
+    assert commit_events_now(own, _events(1)) is True
+    assert _waiting(own) == 1
+
+
+def test_past_the_backlog_the_loop_commits_all_the_same_after_the_wait_and_says_so(
+    own: Services, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An indexer that does not catch up holds the loop's commits back no longer than a
+    thread's (``LOG_BACKLOG_WAIT`` from the first refusal): then the entries are committed
+    all the same, and the log says so; never lost, no request failed for it."""
+    _sqlite_only(own)
+    own.store.log_backlog = 3
+    monkeypatch.setattr(repository, "LOG_BACKLOG_WAIT", 0.2)
+    commit_events(own, _events(5))
+    assert commit_events_now(own, _events(1)) is False  # the wait starts
+    assert commit_events_now(own, _events(1)) is False
+    time.sleep(0.25)
+    with caplog.at_level(logging.WARNING, logger="eigendossier.store"):
+        assert commit_events_now(own, _events(1)) is True
+    assert [r.getMessage() for r in caplog.records] == [
+        "the access log's indexer is behind: an entry was committed after 0.2 s"
+    ]
+    assert _waiting(own) == 6
+    assert commit_events_now(own, _events(1)) is False  # a new wait: the next is held back
 
 
 def test_index_log_indexes_until_its_input_ends_then_what_is_left(
