@@ -297,6 +297,22 @@ def test_a_batch_stops_at_its_size_in_entries_or_in_bytes(own: Services) -> None
     assert own.store.index_access_log(100) == (0, False)
 
 
+def test_a_batch_of_hundreds_is_stored_each_under_its_own_key(own: Services) -> None:
+    """The indexer inserts a batch's AuditEvents a hundred to a statement and takes each
+    one's new key by its id (ADR 0048): every entry of 250, indexed in one round, is found
+    by the record it names, and read back whole."""
+    commit_events(own, _events("p1", 250))  # each names Observation/o0 ... o249
+    assert own.store.index_access_log(1000, max_bytes=10 * 1024 * 1024) == (250, False)
+    logged = {e["id"]: e for e in _indexed(own)}
+    assert len(logged) == 250
+    for n in (0, 99, 100, 101, 199, 200, 249):
+        found = _search(own, f"AuditEvent?entity=Observation/o{n}")
+        assert found["total"] == 1
+        event = found["entry"][0]["resource"]
+        assert {"reference": f"Observation/o{n}"} in [e.get("what") for e in event["entity"]]
+        assert event == {**logged[event["id"]], "meta": event["meta"]}
+
+
 def test_a_search_of_the_log_indexes_what_waits_first(own: Services) -> None:
     load(own, [{"resourceType": "Patient", "id": "p1"}], "test: a client")
     commit_events(own, _events("p1", 3))
