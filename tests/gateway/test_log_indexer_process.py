@@ -158,6 +158,27 @@ def test_past_the_backlog_the_loop_commits_all_the_same_after_the_wait_and_says_
     assert commit_events_now(own, _events(1)) is False  # a new wait: the next is held back
 
 
+def test_a_database_whose_log_is_its_own_never_holds_the_loop_back_for_a_backlog(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A URI-named SQLite database keeps its log in its own tables, where its writes index
+    it (no log file, no indexer process): a backlog there holds no commit back, on a thread
+    as on the loop."""
+    services = build_services(
+        Settings(database_url=f"sqlite:///file:{tmp_path / 'uri.db'}?uri=true"), migrate=True
+    )
+    try:
+        assert services.store.log_engine is services.store.engine
+        services.store.log_backlog = 3
+        commit_events(services, _events(5))
+        started = time.monotonic()
+        assert commit_events_now(services, _events(1)) is True
+        assert time.monotonic() - started < 0.5  # no wait for LOG_BACKLOG_WAIT
+        assert _waiting(services) == 6
+    finally:
+        services.store.dispose()
+
+
 def test_index_log_indexes_until_its_input_ends_then_what_is_left(
     own: Services, own_database: str
 ) -> None:
