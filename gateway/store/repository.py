@@ -646,7 +646,7 @@ class Store:
         all the same, as a thread's are, and that is logged: an entry is never dropped nor
         a read failed for it); False: try again later, nothing written."""
         if self.log_engine is self.engine:
-            return True  # an in-memory database: its log and its indexer are the writes'
+            return True  # its log is in its own tables (in memory, or URI-named): no bound
         self._waiting = _span(connection.execute(_LOG_SPAN).fetchone())
         if self._waiting <= self.log_backlog:
             self._behind_since = None
@@ -780,6 +780,8 @@ class Store:
         then. An entry is named by its seq and the moment it was committed: once the log is
         empty SQLite gives a new entry a seq of one deleted before, and an indexer that read
         the deleted one (another process moved it meanwhile) must not delete the new one."""
+        if not read:  # an executemany of no rows would run the statement unbound
+            return
         with write_transaction(self.log_engine) as connection:
             # one compiled statement, a primary-key lookup per entry: the write lock of the
             # file every read's entry is committed to is held for the deletes alone (built

@@ -297,6 +297,13 @@ def test_a_batch_stops_at_its_size_in_entries_or_in_bytes(own: Services) -> None
     assert own.store.index_access_log(100) == (0, False)
 
 
+def test_forgetting_no_entries_takes_no_lock_and_deletes_nothing(own: Services) -> None:
+    _sqlite_log_file(own)
+    commit_events(own, _events("p1", 2))
+    own.store.forget_logged([])
+    assert _waiting(own) == 2
+
+
 def test_a_batch_of_hundreds_is_stored_each_under_its_own_key(own: Services) -> None:
     """The indexer inserts a batch's AuditEvents a hundred to a statement and takes each
     one's new key by its id (ADR 0048): every entry of 250, indexed in one round, is found
