@@ -46,6 +46,9 @@ _STRING_PARTS = {
 }
 #: an item's JSON up to this size is remembered with its rows (larger ones rarely repeat)
 _MEMO_BYTES = 2048
+#: a top-level value's JSON up to this size is remembered with its rows: the fifty records
+#: a repeated search disclosed, as its access-log entry names them, are some 15 KiB
+_VALUE_MEMO_BYTES = 32768
 #: ((index table, the row's items): its identity, the row without res_pk and res_type)
 _Found = tuple[tuple[str, tuple[tuple[str, Any], ...]], dict[str, Any]]
 #: parameters (each with the part of its expression that reads there) by the key they read
@@ -193,9 +196,10 @@ class Extractor:
         found: list[_Found] = []
         for key in by_key:
             raw = resource.get(key)
-            for item in raw if isinstance(raw, list) else (raw,):
-                if item is not None:
-                    found.extend(self._item_rows(resource_type, key, item))
+            if isinstance(raw, list | dict):
+                found.extend(self._value_rows(resource_type, key, raw))
+            elif raw is not None:
+                found.extend(self._item_rows(resource_type, key, raw))
         present = resource.keys()
         for param, needs, keys in whole:
             if needs is None:
@@ -288,6 +292,35 @@ class Extractor:
                 None if parts is None else {sub: tuple(v) for sub, v in parts.items()}
             )
         return self._subplans[(resource_type, key)]
+
+    def _value_rows(
+        self, resource_type: str, key: str, value: list[Any] | dict[str, Any]
+    ) -> tuple[_Found, ...]:
+        """The rows of the whole value under ``key`` (an element, or an array), remembered
+        by its JSON: most repeat whole from resource to resource (an access-log entry's
+        agents, source and type; the records a repeated search disclosed, fifty entities
+        whose parts would each be looked up again), and one lookup stands for the many of
+        its items and their parts (ADR 0049)."""
+        try:
+            blob = orjson.dumps(value)
+        except (orjson.JSONEncodeError, TypeError):
+            blob = b""
+        if blob and len(blob) <= _VALUE_MEMO_BYTES:
+            return self._remembered_value(resource_type, key, blob)
+        return self._evaluate_value(resource_type, key, value)
+
+    @functools.lru_cache(maxsize=512)  # noqa: B019 (the extractor lives as long as the app)
+    def _remembered_value(self, resource_type: str, key: str, blob: bytes) -> tuple[_Found, ...]:
+        return self._evaluate_value(resource_type, key, orjson.loads(blob))
+
+    def _evaluate_value(
+        self, resource_type: str, key: str, value: list[Any] | dict[str, Any]
+    ) -> tuple[_Found, ...]:
+        found: list[_Found] = []
+        for item in value if isinstance(value, list) else (value,):
+            if item is not None:
+                found.extend(self._item_rows(resource_type, key, item))
+        return tuple(found)
 
     def _item_rows(self, resource_type: str, key: str, item: Any) -> tuple[_Found, ...]:
         """The rows of one item under ``key`` (an element, or one entry of an array), worked

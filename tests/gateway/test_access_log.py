@@ -48,6 +48,7 @@ from gateway.security import build_security
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, write_transaction
 from gateway.store.repository import LOG_FILE_SUFFIX, Store, access_log_engine, instant_of
+from gateway.store.repository import _with_meta as content_with_meta
 from gateway.store.schema import access_log, resources
 from tests.conftest import _free_port
 from tests.smart import account, bearer, login
@@ -318,6 +319,56 @@ def test_a_batch_of_hundreds_is_stored_each_under_its_own_key(own: Services) -> 
         event = found["entry"][0]["resource"]
         assert {"reference": f"Observation/o{n}"} in [e.get("what") for e in event["entity"]]
         assert event == {**logged[event["id"]], "meta": event["meta"]}
+
+
+def test_an_entry_is_stored_as_logged_with_its_meta_added(own: Services) -> None:
+    """An indexed entry's stored bytes are those it was logged in with its meta added at
+    the end (ADR 0049): byte for byte what writing it whole again gives, its non-ASCII
+    text included. An entry with a meta of its own keeps it, the version's added."""
+    at = dt.datetime.now(dt.UTC)
+    refused = "geweigerd: één toestemming ontbreekt"
+    plain = audit_event(
+        None,
+        Access("read", "4", at, "p1", ["Observation/o1"], description=refused),
+        "http://example.org/fhir",
+    )
+    tagged = audit_event(
+        None, Access("read", "0", at, "p1", ["Observation/o2"]), "http://example.org/fhir"
+    )
+    label = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
+    tagged["meta"] = {"security": [label]}
+    commit_events(own, [plain, tagged])
+    logged: dict[str, tuple[int, bytes]] = {}
+    for engine in _log_engines(own):
+        with engine.connect() as connection:
+            for recorded, content in connection.execute(
+                select(access_log.c.recorded, access_log.c.content)
+            ):
+                logged[orjson.loads(content)["id"]] = (recorded, bytes(content))
+    assert own.store.index_access_log(10) == (2, False)
+    query = select(resources.c.res_id, resources.c.content).where(
+        resources.c.res_type == "AuditEvent"
+    )
+    with own.store.engine.connect() as connection:
+        stored = {res_id: bytes(content) for res_id, content in connection.execute(query)}
+    assert stored.keys() == logged.keys()
+    for res_id, content in stored.items():
+        recorded, written = logged[res_id]
+        entry = orjson.loads(content)
+        assert orjson.dumps(entry) == content
+        own_meta = orjson.loads(written).get("meta", {})
+        assert own_meta or list(entry)[-1] == "meta"  # added at the end where there was none
+        version = {"versionId": "1", "lastUpdated": instant_of(recorded)}
+        assert entry["meta"] == {**own_meta, **version}
+        assert {k: v for k, v in entry.items() if k != "meta"} == {
+            k: v for k, v in orjson.loads(written).items() if k != "meta"
+        }
+    assert orjson.loads(stored[plain["id"]])["outcomeDesc"] == refused
+    assert orjson.loads(stored[tagged["id"]])["meta"]["security"] == [label]
+    with_meta = content_with_meta(b'{"a":1}', {"versionId": "1"})
+    assert with_meta == b'{"a":1,"meta":{"versionId":"1"}}'
+    assert content_with_meta(b"{}", {"versionId": "1"}) is None  # no member to follow
+    assert content_with_meta(b"[1]", {"versionId": "1"}) is None
 
 
 def test_a_search_of_the_log_indexes_what_waits_first(own: Services) -> None:
