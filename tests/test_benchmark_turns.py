@@ -17,10 +17,15 @@ from benchmarks import turns
 
 
 def _run(
-    read: float, ingest: int, *, consent: tuple[float, float, float] | None, bare: bool = True
+    read: float,
+    ingest: int,
+    *,
+    consent: tuple[float, float, float] | None,
+    bare: bool = True,
+    p95: float = 2.0,
 ) -> dict[str, Any]:
     """One run's results as ``run.py`` writes them: ``consent`` is (rate, gateway cores,
-    indexer cores) of the consent-on read."""
+    indexer cores) of the consent-on read, ``p95`` its tail (ms)."""
     step: dict[str, Any] = {
         "observations": 2000,
         "ingest_resources_per_s": ingest,
@@ -32,7 +37,7 @@ def _run(
     run: dict[str, Any] = {"steps": [step]}
     if consent is not None:
         rate, gateway, indexer = consent
-        row = {"rps": rate, "cores": {"gateway": gateway, "indexer": indexer}}
+        row = {"rps": rate, "p95_ms": p95, "cores": {"gateway": gateway, "indexer": indexer}}
         run["consent"] = {"read": row, "reference": {"rps": rate / 4, "cores": {}}}
     return run
 
@@ -57,6 +62,10 @@ def test_the_summary_takes_medians_and_says_which_side_is_better() -> None:
     consent_read = "read, GP backend token, consent + access log on, ratio to the bare app"
     _, before, _, _ = _row(rows, consent_read)
     assert before == pytest.approx([0.125, 0.125, 0.375])
+    # the tail: shorter is better
+    slow = turns.summary([_run(4000, 2000, consent=(1000, 0.5, 0.4), p95=20.0)], ours)
+    _, before, after, change = _row(slow, "read, consent on, p95 ms")
+    assert (before, after, change) == ([20.0], [2.0, 2.0, 2.0], pytest.approx(0.9))
     # the search's consent-on run has no processor figures: no row rather than a zero
     assert not [row for row in rows if row[0] == "search, consent on, gateway µs a request"]
 

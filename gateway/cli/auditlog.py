@@ -30,9 +30,10 @@ log = logging.getLogger("eigendossier")
 #: how long a child of ``serve`` waits for the schema ``serve`` is upgrading (seconds)
 _SCHEMA_WAIT = 120.0
 
-#: the indexer's wait after a round that took all that waited (seconds): in a process of its
-#: own its rounds take nothing from the gateway's, and a short wait keeps what waits well
-#: below the backlog at which the requests' commits wait for it (ADR 0028)
+#: the indexer's longest rest after a round that took all that waited (seconds): in a
+#: process of its own its rounds take nothing from the gateway's, and a short rest keeps what
+#: waits well below the backlog at which the requests' commits wait for it (ADR 0028); under
+#: a faster log it rests less, by the rate it finds (ADR 0050)
 INTERVAL = 0.25
 
 #: the line a child of ``serve`` writes once it indexes

@@ -29,6 +29,7 @@ import abc
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from gateway.store.upkeep import UPKEEP_EVERY
 __all__ = [
     "CHECKPOINT_EVERY",
     "LOOP_PATIENCE",
+    "REST_SHARE",
     "Checkpointer",
     "GroupCommit",
     "LogIndexer",
@@ -53,6 +55,10 @@ CHECKPOINT_EVERY = 0.25
 #: takes it (seconds): longer than the store lets the indexer's backlog hold a commit back
 #: (``LOG_BACKLOG_WAIT``), so that only a write lock held this long ends on a thread
 LOOP_PATIENCE = 5.0
+#: the share of the backlog's bound (``Store.log_backlog``) the indexer lets arrive while it
+#: rests after catching up (ADR 0050): at a quarter, the requests find the bound reached only
+#: when the log's rate grows fourfold within one rest
+REST_SHARE = 0.25
 #: the least and the most time between two tries of a held-back batch (seconds)
 _RETRY_LEAST = 0.00025
 _RETRY_MOST = 0.004
@@ -271,8 +277,10 @@ class LogIndexer:
     write lock to the writes, and is twice as large, up to ``grow`` times the
     first (ADR 0026): while the log runs ahead of it, larger batches share more pages and
     cost less an entry, so the indexer catches up instead of falling further behind; after
-    a round that took all that waited, the next is of the first size again, ``interval``
-    later (what arrives meanwhile makes it larger, and cheaper per entry). Entries another
+    a round that took all that waited, the next is of the first size again, after a rest
+    in which about ``REST_SHARE`` of the backlog's bound arrives at the rate the last rounds
+    found, ``interval`` at most (what arrives meanwhile makes it larger, and cheaper per
+    entry; a fixed rest let four thousand reads a second fill the bound: ADR 0050). Entries another
     process is indexing are left to it. At the stop it indexes what is left. A failure is
     logged (its type only: no SQL, no health data) and the entries wait for the next round;
     none is lost, since a batch leaves the log as written only once it is indexed (in the
@@ -289,8 +297,11 @@ class LogIndexer:
         grow: int = 4,
         checkpoint_every: float = CHECKPOINT_EVERY,
         upkeep_every: float = UPKEEP_EVERY,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: seconds, for the rate the rests are paced by."""
         self.store = store
+        self.clock = clock
         self.interval = interval
         self.batch = batch
         self.pause = pause
@@ -320,14 +331,33 @@ class LogIndexer:
         if beside is not None:
             beside.start()
         try:
+            began, moved = self.clock(), 0  # since the last rest began
             while not stop.is_set():
                 batch = self.round()
-                stop.wait(self.pause if batch.more else self.interval)
+                moved += batch.moved
+                if batch.more:
+                    stop.wait(self.pause)
+                    continue
+                now = self.clock()
+                rest = self.rest(moved, now - began)
+                began, moved = now, 0
+                stop.wait(rest)
             self.index_waiting()
         finally:
             halt.set()
             if beside is not None:
                 beside.join()
+
+    def rest(self, moved: int, seconds: float) -> float:
+        """How long to rest after a round that took all that waited, having moved ``moved``
+        entries in the ``seconds`` since the last rest began (that rest and the rounds
+        after it: about the rate at which entries arrive): the time in which ``REST_SHARE``
+        of the backlog's bound arrives at that rate, at least ``pause`` and at most
+        ``interval``; ``interval`` when nothing arrived."""
+        if moved <= 0 or seconds <= 0:
+            return self.interval
+        enough = REST_SHARE * self.store.log_backlog * seconds / moved
+        return min(self.interval, max(self.pause, enough))
 
     def index_waiting(self) -> int:
         """Rounds without a pause until no entry waits (that no other process holds)."""

@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError
 
 from consent.audit import Access, audit_event
 from gateway.app import build_services
-from gateway.interactions.auditlog import Checkpointer, GroupCommit, LogIndexer
+from gateway.interactions.auditlog import REST_SHARE, Checkpointer, GroupCommit, LogIndexer
 from gateway.interactions.authorize import commit_events, commit_events_now, write_events
 from gateway.interactions.dispatch import Dispatcher, dispatch, shows_access_log
 from gateway.interactions.model import FhirRequest, Services
@@ -624,6 +624,63 @@ def test_the_indexer_moves_what_waits_without_a_read_and_the_rest_at_its_stop(
     thread.join(60)
     assert not thread.is_alive()
     assert _waiting(own) == 0 and len(_indexed(own)) == 280  # the round at its stop
+
+
+class _Rests(threading.Event):
+    """The indexer's stop: each wait is recorded and passes at once, the test's clock
+    moved on by it, and the entries ``arriving`` in a rest committed meanwhile; set once
+    every rest of ``arriving`` is over."""
+
+    def __init__(self, own: Services, arriving: list[int]) -> None:
+        super().__init__()
+        self.own, self.arriving, self.now = own, arriving, 0.0
+        self.waits: list[tuple[float, bool]] = []  # (seconds, a rest: the round took all)
+
+    def clock(self) -> float:
+        return self.now
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert timeout is not None
+        rest = timeout != LogIndexer(self.own.store).pause
+        self.waits.append((timeout, rest))
+        self.now += timeout
+        if rest:
+            if not self.arriving:
+                self.set()
+                return True
+            count = self.arriving.pop(0)
+            if count:
+                commit_events(self.own, _events("p1", count))
+        return self.is_set()
+
+
+def test_the_indexer_rests_as_long_as_a_quarter_of_the_backlog_takes_to_arrive(
+    own: Services,
+) -> None:
+    """ADR 0050: after a round that took all that waited, the indexer rests for the time
+    in which ``REST_SHARE`` of the backlog's bound arrives at the rate of the entries it
+    moved since its last rest began (that rest and its rounds), between ``pause`` and
+    ``interval``; ``interval`` when it knows no rate yet."""
+    assert own.store.log_backlog == 1000 and REST_SHARE == 0.25
+    commit_events(own, _events("p1", 30))
+    stop = _Rests(own, arriving=[300, 600, 0])
+    indexer = LogIndexer(own.store, interval=1.0, batch=100, pause=0.01, clock=stop.clock)
+    indexer.run(stop)
+    rests = [seconds for seconds, rest in stop.waits if rest]
+    assert rests[0] == 1.0  # nothing moved since it began: no rate to go by
+    # 300 arrived in the first rest, moved in rounds of 100, 200 and 0 after pauses
+    since = 1.0 + sum(seconds for seconds, rest in stop.waits[1:3] if not rest)
+    assert rests[1] == pytest.approx(250 * since / 300)  # a second's rest at 300/s
+    assert 0.8 < rests[1] < 0.9
+    since = rests[1] + sum(seconds for seconds, rest in stop.waits[4:] if not rest)
+    assert rests[2] == pytest.approx(250 * since / 600)  # twice the rate, half the rest
+    assert rests[3] == 1.0  # nothing arrived: the longest rest
+    assert _waiting(own) == 0 and len(_indexed(own)) == 930
+    bounds = LogIndexer(own.store, interval=0.25, pause=0.01)
+    assert bounds.rest(10, 1.0) == 0.25  # slow: at most ``interval``
+    assert bounds.rest(10**6, 1.0) == 0.01  # however fast: at least ``pause``
+    assert bounds.rest(4000, 1.0) == pytest.approx(0.0625)
+    assert bounds.rest(0, 1.0) == bounds.rest(5, 0.0) == 0.25
 
 
 def test_the_indexer_grows_its_batches_while_behind_and_starts_small_again(
