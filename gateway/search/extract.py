@@ -309,7 +309,7 @@ class Extractor:
             return self._remembered_value(resource_type, key, blob)
         return self._evaluate_value(resource_type, key, value)
 
-    @functools.lru_cache(maxsize=512)  # noqa: B019 (the extractor lives as long as the app)
+    @functools.lru_cache(maxsize=256)  # noqa: B019 (the extractor lives as long as the app)
     def _remembered_value(self, resource_type: str, key: str, blob: bytes) -> tuple[_Found, ...]:
         return self._evaluate_value(resource_type, key, orjson.loads(blob))
 
