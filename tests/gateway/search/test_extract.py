@@ -207,24 +207,6 @@ def test_access_log_entries_remembered_per_item_equal_the_whole_expressions() ->
                 assert patients == {access.patient}
 
 
-def _search_entry(records: list[str], base: str) -> dict[str, Any]:
-    """The access-log entry of a GP's search that disclosed ``records``."""
-    gp = AccessContext(
-        kind="backend",
-        client_id="gp-app",
-        scopes=Scopes((), frozenset()),
-        subject="http://fhir.nl/fhir/NamingSystem/uzi-nr-pers|123",
-        token_id="t1",
-        organization="Organization/o1",
-        purpose="TREAT",
-    )
-    at = dt.datetime(2026, 12, 7, 7, 0, tzinfo=dt.UTC)
-    access = Access("search-type", "0", at, "p1", records, query="Observation?subject=Patient/p1")
-    event = audit_event(gp, access, base)
-    event["id"] = "e1"
-    return event
-
-
 def test_a_top_level_value_is_remembered_whole_by_its_json() -> None:
     """The records a repeated search disclosed (fifty entities) are worked out once and
     then found by their JSON in one lookup (ADR 0049): the rows are exactly the whole
@@ -234,7 +216,7 @@ def test_a_top_level_value_is_remembered_whole_by_its_json() -> None:
     base = "https://dossier.example.nl/fhir"
     extractor = Extractor(REGISTRY, base)
     records = [f"Observation/o{n}" for n in range(50)]
-    event = _search_entry(records, base)
+    event = entry(base, "e1", "search-type", records)
     remembered = extractor._remembered_value.cache_info()
     first = expanded(extractor, extractor.rows(9, event)[0], event)
     entries = extractor._remembered_value.cache_info()
@@ -244,12 +226,12 @@ def test_a_top_level_value_is_remembered_whole_by_its_json() -> None:
     assert after.misses == entries.misses and after.hits > entries.hits  # all from memory
     assert _rows_as_set(first) == _rows_as_set(again)
     assert _rows_as_set(first) == _whole_expression_rows(extractor, 9, event)
-    other = _search_entry([*records[:49], "Observation/o99"], base)
+    other = entry(base, "e1", "search-type", [*records[:49], "Observation/o99"])
     rows = expanded(extractor, extractor.rows(9, other)[0], other)
     assert _rows_as_set(rows) == _whole_expression_rows(extractor, 9, other)
     named = {r["target_id"] for r in rows["reference"] if r["param"] == "entity"}
     assert "o99" in named and "o49" not in named
-    large = _search_entry([f"Observation/{'x' * 60}{n}" for n in range(200)], base)
+    large = entry(base, "e1", "search-type", [f"Observation/{'x' * 60}{n}" for n in range(200)])
     assert len(orjson.dumps(large["entity"])) > _VALUE_MEMO_BYTES
     before = extractor._remembered_value.cache_info()
     for _ in range(2):
