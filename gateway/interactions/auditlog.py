@@ -278,13 +278,13 @@ class LogIndexer:
     first (ADR 0026): while the log runs ahead of it, larger batches share more pages and
     cost less an entry, so the indexer catches up instead of falling further behind; after
     a round that took all that waited, the next is of the first size again, after a rest
-    in which about ``REST_SHARE`` of the backlog's bound arrives at the rate the last rounds
-    found, ``interval`` at most (what arrives meanwhile makes it larger, and cheaper per
-    entry; a fixed rest let four thousand reads a second fill the bound: ADR 0050). Entries another
-    process is indexing are left to it. At the stop it indexes what is left. A failure is
-    logged (its type only: no SQL, no health data) and the entries wait for the next round;
-    none is lost, since a batch leaves the log as written only once it is indexed (in the
-    same transaction, or on SQLite after it, from the log's own file).
+    in which about ``REST_SHARE`` of the backlog's bound arrives at the rate the last
+    rounds found, ``interval`` at most (what arrives meanwhile makes it larger, and cheaper
+    per entry; a fixed rest let four thousand reads a second fill the bound: ADR 0050).
+    Entries another process is indexing are left to it. At the stop it indexes what is
+    left. A failure is logged (its type only: no SQL, no health data) and the entries wait
+    for the next round; none is lost, since a batch leaves the log as written only once it
+    is indexed (in the same transaction, or on SQLite after it, from the log's own file).
     """
 
     def __init__(
