@@ -126,6 +126,16 @@ def kind_key(resource_type: str, identities: list[bytes]) -> int:
     return -(int.from_bytes(digest.digest(), "big") & ((1 << 62) - 1)) - 1
 
 
+def _memo_key(value: Any, limit: int) -> bytes | None:
+    """``value``'s JSON, by which its rows are remembered; None when it has none (a value
+    ``orjson`` cannot write) or is longer than ``limit`` bytes: worked out each time."""
+    try:
+        blob = orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    return blob if len(blob) <= limit else None
+
+
 def _key_of(rows: IndexRows) -> int:
     """The key of the kind whose rows (:meth:`Extractor.kind_rows`) these are."""
     return int(rows["kind"][0]["kind"])
@@ -301,13 +311,10 @@ class Extractor:
         agents, source and type; the records a repeated search disclosed, fifty entities
         whose parts would each be looked up again), and one lookup stands for the many of
         its items and their parts (ADR 0049)."""
-        try:
-            blob = orjson.dumps(value)
-        except (orjson.JSONEncodeError, TypeError):
-            blob = b""
-        if blob and len(blob) <= _VALUE_MEMO_BYTES:
-            return self._remembered_value(resource_type, key, blob)
-        return self._evaluate_value(resource_type, key, value)
+        blob = _memo_key(value, _VALUE_MEMO_BYTES)
+        if blob is None:
+            return self._evaluate_value(resource_type, key, value)
+        return self._remembered_value(resource_type, key, blob)
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 (the extractor lives as long as the app)
     def _remembered_value(self, resource_type: str, key: str, blob: bytes) -> tuple[_Found, ...]:
@@ -346,11 +353,8 @@ class Extractor:
             found = self._reference_rows(resource_type, key, sub, value)
             if found is not None:
                 return found
-        try:
-            blob = orjson.dumps(value)
-        except (orjson.JSONEncodeError, TypeError):
-            blob = b""
-        if not blob or len(blob) > _MEMO_BYTES:
+        blob = _memo_key(value, _MEMO_BYTES)
+        if blob is None:
             return self._evaluate_part(resource_type, key, sub, value)
         return self._remembered(resource_type, key, sub, blob)
 
@@ -408,11 +412,8 @@ class Extractor:
         """The rows of a parameter that reads only ``keys`` of the resource: remembered by
         their JSON (an Observation's code and value repeat from resource to resource)."""
         part = {key: resource[key] for key in keys if key in resource}
-        try:
-            blob = orjson.dumps(part)
-        except (orjson.JSONEncodeError, TypeError):
-            blob = b""
-        if not blob or len(blob) > _MEMO_BYTES:
+        blob = _memo_key(part, _MEMO_BYTES)
+        if blob is None:
             return self._evaluate_whole(param, part)
         return self._remembered_whole(param, blob)
 

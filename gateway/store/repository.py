@@ -762,12 +762,7 @@ class Store:
         found = _within(rows, max_bytes)
         if not found:
             return Batch(0, more=False)
-        written = [bytes(row[2]) for row in found]
-        news = self.prepare_new(
-            [orjson.loads(blob) for blob in written],
-            times=[row[1] for row in found],
-            written=written,
-        )
+        news = self.prepare_logged(found)
         read = [(row[0], row[1]) for row in found]
         more = len(found) < len(rows) or len(rows) == limit
         if engine is self.engine:  # moved in one transaction: the write keeps what still waits
@@ -791,6 +786,17 @@ class Store:
             # as one statement of the batch's pairs, SQLAlchemy held it for 7 ms a batch of
             # 300, while the gateway's commits waited: ADR 0047)
             connection.exec_driver_sql(_LOG_FORGET, list(read))
+
+    def prepare_logged(self, rows: Sequence[Any]) -> list[New]:
+        """The access-log entries ``rows`` (seq, recorded, content) as AuditEvents to store,
+        each with its recorded time as lastUpdated and stored as the bytes it was logged in
+        (:meth:`prepare_new`)."""
+        written = [bytes(row[2]) for row in rows]
+        return self.prepare_new(
+            [orjson.loads(blob) for blob in written],
+            times=[row[1] for row in rows],
+            written=written,
+        )
 
     def prepare_new(
         self,
@@ -1207,19 +1213,16 @@ class Session(Indexing, Lookups):
         *,
         method: str = "POST",
         times: Sequence[int] | None = None,
-        written: Sequence[bytes] | None = None,
     ) -> None:
         """Store each resource of ``batch`` as the first version of a new id, in one insert.
 
         For resources nobody has written before (fresh ids): no lookup per resource; an id
         that exists after all fails the insert, and the unit of work runs again with new
         ids, as a collision in :meth:`put` does. ``times``: each one's lastUpdated
-        (microseconds; default now); ``written``: each one's JSON as read
-        (:meth:`Store.prepare_new`).
+        (microseconds; default now).
         """
         if batch:
-            news = self.store.prepare_new(batch, times=times, written=written)
-            self._insert_new(news, method)
+            self._insert_new(self.store.prepare_new(batch, times=times), method)
 
     def _insert_new(self, news: Sequence[New], method: str) -> None:
         """Insert the prepared ``news`` in one statement, then their versions and index."""
@@ -1276,12 +1279,7 @@ class Session(Indexing, Lookups):
             delete(access_log).where(access_log.c.seq.in_([row[0] for row in found]))
         )
         # the gateway's own transaction: no caller's guard (Store.write opens it without)
-        written = [bytes(row[2]) for row in found]
-        self.add_new(
-            [orjson.loads(blob) for blob in written],
-            times=[row[1] for row in found],
-            written=written,
-        )
+        self._insert_new(self.store.prepare_logged(found), "POST")
         self.written = []
         return Batch(len(found), more=len(found) < len(rows) or len(rows) == limit)
 
