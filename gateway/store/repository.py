@@ -368,12 +368,12 @@ def _current_statement(
     for_update: bool = False,
     of_type: str = "",
     epoch: bool = False,
-) -> tuple[str, tuple[str, ...], dict[str, Any]] | None:
+) -> tuple[str, Callable[[str, str], Any]] | None:
     """A read under ``access`` (None: unrestricted; ``for_update``: unrestricted, locking
     the row on PostgreSQL) compiled once per filter, database and type (``of_type``, the
     type every execution binds as ``t``: what the filter says of types is decided for it,
-    ADR 0033): its text, the order of
-    its parameters (for positional drivers) and the values bound in it; None when the
+    ADR 0033): its text and how a type and an id are bound to it (:func:`_binding`); None
+    when the
     filter holds lists that are expanded per execution (a few excluded resources), which
     then take the ordinary way. A filter comes back request after request (grants are kept
     per access epoch); compiling and keying its large expression at every read cost more
@@ -392,8 +392,19 @@ def _current_statement(
     if compiled.post_compile_params:
         return None
     order = tuple(compiled.positiontup or ())
-    fixed = compiled.construct_params(params={"t": "", "i": ""})
-    return compiled.string, order, dict(fixed)
+    fixed = dict(compiled.construct_params(params={"t": "", "i": ""}))
+    return compiled.string, _binding(order, fixed)
+
+
+def _binding(order: tuple[str, ...], fixed: dict[str, Any]) -> Callable[[str, str], Any]:
+    """The parameters of a compiled read for a type and an id: in ``order`` for a
+    positional driver (SQLite's), else by name; the filter's own values (``fixed``) beside
+    them. Worked out once per statement: a read by id binds it at every request."""
+    if not order:
+        return lambda t, i: {**fixed, "t": t, "i": i}
+    if order == ("t", "i"):  # no filter, or one of no values of its own
+        return lambda t, i: (t, i)
+    return lambda t, i: tuple({**fixed, "t": t, "i": i}[name] for name in order)
 
 
 class Store:
@@ -436,8 +447,9 @@ class Store:
         #: one of them asks the database nothing about it
         self.known_kinds: set[int] = set()
 
-    @contextmanager
-    def read(self, *, snapshot: bool = True, budget: Budget | None = None) -> Iterator[Session]:
+    def read(
+        self, *, snapshot: bool = True, budget: Budget | None = None
+    ) -> contextlib.AbstractContextManager[Session]:
         """A read session; ``snapshot=False`` for an interaction of a single statement,
         which runs without BEGIN and COMMIT (on PostgreSQL in autocommit: two round trips
         fewer; SQLite's engine issues no BEGIN for it). A snapshot's statements all see one
@@ -450,21 +462,24 @@ class Store:
         pool and giving it back cost more than a read of one resource (ADR 0022). On
         PostgreSQL the session has no connection: its statements' rows are those run ahead
         (``budget.ahead``), and one not run yet raises :class:`~gateway.store.ahead.Prefetch`
-        (ADR 0039); a read of one snapshot raises :class:`~gateway.store.ahead.NotOnLoop`."""
-        if budget is not None and self._postgresql:
+        (ADR 0039); a read of one snapshot raises :class:`~gateway.store.ahead.NotOnLoop`.
+
+        The budgeted read on SQLite is an object of its own, not a generator's context
+        (ADR 0051): it serves most requests, and the generator's machinery cost as much as
+        the rest of the session around the statement."""
+        if budget is not None and not self._postgresql:
+            return _BudgetedRead(self, self._kept_reader(snapshot), budget)
+        return self._read(snapshot, budget)
+
+    @contextmanager
+    def _read(self, snapshot: bool, budget: Budget | None) -> Iterator[Session]:
+        """:meth:`read` on a pooled connection, or on PostgreSQL's event loop."""
+        if budget is not None:  # PostgreSQL
             if snapshot or budget.ahead is None:  # statements of one snapshot: a thread's
                 raise NotOnLoop
             session = Session(self, cast(Connection, Unconnected(self.engine.dialect)))
             session.ahead = budget.ahead
             yield session
-            return
-        if budget is not None:
-            connection = self._kept_connection(snapshot)
-            try:
-                yield from _budgeted(self, connection, budget)
-            except DBAPIError:
-                self._drop_kept(snapshot, connection)
-                raise
             return
         with self.engine.connect() as raw:
             options: dict[str, Any] = {SNAPSHOT: snapshot}
@@ -481,29 +496,34 @@ class Store:
             with connection.begin():
                 yield Session(self, connection)
 
-    def _kept_connection(self, snapshot: bool) -> Connection:
+    def _kept_reader(self, snapshot: bool) -> _KeptReader:
         """This thread's kept connection for reads with (or without) a snapshot; a new one
         when the last was lost. One the database refused is given back, never reused
         (:meth:`_drop_kept`, by its user: no context manager around a read of microseconds)."""
-        kept: dict[bool, Connection] = self._loop.__dict__.setdefault("connections", {})
-        connection = kept.get(snapshot)
-        if connection is None or connection.closed or connection.invalidated:
+        kept: dict[bool, _KeptReader] = self._loop.__dict__.setdefault("connections", {})
+        reader = kept.get(snapshot)
+        if reader is None or reader.connection.closed or reader.connection.invalidated:
             connection = self.engine.connect().execution_options(**{SNAPSHOT: snapshot})
-            kept[snapshot] = connection
+            reader = kept[snapshot] = _KeptReader(connection, snapshot)
             with self._kept_lock:
                 self._kept.append(connection)
-        return connection
+        return reader
 
-    def _drop_kept(self, snapshot: bool, connection: Connection) -> None:
-        """Give back the kept ``connection`` the database said no on: the next read on this
-        thread starts on a new one."""
-        kept: dict[bool, Connection] = self._loop.__dict__.setdefault("connections", {})
-        if kept.get(snapshot) is connection:
-            del kept[snapshot]
+    def _drop_kept(self, reader: _KeptReader) -> None:
+        """Give back the kept connection of ``reader``, which the database said no on: the
+        next read on this thread starts on a new one. Its progress handler goes with it:
+        the pool's next user has no budget."""
+        kept: dict[bool, _KeptReader] = self._loop.__dict__.setdefault("connections", {})
+        if kept.get(reader.snapshot) is reader:
+            del kept[reader.snapshot]
         with self._kept_lock:
-            if connection in self._kept:
-                self._kept.remove(connection)
-        connection.close()
+            if reader.connection in self._kept:
+                self._kept.remove(reader.connection)
+        try:
+            reader.driver.set_progress_handler(None, 0)
+        except sqlite3.Error:  # the connection is gone: the pool will not hand it out
+            reader.connection.invalidate()
+        reader.connection.close()
 
     def access_epoch(self, *, on_loop: bool = False) -> int | None:
         """The access epoch now, in a statement of its own (None: no such counter).
@@ -514,14 +534,12 @@ class Store:
         connection this thread keeps for reads on the event loop (see :meth:`read`), which
         holds no transaction between them."""
         if on_loop and not self._postgresql:
-            kept = self._kept_connection(snapshot=False)
+            reader = self._kept_reader(snapshot=False)
             sql, params = lookup_sql("epoch", (), self.engine.dialect)
             try:
-                found = fetch_driver(
-                    kept.connection.dbapi_connection, self.engine.dialect, sql, params
-                )
+                found = fetch_driver(reader.driver, self.engine.dialect, sql, params)
             except DBAPIError:
-                self._drop_kept(False, kept)
+                self._drop_kept(reader)
                 raise
             return found[0][0] if found else None
         raw = self.engine.raw_connection()
@@ -892,38 +910,91 @@ class Store:
         self.engine.dispose()
 
 
-def _budgeted(store: Store, connection: Connection, budget: Budget) -> Iterator[Session]:
-    """A read session on ``connection`` that spends at most ``budget`` (see Store.read).
+class _KeptReader:
+    """A connection a thread keeps for its reads on the event loop (SQLite, see
+    :meth:`Store.read`): its driver's connection, whether its reads are snapshots, and the
+    budget of the read running on it now. SQLite's progress handler is set once, when the
+    connection is taken, and counts against that budget; between reads there is none, and
+    the handler lets every statement run to its end (ADR 0051)."""
+
+    __slots__ = ("budget", "connection", "driver", "snapshot")
+
+    def __init__(self, connection: Connection, snapshot: bool) -> None:
+        driver: Any = connection.connection.dbapi_connection
+        driver.set_progress_handler(self._step, _BUDGET_STEP)
+        self.connection = connection
+        self.driver = driver
+        self.snapshot = snapshot
+        self.budget: Budget | None = None
+
+    def _step(self) -> int:
+        budget = self.budget
+        return 0 if budget is None else budget.step()
+
+
+class _BudgetedRead:
+    """A read session on a thread's kept connection that spends at most ``budget`` (see
+    :meth:`Store.read`).
 
     No transaction object: SQLAlchemy's begin and commit cost a twelfth of an open read
     (ADR 0032) and a fiftieth of an open search (ADR 0040). A read of one statement
-    (``SNAPSHOT`` off) runs without BEGIN; a snapshot begins and commits on the driver. A
+    (``snapshot`` off) runs without BEGIN; a snapshot begins and commits on the driver. A
     statement that goes through SQLAlchemy all the same begins its transaction itself (in
     a snapshot the engine's ``begin`` listener sees the driver's and begins no other); it
-    is ended here, committed after the session, rolled back after a failure."""
-    driver = connection.connection.dbapi_connection
-    assert driver is not None
-    driver.set_progress_handler(budget.step, _BUDGET_STEP)
-    try:
-        if connection.get_execution_options().get(SNAPSHOT, True):
-            driver.execute("BEGIN")  # SQLAlchemy's begin and commit: 4.5 µs, the driver's 1
-        yield Session(store, connection)
-        if budget.exceeded:
-            raise OverBudget  # a statement was stopped, whatever became of its error
-        if connection.in_transaction():  # begun by a statement through SQLAlchemy (in a
-            connection.commit()  # snapshot, on the driver's: the listener begins no other)
-        elif driver.in_transaction:
-            driver.commit()
-    except Exception as error:
-        if budget.exceeded and not isinstance(error, OverBudget):
-            raise OverBudget from None  # the driver's "interrupted", however wrapped
-        raise
-    finally:  # a failure left a transaction open: the kept connection is left clean
+    is ended here, committed after the session, rolled back after a failure. A failure of
+    the database's gives the connection back (``Store._drop_kept``)."""
+
+    __slots__ = ("budget", "reader", "store")
+
+    def __init__(self, store: Store, reader: _KeptReader, budget: Budget) -> None:
+        self.store = store
+        self.reader = reader
+        self.budget = budget
+
+    def __enter__(self) -> Session:
+        reader = self.reader
+        reader.budget = self.budget
+        if reader.snapshot:
+            try:
+                reader.driver.execute("BEGIN")  # SQLAlchemy's begin and commit: 4.5 µs, 1 here
+            except sqlite3.Error:
+                reader.budget = None
+                self.store._drop_kept(reader)
+                raise
+        return Session(self.store, reader.connection)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: Any
+    ) -> None:
+        reader, budget = self.reader, self.budget
+        connection, driver = reader.connection, reader.driver
+        try:
+            try:
+                if error is None:
+                    if budget.exceeded:
+                        raise OverBudget  # a statement was stopped, whatever became of it
+                    if connection.in_transaction():  # begun by a statement through
+                        connection.commit()  # SQLAlchemy (in a snapshot on the driver's)
+                    elif driver.in_transaction:
+                        driver.commit()
+                elif budget.exceeded and not isinstance(error, OverBudget):
+                    raise OverBudget from None  # the driver's "interrupted", however wrapped
+            finally:
+                reader.budget = None
+                self._end(connection, driver)
+        except DBAPIError:
+            self.store._drop_kept(reader)
+            raise
+        if isinstance(error, DBAPIError):
+            self.store._drop_kept(reader)
+
+    @staticmethod
+    def _end(connection: Connection, driver: Any) -> None:
+        """A failure left a transaction open: the kept connection is left clean."""
         if connection.in_transaction():
             connection.rollback()
         if driver.in_transaction:
             driver.rollback()
-        driver.set_progress_handler(None, 0)
 
 
 def _first_version(res_type: str, res_id: str, at: int, content: bytes) -> dict[str, Any]:
@@ -1060,9 +1131,8 @@ class Session(Indexing, Lookups):
         if prepared is None and not restricted:
             prepared = _current_statement(None, self._connection.dialect, for_update)
         if prepared is not None:
-            sql, order, fixed = prepared
-            values = {**fixed, "t": res_type, "i": res_id}
-            found = self.driver_rows(sql, tuple(values[n] for n in order) if order else values)
+            sql, bind = prepared
+            found = self.driver_rows(sql, bind(res_type, res_id))
             if confirming:
                 if not found:  # no row to carry the epoch: a statement of its own
                     self.confirm_epoch()

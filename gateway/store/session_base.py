@@ -224,7 +224,8 @@ def fetch_driver(dbapi_connection: Any, dialect: Dialect, sql: str, params: Any)
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(sql, params)
-        return list(cursor.fetchall())
+        rows: list[Any] = cursor.fetchall()
+        return rows
     except dialect.loaded_dbapi.Error as error:
         raise DBAPIError.instance(None, None, error, dialect.loaded_dbapi.Error) from error
     finally:
@@ -311,6 +312,8 @@ class SessionBase:
         self._read_ahead: dict[tuple[str, str], Current | None] = {}
         #: a read on the event loop on PostgreSQL: its statements' rows, run ahead (ADR 0039)
         self.ahead: Ahead | None = None
+        #: the driver's connection of ``connection``, once a statement asked for it
+        self._driver: Any = None
 
     @contextmanager
     def unguarded(self, reason: str) -> Iterator[Self]:
@@ -403,7 +406,10 @@ class SessionBase:
         on the event loop on PostgreSQL, run ahead: ADR 0039)."""
         if self.ahead is not None:
             return self.ahead.rows(sql, params)
-        return driver_rows(self._connection, sql, params)
+        driver = self._driver
+        if driver is None:  # once a session: SQLAlchemy's way to it is three properties
+            driver = self._driver = self._connection.connection.dbapi_connection
+        return fetch_driver(driver, self._connection.dialect, sql, params)
 
     def flush(self) -> None:
         """Write the rows collected by :meth:`put` (index, compartment, versions, outbox):

@@ -60,7 +60,7 @@ def _traced_kept(store: Store, *, snapshot: bool) -> tuple[Any, Any, list[str]]:
     read; its driver connection; and the statements that driver runs from now on."""
     with store.read(snapshot=snapshot, budget=Budget(10**9)):
         pass
-    kept = store._loop.connections[snapshot]
+    kept = store._loop.connections[snapshot].connection
     driver = kept.connection.dbapi_connection
     ran: list[str] = []
     driver.set_trace_callback(ran.append)
@@ -86,9 +86,9 @@ def test_a_read_past_its_budget_is_stopped_and_its_connection_left_clean(
         return
     with pytest.raises(OverBudget), store.read(budget=Budget(10_000)) as session:
         session.connection.execute(_HEAVY).scalar()
-    kept = store._loop.connections[True]  # the thread's connection for snapshot reads
+    kept = store._loop.connections[True].connection  # the thread's for snapshot reads
     assert not kept.in_transaction()  # rolled back
-    driver = kept.connection.dbapi_connection  # no handler left on it: runs to the end
+    driver = kept.connection.dbapi_connection  # no budget left on it: runs to the end
     assert driver.execute(str(_HEAVY)).fetchone()[0] == stored**2
     with store.read() as session:  # and a read from the pool, as ever
         assert session.connection.execute(_HEAVY).scalar() == stored**2
@@ -128,7 +128,7 @@ def test_a_read_of_one_statement_on_the_loop_opens_no_transaction_and_leaves_non
         ran.clear()
         with store.read(snapshot=True, budget=Budget(10**9)) as session:  # with a snapshot
             assert session.current("Patient", "anna") is not None
-        snapshot = store._loop.connections[True].connection.dbapi_connection
+        snapshot = store._loop.connections[True].driver
         assert snapshot is not driver
     finally:
         driver.set_trace_callback(None)
@@ -306,7 +306,7 @@ def test_a_kept_connection_the_database_refused_is_not_kept(tmp_path: pathlib.Pa
         assert store.access_epoch(on_loop=True) == 7 and store._loop.connections[False] is kept
     finally:
         store.dispose()
-    assert kept.closed
+    assert kept.connection.closed
 
 
 def test_a_loop_read_the_database_refused_gives_its_connection_up_and_others_keep_it(
@@ -323,12 +323,14 @@ def test_a_loop_read_the_database_refused_gives_its_connection_up_and_others_kee
     for snapshot in (False, True):
         with store.read(snapshot=snapshot, budget=Budget(10**9)) as session:
             assert session.current("Patient", "anna") is not None
-        kept = store._loop.connections[snapshot]
+        reader = store._loop.connections[snapshot]
+        kept, driver = reader.connection, reader.driver
         with pytest.raises(ValueError), store.read(snapshot=snapshot, budget=Budget(10**9)):
             raise ValueError("a failure within the session")
         with pytest.raises(OverBudget), store.read(snapshot=snapshot, budget=Budget(5_000)) as s:
             s.connection.execute(_HEAVY).scalar()
-        assert store._loop.connections[snapshot] is kept and not kept.in_transaction()
+        assert store._loop.connections[snapshot] is reader and not kept.in_transaction()
+        assert reader.budget is None  # the handler stays, with no budget to count against
         with kept.begin():  # no budget left behind: a long statement runs to its end
             assert kept.execute(_HEAVY).scalar() == (_MATCHES + 1) ** 2
         with (
@@ -339,4 +341,8 @@ def test_a_loop_read_the_database_refused_gives_its_connection_up_and_others_kee
         assert kept.closed and store._loop.connections.get(snapshot) is None
         with store.read(snapshot=snapshot, budget=Budget(10**9)) as session:
             assert session.current("Observation", "o1") is not None
-        assert store._loop.connections[snapshot] is not kept
+        assert store._loop.connections[snapshot] is not reader
+        # the connection given up went back to the pool without its handler: whoever
+        # takes it next reads to the end, even were the old reader's budget spent
+        reader.budget = Budget(0)
+        assert driver.execute(str(_HEAVY)).fetchone()[0] == (_MATCHES + 1) ** 2
