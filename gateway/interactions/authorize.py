@@ -19,8 +19,9 @@ transaction, a read's straight after it, a refusal on its own.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -71,6 +72,8 @@ class ConsentCaller:
     _epoch: int | None = None
     _actors: frozenset[str] | None = None
     _grants: dict[str, tuple[Grant, ...]] = field(default_factory=dict)
+    #: the same grants by the patient who gave them, for the access log's entries
+    _held: dict[str, Mapping[str, tuple[Grant, ...]]] = field(default_factory=dict)
 
     # -- narrowing ---------------------------------------------------------------------
 
@@ -139,11 +142,11 @@ class ConsentCaller:
         if action not in self._grants:
             actors, purpose = self.actors(session), self.who.purpose
             now = self.services.clock.now()
-            self._grants[action] = self.cache.get(
+            self._grants[action], self._held[action] = self.cache.get(
                 self._access_epoch(session),
                 ("grants", actors, action, purpose),
                 now,
-                lambda: grants_until(session, actors, action, purpose, now),
+                lambda: _by_patient(*grants_until(session, actors, action, purpose, now)),
             )
         return self._grants[action]
 
@@ -196,12 +199,9 @@ class ConsentCaller:
                 by_patient.setdefault(patient, [])
         by_patient.pop(None, None)
         events = []
+        grants_of = self._held.get("write" if written else "read", {})
         for patient, objects in sorted(by_patient.items(), key=lambda kv: str(kv[0])):
-            held = [
-                g
-                for g in self._grants.get("write" if written else "read", ())
-                if g.patient == patient
-            ]
+            held = grants_of.get(patient, ()) if patient is not None else ()
             consents = [g.consent for g in held]
             emergency = next((g.emergency for g in held if g.emergency), None)
             who = replace(self.who, break_glass=emergency) if emergency else self.who
@@ -283,6 +283,18 @@ class ConsentCaller:
             await self.log.submit_async(copies)
         else:
             await asyncio.to_thread(commit_events, self.services, copies)
+
+
+def _by_patient(
+    grants: tuple[Grant, ...], until: dt.datetime | None
+) -> tuple[tuple[tuple[Grant, ...], Mapping[str, tuple[Grant, ...]]], dt.datetime | None]:
+    """``grants`` (:func:`grants_until`'s, valid ``until``) and the same by the patient who
+    gave them, kept together: an access-log entry names its patient's Consents, and a GP
+    practice holds the grants of thousands of clients (ADR 0051)."""
+    held: dict[str, list[Grant]] = {}
+    for grant in grants:
+        held.setdefault(grant.patient, []).append(grant)
+    return (grants, {patient: tuple(found) for patient, found in held.items()}), until
 
 
 def write_events(services: Services, session: Session, events: list[dict[str, Any]]) -> None:

@@ -404,7 +404,19 @@ def _binding(order: tuple[str, ...], fixed: dict[str, Any]) -> Callable[[str, st
         return lambda t, i: {**fixed, "t": t, "i": i}
     if order == ("t", "i"):  # no filter, or one of no values of its own
         return lambda t, i: (t, i)
-    return lambda t, i: tuple({**fixed, "t": t, "i": i}[name] for name in order)
+    template = [fixed.get(name) for name in order]
+    at_type = [n for n, name in enumerate(order) if name == "t"]
+    at_id = [n for n, name in enumerate(order) if name == "i"]
+
+    def bind(t: str, i: str) -> tuple[Any, ...]:
+        values = template.copy()
+        for n in at_type:
+            values[n] = t
+        for n in at_id:
+            values[n] = i
+        return tuple(values)
+
+    return bind
 
 
 class Store:

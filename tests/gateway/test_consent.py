@@ -320,6 +320,30 @@ def test_the_client_reads_who_looked_and_nobody_rewrites_the_log(world: dict[str
     assert _get(world, "gp", "AuditEvent?patient=anna").json()["total"] == 0
 
 
+def test_each_entry_names_the_consents_of_its_own_patient(
+    world: dict[str, Any], client: httpx.Client
+) -> None:
+    """A caller granted by several clients: the entry of each read names the Consents of
+    the client whose record it read, and no other's (the grants are kept by patient with
+    the caller's grants, ADR 0051)."""
+    _grant(world, privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS))
+    _grant(world, privacy_consent("gp-grant-again", "anna", GP_PLAN_AND_OBS))
+    bert = privacy_consent("bert-gp", "bert", GP_PLAN_AND_OBS)
+    assert client.put("Consent/bert-gp", json=bert).status_code == 201
+    for plan in ("plan-anna", "plan-bert"):
+        assert _get(world, "gp", f"CarePlan/{plan}").status_code == 200
+    base = world["base"]
+    expected = {
+        "plan-anna": [f"{base}/Consent/gp-grant", f"{base}/Consent/gp-grant-again"],
+        "plan-bert": [f"{base}/Consent/bert-gp"],
+    }
+    for plan, consents in expected.items():
+        log = client.get(f"AuditEvent?entity=CarePlan/{plan}&action=R").json()
+        entries = [e["resource"] for e in log.get("entry", [])]
+        assert len(entries) == 1, plan
+        assert sorted(entries[0]["agent"][0]["policy"]) == consents
+
+
 def test_explain_names_the_consent_and_provision(world: dict[str, Any]) -> None:
     _grant(world, privacy_consent("gp-grant", "anna", GP_PLAN_AND_OBS))
     query = "Consent/$explain?actor=Organization/gp&action=read&resource="
