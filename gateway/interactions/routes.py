@@ -194,7 +194,40 @@ class _Alternatives:
         return route, groups
 
 
-_FIRST = {method: _Alternatives.of(routes) for method, routes in _BY_METHOD.items()}
+def segments(pattern: str) -> int:
+    """How many segments every path ``pattern`` matches has: one more than its slashes
+    outside a character class (none for the empty path). Each segment of a route is made
+    of classes without the slash (``[^/?]``, ``[A-Za-z]``) and literals, so a path with
+    another count matches none of the routes counted apart from it."""
+    source = pattern.removeprefix("^").removesuffix("$")
+    slashes, escaped, in_class = 0, False, False
+    for char in source:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "/":
+            slashes += 1
+    return slashes + 1 if source else 0
+
+
+def _path_segments(path: str) -> int:
+    return path.count("/") + 1 if path else 0
+
+
+#: per method and number of path segments, its routes as one pattern: a path is matched
+#: only against the routes of as many segments (a read, against five of GET's sixteen)
+_FIRST = {
+    (method, count): _Alternatives.of(
+        tuple(route for route in routes if segments(route.pattern.pattern) == count)
+    )
+    for method, routes in _BY_METHOD.items()
+    for count in {segments(route.pattern.pattern) for route in routes}
+}
 
 
 def route_of(request: FhirRequest) -> tuple[Route, dict[str, str]]:
@@ -212,7 +245,7 @@ def match_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
     are tried first: a request that has one matches fewer patterns than there are routes."""
     method = "GET" if method == "HEAD" else method
     path = path.strip("/")
-    alternatives = _FIRST.get(method)
+    alternatives = _FIRST.get((method, _path_segments(path)))
     found = alternatives.first(path) if alternatives is not None else None
     if found is not None:
         return found

@@ -1,6 +1,9 @@
-"""The routing table's one pattern per method finds what trying its routes in order finds."""
+"""The routing table's one pattern per method and number of path segments finds what
+trying its routes in order finds."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -87,9 +90,34 @@ def test_one_pattern_finds_the_route_trying_them_in_order_finds(method: str) -> 
 
 
 def test_every_route_is_an_alternative_of_its_methods_pattern() -> None:
-    for method, alternatives in routes._FIRST.items():
-        own = [route for route in ROUTES if route.method == method]
-        assert [route for route, _ in alternatives.routes.values()] == own
+    """Each route is in the pattern of its method and number of segments, in the table's
+    order, and in no other."""
+    for (method, count), alternatives in routes._FIRST.items():
+        own = [
+            route
+            for route in ROUTES
+            if route.method == method and routes.segments(route.pattern.pattern) == count
+        ]
+        assert own and [route for route, _ in alternatives.routes.values()] == own
+    grouped = sorted(len(alternatives.routes) for alternatives in routes._FIRST.values())
+    assert sum(grouped) == len(ROUTES)
+
+
+def test_a_route_matches_paths_of_one_number_of_segments() -> None:
+    """A route's pattern matches only paths of as many segments as ``segments`` counts in
+    it: no part of it matches a slash (no ``.``, and no class that takes one), so a path
+    need only be matched against the routes of its own count."""
+    assert routes.segments("^$") == 0
+    assert routes.segments(r"^(?P<type>[A-Z][A-Za-z]+)/(?P<id>[^/?]+)/_history$") == 3
+    for route in ROUTES:
+        source = route.pattern.pattern
+        assert not re.search(r"(?<!\\)\.", source), source
+        for found in re.findall(r"\[[^\]]*\]", source):
+            assert not re.fullmatch(found, "/"), source
+        count = routes.segments(source)
+        for path in PATHS:
+            if route.pattern.match(path):
+                assert (path.count("/") + 1 if path else 0) == count, (source, path)
 
 
 def test_a_first_match_of_a_type_it_does_not_serve_is_passed_over() -> None:
