@@ -429,9 +429,12 @@ class FhirEndpoint:
     async def _read_body(self, incoming: _Incoming) -> bytearray:
         """The body in one buffer (parsed from it in place: no second copy), from the
         request's ``http.request`` messages up to the last; a client gone before that is
-        :class:`ClientDisconnect`."""
+        :class:`ClientDisconnect`. A request with neither ``Content-Length`` nor
+        ``Transfer-Encoding`` has no body (RFC 9112, 6.3): nothing to wait for (ADR 0051)."""
         limit = self.settings.max_body_bytes
         declared = incoming.first("content-length")
+        if declared is None and "transfer-encoding" not in incoming.headers:
+            return bytearray()
         if declared is not None:
             if not (declared.isascii() and declared.isdigit()):
                 raise Invalid("Content-Length is not a number")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 from sqlalchemy import text
@@ -70,6 +73,39 @@ def test_oversized_body_is_413(client: httpx.Client) -> None:
     big = {"resourceType": "Patient", "name": [{"text": "x" * (5 * 1024 * 1024)}]}
     assert_outcome(client.post("Patient", json=big, headers=JSON), 413)
     assert client.get("Patient").json()["total"] == 0
+
+
+def test_a_chunked_body_is_read_whole_and_a_bodiless_post_has_none(
+    client: httpx.Client, base: str
+) -> None:
+    """A body sent in chunks (Transfer-Encoding, no Content-Length) is read to its end, as
+    it is limited; a request with neither header has no body (RFC 9112, 6.3), which the
+    endpoint takes without waiting for one (ADR 0051): a create without one is a 400."""
+    patient = orjson.dumps({"resourceType": "Patient", "name": [{"family": "Chunked"}]})
+
+    def chunks() -> Iterator[bytes]:
+        yield patient[:10]
+        yield patient[10:]
+
+    created = client.post("Patient", content=chunks(), headers=JSON)
+    assert created.status_code == 201, created.text
+    assert "content-length" not in {k.lower() for k in created.request.headers}
+    assert client.get(created.headers["Location"]).json()["name"][0]["family"] == "Chunked"
+    assert_outcome(client.post("Patient", content=iter([b"x" * 2_000_000] * 20)), 413)
+    before = client.get("Patient", params={"_summary": "count"}).json()["total"]
+    host = httpx.URL(base)
+    with socket.create_connection((host.host, host.port), timeout=10) as raw:
+        raw.sendall(
+            f"POST {host.path}/Patient HTTP/1.1\r\nHost: {host.host}\r\n"
+            "Content-Type: application/fhir+json\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert orjson.loads(body)["resourceType"] == "OperationOutcome"
+    assert client.get("Patient", params={"_summary": "count"}).json()["total"] == before
 
 
 def test_wrong_json_types(client: httpx.Client) -> None:
