@@ -73,14 +73,47 @@ class Access:
 
 def audit_event(context: AccessContext | None, access: Access, base_url: str) -> dict[str, Any]:
     """The AuditEvent for ``access`` by ``context`` (None: a caller without a valid token)."""
-    interaction = access.interaction
-    event: dict[str, Any] = {
+    if context is None:
+        frame: dict[str, Any] = _frame_of(None, (), access.interaction, base_url)
+        agents = frame["agent"]  # of its own: its network is set afterwards
+        purpose = None
+    else:
+        frame, purpose = _kept_frame(context, tuple(access.consents), access.interaction, base_url)
+        agents = list(frame["agent"])  # a list of its own: a caller may add one
+    event = frame.copy()
+    event["recorded"] = format_instant(access.recorded)
+    event["outcome"] = access.outcome
+    event["agent"] = agents
+    if access.description:
+        event["outcomeDesc"] = access.description
+    if purpose:
+        event["purposeOfEvent"] = [purpose]
+    entities = _entities(access)
+    if entities:
+        event["entity"] = entities
+    return event
+
+
+@lru_cache(maxsize=1024)
+def _kept_frame(
+    context: AccessContext, consents: tuple[str, ...], interaction: str, base_url: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What every entry of a caller's interaction shares, made once (ADR 0051): the
+    entry's first elements, in their order, and its purpose. Never changed: each entry
+    copies the outer dict and the list of agents."""
+    return _frame_of(context, consents, interaction, base_url), _purpose(context)
+
+
+def _frame_of(
+    context: AccessContext | None, consents: tuple[str, ...], interaction: str, base_url: str
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "type": {"system": _EVENT_TYPE, "code": "rest", "display": "RESTful Operation"},
         "action": ACTION_OF_INTERACTION.get(interaction, "E"),
-        "recorded": format_instant(access.recorded),
-        "outcome": access.outcome,
-        "agent": _agents(context, tuple(access.consents), base_url),
+        "recorded": None,  # each entry's own, in this place
+        "outcome": None,
+        "agent": _agents_of(context, consents, base_url),
         "source": {
             "site": base_url,
             "observer": {"display": "Eigen Dossier"},
@@ -88,18 +121,10 @@ def audit_event(context: AccessContext | None, access: Access, base_url: str) ->
         },
     }
     if not interaction.startswith("$"):
-        event["subtype"] = [{"system": _INTERACTION, "code": interaction}]
+        frame["subtype"] = [{"system": _INTERACTION, "code": interaction}]
     else:
-        event["subtype"] = [{"system": f"{base_url}/OperationDefinition", "code": interaction}]
-    if access.description:
-        event["outcomeDesc"] = access.description
-    purpose = _purpose(context)
-    if purpose:
-        event["purposeOfEvent"] = [purpose]
-    entities = _entities(access)
-    if entities:
-        event["entity"] = entities
-    return event
+        frame["subtype"] = [{"system": f"{base_url}/OperationDefinition", "code": interaction}]
+    return frame
 
 
 def _purpose(context: AccessContext | None) -> dict[str, Any] | None:
@@ -113,24 +138,6 @@ def _purpose(context: AccessContext | None) -> dict[str, Any] | None:
     if context.purpose:
         return {"coding": [{"system": _PURPOSE, "code": context.purpose}]}
     return None
-
-
-def _agents(
-    context: AccessContext | None, consents: tuple[str, ...], base_url: str
-) -> list[dict[str, Any]]:
-    """The entry's agents: a list of its own (a caller may add one), of agents made once
-    per caller, Consents and base (:func:`_agents_of`): every request of a caller names
-    the same ones."""
-    if context is None:
-        return _agents_of(None, consents, base_url)  # its network is set afterwards
-    return list(_kept_agents(context, consents, base_url))
-
-
-@lru_cache(maxsize=1024)
-def _kept_agents(
-    context: AccessContext, consents: tuple[str, ...], base_url: str
-) -> list[dict[str, Any]]:
-    return _agents_of(context, consents, base_url)
 
 
 def _agents_of(

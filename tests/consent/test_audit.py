@@ -53,3 +53,39 @@ def test_an_unauthenticated_callers_agent_is_made_for_its_entry_alone() -> None:
     first = audit_event(None, refused, BASE)
     first["agent"][0]["network"] = {"address": "10.0.0.9", "type": "2"}  # as the edge does
     assert "network" not in audit_event(None, refused, BASE)["agent"][0]
+
+
+def test_entries_of_one_caller_share_their_frame_and_keep_their_own_times_and_order() -> None:
+    """The elements every entry of a caller's interaction shares are made once (ADR 0051);
+    each entry has its own time, outcome, description and records, its elements in the
+    order they always had, and what one entry is given (its id, an action of its own) is
+    in no other."""
+    refused = Access(
+        "read",
+        "4",
+        dt.datetime(2026, 12, 6, 1, 30, 5, 250_000, tzinfo=dt.UTC),
+        patient="anna",
+        objects=["CarePlan/p1"],
+        description="refused: no grant",
+    )
+    first = audit_event(_gp(), _read(), BASE)
+    second = audit_event(_gp(), refused, BASE)
+    assert first["recorded"] == "2026-12-06T01:30:00.000Z" and first["outcome"] == "0"
+    assert second["recorded"] == "2026-12-06T01:30:05.250Z" and second["outcome"] == "4"
+    assert list(second) == [
+        "resourceType",
+        "type",
+        "action",
+        "recorded",
+        "outcome",
+        "agent",
+        "source",
+        "subtype",
+        "outcomeDesc",
+        "entity",
+    ]
+    assert "outcomeDesc" not in first and second["outcomeDesc"] == "refused: no grant"
+    first["id"], first["action"] = "e1", "E"
+    third = audit_event(_gp(), _read(), BASE)
+    assert "id" not in third and third["action"] == "R"
+    assert third["entity"] is not first["entity"]
