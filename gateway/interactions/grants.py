@@ -117,7 +117,8 @@ class GrantCache:
     ) -> T:
         """The entry for ``key`` under ``epoch``, derived (value, valid-until) when missing.
 
-        A key names what its value is (``("grants", ...)`` holds grants): one key, one type.
+        A key names what its value is (``("grants", ...)`` holds grants, and the same by
+        patient): one key, one type.
         """
         found = self.peek(epoch, key, now)  # never one without the epoch counter
         if found is not None:

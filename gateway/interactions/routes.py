@@ -157,11 +157,11 @@ _BY_METHOD = {m: tuple(r for r in ROUTES if r.method == m) for m in {r.method fo
 
 @dataclass(frozen=True, slots=True)
 class _Alternatives:
-    """The patterns of one method's routes as one pattern: the routes in order, each an
-    alternative in a group of its own (``r<n>``), its groups renamed apart (``<name>_<n>``).
-    One match in the regular expression engine finds the first route whose pattern matches,
-    as trying the routes one by one would (a sixteenth of the time for a read, the last
-    route of GET); :meth:`Route.supports` is asked after it, as before."""
+    """The patterns of one method's routes of one number of segments as one pattern: the
+    routes in order, each an alternative in a group of its own (``r<n>``), its groups
+    renamed apart (``<name>_<n>``). One match in the regular expression engine finds the
+    first route whose pattern matches, as trying the routes one by one would;
+    :meth:`Route.supports` is asked after it, as before."""
 
     pattern: re.Pattern[str]
     #: by alternative's group name: its route, and its groups' (renamed, own) names

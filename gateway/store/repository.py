@@ -373,11 +373,11 @@ def _current_statement(
     the row on PostgreSQL) compiled once per filter, database and type (``of_type``, the
     type every execution binds as ``t``: what the filter says of types is decided for it,
     ADR 0033): its text and how a type and an id are bound to it (:func:`_binding`); None
-    when the
-    filter holds lists that are expanded per execution (a few excluded resources), which
-    then take the ordinary way. A filter comes back request after request (grants are kept
-    per access epoch); compiling and keying its large expression at every read cost more
-    than the read. ``epoch``: with the access epoch as the last column (ADR 0035)."""
+    when the filter holds lists that are expanded per execution (a few excluded
+    resources), which then take the ordinary way. A filter comes back request after
+    request (grants are kept per access epoch); compiling and keying its large expression
+    at every read cost more than the read. ``epoch``: with the access epoch as the last
+    column (ADR 0035)."""
     if for_update:
         statement = _CURRENT_FOR_UPDATE
     else:
