@@ -511,7 +511,8 @@ class Store:
     def _kept_reader(self, snapshot: bool) -> _KeptReader:
         """This thread's kept connection for reads with (or without) a snapshot; a new one
         when the last was lost. One the database refused is given back, never reused
-        (:meth:`_drop_kept`, by its user: no context manager around a read of microseconds)."""
+        (:meth:`_drop_kept`, by the read that saw the failure: the connection outlives
+        every read on it)."""
         kept: dict[bool, _KeptReader] = self._loop.__dict__.setdefault("connections", {})
         reader = kept.get(snapshot)
         if reader is None or reader.connection.closed or reader.connection.invalidated:
