@@ -457,12 +457,18 @@ def _by_keys(connection: Connection, pks: list[int], owned: bool = False) -> lis
     found: dict[int, Match] = {}
     lookup = "by_keys_owned" if owned else "by_keys"
     for start in range(0, len(pks), 100):  # a page is at most 100 (a compiled form per size)
-        for row in lookup_rows(connection, lookup, pks[start : start + 100]):
-            if owned:
-                pk, res_type, res_id, content, patients = row
-                found[pk] = Match(pk, res_type, res_id, content, owners_of(patients))
-            else:
+        rows = lookup_rows(connection, lookup, pks[start : start + 100])
+        if not owned:
+            for row in rows:
                 found[row[0]] = Match(*row)
+            continue
+        for pk, res_type, res_id, content, patient in rows:  # a row per compartment entry
+            seen = found.get(pk)
+            if seen is None:
+                owners = frozenset() if patient is None else frozenset((patient,))
+                found[pk] = Match(pk, res_type, res_id, content, owners)
+            elif patient is not None:
+                found[pk] = seen._replace(patients=(seen.patients or frozenset()) | {patient})
     return [found[pk] for pk in pks if pk in found]
 
 

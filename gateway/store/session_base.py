@@ -198,9 +198,22 @@ _LOOKUPS: dict[str, Callable[[list[BindParameter[Any]]], Select[Any]]] = {
     "by_keys": lambda values: select(
         resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content
     ).where(resources.c.pk.in_(values)),
-    "by_keys_owned": lambda values: select(
-        resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content, OWNERS
-    ).where(resources.c.pk.in_(values)),
+    # a row per compartment entry (one, but for a household's resources; a row of no
+    # dossier once, with no patient): a join finds the entries by the index that the
+    # page's rows are found by, where OWNERS' aggregate per row cost twice as much
+    "by_keys_owned": lambda values: (
+        select(
+            resources.c.pk,
+            resources.c.res_type,
+            resources.c.res_id,
+            resources.c.content,
+            patient_compartment.c.patient_id,
+        )
+        .select_from(
+            resources.outerjoin(patient_compartment, patient_compartment.c.res_pk == resources.c.pk)
+        )
+        .where(resources.c.pk.in_(values))
+    ),
     # a kind's own row, which says its rows are stored (ADR 0041, ADR 0043)
     "kind_stored": lambda values: (
         select(search_kind.c.res_pk).where(search_kind.c.res_pk == values[0]).limit(1)
