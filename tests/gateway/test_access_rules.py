@@ -6,14 +6,17 @@ import dataclasses
 import datetime as dt
 import itertools
 import re
+import sqlite3
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consent.policy import Request, Target, grant_from
 from gateway.interactions.model import Services
-from gateway.store.access import AccessFilter
+from gateway.store.access import AccessFilter, _among_ids_sql
 from gateway.store.schema import resources as resources_table
 from tests.consents import PSY, classes
 
@@ -210,3 +213,62 @@ def test_each_database_gets_the_form_of_the_filter_it_plans_best() -> None:
         assert not typed.search(lite)
         assert "min(CASE" not in pg and "NOT (EXISTS" in pg
         assert len(typed.findall(pg)) == 2  # the caller's own dossier, and the granted ones
+
+
+#: ids as FHIR allows them, in an order that tests the runs' bounds: one a prefix of
+#: another (``p1``, ``p10``), capitals before small letters, digits, ``-`` and ``.``
+_ID_CHARS = "ABCZabcz0129-."
+_IDS = st.text(alphabet=_ID_CHARS, min_size=1, max_size=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    granted=st.integers(0, 300).flatmap(lambda n: st.sets(_IDS, min_size=n, max_size=n)),
+    others=st.lists(_IDS, max_size=40),
+)
+def test_sqlites_probe_of_granted_ids_finds_exactly_the_granted(
+    granted: set[str], others: list[str]
+) -> None:
+    """The probe in one string, or past 64 ids in the one run of the sorted ids that may
+    hold the row's (ADR 0052), answers as Python's membership, for an id in the set and
+    out of it, on a column of SQLite's own type and collation."""
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.execute("CREATE TABLE member (patient_id VARCHAR(64) NOT NULL)")
+        probes = sorted(granted | set(others))
+        connection.executemany("INSERT INTO member VALUES (?)", [(p,) for p in probes])
+        sql = _among_ids_sql("member.patient_id", tuple(granted))
+        found = connection.execute(f"SELECT patient_id, {sql} FROM member").fetchall()
+        assert {p: bool(hit) for p, hit in found} == {p: p in granted for p in probes}
+    finally:
+        connection.close()
+
+
+def test_a_practice_of_many_clients_sees_exactly_its_clients_dossiers(services: Services) -> None:
+    """Past 64 granting clients the filter's probe searches one run of their ids (ADR
+    0052): a read and a search by the GP decide as Python does for the dossiers of 300
+    clients, 200 of them granting it, whose ids sort around the runs' bounds."""
+    patients = [f"p{n}" for n in range(250)] + [f"P-{n}.x" for n in range(50)]
+    resources: list[dict[str, Any]] = []
+    for patient in patients:
+        resources.append({"resourceType": "Patient", "id": patient})
+        resources.append(
+            {
+                "resourceType": "Observation",
+                "id": f"o-{patient}",
+                "status": "final",
+                "code": {"text": "x"},
+                "subject": {"reference": f"Patient/{patient}"},
+            }
+        )
+
+    def load(session: Any) -> None:
+        for resource in resources:
+            session.put(dict(resource), method="PUT")
+
+    services.store.write(load)
+    request = Request(frozenset({"Organization/gp"}), "read", None, NOW)
+    granting = patients[::3] + patients[1::3]  # 200 of them, in no order of their ids
+    grants = [grant_from(_consent(0, p), request) for p in granting]
+    visible = _visible(services, resources, grants)
+    assert visible == set(granting) | {f"o-{p}" for p in granting}
