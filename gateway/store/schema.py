@@ -75,6 +75,9 @@ resources = Table(
     Column("content", LargeBinary, nullable=True),
     UniqueConstraint("res_type", "res_id", name="uq_resources_type_id"),
     Index("ix_resources_type_updated", "res_type", "last_updated"),
+    # a type's live rows in key order: a page of a search by type alone stops at its end
+    # (migration 0017, ADR 0052)
+    Index("ix_resources_type_live", "res_type", "deleted", "pk"),
 )
 
 resource_versions = Table(

@@ -264,3 +264,41 @@ def test_records_named_as_sets_go_back_to_each_entrys_own(own_database: str) -> 
         assert is_current(engine)
     finally:
         engine.dispose()
+
+
+def _live_index(engine: Engine) -> tuple[list[str] | None, str | None]:
+    """The columns of ix_resources_type_live (None: no such index), and its planner
+    statistics (SQLite; else None)."""
+    columns = next(
+        (
+            index["column_names"]
+            for index in inspect(engine).get_indexes("resources")
+            if index["name"] == "ix_resources_type_live"
+        ),
+        None,
+    )
+    if engine.dialect.name != "sqlite":
+        return columns, None
+    with engine.connect() as connection:
+        stat = connection.exec_driver_sql(
+            "SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_resources_type_live'"
+        ).scalar_one_or_none()
+    return columns, stat
+
+
+def test_a_types_live_resources_are_indexed_in_key_order_and_go_back(own_database: str) -> None:
+    """Migration 0017 (ADR 0052): the live resources of a type by key, with the planner
+    statistics of migration 0002's scale on SQLite; a downgrade drops both."""
+    engine = make_engine(own_database)
+    try:
+        upgrade(engine)
+        sqlite = engine.dialect.name == "sqlite"
+        expected = "1000000 40000 40000 1" if sqlite else None
+        assert _live_index(engine) == (["res_type", "deleted", "pk"], expected)
+        command.downgrade(alembic_config(engine), "0016")
+        assert _live_index(engine) == (None, None)
+        upgrade(engine)
+        assert is_current(engine)
+        assert _live_index(engine) == (["res_type", "deleted", "pk"], expected)
+    finally:
+        engine.dispose()

@@ -8,7 +8,8 @@ them by ``target_id``. A statement that names neither would read every reference
 the store, and would still answer right: only its plan shows it. So these tests run real
 searches, chains, ``_has``, includes, a household's change and ``Session.referring``
 against a store of their own, record every statement SQLite runs (with its values), and
-ask SQLite for each one's plan.
+ask SQLite for each one's plan. A search of a type alone is planned here too: its page
+comes from the type's live rows in key order (ADR 0052).
 """
 
 from __future__ import annotations
@@ -197,3 +198,28 @@ def test_a_households_change_and_a_lookup_of_referrers_read_by_a_key(
     assert any("Group" in statement for statement in plans)  # the household's rows
     assert any("performer" in statement for statement in plans)  # Session.referring
     assert _ranges(plans) == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"_count": "2"}, {"_count": "2", "_offset": "1", "_total": "none"}],
+)
+def test_a_search_by_type_alone_pages_in_key_order(
+    traced: dict[str, Any], params: dict[str, str]
+) -> None:
+    """A search that reads ``resources`` by its type (no filter reads an index) finds its
+    page in the live rows of the type in key order, and stops there: no sort of all the
+    type's rows (ADR 0052)."""
+    client, statements = traced["client"], traced["statements"]
+    _dossier(client)
+    statements.clear()
+    response = client.get("Observation", params=params)
+    assert response.status_code == 200, response.text
+    assert response.json()["entry"]
+    pages = [s for s in statements if "ORDER BY resources.pk" in s and "LIMIT" in s]
+    assert pages, statements
+    with sqlite3.connect(traced["file"]) as connection:
+        for statement in pages:
+            plan = [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}")]
+            assert any("ix_resources_type_live" in line for line in plan), plan
+            assert not any("TEMP B-TREE" in line for line in plan), plan
