@@ -199,8 +199,9 @@ _LOOKUPS: dict[str, Callable[[list[BindParameter[Any]]], Select[Any]]] = {
         resources.c.pk, resources.c.res_type, resources.c.res_id, resources.c.content
     ).where(resources.c.pk.in_(values)),
     # a row per compartment entry (one, but for a household's resources; a row of no
-    # dossier once, with no patient): a join finds the entries by the index that the
-    # page's rows are found by, where OWNERS' aggregate per row cost twice as much
+    # dossier once, with no patient): the join reads the entries by the same covering
+    # index as OWNERS, without an aggregate per row (a page of fifty: 57 µs against
+    # 77.5, ADR 0052)
     "by_keys_owned": lambda values: (
         select(
             resources.c.pk,

@@ -1,9 +1,9 @@
 """The live resources of a type in the order of their keys: ix_resources_type_live
 (res_type, deleted, pk)
 
-A search with no filter that reads an index (``GET Observation``, ``_id``,
-``_lastUpdated``, ``_has``) reads ``resources`` by type, and its page is in the order of
-the keys. ``ix_resources_type_updated`` has a type's rows in the order of their time, so
+A search of a type with no filter that reads an index table (``GET Observation``, and
+each later page of it) reads ``resources`` by type, and its page is in the order of the
+keys. ``ix_resources_type_updated`` has a type's rows in the order of their time, so
 every such page read all the rows of the type and sorted them: 6-8 ms for a page of
 20,000 Observations, and, under a consent filter, that filter's probe for each of the
 20,000 first (ADR 0052). In this index the live rows of a type lie in the order of their
