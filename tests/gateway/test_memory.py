@@ -37,3 +37,15 @@ def test_the_app_settles_its_heap_when_it_starts_serving(own_database: str) -> N
     finally:
         gc.unfreeze()
         services.store.dispose()
+
+
+def test_settling_can_set_how_seldom_the_collector_runs() -> None:
+    """The access log's indexer settles its heap with thresholds of its own (ADR 0052)."""
+    before = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        settle_heap(young=(50_000, 20, 100))
+        assert gc.get_threshold() == (50_000, 20, 100)
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
