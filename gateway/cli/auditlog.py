@@ -114,7 +114,7 @@ def index_log(
                         raise
             # the definitions and plans stay: no full collection walks them; a batch's
             # entries are freed by their counts, so the collector runs seldom (ADR 0052)
-            settle_heap(young=INDEXER_COLLECTOR)
+            settle_heap(thresholds=INDEXER_COLLECTOR)
             if until_input_ends:  # to serve, which waits for this before it serves
                 sys.stdout.write(f"{READY}\n")
                 sys.stdout.flush()

@@ -42,15 +42,15 @@ def release_memory() -> None:
         trim(0)
 
 
-def settle_heap(young: tuple[int, int, int] | None = None) -> None:
+def settle_heap(thresholds: tuple[int, int, int] | None = None) -> None:
     """Collect what startup left behind, then keep everything alive now out of the cycle
     collector's later passes (``gc.freeze``): it is the process's for its lifetime.
 
-    ``young``: the collector's thresholds from now on (``gc.set_threshold``; CPython's
+    ``thresholds``: the collector's thresholds from now on (``gc.set_threshold``; CPython's
     are 700, 10, 10). The access log's indexer makes tens of thousands of objects a batch,
     each freed by its count when the batch is stored: collecting them every 700 cost it
     4-9 % of its time (ADR 0052)."""
     gc.collect()
     gc.freeze()
-    if young is not None:
-        gc.set_threshold(*young)
+    if thresholds is not None:
+        gc.set_threshold(*thresholds)

@@ -44,7 +44,7 @@ def test_settling_can_set_how_seldom_the_collector_runs() -> None:
     before = gc.get_threshold()
     gc.unfreeze()
     try:
-        settle_heap(young=(50_000, 20, 100))
+        settle_heap(thresholds=(50_000, 20, 100))
         assert gc.get_threshold() == (50_000, 20, 100)
     finally:
         gc.set_threshold(*before)
