@@ -53,6 +53,7 @@ from gateway.store.access import ACCESS_TYPES, AccessFilter
 from gateway.store.ahead import Ahead, AsyncReads, NotOnLoop, Unconnected
 from gateway.store.engine import SNAPSHOT, begin_immediate, make_engine, write_transaction
 from gateway.store.indexing import Indexing
+from gateway.store.logged import pack, unpack, unpacked_size
 from gateway.store.lookups import Lookups
 from gateway.store.schema import (
     access_epoch,
@@ -571,8 +572,9 @@ class Store:
         return found[0][0] if found else None
 
     def log_access(self, events: list[dict[str, Any]]) -> None:
-        """Commit access-log entries (AuditEvents with their ids) to the log as written, in
-        a transaction of their own, waiting for the write lock if need be (a pool thread).
+        """Commit access-log entries (AuditEvents with their ids) to the log, packed (ADR
+        0053), in a transaction of their own, waiting for the write lock if need be (a pool
+        thread).
 
         On PostgreSQL one multi-row INSERT in autocommit: a statement is a transaction of its
         own, so the entries are committed when it returns, in one round trip instead of
@@ -581,7 +583,7 @@ class Store:
         if not self._postgresql:
             self._wait_for_indexer()
             now = to_micros(self.clock.now())
-            rows = [{"recorded": now, "content": orjson.dumps(event)} for event in events]
+            rows = [{"recorded": now, "content": pack(event)} for event in events]
             with write_transaction(self.log_engine) as connection:
                 connection.execute(access_log.insert(), rows)
                 self._waiting = _span(connection.exec_driver_sql(_LOG_SPAN).one())
@@ -620,12 +622,12 @@ class Store:
         now = to_micros(self.clock.now())
         params: list[Any] = []
         for event in events:
-            params += (now, orjson.dumps(event))
+            params += (now, pack(event))
         return params
 
     def log_access_now(self, events: list[dict[str, Any]]) -> bool:
-        """Commit access-log entries (AuditEvents with their ids) to the log as written, at
-        once or not at all (SQLite, a request on the event loop: ADR 0026): True when
+        """Commit access-log entries (AuditEvents with their ids) to the log, packed (ADR
+        0053), at once or not at all (SQLite, a request on the event loop: ADR 0026): True when
         committed; False, having written nothing, when another writer holds the write lock
         or the indexer is ``log_backlog`` entries behind (the caller tries again a moment
         later, ADR 0047). A database failure is raised, the connection given up, nothing
@@ -657,7 +659,7 @@ class Store:
                     return False
                 raise
             now = to_micros(self.clock.now())
-            connection.executemany(_LOG_INSERT, [(now, orjson.dumps(event)) for event in events])
+            connection.executemany(_LOG_INSERT, [(now, pack(event)) for event in events])
             waiting = _span(connection.execute(_LOG_SPAN).fetchone())
             connection.execute("COMMIT")
             self._waiting = waiting
@@ -820,9 +822,9 @@ class Store:
 
     def prepare_logged(self, rows: Sequence[Any]) -> list[New]:
         """The access-log entries ``rows`` (seq, recorded, content) as AuditEvents to store,
-        each with its recorded time as lastUpdated and stored as the bytes it was logged in
-        (:meth:`prepare_new`)."""
-        written = [bytes(row[2]) for row in rows]
+        each with its recorded time as lastUpdated and stored as the JSON the gateway wrote
+        (unpacked: ADR 0053; :meth:`prepare_new`)."""
+        written = [unpack(row[2]) for row in rows]
         return self.prepare_new(
             [orjson.loads(blob) for blob in written],
             times=[row[1] for row in rows],
@@ -1055,12 +1057,13 @@ def _entries_in(read: Sequence[tuple[int, int]]) -> ColumnElement[bool]:
 
 
 def _within(rows: Sequence[Any], max_bytes: int) -> list[Any]:
-    """The first logged rows (seq, recorded, content) up to ``max_bytes`` of content, one
-    at least: an entry naming fifty records costs as much to index as thirty of one."""
+    """The first logged rows (seq, recorded, content) up to ``max_bytes`` of their JSON (as
+    it was before it was packed: ADR 0053), one at least: an entry naming fifty records
+    costs as much to index as thirty of one."""
     found: list[Any] = []
     size = 0
     for row in rows:
-        size += len(row[2])
+        size += unpacked_size(row[2])
         if found and size > max_bytes:
             break
         found.append(row)
@@ -1340,11 +1343,12 @@ class Session(Indexing, Lookups):
     # -- the access log --------------------------------------------------------------
 
     def log_access(self, events: list[dict[str, Any]]) -> None:
-        """Append access-log entries (AuditEvents with their ids) to the log as written,
-        committed with this transaction; indexed as resources later (:meth:`index_logged`)."""
+        """Append access-log entries (AuditEvents with their ids) to the log, packed (ADR
+        0053), committed with this transaction; indexed as resources later
+        (:meth:`index_logged`)."""
         now = to_micros(self.store.clock.now())
         self._pending.setdefault("access_log", []).extend(
-            {"recorded": now, "content": orjson.dumps(event)} for event in events
+            {"recorded": now, "content": pack(event)} for event in events
         )
 
     def index_logged(self, limit: int, *, wait: bool = True, max_bytes: int = BATCH_BYTES) -> Batch:

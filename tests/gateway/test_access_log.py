@@ -47,6 +47,8 @@ from gateway.loading import load
 from gateway.security import build_security
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, write_transaction
+from gateway.store.logged import VERSION as LOG_VERSION
+from gateway.store.logged import unpack, unpacked_size
 from gateway.store.repository import LOG_FILE_SUFFIX, Store, access_log_engine, instant_of
 from gateway.store.repository import _with_meta as content_with_meta
 from gateway.store.schema import access_log, resources
@@ -110,13 +112,13 @@ def _every_entry(services: Services) -> list[dict[str, Any]]:
     if store.log_engine is not store.engine:
         with store.log_engine.connect() as connection:
             for row in connection.execute(select(access_log.c.content)):
-                entry = orjson.loads(row[0])
+                entry = orjson.loads(unpack(row[0]))
                 found[entry["id"]] = entry
     waiting = select(access_log.c.content)
     indexed = select(resources.c.content).where(resources.c.res_type == "AuditEvent")
     with store.engine.connect() as connection:
         for row in connection.execute(waiting.union_all(indexed)):
-            entry = orjson.loads(row[0])
+            entry = orjson.loads(unpack(row[0]))
             found.setdefault(entry["id"], entry)
     return list(found.values())
 
@@ -142,7 +144,7 @@ def test_entries_wait_as_written_and_are_indexed_oldest_first_with_their_time(
         ).all()
     assert own.store.index_access_log(3) == (3, True)  # it stopped at its size
     indexed = {e["id"]: e for e in _indexed(own)}
-    oldest = [orjson.loads(row[1]) for row in first[:3]]
+    oldest = [orjson.loads(unpack(row[1])) for row in first[:3]]
     assert sorted(indexed) == sorted(e["id"] for e in oldest)
     for (recorded, _), event in zip(first[:3], oldest, strict=True):
         meta = indexed[event["id"]]["meta"]
@@ -167,6 +169,25 @@ def test_entries_committed_at_once_wait_as_written_like_any_other(own: Services)
     assert all(event["id"] for event in events)
     assert own.store.catch_up_access_log() == 2
     assert sorted(e["id"] for e in _indexed(own)) == sorted(e["id"] for e in events)
+
+
+def test_every_way_an_entry_is_committed_packs_it(own: Services) -> None:
+    """A read's entries on a pool thread, on SQLite's event loop, and a write's in its own
+    transaction: the log holds each packed (ADR 0053), and each is indexed as the JSON it
+    was."""
+    postgresql = own.store.engine.dialect.name == "postgresql"
+    events = [_events("p1", 1), _events("p2", 1), _events("p3", 1)]
+    commit_events(own, events[0])
+    assert commit_events_now(own, events[1]) is not postgresql  # PostgreSQL: not on the loop
+    own.store.write(lambda session: write_events(own, session, events[2]))
+    contents = [bytes(row[2]) for engine in _log_engines(own) for row in _logged(engine)]
+    assert len(contents) == (2 if postgresql else 3)
+    assert all(content[0] == LOG_VERSION for content in contents)
+    assert own.store.catch_up_access_log() == len(contents)
+    stored = {entry["id"]: entry for entry in _indexed(own)}
+    for kept in events if not postgresql else [events[0], events[2]]:
+        entry = stored[kept[0]["id"]]
+        assert {k: v for k, v in entry.items() if k != "meta"} == kept[0]
 
 
 def test_an_entrys_id_is_ordered_by_the_time_it_was_logged(own: Services) -> None:
@@ -324,7 +345,8 @@ def test_a_batch_of_hundreds_is_stored_each_under_its_own_key(own: Services) -> 
 def test_an_entry_is_stored_as_logged_with_its_meta_added(own: Services) -> None:
     """An indexed entry's stored bytes are those it was logged in with its meta added at
     the end (ADR 0049): byte for byte what writing it whole again gives, its non-ASCII
-    text included. An entry with a meta of its own keeps it, the version's added."""
+    text included. An entry with a meta of its own keeps it, the version's added. The log
+    holds each packed, in a quarter of its JSON's bytes at most (ADR 0053)."""
     at = dt.datetime.now(dt.UTC)
     refused = "geweigerd: één toestemming ontbreekt"
     plain = audit_event(
@@ -344,7 +366,9 @@ def test_an_entry_is_stored_as_logged_with_its_meta_added(own: Services) -> None
             for recorded, content in connection.execute(
                 select(access_log.c.recorded, access_log.c.content)
             ):
-                logged[orjson.loads(content)["id"]] = (recorded, bytes(content))
+                assert content[0] == LOG_VERSION  # packed (ADR 0053): a fraction of its JSON
+                assert len(content) * 4 < len(unpack(content))
+                logged[orjson.loads(unpack(content))["id"]] = (recorded, unpack(content))
     assert own.store.index_access_log(10) == (2, False)
     query = select(resources.c.res_id, resources.c.content).where(
         resources.c.res_type == "AuditEvent"
@@ -388,7 +412,9 @@ def test_a_search_of_the_log_indexes_what_waits_first(own: Services) -> None:
 def test_a_read_of_one_entry_finds_it_while_it_still_waits(own: Services) -> None:
     commit_events(own, _events("p1", 1))
     with own.store.log_engine.connect() as connection:
-        waiting = orjson.loads(connection.execute(select(access_log.c.content)).scalar_one())
+        waiting = orjson.loads(
+            unpack(connection.execute(select(access_log.c.content)).scalar_one())
+        )
     found = _search(own, f"AuditEvent/{waiting['id']}")
     assert found["id"] == waiting["id"] and found["meta"]["versionId"] == "1"
 
@@ -423,7 +449,7 @@ def _read_batch(own: Services) -> Callable[[], int]:
     its delete) when the returned function is called; it says how many it stored."""
     rows = _logged(own.store.log_engine)
     news = own.store.prepare_new(
-        [orjson.loads(row[2]) for row in rows], times=[row[1] for row in rows]
+        [orjson.loads(unpack(row[2])) for row in rows], times=[row[1] for row in rows]
     )
     read = [(row[0], row[1]) for row in rows]
 
@@ -703,7 +729,7 @@ def test_the_indexer_grows_its_batches_while_behind_and_starts_small_again(
     assert [indexer.round().moved for _ in range(7)] == [2, 4, 8, 16, 10, 0, 0]
     commit_events(own, [_events("p1", 1)[0] for _ in range(12)])  # entries of one size
     with own.store.log_engine.connect() as connection:
-        size = len(connection.execute(select(access_log.c.content)).first()[0])
+        size = unpacked_size(connection.execute(select(access_log.c.content)).first()[0])
     by_bytes = LogIndexer(own.store, batch=100, max_bytes=size * 2, grow=4)
     assert [by_bytes.round().moved for _ in range(5)] == [2, 4, 6, 0, 0]  # 8 at most: 4 x 2
 
@@ -752,14 +778,14 @@ def test_entries_stored_but_not_yet_deleted_from_the_file_are_stored_once(
     commit_events(own, _events("p1", 5))
     rows = _logged(own.store.log_engine)
     news = own.store.prepare_new(
-        [orjson.loads(row[2]) for row in rows[:3]], times=[row[1] for row in rows[:3]]
+        [orjson.loads(unpack(row[2])) for row in rows[:3]], times=[row[1] for row in rows[:3]]
     )
     assert own.store.write(lambda s: s.index_copies(news)) == 3  # and no deletion after it
     assert _waiting(own) == 5 and len(_indexed(own)) == 3
     assert own.store.catch_up_access_log() == 2
     ids = [e["id"] for e in _indexed(own)]
     assert len(ids) == len(set(ids)) == 5 and _waiting(own) == 0
-    assert sorted(ids) == sorted(orjson.loads(row[2])["id"] for row in rows)
+    assert sorted(ids) == sorted(orjson.loads(unpack(row[2]))["id"] for row in rows)
 
 
 def test_a_failed_round_starts_small_again(own: Services, tmp_path: Any) -> None:
