@@ -3,10 +3,10 @@
 An entry is an AuditEvent's JSON, some 2.2 KB for a read, nearly all of it the same codes,
 systems and displays in every entry. The log holds it compressed with Zstandard against a
 dictionary of that vocabulary (``data/log-dictionary-N.txt``, made by
-``scripts/make_log_dictionary.py``): a read's entry takes about 210 bytes. Its first byte is the
-dictionary's version; JSON starts with ``{``, so an entry written whole (before this, or by a
-test) is read as it is. The indexer gets back the very bytes the gateway wrote, and stores
-them as the AuditEvent (ADR 0049).
+``scripts/make_log_dictionary.py``): a read's entry takes about 210 bytes. Its first byte
+is the dictionary's version; JSON starts with ``{``, so an entry written whole (before
+this, or by a test) is read as it is. The indexer gets back the very bytes the gateway
+wrote, and stores them as the AuditEvent (ADR 0049).
 
 A released dictionary is never changed: the entries written with it are read with it. A
 new one is a new version beside it.
