@@ -67,18 +67,19 @@ def pack(event: dict[str, Any]) -> bytes:
 
 def unpack(blob: bytes | memoryview) -> bytes:
     """The JSON of an entry the log holds as ``blob`` (:func:`pack`, or written whole)."""
-    data = bytes(blob)
+    data = memoryview(blob)
     if not data or data[0] == _WHOLE:
-        return data
+        return bytes(data)
     version = data[0]
     decompressor = _codecs.decompressors.get(version)
     if decompressor is None:
         decompressor = zstandard.ZstdDecompressor(dict_data=_dictionary(version))
         _codecs.decompressors[version] = decompressor
     try:
-        return bytes(decompressor.decompress(data[1:]))
+        unpacked: bytes = decompressor.decompress(data[1:])
     except zstandard.ZstdError:
         raise ValueError("an access-log entry that does not decompress") from None
+    return unpacked
 
 
 def unpacked_size(blob: bytes | memoryview) -> int:
@@ -87,5 +88,8 @@ def unpacked_size(blob: bytes | memoryview) -> int:
     data = memoryview(blob)
     if not data or data[0] == _WHOLE:
         return len(data)
-    size = zstandard.frame_content_size(data[1:])
+    try:
+        size: int = zstandard.frame_content_size(data[1:])
+    except zstandard.ZstdError:
+        raise ValueError("an access-log entry that is not a frame") from None
     return size if size >= 0 else len(data)

@@ -65,6 +65,8 @@ def test_an_entry_of_no_known_form_is_refused() -> None:
         unpack(good[:1] + b"\x00" * 12)
     with pytest.raises(ValueError, match="does not decompress"):
         unpack(good[:-3])  # cut short
+    with pytest.raises(ValueError, match="not a frame"):
+        unpacked_size(good[:1] + b"\x00" * 12)  # as the indexer sizes its batch
 
 
 def _backend(network: str) -> AccessContext:
