@@ -58,7 +58,7 @@ from gateway.portal import PortalWiring, portal_routes
 from gateway.security import Security
 from gateway.settings import Settings
 from gateway.store.access import AccessFilter
-from gateway.store.ahead import Ahead, NotOnLoop, Prefetch
+from gateway.store.ahead import Ahead, AheadFailed, NotOnLoop, run_ahead
 from gateway.store.repository import Budget, EpochMoved, OverBudget
 from mappings.core.clock import format_instant
 from mappings.core.errors import (
@@ -299,59 +299,46 @@ class FhirEndpoint:
         On SQLite the read may spend at most ``loop_budget`` SQLite instructions: one that
         goes past it is interrupted and rolled back before it answered or recorded
         anything, and runs again from the start on a reader's thread (ADR 0022). On
-        PostgreSQL its statement runs ahead on an asynchronous connection, and the read
-        again with its rows (:meth:`_ahead`, ADR 0039)."""
+        PostgreSQL its statements are awaited on the loop's asynchronous connections while
+        the read waits in a greenlet (:meth:`_dispatch_on_loop`, ADR 0039, ADR 0054); one
+        the database refused sends it to a reader's thread the same way."""
         budget = Budget(self.loop_budget, Ahead() if self.ahead_on_loop else None)
         if self.open is not None:
-            while True:
-                try:
-                    return dispatch(self.open.again(budget), fhir_request)
-                except Prefetch as wanted:
-                    if not await self._ahead(budget, wanted):
-                        break
-                except (OverBudget, NotOnLoop):
-                    break
+            try:
+                return await self._dispatch_on_loop(self.open.again(budget), fhir_request)
+            except (OverBudget, NotOnLoop) as stopped:
+                _told(stopped)
             return await self._call_reading(address, fhir_request)
         epoch, guessed = self._epoch(fhir_request, on_loop=True)
         token = _bearer_token(fhir_request)
         claims = self.tokens.get(token, epoch, self.services.clock.now()) if token else None
         if claims is None:
             return await self._call_reading(address, fhir_request, epoch, guessed)
-        while True:
-            caller, context = self._caller(
-                address, fhir_request, epoch, claims, budget, guessed=guessed
-            )
-            try:
-                return dispatch(context, fhir_request)
-            except Prefetch as wanted:  # nothing answered nor recorded: again, with its rows
-                caller.discard()
-                if not await self._ahead(budget, wanted):
-                    break
-            except (OverBudget, NotOnLoop):  # nor here: the run on a reader's thread records it
-                caller.discard()
-                break
-            except EpochMoved as moved:  # nor here: again on a reader's thread, under the epoch
-                caller.discard()
-                self.seen_epoch = epoch = moved.epoch
-                guessed = False
-                break
-            finally:
-                await caller.flush_async()
+        caller, context = self._caller(
+            address, fhir_request, epoch, claims, budget, guessed=guessed
+        )
+        try:
+            return await self._dispatch_on_loop(context, fhir_request)
+        except (OverBudget, NotOnLoop) as stopped:  # nothing answered nor recorded: the run
+            caller.discard()  # on a reader's thread records it
+            _told(stopped)
+        except EpochMoved as moved:  # nor here: again on a reader's thread, under the epoch
+            caller.discard()
+            self.seen_epoch = epoch = moved.epoch
+            guessed = False
+        finally:
+            await caller.flush_async()
         return await self._call_reading(address, fhir_request, epoch, guessed)
 
-    async def _ahead(self, budget: Budget, wanted: Prefetch) -> bool:
-        """Run the statement a read on the loop asked for (PostgreSQL, ADR 0039) and give
-        the read its rows; False when the database refused it (logged by its type: the
-        read then runs on a reader's thread, which answers the failure as ever)."""
-        reads, ahead = self.services.store.loop_reads, budget.ahead
-        assert reads is not None and ahead is not None
-        try:
-            rows = await reads.rows(wanted.sql, wanted.params)
-        except Exception as error:
-            log.warning("a statement run ahead failed: %s", type(error).__name__)
-            return False
-        ahead.give(wanted.sql, wanted.params, rows)
-        return True
+    async def _dispatch_on_loop(self, context: Context, fhir_request: FhirRequest) -> FhirResponse:
+        """:func:`dispatch` on the event loop: at once on SQLite, whose statements are calls
+        into the process; on PostgreSQL in a greenlet of its own, each statement it asks
+        awaited on the loop's asynchronous connections while the loop serves others
+        (:func:`~gateway.store.ahead.run_ahead`, ADR 0054)."""
+        reads = self.services.store.loop_reads
+        if context.budget is None or context.budget.ahead is None or reads is None:
+            return dispatch(context, fhir_request)
+        return await run_ahead(reads, functools.partial(dispatch, context, fhir_request))
 
     def _who(
         self,
@@ -548,6 +535,13 @@ def _small_page(query: list[tuple[str, str]]) -> bool:
         ):
             return False
     return True
+
+
+def _told(stopped: Exception) -> None:
+    """Log a read on the loop that goes to a thread because the database refused its
+    statement (by the error's type alone); a read past its budget goes there unlogged."""
+    if isinstance(stopped, AheadFailed):
+        log.warning("a statement run ahead failed: %s", stopped.failure)
 
 
 def _bearer_token(request: FhirRequest) -> str:

@@ -1,4 +1,5 @@
-"""Reads on the event loop on PostgreSQL: the statements run ahead, without a thread (ADR 0039).
+"""Reads on the event loop on PostgreSQL: their statements awaited there, without a thread
+(ADR 0039, ADR 0054).
 
 On SQLite a read of one resource runs on the event loop (ADR 0020, 0022): a statement
 there is a call into a library in this process. On PostgreSQL a statement is a round trip
@@ -8,16 +9,17 @@ cost the gateway more than the read itself (a consent-on read by id: some 600 µ
 gateway's processor, against 165 on SQLite).
 
 Here a read on the loop runs its interaction as it always does, synchronously, in a session
-without a connection (an :class:`Unconnected` stands for it, and an :class:`Ahead` holds
-the rows it was given): the first statement it asks for that it has not been given stops it
-(:class:`Prefetch`, before it answered or recorded anything). The edge runs that statement
-on one of :class:`AsyncReads`' connections, asyncpg's on the loop (ADR 0046), and runs the
-interaction again with the rows given. A read of one resource by id asks one statement, so
-it runs twice: once up to its statement, once through. What asks more than
-:data:`MOST_AHEAD` statements, or anything the session cannot give from rows (a statement
-through SQLAlchemy), stops with :class:`NotOnLoop` and runs again on a reader's thread, as
-a read past its budget does on SQLite. A read of one statement has no snapshot to keep: on
-a thread it runs in autocommit too, each statement on its own.
+without a connection (an :class:`Unconnected` stands for it), inside a greenlet of its own
+(:func:`run_ahead`). A statement it asks for through its :class:`Ahead` suspends that
+greenlet; the loop awaits the statement on one of :class:`AsyncReads`' connections
+(asyncpg's, ADR 0046), serving other requests meanwhile, and resumes the read with the
+rows. The read runs once, through (ADR 0054; before, it stopped at its first statement and
+ran again from the start with the rows). What asks more than :data:`MOST_AHEAD`
+statements, anything the session cannot give from rows (a statement through SQLAlchemy),
+or a statement the database refused (:class:`AheadFailed`), stops with :class:`NotOnLoop`
+at that statement, before the read answered or recorded anything, and runs again on a
+reader's thread, as a read past its budget does on SQLite. A read of one statement has no
+snapshot to keep: on a thread it runs in autocommit too, each statement on its own.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ import asyncio
 import collections
 import contextlib
 import re
-from collections.abc import AsyncGenerator
+import threading
+from collections.abc import AsyncGenerator, Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import greenlet
 
 from gateway.store.engine import PLANS
 
@@ -39,11 +44,12 @@ __all__ = [
     "LOOP_CONNECTIONS",
     "MOST_AHEAD",
     "Ahead",
+    "AheadFailed",
     "AsyncReads",
     "NotOnLoop",
-    "Prefetch",
     "Unconnected",
     "numbered",
+    "run_ahead",
 ]
 
 #: the statements a read on the loop may ask for before it goes to a reader's thread
@@ -51,58 +57,153 @@ MOST_AHEAD = 2
 #: the asynchronous connections of a process's event loop, at most
 LOOP_CONNECTIONS = 8
 
+_T = TypeVar("_T")
+
 
 class NotOnLoop(Exception):
     """A read on the event loop asked for what it can only get on a thread: nothing was
     answered nor recorded, and it runs again on a reader's thread."""
 
 
-class Prefetch(Exception):
-    """A read on the event loop asked for the rows of a statement it has not been given:
-    nothing was answered nor recorded; the edge runs ``sql`` with ``params`` and the read
-    again with its rows."""
+class AheadFailed(NotOnLoop):
+    """The database (or the connection to it) refused a statement a read on the loop asked
+    for: the read runs again on a reader's thread, which answers the failure as ever.
+    ``failure`` names the error's type, never its message (which may hold values)."""
+
+    def __init__(self, failure: str) -> None:
+        super().__init__("a statement run ahead failed")
+        self.failure = failure
+
+
+class _Asked:
+    """What a read's greenlet hands the loop: a statement to await, with its values."""
+
+    __slots__ = ("params", "sql")
 
     def __init__(self, sql: str, params: Any) -> None:
-        super().__init__("a statement to run ahead")
         self.sql = sql
         self.params = params
 
 
-def _key(sql: str, params: Any) -> tuple[str, Any]:
-    """The statement and its values as a key; a value that cannot be one (a list bound as
-    a whole) is :class:`NotOnLoop`: such a statement is run on a thread."""
-    key = (sql, tuple(sorted(params.items())) if isinstance(params, dict) else tuple(params))
-    try:
-        hash(key)
-    except TypeError:
-        raise NotOnLoop from None
-    return key
+#: what a read's greenlet hands the loop when the read has finished (returned or raised)
+_FINISHED = object()
+#: the idle greenlets a thread keeps for reads on its loop, at most
+READERS_KEPT = 64
+
+
+class _Reader(greenlet.greenlet):
+    """A greenlet that runs reads on the loop, one after another (:func:`run_ahead`). Each
+    is kept for the next: making one cost 8 µs and letting it go 15 more (its own stack of
+    frames, which the interpreter maps and unmaps), a switch there and back under one."""
+
+    def __init__(self) -> None:
+        super().__init__(self._serve)
+        #: the read to run next, and what the last one returned or raised
+        self.call: Callable[[], Any] | None = None
+        self.returned: Any = None
+        self.raised: BaseException | None = None
+
+    def _serve(self) -> None:
+        while True:
+            call, self.call = self.call, None
+            assert call is not None
+            try:
+                self.returned = call()
+            except greenlet.GreenletExit:  # the greenlet itself is let go
+                raise
+            except BaseException as error:  # handed to the loop, which raises it
+                self.raised = error
+            del call
+            assert self.parent is not None
+            self.parent.switch(_FINISHED)
+
+
+class _Unwind(BaseException):
+    """Thrown into a read whose request was cancelled while it waited for a statement: it
+    unwinds (its sessions close) past any handler of errors."""
+
+
+_readers = threading.local()
+
+
+def _reader() -> _Reader:
+    """An idle greenlet of this thread's, or a new one."""
+    idle: list[_Reader] = _readers.__dict__.setdefault("idle", [])
+    return idle.pop() if idle else _Reader()
+
+
+def _kept(reader: _Reader) -> None:
+    idle: list[_Reader] = _readers.__dict__.setdefault("idle", [])
+    if len(idle) < READERS_KEPT:
+        idle.append(reader)
 
 
 class Ahead:
-    """The rows of the statements run ahead for one read on the event loop, by statement
-    and parameters."""
+    """The statements one read on the event loop asks for: each suspends the read's
+    greenlet until the loop has its rows (:func:`run_ahead`)."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ("asked",)
 
     def __init__(self) -> None:
-        self._rows: dict[tuple[str, Any], list[Any]] = {}
+        #: the statements asked so far
+        self.asked = 0
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self.asked
 
     def rows(self, sql: str, params: Any) -> list[Any]:
-        """The rows given for ``sql`` with ``params``; :class:`Prefetch` when there are none
-        yet, :class:`NotOnLoop` when as many statements ran ahead as a read may ask."""
-        found = self._rows.get(_key(sql, params))
-        if found is not None:
-            return found
-        if len(self._rows) >= MOST_AHEAD:
+        """The rows of ``sql`` with ``params``, awaited on the loop while this read waits;
+        :class:`NotOnLoop` when as many statements ran ahead as a read may ask, for a value
+        bound as a whole list or mapping (psycopg adapts those by its own rules, which the
+        loop's driver does not share), or outside :func:`run_ahead`; :class:`AheadFailed`
+        when the database refused the statement."""
+        if self.asked >= MOST_AHEAD:
             raise NotOnLoop
-        raise Prefetch(sql, params)
+        values = params.values() if isinstance(params, dict) else params
+        if any(isinstance(value, (list, dict)) for value in values):
+            raise NotOnLoop
+        current = greenlet.getcurrent()
+        if not isinstance(current, _Reader) or current.parent is None:
+            raise NotOnLoop
+        self.asked += 1
+        rows: list[Any] = current.parent.switch(_Asked(sql, params))
+        return rows
 
-    def give(self, sql: str, params: Any, rows: list[Any]) -> None:
-        self._rows[_key(sql, params)] = rows
+
+async def run_ahead(reads: AsyncReads, call: Callable[[], _T]) -> _T:
+    """``call()``, a read on the event loop, run in a greenlet (one this thread keeps for
+    such reads): each statement it asks through an :class:`Ahead` is awaited on ``reads``
+    while other requests are served, and the read resumed with its rows. A statement the
+    database refused resumes it with :class:`AheadFailed`; a cancellation (the request
+    gone, the loop stopping) unwinds it and is raised. What ``call`` raises is raised here.
+
+    The greenlet runs in the context of the task that awaits it: the read sees its own
+    request's context, as it would on a thread with ``asyncio.to_thread``."""
+    here = greenlet.getcurrent()
+    reader = _reader()
+    reader.parent = here
+    reader.gr_context = here.gr_context
+    reader.call = call
+    step = reader.switch()
+    while step is not _FINISHED:
+        assert isinstance(step, _Asked)
+        try:
+            rows = await reads.rows(step.sql, step.params)
+        except Exception as error:
+            step = reader.throw(AheadFailed(type(error).__name__))
+        except BaseException:
+            if reader.throw(_Unwind()) is _FINISHED:  # else it asks on: let it go
+                reader.raised = None
+                _kept(reader)
+            raise
+        else:
+            step = reader.switch(rows)
+    returned, raised = reader.returned, reader.raised
+    reader.returned = reader.raised = None
+    _kept(reader)
+    if raised is not None:
+        raise raised
+    return cast(_T, returned)
 
 
 class Unconnected:

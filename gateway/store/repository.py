@@ -323,14 +323,14 @@ class Budget:
     (counted in steps of a thousand, so a read may run up to a step past it). A read on the
     event loop holds every other request back while it runs; with a budget, one that turns
     out large is stopped early instead (ADR 0022). On PostgreSQL the instructions are not
-    counted; ``ahead`` holds the rows of the statements run ahead for the read (ADR 0039)."""
+    counted; ``ahead`` asks the read's statements on the loop (ADR 0039, ADR 0054)."""
 
     __slots__ = ("ahead", "instructions", "spent")
 
     def __init__(self, instructions: int, ahead: Ahead | None = None) -> None:
         self.instructions = instructions
         self.spent = 0
-        #: on PostgreSQL, the statements run ahead for the read (ADR 0039)
+        #: on PostgreSQL, the statements the read asks on the loop (ADR 0039, ADR 0054)
         self.ahead = ahead
 
     @property
@@ -473,9 +473,9 @@ class Store:
         rolls back and raises :class:`OverBudget`. It runs on a connection this thread keeps
         from one such read to the next (the loop serves one at a time): taking one from the
         pool and giving it back cost more than a read of one resource (ADR 0022). On
-        PostgreSQL the session has no connection: its statements' rows are those run ahead
-        (``budget.ahead``), and one not run yet raises :class:`~gateway.store.ahead.Prefetch`
-        (ADR 0039); a read of one snapshot raises :class:`~gateway.store.ahead.NotOnLoop`.
+        PostgreSQL the session has no connection: its statements are awaited on the loop
+        while the read waits in its greenlet (``budget.ahead``, ADR 0039, ADR 0054); a read
+        of one snapshot raises :class:`~gateway.store.ahead.NotOnLoop`.
 
         The budgeted read on SQLite is an object of its own, not a generator's context
         (ADR 0051): it serves most requests, and the generator's machinery cost as much as

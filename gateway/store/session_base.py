@@ -324,7 +324,7 @@ class SessionBase:
         #: current rows read ahead for this transaction's writes, by (type, id); None for
         #: a resource that has none (see ``Session.read_ahead``)
         self._read_ahead: dict[tuple[str, str], Current | None] = {}
-        #: a read on the event loop on PostgreSQL: its statements' rows, run ahead (ADR 0039)
+        #: a read on the event loop on PostgreSQL: asks its statements there (ADR 0039, 0054)
         self.ahead: Ahead | None = None
         #: the driver's connection of ``connection``, once a statement asked for it
         self._driver: Any = None
@@ -417,7 +417,8 @@ class SessionBase:
 
     def driver_rows(self, sql: str, params: Any) -> list[Any]:
         """The rows of compiled SQL run by the driver in this session's transaction (or,
-        on the event loop on PostgreSQL, run ahead: ADR 0039)."""
+        on the event loop on PostgreSQL, awaited there while the read waits: ADR 0039, ADR
+        0054)."""
         if self.ahead is not None:
             return self.ahead.rows(sql, params)
         driver = self._driver

@@ -1,6 +1,7 @@
-"""Reads on the event loop on PostgreSQL, their statement run ahead on an asynchronous
-connection (ADR 0039): what a read asks for, what it may not, the connections, and the
-reads themselves over real HTTP with real tokens, as a thread would answer them."""
+"""Reads on the event loop on PostgreSQL, their statements awaited on an asynchronous
+connection while the read waits in a greenlet (ADR 0039, ADR 0054): what a read asks for,
+what it may not, the connections, and the reads themselves over real HTTP with real
+tokens, as a thread would answer them."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from gateway.interactions.model import Services
 from gateway.store.ahead import (
     MOST_AHEAD,
     Ahead,
+    AheadFailed,
     AsyncReads,
     NotOnLoop,
-    Prefetch,
     Unconnected,
     numbered,
+    run_ahead,
 )
 from gateway.store.repository import Budget
 from tests.smart import account, bearer, login
@@ -32,20 +34,164 @@ def _postgresql(services: Services) -> None:
         pytest.skip("on SQLite a read on the loop runs its statements there (ADR 0022)")
 
 
-def test_a_read_is_given_the_rows_it_asked_for_and_asks_at_most_so_many() -> None:
+class _Answers:
+    """Stands for :class:`AsyncReads` outside a database: the rows of each statement from
+    a table, a statement not in it refused as a driver would; what was asked, in order."""
+
+    def __init__(self, rows: dict[str, list[Any]]) -> None:
+        self._rows = rows
+        self.asked: list[tuple[str, Any]] = []
+
+    async def rows(self, sql: str, params: Any) -> list[Any]:
+        self.asked.append((sql, params))
+        await asyncio.sleep(0)  # the loop serves others meanwhile
+        if sql not in self._rows:
+            raise LookupError(f"no such statement: {sql}")
+        return self._rows[sql]
+
+
+def test_a_read_is_given_the_rows_it_asks_for_and_asks_at_most_so_many() -> None:
+    """Each statement suspends the read until the loop has its rows, and the read goes on
+    from there, once; the statement past :data:`MOST_AHEAD`, a value the loop's driver
+    would adapt otherwise, and a read outside :func:`run_ahead` are :class:`NotOnLoop`."""
+    answers = _Answers({f"SELECT {n}": [(n,)] for n in range(MOST_AHEAD + 1)})
     ahead = Ahead()
-    with pytest.raises(Prefetch) as asked:
-        ahead.rows("SELECT 1 WHERE %(a)s = %(b)s", {"b": 2, "a": 1})
-    assert asked.value.params == {"b": 2, "a": 1}
-    ahead.give("SELECT 1 WHERE %(a)s = %(b)s", {"a": 1, "b": 2}, [(1,)])
-    assert ahead.rows("SELECT 1 WHERE %(a)s = %(b)s", {"b": 2, "a": 1}) == [(1,)]
-    for n in range(1, MOST_AHEAD):
-        ahead.give("SELECT %s", (n,), [(n,)])
+    steps: list[str] = []
+
+    def read() -> list[Any]:
+        steps.append("started")
+        rows = [ahead.rows(f"SELECT {n}", {"n": n}) for n in range(MOST_AHEAD)]
+        steps.append("answered")
+        return rows
+
+    got = asyncio.run(run_ahead(answers, read))
+    assert got == [[(n,)] for n in range(MOST_AHEAD)]
+    assert steps == ["started", "answered"]  # one run, through
+    assert answers.asked == [(f"SELECT {n}", {"n": n}) for n in range(MOST_AHEAD)]
     assert len(ahead) == MOST_AHEAD
-    with pytest.raises(NotOnLoop):  # one more: the read goes to a reader's thread
-        ahead.rows("SELECT %s", (99,))
-    with pytest.raises(NotOnLoop):  # a value that is no key: so is the statement
-        Ahead().rows("SELECT %(ids)s", {"ids": ["a", "b"]})
+
+    def one_more() -> list[Any]:
+        return ahead.rows(f"SELECT {MOST_AHEAD}", ())
+
+    with pytest.raises(NotOnLoop):  # the read goes to a reader's thread
+        asyncio.run(run_ahead(answers, one_more))
+    assert len(answers.asked) == MOST_AHEAD  # and nothing more was asked
+
+    for value in (["a", "b"], {"a": 1}):
+        with pytest.raises(NotOnLoop):
+            asyncio.run(run_ahead(answers, lambda v=value: Ahead().rows("SELECT 0", {"v": v})))
+    with pytest.raises(NotOnLoop):  # not in a read's greenlet: nothing to suspend
+        Ahead().rows("SELECT 0", ())
+
+
+def test_reads_on_the_loop_wait_for_their_statements_side_by_side() -> None:
+    """Two reads on one loop: the first waits for its statement while the second runs and
+    finishes; each is given its own rows, in its own request's context."""
+    import contextvars
+
+    request: contextvars.ContextVar[str] = contextvars.ContextVar("request")
+    order: list[str] = []
+
+    class Slow(_Answers):
+        async def rows(self, sql: str, params: Any) -> list[Any]:
+            order.append(f"asked {sql}")
+            if sql == "SELECT slow":
+                await asyncio.sleep(0.05)
+            return await super().rows(sql, params)
+
+    answers = Slow({"SELECT slow": [("slow",)], "SELECT quick": [("quick",)]})
+
+    def read(sql: str) -> tuple[str, Any]:
+        rows = Ahead().rows(sql, ())
+        order.append(f"answered {sql}")
+        return request.get(), rows
+
+    async def serve(name: str, sql: str) -> tuple[str, Any]:
+        request.set(name)
+        return await run_ahead(answers, lambda: read(sql))
+
+    async def both() -> list[tuple[str, Any]]:
+        return list(await asyncio.gather(serve("one", "SELECT slow"), serve("two", "SELECT quick")))
+
+    assert asyncio.run(both()) == [("one", [("slow",)]), ("two", [("quick",)])]
+    assert order == [
+        "asked SELECT slow",
+        "asked SELECT quick",
+        "answered SELECT quick",
+        "answered SELECT slow",
+    ]
+
+
+def test_a_refused_statement_or_a_cancelled_request_unwinds_the_read() -> None:
+    """A statement the driver refused resumes the read with :class:`AheadFailed`, which
+    names the error's type, not its message; a request cancelled while its statement is
+    awaited unwinds the read (its sessions close) and is cancelled."""
+    closed: list[str] = []
+
+    def read(sql: str) -> list[Any]:
+        try:
+            return Ahead().rows(sql, ())
+        finally:
+            closed.append(sql)
+
+    with pytest.raises(AheadFailed) as failed:
+        asyncio.run(run_ahead(_Answers({}), lambda: read("SELECT secret")))
+    assert failed.value.failure == "LookupError"
+    assert "secret" not in str(failed.value)
+    assert closed == ["SELECT secret"]
+
+    class Never(_Answers):
+        async def rows(self, sql: str, params: Any) -> list[Any]:
+            await asyncio.sleep(3600)
+            return []
+
+    async def cancelled() -> None:
+        task = asyncio.ensure_future(run_ahead(Never({}), lambda: read("SELECT waiting")))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancelled())
+    assert closed == ["SELECT secret", "SELECT waiting"]
+
+
+def test_the_greenlets_of_reads_are_kept_and_hold_nothing_of_the_last() -> None:
+    """A read's greenlet serves the next read too (making one costs more than a read's own
+    work); what a read returned, raised or was cancelled with is not kept with it, and a
+    read that raised leaves its greenlet fit for the next."""
+    import gc
+    import weakref
+
+    import greenlet
+
+    answers = _Answers({"SELECT 1": [(1,)]})
+    seen: list[Any] = []
+
+    class Answer:
+        pass
+
+    def read() -> Answer:
+        seen.append(greenlet.getcurrent())
+        Ahead().rows("SELECT 1", ())
+        return Answer()
+
+    def failing() -> None:
+        seen.append(greenlet.getcurrent())
+        raise KeyError("gone")
+
+    async def reads() -> weakref.ref[Answer]:
+        answer = weakref.ref(await run_ahead(answers, read))
+        with pytest.raises(KeyError):
+            await run_ahead(answers, failing)
+        await run_ahead(answers, read)
+        return answer
+
+    answer = asyncio.run(reads())
+    gc.collect()
+    assert answer() is None  # the greenlet, kept, holds none of it
+    assert len({id(g) for g in seen}) == 1  # one greenlet, three reads
+    assert seen[0] is not greenlet.getcurrent()
 
 
 def test_the_dialects_placeholders_are_numbered_as_postgresqls_own() -> None:
@@ -124,9 +270,9 @@ def test_a_session_on_the_loop_has_a_dialect_and_nothing_else() -> None:
 
 
 def test_a_read_asks_its_statement_and_answers_from_its_rows(services: Services) -> None:
-    """The read by id of the thread's path, in a session without a connection: it stops
-    at its statement, and given the rows it answers what the thread's read answers. A read
-    of one snapshot is not for the loop."""
+    """The read by id of the thread's path, in a session without a connection: its
+    statement is awaited on the loop's connection, and the read answers what the thread's
+    read answers. A read of one snapshot is not for the loop."""
     _postgresql(services)
     store = services.store
 
@@ -136,22 +282,20 @@ def test_a_read_asks_its_statement_and_answers_from_its_rows(services: Services)
     store.write(put)
     with store.read(snapshot=False) as session:
         expected = session.current("Patient", "anna")
-    budget = Budget(1, Ahead())
-    assert budget.ahead is not None
-    with pytest.raises(Prefetch) as asked, store.read(snapshot=False, budget=budget) as session:
-        session.current("Patient", "anna")
     reads = AsyncReads(store.engine)
 
-    async def run() -> list[Any]:
+    def read() -> Any:
+        with store.read(snapshot=False, budget=Budget(1, Ahead())) as session:
+            return session.current("Patient", "anna")
+
+    async def run() -> Any:
         try:
-            return await reads.rows(asked.value.sql, asked.value.params)
+            return await run_ahead(reads, read)
         finally:
             reads.close()
 
-    budget.ahead.give(asked.value.sql, asked.value.params, asyncio.run(run()))
-    with store.read(snapshot=False, budget=budget) as session:
-        assert session.current("Patient", "anna") == expected
-    with pytest.raises(NotOnLoop), store.read(snapshot=True, budget=budget):
+    assert asyncio.run(run()) == expected
+    with pytest.raises(NotOnLoop), store.read(snapshot=True, budget=Budget(1, Ahead())):
         pass
 
 
