@@ -490,3 +490,52 @@ def test_a_consent_on_search_on_the_loop_is_one_statement_and_answers_as_a_threa
     included = httpx.get(search, params=with_patient, headers=headers)
     assert included.status_code == 200 and included.json()["total"] == 7
     assert asked.count("page") == pages + 1  # a thread ran it
+
+
+def test_reads_waiting_on_the_loop_at_once_each_answer_their_own_caller(
+    secure: dict[str, Any], client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two clients read at once, each her own record and the other's, while every
+    statement is held long enough for the reads to wait side by side (ADR 0054): each read
+    answers what it answers alone, under its own caller's consent, never another's."""
+    reads, anna = _anna(secure, client)
+    assert client.put("Patient/bob", json={"resourceType": "Patient", "id": "bob"}).is_success
+    account(secure["security"], "bob", "patient", "Patient/bob")
+    bob = bearer(login(secure["base"], secure["security"], "bob")["access_token"])
+    asks = [(anna, "anna"), (bob, "bob"), (anna, "bob"), (bob, "anna")]
+
+    def alone(headers: dict[str, str], record: str) -> tuple[int, bytes]:
+        answer = httpx.get(f"{secure['base']}/Patient/{record}", headers=headers)
+        return answer.status_code, answer.content
+
+    expected = [alone(headers, record) for headers, record in asks]  # the tokens kept, too
+    assert [status for status, _ in expected] == [200, 200, 404, 404]
+    waiting, most = 0, 0
+    original = reads.rows
+
+    async def held(sql: str, params: Any) -> list[Any]:
+        nonlocal waiting, most
+        waiting += 1
+        most = max(most, waiting)
+        try:
+            await asyncio.sleep(0.02)
+            return await original(sql, params)
+        finally:
+            waiting -= 1
+
+    monkeypatch.setattr(reads, "rows", held)
+
+    async def together() -> list[tuple[int, bytes]]:
+        async with httpx.AsyncClient(base_url=secure["base"]) as at_once:
+            answers = await asyncio.gather(
+                *(
+                    at_once.get(f"/Patient/{record}", headers=headers)
+                    for _ in range(6)
+                    for headers, record in asks
+                )
+            )
+        return [(answer.status_code, answer.content) for answer in answers]
+
+    answered = asyncio.run(together())
+    assert answered == expected * 6
+    assert most > 1  # reads did wait on the loop side by side
