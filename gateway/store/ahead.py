@@ -132,10 +132,15 @@ def _reader() -> _Reader:
     return idle.pop() if idle else _Reader()
 
 
-def _kept(reader: _Reader) -> None:
+def _finished(reader: _Reader) -> tuple[Any, BaseException | None]:
+    """What the read ``reader`` ran returned and raised; the reader, holding neither any
+    more, is kept for the next read."""
+    outcome = reader.returned, reader.raised
+    reader.returned = reader.raised = None
     idle: list[_Reader] = _readers.__dict__.setdefault("idle", [])
     if len(idle) < READERS_KEPT:
         idle.append(reader)
+    return outcome
 
 
 class Ahead:
@@ -147,9 +152,6 @@ class Ahead:
     def __init__(self) -> None:
         #: the statements asked so far
         self.asked = 0
-
-    def __len__(self) -> int:
-        return self.asked
 
     def rows(self, sql: str, params: Any) -> list[Any]:
         """The rows of ``sql`` with ``params``, awaited on the loop while this read waits;
@@ -193,14 +195,11 @@ async def run_ahead(reads: AsyncReads, call: Callable[[], _T]) -> _T:
             step = reader.throw(AheadFailed(type(error).__name__))
         except BaseException:
             if reader.throw(_Unwind()) is _FINISHED:  # else it asks on: let it go
-                reader.raised = None
-                _kept(reader)
+                _finished(reader)
             raise
         else:
             step = reader.switch(rows)
-    returned, raised = reader.returned, reader.raised
-    reader.returned = reader.raised = None
-    _kept(reader)
+    returned, raised = _finished(reader)
     if raised is not None:
         raise raised
     return cast(_T, returned)

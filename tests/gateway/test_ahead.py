@@ -68,7 +68,7 @@ def test_a_read_is_given_the_rows_it_asks_for_and_asks_at_most_so_many() -> None
     assert got == [[(n,)] for n in range(MOST_AHEAD)]
     assert steps == ["started", "answered"]  # one run, through
     assert answers.asked == [(f"SELECT {n}", {"n": n}) for n in range(MOST_AHEAD)]
-    assert len(ahead) == MOST_AHEAD
+    assert ahead.asked == MOST_AHEAD
 
     def one_more() -> list[Any]:
         return ahead.rows(f"SELECT {MOST_AHEAD}", ())
@@ -158,8 +158,8 @@ def test_a_refused_statement_or_a_cancelled_request_unwinds_the_read() -> None:
 
 def test_the_greenlets_of_reads_are_kept_and_hold_nothing_of_the_last() -> None:
     """A read's greenlet serves the next read too (making one costs more than a read's own
-    work); what a read returned, raised or was cancelled with is not kept with it, and a
-    read that raised leaves its greenlet fit for the next."""
+    work); what a read returned or raised is not kept with it, and a read that raised
+    leaves its greenlet fit for the next."""
     import gc
     import weakref
 
@@ -176,20 +176,27 @@ def test_the_greenlets_of_reads_are_kept_and_hold_nothing_of_the_last() -> None:
         Ahead().rows("SELECT 1", ())
         return Answer()
 
+    class Gone(Exception):
+        pass
+
     def failing() -> None:
         seen.append(greenlet.getcurrent())
-        raise KeyError("gone")
+        raise Gone
 
-    async def reads() -> weakref.ref[Answer]:
+    async def reads() -> tuple[weakref.ref[Answer], weakref.ref[Gone]]:
         answer = weakref.ref(await run_ahead(answers, read))
-        with pytest.raises(KeyError):
+        try:
             await run_ahead(answers, failing)
+        except Gone as error:
+            gone = weakref.ref(error)
+        else:
+            raise AssertionError("what the read raised is raised")
         await run_ahead(answers, read)
-        return answer
+        return answer, gone
 
-    answer = asyncio.run(reads())
+    answer, gone = asyncio.run(reads())
     gc.collect()
-    assert answer() is None  # the greenlet, kept, holds none of it
+    assert answer() is None and gone() is None  # the greenlet, kept, holds none of it
     assert len({id(g) for g in seen}) == 1  # one greenlet, three reads
     assert seen[0] is not greenlet.getcurrent()
 
