@@ -10,8 +10,9 @@ request still waits until its own entries are committed; a failure reaches every
 of that batch. No thread of its own: the requests' threads take turns. A request served on
 the event loop (:meth:`GroupCommit.submit_async`) waits without a thread; on SQLite the loop
 commits the batch itself, and tries again a moment later when another writer holds the lock
-or the indexer is too far behind (ADR 0026, ADR 0047). On PostgreSQL a few batches are
-written at once (``writers``), on the loop's asynchronous connections (ADR 0039).
+or the indexer is too far behind (ADR 0026, ADR 0047). On PostgreSQL the loop writes its
+batches on its asynchronous connections (ADR 0039), one at a time as on SQLite: what
+arrives while one is written makes the next, in fewer round trips and commits (ADR 0055).
 
 **Indexer.** An entry is committed as a narrow row of the log as written (on SQLite a
 read's in a file of its own, ADR 0027); :class:`LogIndexer` stores the waiting entries as
@@ -104,11 +105,12 @@ class GroupCommit:
         write_async: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
         patience: float = LOOP_PATIENCE,
     ) -> None:
-        """``writers``: batches written at once (1 on SQLite, whose writers queue for one
-        lock anyway; more on PostgreSQL, where a batch waits on round trips and a commit's
-        flush, and another can be written meanwhile). ``write_now``: commits a batch of
-        requests on the event loop without waiting for a lock, or says it could not (False,
-        nothing written); requests on the loop then lead through it first (SQLite).
+        """``writers``: batches written at once (the gateway writes one at a time: on
+        SQLite its writers queue for one lock anyway, and on PostgreSQL more at once were
+        more round trips and commits for the same entries, ADR 0055). ``write_now``:
+        commits a batch of requests on the event loop without waiting for a lock, or says it
+        could not (False, nothing written); requests on the loop then lead through it first
+        (SQLite).
         ``write_async``: commits a batch on the event loop without a thread, awaiting the
         database; requests on the loop lead through it (PostgreSQL, ADR 0039).
         ``patience``: how long the loop tries again a batch ``write_now`` could not commit

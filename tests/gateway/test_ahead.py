@@ -546,3 +546,44 @@ def test_reads_waiting_on_the_loop_at_once_each_answer_their_own_caller(
     answered = asyncio.run(together())
     assert answered == expected * 6
     assert most > 1  # reads did wait on the loop side by side
+
+
+def test_the_loop_writes_one_batch_of_the_log_at_a_time_and_loses_no_entry(
+    secure: dict[str, Any], client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two dozen reads at once, every statement held a moment: the loop writes the access
+    log one batch at a time, what arrives meanwhile joins the next batch, and every read
+    has its entry committed before it answers (ADR 0055)."""
+    reads, anna = _anna(secure, client)
+    assert httpx.get(f"{secure['base']}/Patient/anna", headers=anna).status_code == 200
+    in_flight, most, batches = 0, 0, []
+    original = reads.rows
+
+    async def held(sql: str, params: Any) -> list[Any]:
+        nonlocal in_flight, most
+        a_log = "INSERT INTO access_log" in sql
+        if a_log:
+            in_flight += 1
+            most = max(most, in_flight)
+        try:
+            await asyncio.sleep(0.02)
+            rows = await original(sql, params)
+        finally:
+            in_flight -= a_log
+        if a_log:
+            batches.append(len(params) // 2)  # (recorded, content) an entry
+        return rows
+
+    monkeypatch.setattr(reads, "rows", held)
+
+    async def together() -> list[int]:
+        async with httpx.AsyncClient(base_url=secure["base"]) as at_once:
+            answers = await asyncio.gather(
+                *(at_once.get("/Patient/anna", headers=anna) for _ in range(24))
+            )
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(together()) == [200] * 24
+    assert most == 1
+    assert sum(batches) == 24  # each read's own entry, committed before it answered
+    assert len(batches) < 24  # entries that waited went together
