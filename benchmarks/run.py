@@ -15,11 +15,16 @@ Needs ``wrk`` (Debian: ``apt-get install wrk``). Absolute figures move about +/-
 between runs on shared machines: compare ratios, run several times, quote the median.
 
 Usage: python benchmarks/run.py [--steps 10000,100000] [--per-patient 200] [--duration 10]
-       [--workers 2] [--database-url postgresql+psycopg://postgres@127.0.0.1/bench]
-       [--consent] [--skip-create] [--repeat N] [--checkout DIR] [--json FILE]
+       [--workers 2 | --workers 1,2,4] [--database-url postgresql+psycopg://postgres@127.0.0.1/test]
+       [--against-sqlite] [--consent] [--skip-create] [--repeat N] [--checkout DIR] [--json FILE]
 
-``--repeat N`` makes N whole runs on fresh SQLite stores and ends with the median of each
-ratio (each ratio taken within its own run).
+Every run is on a fresh store: on SQLite a new file; on PostgreSQL a new database on the
+server of ``--database-url`` (made through that URL's own database and dropped after the
+run). ``--workers 1,2,4`` makes a run per number of gateway processes and ends with their
+curve. ``--against-sqlite`` (with ``--database-url`` and ``--consent``) then makes one run
+on SQLite at one process and sets each PostgreSQL run's consent-on figures beside it.
+``--repeat N`` makes N whole runs of each and ends with the median of each ratio (each
+ratio taken within its own run).
 """
 
 from __future__ import annotations
@@ -39,10 +44,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 #: the checkout whose gateway is measured (``--checkout``; this one by default)
@@ -416,9 +425,23 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--workers",
+        default="2",
+        help="gateway processes; a list (1,2,4) makes a run of each and ends with their curve",
+    )
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="PostgreSQL: a database on the server to measure on; each run makes its own there",
+    )
+    parser.add_argument(
+        "--against-sqlite",
+        action="store_true",
+        help="with --database-url and --consent: then one SQLite run at one process, and each "
+        "PostgreSQL run's consent-on figures beside it",
+    )
     parser.add_argument("--skip-create", action="store_true")
     parser.add_argument(
         "--consent",
@@ -429,7 +452,7 @@ def main() -> None:
         "--repeat",
         type=int,
         default=1,
-        help="whole runs, each on a fresh store (SQLite), then the median of each ratio",
+        help="whole runs of each, each on a fresh store, then the median of each ratio",
     )
     parser.add_argument(
         "--checkout",
@@ -441,30 +464,87 @@ def main() -> None:
     args = parser.parse_args()
     global CODE  # noqa: PLW0603 (one setting for the whole run, read where processes start)
     CODE = pathlib.Path(args.checkout).resolve() if args.checkout else ROOT
+    counts = worker_counts(args.workers)
+    if args.repeat < 1:
+        raise SystemExit("--repeat is a positive number")
+    if args.database_url and not args.database_url.startswith("postgresql"):
+        raise SystemExit("--database-url is for PostgreSQL: on SQLite each run makes a new file")
+    if args.against_sqlite and not (args.database_url and args.consent):
+        raise SystemExit(
+            "--against-sqlite compares PostgreSQL's consent-on figures: it needs "
+            "--database-url and --consent"
+        )
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
-    if args.repeat < 1 or (args.repeat > 1 and args.database_url):
-        raise SystemExit("--repeat is a positive number; above 1 only on SQLite (a fresh file)")
     runs = []
-    for _ in range(args.repeat):
-        results = measure(args)
-        report(results)
-        out = ROOT / "benchmarks" / "results"
-        out.mkdir(exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        (out / f"run-{stamp}.json").write_text(json.dumps(results, indent=2))
-        runs.append(results)
-    if len(runs) > 1:
-        medians(runs)
+    for workers in counts:
+        same = []
+        for _ in range(args.repeat):
+            same.append(measured(args, args.database_url, workers))
+        if len(same) > 1:
+            medians(same)
+        runs += same
+    if len(counts) > 1:
+        curve(runs)
+    if args.against_sqlite:
+        sqlite = measured(args, "", 1)
+        against(runs, sqlite)
+        runs.append(sqlite)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(runs, indent=2))
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """One whole run on a fresh store: the figures :func:`report` prints."""
+def worker_counts(text: str) -> list[int]:
+    """``--workers``: one number of gateway processes, or a list of them (``1,2,4``)."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise SystemExit("--workers is a number of processes, or a list of them: 1,2,4") from None
+    if not counts or min(counts) < 1:
+        raise SystemExit("--workers is a number of processes, or a list of them: 1,2,4")
+    return counts
+
+
+def measured(args: argparse.Namespace, database_url: str, workers: int) -> dict[str, Any]:
+    """One whole run with ``workers`` gateway processes on a fresh store (on PostgreSQL a
+    database of its own on ``database_url``'s server), reported and kept under
+    benchmarks/results/."""
+    name = f"eigendossier_bench_{uuid.uuid4().hex[:12]}"
+    with fresh_database(database_url, name) as url:
+        results = measure(argparse.Namespace(**{**vars(args), "workers": workers}), url)
+    report(results)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (out / f"run-{stamp}-{workers}.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+@contextmanager
+def fresh_database(url: str, name: str) -> Iterator[str]:
+    """A new PostgreSQL database ``name`` on ``url``'s server (through ``url``'s own
+    database), dropped afterwards; its URL. An SQLite URL (or none) is given back as it
+    is: :func:`measure` makes a fresh file for every run."""
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    server = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.dispose()
+
+
+def measure(args: argparse.Namespace, database_url: str = "") -> dict[str, Any]:
+    """One whole run on ``database_url`` (empty: a new SQLite file): the figures
+    :func:`report` prints."""
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="eigendossier-bench-"))
     db_file = workdir / "bench.db"
-    database_url = args.database_url or f"sqlite:///{db_file}"
+    database_url = database_url or f"sqlite:///{db_file}"
     port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     env = {**os.environ, "PYTHONPATH": str(CODE)}
@@ -794,6 +874,64 @@ def medians(runs: list[dict[str, Any]]) -> None:
             spent = [processor_per_request(r["consent"][kind]) for r in runs]
             each = [", ".join(f"{s.get(k, 0):.0f}" for s in spent) for k in ("gateway", "indexer")]
             print(f"| {label} | {each[0]} | {each[1]} |")
+
+
+def _by_workers(runs: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for results in runs:
+        grouped.setdefault(results["workers"], []).append(results)
+    return grouped
+
+
+def _median_rate(runs: list[dict[str, Any]], pick: Any) -> float:
+    return statistics.median(pick(results)["rps"] for results in runs)
+
+
+def curve(runs: list[dict[str, Any]]) -> None:
+    """The figures by number of gateway processes (the median of each count's runs): the
+    open read and, with ``--consent``, the consent-on read and search and the processor
+    time per consent-on read."""
+    print(f"\nBy gateway processes; {runs[0]['database']}; wrk {runs[0]['wrk']}")
+    print(
+        "| processes | open read req/s | consent-on read req/s | consent-on search req/s "
+        "| gateway, indexer µs a consent-on read |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    for workers, same in sorted(_by_workers(runs).items()):
+        cells = [f"{_median_rate(same, lambda r: r['steps'][-1]['read']):,.0f}"]
+        if all("consent" in r for r in same):
+            cells.append(f"{_median_rate(same, lambda r: r['consent']['read']):,.0f}")
+            cells.append(f"{_median_rate(same, lambda r: r['consent']['reference']):,.0f}")
+            spent = [processor_per_request(r["consent"]["read"]) for r in same]
+            gateway = statistics.median(s.get("gateway", 0.0) for s in spent)
+            indexer = statistics.median(s.get("indexer", 0.0) for s in spent)
+            cells.append(f"{gateway:,.0f}, {indexer:,.0f}")
+        else:
+            cells += ["", "", ""]
+        print(f"| {workers} | " + " | ".join(cells) + " |")
+
+
+def against(runs: list[dict[str, Any]], sqlite: dict[str, Any]) -> None:
+    """Each PostgreSQL run's consent-on read and search (the median of each count of
+    processes) beside SQLite's at one process, as how many times SQLite's rate is theirs."""
+    read = sqlite["consent"]["read"]["rps"]
+    search = sqlite["consent"]["reference"]["rps"]
+    print(
+        f"\nConsent on, {runs[0]['database']} against SQLite at one process; wrk {runs[0]['wrk']}"
+    )
+    print(
+        "| store | processes | read req/s | SQLite's rate over this | search req/s "
+        "| SQLite's rate over this |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for workers, same in sorted(_by_workers(runs).items()):
+        ours_read = _median_rate(same, lambda r: r["consent"]["read"])
+        ours_search = _median_rate(same, lambda r: r["consent"]["reference"])
+        print(
+            f"| {runs[0]['database']} | {workers} | {ours_read:,.0f} | {read / ours_read:.2f}x "
+            f"| {ours_search:,.0f} | {search / ours_search:.2f}x |"
+        )
+    print(f"| sqlite | 1 | {read:,.0f} | 1.00x | {search:,.0f} | 1.00x |")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ apart say little about a change. This runs ``benchmarks/run.py`` on the two alte
 the same machine in the same minutes: the commit ``--base`` (exported from git into a
 temporary directory) and this checkout as it is on disk, uncommitted changes included. Odd
 rounds start with the base, even rounds with this checkout, so that a drift of the machine's
-speed weighs on both alike. Each run is on a fresh store: on SQLite ``run.py`` makes one; on
-PostgreSQL (``--database-url``) each run gets a database of its own on that server, dropped
+speed weighs on both alike. Each run is on a fresh store, which ``run.py`` makes: on SQLite
+a new file; on PostgreSQL (``--database-url``) a database of its own on that server, dropped
 after it.
 
 It ends with a table per path: each run's figures, their medians and the change. The
@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -117,28 +116,6 @@ def exported(revision: str) -> Iterator[pathlib.Path]:
         yield tree
 
 
-@contextmanager
-def fresh_database(url: str, name: str) -> Iterator[str]:
-    """A new PostgreSQL database ``name`` on ``url``'s server (through ``url``'s own
-    database), dropped afterwards; its URL. An SQLite URL (or none) is given back as is:
-    ``run.py`` makes a fresh file for every run."""
-    if not url.startswith("postgresql"):
-        yield url
-        return
-    from sqlalchemy import create_engine  # noqa: PLC0415
-    from sqlalchemy.engine import make_url  # noqa: PLC0415
-
-    server = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with server.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        server.dispose()
-
-
 def measure(checkout: pathlib.Path | None, options: list[str], database_url: str) -> dict[str, Any]:
     """One ``run.py`` run of ``checkout``'s gateway (None: this checkout); its results."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
@@ -151,6 +128,17 @@ def measure(checkout: pathlib.Path | None, options: list[str], database_url: str
         subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         runs: list[dict[str, Any]] = json.loads(pathlib.Path(out.name).read_text())
     return runs[0]
+
+
+def _values_of(option: str, options: Sequence[str]) -> list[str]:
+    """The values given to ``option`` in ``options`` (``--option value`` or ``--option=value``)."""
+    found = []
+    for index, word in enumerate(options):
+        if word == option and index + 1 < len(options):
+            found.append(options[index + 1])
+        elif word.startswith(f"{option}="):
+            found.append(word.partition("=")[2])
+    return found
 
 
 def main() -> None:
@@ -167,6 +155,8 @@ def main() -> None:
     options = [o for o in args.options if o != "--"]
     if any(o.startswith(("--repeat", "--database-url", "--json", "--checkout")) for o in options):
         raise SystemExit("--repeat, --database-url, --json and --checkout are this script's")
+    if "--against-sqlite" in options or any("," in o for o in _values_of("--workers", options)):
+        raise SystemExit("one run of each side a round: one --workers, no --against-sqlite")
     if args.rounds < 1:
         raise SystemExit("--rounds is a positive number")
     if args.database_url and not args.database_url.startswith("postgresql"):
@@ -177,9 +167,7 @@ def main() -> None:
         for number in range(1, args.rounds + 1):
             sides = [("base", tree), ("ours", None)]
             for side, checkout in sides if number % 2 else reversed(sides):
-                name = f"turns_{number}_{side}_{uuid.uuid4().hex[:8]}"
-                with fresh_database(args.database_url, name) as url:
-                    results = measure(checkout, options, url)
+                results = measure(checkout, options, args.database_url)
                 (base_runs if side == "base" else our_runs).append(results)
                 print(f"round {number}: {side} done", file=sys.stderr, flush=True)
     print(f"\n{base_runs[0]['machine']}; {base_runs[0]['database']}; wrk {base_runs[0]['wrk']}")

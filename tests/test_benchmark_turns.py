@@ -1,17 +1,14 @@
-"""``benchmarks/turns.py``: the figures it compares, the tree it exports, the databases it
-makes. The runs themselves need wrk and minutes; CI does not time anything."""
+"""``benchmarks/turns.py``: the figures it compares, the tree it exports, what it refuses.
+The runs themselves need wrk and minutes; CI does not time anything."""
 
 from __future__ import annotations
 
 import pathlib
 import subprocess
 import sys
-import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from benchmarks import turns
 
@@ -93,28 +90,6 @@ def test_the_base_is_the_committed_tree_of_the_revision() -> None:
     assert not kept.exists()  # removed afterwards
 
 
-def test_each_run_gets_a_database_of_its_own(own_database: str) -> None:
-    """On PostgreSQL a new database on the same server, dropped afterwards; an SQLite URL
-    is given back as it is (``run.py`` makes a fresh file)."""
-    name = f"turns_test_{uuid.uuid4().hex[:8]}"
-    with turns.fresh_database(own_database, name) as url:
-        if not own_database.startswith("postgresql"):
-            assert url == own_database
-            return
-        assert make_url(url).database == name
-        engine = create_engine(url)
-        with engine.connect() as connection:
-            assert connection.execute(text("SELECT current_database()")).scalar() == name
-        engine.dispose()
-    server = create_engine(own_database)
-    with server.connect() as connection:
-        found = connection.execute(
-            text("SELECT count(*) FROM pg_database WHERE datname = :name"), {"name": name}
-        ).scalar()
-    server.dispose()
-    assert found == 0
-
-
 @pytest.mark.parametrize(
     ("arguments", "said"),
     [
@@ -122,8 +97,11 @@ def test_each_run_gets_a_database_of_its_own(own_database: str) -> None:
         (["--", "--json", "x.json"], "--repeat, --database-url, --json and --checkout are this"),
         (["--rounds", "0"], "--rounds is a positive number"),
         (["--database-url", "sqlite:///one.db"], "on SQLite each run makes a new file"),
+        (["--", "--workers", "1,2"], "one run of each side a round"),
+        (["--", "--workers=1,4"], "one run of each side a round"),
+        (["--", "--against-sqlite"], "one run of each side a round"),
     ],
-    ids=["repeat", "json", "rounds", "sqlite-url"],
+    ids=["repeat", "json", "rounds", "sqlite-url", "workers", "workers=", "against-sqlite"],
 )
 def test_the_script_refuses_what_would_not_be_a_fair_comparison(
     arguments: list[str], said: str, tmp_path: pathlib.Path
