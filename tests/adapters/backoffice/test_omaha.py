@@ -46,8 +46,22 @@ from tests.smart import backend_app, backend_token, bearer
 TODAY = dt.date.today()
 PERIOD = (TODAY.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
 BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"
-#: the demo month: 42 finished visits of 7 clients; 3 district nursing clients Omaha-coded
-VISITS, CLIENTS = 42, 7
+#: the day of Anna's phone call in the demo, a week before today
+CALLED = TODAY - dt.timedelta(days=7)
+#: the demo month's finished visits: 40 of 7 clients; Mila's on the 29th when the month
+#: has one (not in a February of 28 days); and Anna's phone call when it fell in that month
+#: (in the first seven days of this one). 3 district nursing clients are Omaha-coded
+VISITS = (
+    40
+    + ((TODAY.replace(day=1) - dt.timedelta(days=1)).day >= 29)
+    + (CALLED.strftime("%Y-%m") == PERIOD)
+)
+CLIENTS = 7
+
+
+def _messages(per_message: int) -> int:
+    """The messages an export of the demo month makes at ``per_message`` visits each."""
+    return -(-VISITS // per_message)
 
 
 def _dossier(services: Services) -> InProcessDossier:
@@ -111,10 +125,11 @@ def test_each_finished_visit_is_a_record_with_its_problems_interventions_and_rat
     }
     assert all("rating" not in p for p in middle["problems"])  # rated at first and last only
     assert last["problems"][0]["rating"]["status"] == 3
-    anna_phone = next(r for r in records if r["visit"] == "bezoek-3")
+    called = list(omaha_records(demo, Period.parse(CALLED.isoformat())))
+    anna_phone = next(r for r in called if r["visit"] == "bezoek-3")
     assert anna_phone["problems"] == [] and anna_phone["mode"] == "phone"
-    assert "bsn" not in orjson.dumps(records).decode().lower()
-    assert "Jansen" not in orjson.dumps(records).decode()  # no names: the dossier's ids
+    assert "bsn" not in orjson.dumps(records + called).decode().lower()
+    assert "Jansen" not in orjson.dumps(records + called).decode()  # no names: the dossier's ids
 
 
 def test_a_day_and_a_team_narrow_the_export(demo: InProcessDossier) -> None:
@@ -152,9 +167,12 @@ def test_the_export_is_logged_for_each_client_and_a_rerun_sends_nothing_new(
 ) -> None:
     monkeypatch.setenv("EIGENDOSSIER_DESTINATION_BACKOFFICE", "https://backoffice.test/omaha")
     done = export_omaha(demo, PERIOD, "backoffice", per_message=10)
-    assert (done.visits, done.clients, done.messages, done.new) == (VISITS, CLIENTS, 5, 5)
+    tens = _messages(10)
+    assert (done.visits, done.clients, done.messages, done.new) == (VISITS, CLIENTS, tens, tens)
     rows = _outbox(services)
-    assert [(r.kind, r.res_id, r.state) for r in rows] == [("parcel", "backoffice", "pending")] * 5
+    assert [(r.kind, r.res_id, r.state) for r in rows] == [
+        ("parcel", "backoffice", "pending")
+    ] * tens
     logged = [
         e
         for e in _all(demo, "AuditEvent")
@@ -167,13 +185,13 @@ def test_the_export_is_logged_for_each_client_and_a_rerun_sends_nothing_new(
         == f"Omaha export of 14 visit(s) of {PERIOD} to the back office 'backoffice'"
     )
     again = export_omaha(demo, PERIOD, "backoffice", per_message=10)
-    assert again.new == 0 and len(_outbox(services)) == 5
+    assert again.new == 0 and len(_outbox(services)) == tens
     # one intervention described differently: the message that holds its visit is new
     procedure = next(p for p in _all(demo, "Procedure") if p["id"].startswith("henk-"))
     procedure["note"] = [{"text": "Wond verzorgd en gefotografeerd"}]
     load(services, [procedure], "test: a nurse corrects her note")
     changed = export_omaha(demo, PERIOD, "backoffice", per_message=10)
-    assert changed.new == 1 and len(_outbox(services)) == 6
+    assert changed.new == 1 and len(_outbox(services)) == tens + 1
 
 
 # -- to RabbitMQ --------------------------------------------------------------------------
@@ -280,9 +298,10 @@ def test_messages_reach_the_exchange_persistent_with_their_keys(
     name, queue = exchange
     monkeypatch.setenv("EIGENDOSSIER_DESTINATION_BACKOFFICE", _amqp(5672, name))
     export_omaha(demo, PERIOD, "backoffice", per_message=20)
+    parts = _messages(20)
     worker = Worker(services, DeliverySettings(first_delay=dt.timedelta(0)))
     try:
-        _drain(worker, lambda: outbox_status(services) == {("parcel", "done"): 3})
+        _drain(worker, lambda: outbox_status(services) == {("parcel", "done"): parts})
     finally:
         worker.close()
     received = _consume(queue)
@@ -291,7 +310,7 @@ def test_messages_reach_the_exchange_persistent_with_their_keys(
     assert all(
         p.delivery_mode == 2 and p.content_type == "application/x-ndjson" for p, _ in received
     )
-    assert [p.headers["Part"] for p, _ in received] == ["1/3", "2/3", "3/3"]
+    assert [p.headers["Part"] for p, _ in received] == [f"{n}/{parts}" for n in range(1, parts + 1)]
     lines = [orjson.loads(line) for _, body in received for line in body.splitlines()]
     assert lines == list(omaha_records(demo, Period.parse(PERIOD)))
     with services.store.read() as session:  # delivered: the data is not kept
@@ -309,7 +328,8 @@ def test_rabbitmq_stopped_in_the_middle_of_an_export_loses_nothing(
     proxy.restore()
     monkeypatch.setenv("EIGENDOSSIER_DESTINATION_BACKOFFICE", _amqp(proxy.port, name))
     done = export_omaha(demo, PERIOD, "backoffice", per_message=5)
-    assert done.messages == 9
+    fives = _messages(5)
+    assert done.messages == fives
     settings = DeliverySettings(batch=2, first_delay=dt.timedelta(milliseconds=50), timeout=3)
     worker = Worker(services, settings)
     try:
@@ -317,7 +337,7 @@ def test_rabbitmq_stopped_in_the_middle_of_an_export_loses_nothing(
         proxy.cut()  # the broker is gone
         assert worker.run_once() == 2
         rows = _outbox(services)
-        assert [r.state for r in rows] == ["done"] * 2 + ["pending"] * 7
+        assert [r.state for r in rows] == ["done"] * 2 + ["pending"] * (fives - 2)
         assert [r.attempts for r in rows[2:4]] == [1, 1]
         assert all("broker" in r.last_error for r in rows[2:4])
         assert {r.attempts for r in rows[4:]} == {0}
@@ -325,7 +345,7 @@ def test_rabbitmq_stopped_in_the_middle_of_an_export_loses_nothing(
         worker.run_once()  # due again, and still gone: they wait, nothing is lost
         assert outbox_status(services).get(("parcel", "dead")) is None
         proxy.restore()  # the broker is back
-        _drain(worker, lambda: outbox_status(services) == {("parcel", "done"): 9})
+        _drain(worker, lambda: outbox_status(services) == {("parcel", "done"): fives})
     finally:
         worker.close()
         proxy.cut()
