@@ -304,6 +304,17 @@ def secure(_secure_state: dict[str, Any], services: Services) -> dict[str, Any]:
     return _secure_state
 
 
+def refused_by_script(command: list[str], cwd: pathlib.Path) -> str:
+    """What a benchmark script (``command``, run in the empty folder ``cwd``) said when it
+    refused to start: it failed, and wrote nothing there."""
+    done = subprocess.run(
+        [sys.executable, *command], capture_output=True, text=True, check=False, cwd=cwd
+    )
+    assert done.returncode != 0
+    assert not list(cwd.iterdir())
+    return done.stderr
+
+
 def run_cli(
     *args: str, database: str, cwd: pathlib.Path, input: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:

@@ -4,13 +4,12 @@ The runs themselves need wrk and minutes; CI does not time anything."""
 from __future__ import annotations
 
 import pathlib
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from benchmarks import turns
+from tests.conftest import refused_by_script
 
 
 def _run(
@@ -109,13 +108,4 @@ def test_the_script_refuses_what_would_not_be_a_fair_comparison(
     """Before anything is exported or run: options that are the script's own, no rounds,
     an SQLite file that every run would share."""
     script = str(turns.ROOT / "benchmarks" / "turns.py")
-    done = subprocess.run(
-        [sys.executable, script, "--base", "HEAD", *arguments],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
-    assert done.returncode != 0
-    assert said in done.stderr
-    assert not list(tmp_path.iterdir())
+    assert said in refused_by_script([script, "--base", "HEAD", *arguments], tmp_path)
