@@ -19,7 +19,8 @@ Usage: python benchmarks/turns.py --base HEAD~1 [--rounds 3] [--database-url URL
        -- --steps 2000 --per-patient 100 --duration 5 --workers 1 --consent --skip-create
 
 Everything after ``--`` goes to ``run.py`` as it is, except ``--repeat`` and
-``--database-url`` (the rounds and this script's own option).
+``--database-url`` (the rounds and this script's own option), and what would make more than
+one run of a side in a round (a list of ``--workers``, ``--against-sqlite``).
 """
 
 from __future__ import annotations
